@@ -1,0 +1,1 @@
+"""One module per CLI workflow; each exposes ``register(subparsers)`` and stays thin over the library."""

@@ -1,0 +1,5 @@
+"""EditReward: a Qwen2.5-VL reward model with one Gaussian head per editing dimension."""
+
+from .output import DIMENSIONS, RewardFunction, RewardOutput
+
+__all__ = ["DIMENSIONS", "RewardFunction", "RewardOutput"]

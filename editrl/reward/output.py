@@ -1,0 +1,72 @@
+"""What every reward returns, and the one interface all rewards share.
+
+The in-process EditReward model, the world's exact oracle, the HTTP client of `editrl reward serve`
+and a weighted mix of rewards all implement ``RewardFunction``, so best-of-N, RL and filtering take
+any of them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+import torch
+
+from ..images import ImageLike
+
+DIMENSIONS = ("instruction_following", "visual_quality")
+
+
+@dataclass
+class RewardOutput:
+    """Scores for a batch of B edits over D dimensions (CPU float32 tensors).
+
+    ``mu`` and ``sigma`` are (B, D) per-dimension Gaussian parameters (sigma = exp(log_sigma), as the
+    official heads); ``score`` is the (B,) fused score used to rank edits; ``score_sigma`` its (B,)
+    fused sigma. A reward without uncertainty (e.g. the oracle) sets sigma to zeros.
+    """
+
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    score: torch.Tensor
+    score_sigma: torch.Tensor
+    dimensions: tuple[str, ...] = field(default=DIMENSIONS)
+
+    def __len__(self) -> int:
+        return int(self.score.shape[0])
+
+    def to_records(self) -> list[dict]:
+        """One JSON-ready dict per edit with stable keys: score, score_sigma, mu_<dim>, sigma_<dim>."""
+        records = []
+        for i in range(len(self)):
+            record = {"score": float(self.score[i]), "score_sigma": float(self.score_sigma[i])}
+            for d, dim in enumerate(self.dimensions):
+                record[f"mu_{dim}"] = float(self.mu[i, d])
+                record[f"sigma_{dim}"] = float(self.sigma[i, d])
+            records.append(record)
+        return records
+
+    @staticmethod
+    def cat(outputs: Sequence["RewardOutput"]) -> "RewardOutput":
+        if not outputs:
+            raise ValueError("RewardOutput.cat needs at least one output")
+        return RewardOutput(
+            mu=torch.cat([o.mu for o in outputs]),
+            sigma=torch.cat([o.sigma for o in outputs]),
+            score=torch.cat([o.score for o in outputs]),
+            score_sigma=torch.cat([o.score_sigma for o in outputs]),
+            dimensions=outputs[0].dimensions,
+        )
+
+
+@runtime_checkable
+class RewardFunction(Protocol):
+    """Anything that scores (source, instruction, edit) triples."""
+
+    def score(
+        self,
+        sources: Sequence[ImageLike],
+        instructions: Sequence[str],
+        edits: Sequence[ImageLike],
+        batch_size: int | None = None,
+    ) -> RewardOutput: ...

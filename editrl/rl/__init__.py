@@ -1,0 +1,1 @@
+"""RL post-training of editors: Flow-GRPO and Diffusion-DPO with LoRA."""

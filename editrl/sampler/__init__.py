@@ -1,0 +1,1 @@
+"""Test-time scaling: editor adapters, best-of-N and pruned search."""

@@ -1,0 +1,229 @@
+"""Tiny random-weight builds of the real model classes, made entirely in code.
+
+No weights or tokenizers can be downloaded where editrl is tested, so tests, benchmarks and the
+world's shipped models all start from these builders: the genuine transformers/diffusers classes
+(Qwen2_5_VLForConditionalGeneration, FluxKontextPipeline, QwenImageEditPipeline, ...) at toy sizes,
+with byte-level tokenizers that need no vocabulary file.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
+    Qwen2VLImageProcessorPil,
+    T5Config,
+    T5EncoderModel,
+)
+
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+]
+
+# The Qwen2.5-VL-Instruct chat template (the text of the released chat_template.json).
+QWEN_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def byte_level_tokenizer(special_tokens: list[str], model_max_length: int, **special_kwargs) -> PreTrainedTokenizerFast:
+    """A BPE tokenizer with no merges: 256 byte tokens then the special tokens; encodes any string."""
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(special_tokens)
+    # model_max_length must be set: pipelines pad to it, and the default is 1e30
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length, **special_kwargs)
+
+
+class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+    """A Qwen2.5-VL processor without a video processor.
+
+    The stock class insists on a video processor, which needs torchvision; editrl only ever feeds
+    images, so the processor is built without one.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+
+def tiny_qwen_tokenizer(extra_special_tokens: list[str] = ()) -> PreTrainedTokenizerFast:
+    tokenizer = byte_level_tokenizer(
+        QWEN_SPECIAL_TOKENS, 32768, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    if extra_special_tokens:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
+    return tokenizer
+
+
+def tiny_qwen25vl_config(
+    tokenizer: PreTrainedTokenizerFast,
+    hidden_size: int = 32,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    intermediate_size: int = 37,
+    vision_depth: int = 2,
+    vision_hidden_size: int = 32,
+) -> Qwen2_5_VLConfig:
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    head_dim = hidden_size // num_attention_heads
+    half = head_dim // 2  # mrope_section must sum to head_dim / 2
+    mrope = [half - 2 * (half // 4), half // 4, half // 4]
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+            num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+            num_key_value_heads=num_key_value_heads, max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6},
+            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=vision_depth, hidden_size=vision_hidden_size, intermediate_size=vision_hidden_size,
+            num_heads=4, out_hidden_size=hidden_size, patch_size=14, spatial_merge_size=2,
+            temporal_patch_size=2, window_size=112, fullatt_block_indexes=[vision_depth - 1],
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+def tiny_qwen25vl_processor(
+    tokenizer: PreTrainedTokenizerFast, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112
+) -> ImageOnlyQwen2_5_VLProcessor:
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=14, temporal_patch_size=2, merge_size=2
+    )
+    return ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
+
+
+def tiny_qwen25vl(seed: int = 0, extra_special_tokens: list[str] = (), **config_kwargs):
+    """(model, processor): a random Qwen2_5_VLForConditionalGeneration and its processor, in eval mode."""
+    tokenizer = tiny_qwen_tokenizer(extra_special_tokens)
+    config = tiny_qwen25vl_config(tokenizer, **config_kwargs)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    return model, tiny_qwen25vl_processor(tokenizer)
+
+
+def tiny_flux_kontext(
+    seed: int = 0,
+    num_layers: int = 1,
+    num_single_layers: int = 1,
+    attention_head_dim: int = 16,
+    num_attention_heads: int = 2,
+    vae_channels: int = 8,
+):
+    """A random FluxKontextPipeline: VAE with scale factor 8 (like FLUX), CLIP + T5 text encoders."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    rope = [attention_head_dim // 4, attention_head_dim // 4, attention_head_dim // 2]  # sums to head dim
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=num_layers, num_single_layers=num_single_layers,
+        attention_head_dim=attention_head_dim, num_attention_heads=num_attention_heads, joint_attention_dim=32,
+        pooled_projection_dim=32, axes_dims_rope=rope, guidance_embeds=True,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        projection_dim=32, bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77,
+        hidden_act="gelu",
+    ))
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=300, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+        dropout_rate=0.0, pad_token_id=258, eos_token_id=257, decoder_start_token_id=258,
+    ))
+    tokenizer = byte_level_tokenizer(
+        ["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+        pad_token="<pad>", unk_token="<|endoftext|>",
+    )
+    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    # four blocks give the FLUX VAE scale factor 8; 4 latent channels packed 2x2 give in_channels 16
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(vae_channels,) * 4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
+        shift_factor=0.1159, scaling_factor=0.3611,
+    )
+    for module in (transformer, text_encoder, text_encoder_2, vae):
+        module.eval()  # built from a config they start in train mode, and T5 dropout would make outputs random
+    return FluxKontextPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer,
+        image_encoder=None, feature_extractor=None,
+    )
+
+
+def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
+    """A random QwenImageEditPipeline (or the Plus variant) with a tiny Qwen2.5-VL text encoder."""
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPipeline,
+        QwenImageEditPlusPipeline,
+        QwenImageTransformer2DModel,
+    )
+
+    text_encoder, processor = tiny_qwen25vl(seed=seed)
+    torch.manual_seed(seed)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
+        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
+    ).eval()
+    z = 4
+    vae = AutoencoderKLQwenImage(
+        base_dim=z * 6, z_dim=z, dim_mult=[1, 2, 4], num_res_blocks=1, temperal_downsample=[False, True],
+        latents_mean=[0.0] * z, latents_std=[1.0] * z,
+    ).eval()
+    cls = QwenImageEditPlusPipeline if plus else QwenImageEditPipeline
+    return cls(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(), text_encoder=text_encoder,
+               tokenizer=processor.tokenizer, processor=processor)
+
+
+def tiny_instruct_pix2pix(seed: int = 0):
+    """A random StableDiffusionInstructPix2PixPipeline (8-channel UNet input: noise + source latents)."""
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=4,
+    ).eval()
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, sample_size=64,
+    ).eval()
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77, hidden_act="gelu",
+    )).eval()
+    tokenizer = byte_level_tokenizer(
+        ["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+        pad_token="<pad>", unk_token="<|endoftext|>",
+    )
+    return StableDiffusionInstructPix2PixPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
