@@ -1,0 +1,63 @@
+"""GRPO advantages: rewards normalised within each group of k samples (or over the whole batch).
+
+A group is the k samples of one (source image, instruction). Groups whose rewards barely differ
+carry no learning signal (and their normalised advantages would be noise blown up by a tiny std),
+so they are dropped. In a multi-process run the trainer gathers rewards and group ids from every
+process first, so the statistics are global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import EditRLError
+
+ADVANTAGE_MODES = ("group", "batch")
+
+
+@dataclass
+class Advantages:
+    """``values`` (N,) clipped advantages (0 for dropped samples); ``keep`` (N,) bool, False for
+    samples of dropped groups; ``group_std`` (N,) the reward std of each sample's group."""
+
+    values: torch.Tensor
+    keep: torch.Tensor
+    group_std: torch.Tensor
+
+
+def compute_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    mode: str = "group",
+    clip: float = 5.0,
+    eps: float = 1e-4,
+    min_group_std: float = 1e-6,
+) -> Advantages:
+    """``(r - mean) / (std + eps)`` clipped to ``[-clip, clip]``.
+
+    ``mode="group"``: mean and std of each sample's group; ``mode="batch"``: mean and std of all
+    rewards (the Flow-GRPO default without per-prompt tracking). Either way, groups whose own std is
+    below ``min_group_std`` are dropped (``keep`` False, advantage 0). Stds are population stds
+    (unbiased=False), so a group of two rewards r, r' gives advantages of exactly +-1 (up to eps).
+    """
+    if mode not in ADVANTAGE_MODES:
+        raise EditRLError(f"advantage mode {mode!r} is not supported; expected one of {ADVANTAGE_MODES}")
+    rewards = rewards.float().flatten()
+    group_ids = group_ids.flatten()
+    if rewards.shape != group_ids.shape:
+        raise EditRLError(f"rewards {tuple(rewards.shape)} and group_ids {tuple(group_ids.shape)} must have the same length")
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if len(inverse) else 0
+    counts = torch.zeros(n_groups).index_add_(0, inverse, torch.ones_like(rewards))
+    group_mean = torch.zeros(n_groups).index_add_(0, inverse, rewards) / counts
+    group_var = torch.zeros(n_groups).index_add_(0, inverse, (rewards - group_mean[inverse]) ** 2) / counts
+    group_std = group_var.sqrt()[inverse]
+    if mode == "group":
+        values = (rewards - group_mean[inverse]) / (group_std + eps)
+    else:
+        values = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + eps)
+    keep = group_std >= min_group_std
+    values = torch.where(keep, values.clamp(-clip, clip), torch.zeros_like(values))
+    return Advantages(values=values, keep=keep, group_std=group_std)

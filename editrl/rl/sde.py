@@ -1,0 +1,118 @@
+"""One step of the flow sampler as a stochastic policy: SDE step, its log-probability, and the ODE step.
+
+Flow convention (every editor adapter): ``x_t = (1 - sigma) x0 + sigma * noise``, ``v = noise - x0``,
+sigma runs from ~1 (noise) down to 0, ``dt = sigma_next - sigma < 0``.
+
+Two stochastic forms (see shared/reference/rl-algorithms.md):
+
+- ``"flow_grpo"`` (Flow-GRPO): the reverse SDE with the same marginals as the ODE, noise level ``a``:
+  ``std_t = a * sqrt(sigma / (1 - sigma))``,
+  ``mean = x (1 + std_t^2 dt / (2 sigma)) + v (1 + std_t^2 (1 - sigma) / (2 sigma)) dt``,
+  ``x_next = mean + std_t sqrt(-dt) eps``; the log-prob is the Gaussian log-density, averaged over
+  the latent dimensions (so ratios stay near 1 whatever the latent size).
+- ``"cps"`` (coefficient-preserving): ``std = sigma_next sin(a pi / 2)``,
+  ``mean = x0_hat (1 - sigma_next) + x1_hat sqrt(sigma_next^2 - std^2)``; the log-prob is the
+  unnormalised ``-(x_next - mean)^2`` averaged over latent dimensions (its constant terms cancel in
+  ratios).
+
+Everything is computed in fp32: bf16 overflows in ``(x_next - mean)^2 / std^2``. With ``a = 0`` both
+forms reduce to the Euler ODE step ``x + v dt``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import EditRLError
+
+SDE_TYPES = ("flow_grpo", "cps")
+
+
+@dataclass
+class SDEStep:
+    """Result of one stochastic step for a batch of B latents of shape (B, ...).
+
+    ``prev_sample`` is x at the next (lower) sigma, ``log_prob`` (B,) its log-probability under the
+    step's Gaussian, ``mean`` the Gaussian mean (B, ...) (the KL to the reference is taken on it) and
+    ``std`` (B,) the standard deviation of the added noise.
+    """
+
+    prev_sample: torch.Tensor
+    log_prob: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+def _per_sample(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or (B,) time as fp32 (B, 1, ..., 1), broadcastable against x."""
+    t = torch.as_tensor(t, dtype=torch.float32, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    return t.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _mean_over_latent(t: torch.Tensor) -> torch.Tensor:
+    return t.mean(dim=tuple(range(1, t.ndim)))
+
+
+def ode_step(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next) -> torch.Tensor:
+    """The deterministic Euler step ``x + v (sigma_next - sigma)`` in fp32."""
+    x, v = x.float(), v.float()
+    return x + v * (_per_sample(sigma_next, x) - _per_sample(sigma, x))
+
+
+def sde_step(
+    x: torch.Tensor,
+    v: torch.Tensor,
+    sigma,
+    sigma_next,
+    noise_level: float,
+    *,
+    sde_type: str = "flow_grpo",
+    prev_sample: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    sigma_max: float = 0.99,
+) -> SDEStep:
+    """One SDE step from ``sigma`` to ``sigma_next`` (scalars or (B,) tensors).
+
+    If ``prev_sample`` is given (training: re-scoring a stored rollout transition) no noise is drawn
+    and the log-probability of that transition is returned; otherwise noise is drawn from
+    ``generator``. ``sigma_max`` guards ``sigma = 1`` where ``std_t`` is infinite (the Flow-GRPO
+    recipe clamps to the schedule's second sigma).
+    """
+    if sde_type not in SDE_TYPES:
+        raise EditRLError(f"sde_type={sde_type!r} is not supported; expected one of {SDE_TYPES}")
+    x, v = x.float(), v.float()
+    s = _per_sample(sigma, x)
+    s_next = _per_sample(sigma_next, x)
+    dt = s_next - s
+    if sde_type == "flow_grpo":
+        s_std = s.clamp(max=sigma_max)
+        std_t = noise_level * torch.sqrt(s_std / (1 - s_std))
+        mean = x * (1 + std_t**2 / (2 * s) * dt) + v * (1 + std_t**2 * (1 - s) / (2 * s)) * dt
+        std = std_t * torch.sqrt(-dt)
+    else:
+        std = s_next * math.sin(noise_level * math.pi / 2)
+        x0 = x - s * v
+        x1 = x + (1 - s) * v
+        mean = x0 * (1 - s_next) + x1 * torch.sqrt((s_next**2 - std**2).clamp(min=0))
+    if prev_sample is None:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        prev_sample = mean + std * noise
+    prev_sample = prev_sample.float()
+    if sde_type == "flow_grpo":
+        log_prob = (
+            -((prev_sample.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
+        )
+    else:
+        log_prob = -((prev_sample.detach() - mean) ** 2)
+    return SDEStep(prev_sample=prev_sample, log_prob=_mean_over_latent(log_prob), mean=mean, std=std.flatten())
+
+
+def kl_to_reference(mean: torch.Tensor, mean_ref: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B,) KL between two Gaussians of the same std: ``||mean - mean_ref||^2 / (2 std^2)``, averaged over dims."""
+    std = std.reshape(-1, *([1] * (mean.ndim - 1)))
+    return _mean_over_latent((mean - mean_ref) ** 2 / (2 * std**2))

@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from editrl.errors import EditRLError
+from editrl.rl.sde import kl_to_reference, ode_step, sde_step
+
+
+def _inputs(seed=0, shape=(3, 16, 8)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+
+
+@pytest.mark.parametrize("sigma,sigma_next,a", [(0.8, 0.6, 0.7), (0.5, 0.3, 0.9), (0.2, 0.05, 1.0)])
+def test_flow_grpo_log_prob_is_the_gaussian_density(sigma, sigma_next, a):
+    x, v = _inputs()
+    out = sde_step(x, v, sigma, sigma_next, a, generator=torch.Generator().manual_seed(1))
+    # independent computation of mean and std from the Flow-GRPO formulas
+    dt = sigma_next - sigma
+    std_t = a * math.sqrt(sigma / (1 - sigma))
+    mean = x * (1 + std_t**2 / (2 * sigma) * dt) + v * (1 + std_t**2 * (1 - sigma) / (2 * sigma)) * dt
+    std = std_t * math.sqrt(-dt)
+    expected = Normal(mean, std).log_prob(out.prev_sample).mean(dim=(1, 2))
+    torch.testing.assert_close(out.log_prob, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.mean, mean)
+    torch.testing.assert_close(out.std, torch.full((3,), std))
+    # the drawn sample really has that spread around the mean
+    z = (out.prev_sample - mean) / std
+    assert abs(float(z.std()) - 1) < 0.1 and abs(float(z.mean())) < 0.1
+
+
+def test_rescoring_a_stored_transition_gives_the_same_log_prob():
+    x, v = _inputs()
+    sigma = torch.tensor([0.9, 0.7, 0.4])
+    sigma_next = sigma - 0.1
+    rollout = sde_step(x, v, sigma, sigma_next, 0.9, generator=torch.Generator().manual_seed(3))
+    again = sde_step(x, v, sigma, sigma_next, 0.9, prev_sample=rollout.prev_sample)
+    assert torch.equal(again.log_prob, rollout.log_prob)
+    # a transition less likely under a shifted mean has lower log-prob
+    worse = sde_step(x, v + 1.0, sigma, sigma_next, 0.9, prev_sample=rollout.prev_sample)
+    assert (worse.log_prob < rollout.log_prob).all()
+
+
+@pytest.mark.parametrize("sde_type", ["flow_grpo", "cps"])
+def test_zero_noise_level_is_the_euler_ode_step(sde_type):
+    x, v = _inputs()
+    out = sde_step(x, v, 0.7, 0.5, 0.0, sde_type=sde_type)
+    expected = x + v * (0.5 - 0.7)
+    torch.testing.assert_close(out.prev_sample, expected)
+    torch.testing.assert_close(ode_step(x, v, 0.7, 0.5), expected)
+
+
+def test_cps_mean_std_and_log_prob():
+    x, v = _inputs()
+    sigma, sigma_next, a = 0.6, 0.4, 0.8
+    out = sde_step(x, v, sigma, sigma_next, a, sde_type="cps", generator=torch.Generator().manual_seed(0))
+    std = sigma_next * math.sin(a * math.pi / 2)
+    x0, x1 = x - sigma * v, x + (1 - sigma) * v
+    mean = x0 * (1 - sigma_next) + x1 * math.sqrt(sigma_next**2 - std**2)
+    torch.testing.assert_close(out.mean, mean)
+    torch.testing.assert_close(out.log_prob, -((out.prev_sample - mean) ** 2).mean(dim=(1, 2)))
+    # coefficient preserving: noise variance + x1 coefficient^2 = sigma_next^2
+    assert math.isclose(std**2 + (sigma_next**2 - std**2), sigma_next**2)
+
+
+def test_sde_step_is_fp32_for_bf16_inputs_and_sigma_one_is_guarded():
+    x, v = _inputs()
+    out = sde_step(x.bfloat16(), v.bfloat16(), 1.0, 0.9, 0.9, generator=torch.Generator().manual_seed(0))
+    assert out.log_prob.dtype == torch.float32 and torch.isfinite(out.log_prob).all()
+
+
+def test_kl_is_zero_for_equal_means_and_matches_formula():
+    x, _ = _inputs()
+    std = torch.tensor([0.5, 1.0, 2.0])
+    assert torch.equal(kl_to_reference(x, x, std), torch.zeros(3))
+    kl = kl_to_reference(x + 1.0, x, std)
+    torch.testing.assert_close(kl, 1 / (2 * std**2))
+
+
+def test_unknown_sde_type_is_one_clear_error():
+    x, v = _inputs()
+    with pytest.raises(EditRLError, match="sde_type"):
+        sde_step(x, v, 0.5, 0.4, 0.7, sde_type="ddim")
