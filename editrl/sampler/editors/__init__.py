@@ -1,0 +1,150 @@
+"""Editor adapters over diffusers pipelines, registered by name.
+
+``load_editor(name, model=...)`` builds an adapter from a Hugging Face id (already in the local
+cache: nothing is downloaded) or a local ``save_pretrained`` folder; ``EDITORS`` maps each name to
+its adapter class, pipeline class and default model. ``world`` is FLUX.1-Kontext loaded from the
+tiny editor shipped in ``editrl/world/models/editor/``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...errors import EditRLError
+from .base import EditCondition, Editor, SampleResult, seed_generators
+from .flux_kontext import FluxKontextEditor
+
+logger = logging.getLogger(__name__)
+
+WORLD_EDITOR_DIR = Path(__file__).resolve().parents[2] / "world" / "models" / "editor"
+EDITOR_SETTINGS_FILE = "editrl_editor.json"
+"""Optional file in a pipeline folder with adapter settings (``resolution``, ``default_steps``,
+``default_guidance``): the world editor records the resolution and steps it was trained for."""
+
+
+@dataclass(frozen=True)
+class EditorSpec:
+    """A registry entry: the adapter (``module:Class`` in this package, imported on use), the diffusers
+    pipeline class name, the default model and default adapter settings."""
+
+    adapter: str
+    pipeline: str
+    default_model: str
+    settings: tuple[tuple[str, object], ...] = ()
+
+    def adapter_class(self) -> type[Editor]:
+        module, cls = self.adapter.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+EDITORS: dict[str, EditorSpec] = {
+    "world": EditorSpec("flux_kontext:FluxKontextEditor", "FluxKontextPipeline", str(WORLD_EDITOR_DIR),
+                        (("resolution", 64), ("default_steps", 8), ("default_guidance", 2.5))),
+    "flux-kontext": EditorSpec("flux_kontext:FluxKontextEditor", "FluxKontextPipeline", "black-forest-labs/FLUX.1-Kontext-dev"),
+    "qwen-image-edit": EditorSpec("qwen_image_edit:QwenImageEditEditor", "QwenImageEditPipeline", "Qwen/Qwen-Image-Edit"),
+    "qwen-image-edit-plus": EditorSpec(
+        "qwen_image_edit:QwenImageEditPlusEditor", "QwenImageEditPlusPipeline", "Qwen/Qwen-Image-Edit-2509"
+    ),
+    "instruct-pix2pix": EditorSpec(
+        "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
+    ),
+}
+SPEC_BY_PIPELINE = {spec.pipeline: spec for name, spec in EDITORS.items() if name != "world"}
+
+
+def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    """CUDA in bf16 when available, else CPU in fp32."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+
+def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype):
+    import diffusers
+
+    pipeline_cls = getattr(diffusers, pipeline_name)
+    local = Path(model).expanduser()
+    if local.is_dir() and not (local / "model_index.json").is_file():
+        raise EditRLError(f"{label}: {str(local)!r} is not a diffusers pipeline folder (no model_index.json)")
+    source = str(local) if local.is_dir() else model
+    kwargs = {"torch_dtype": dtype, "local_files_only": True}
+    if pipeline_name == "StableDiffusionInstructPix2PixPipeline":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        pipe = pipeline_cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, EnvironmentError) as err:
+        if local.is_dir():
+            raise EditRLError(f"{label}: could not load the {pipeline_name} in {str(local)!r}: {err}") from None
+        raise EditRLError(
+            f"{label}: model {model!r} is not available offline; download it first with "
+            f"`hf download {model}` (accept its license on huggingface.co if it is gated) or pass --model LOCAL_FOLDER"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _folder_settings(model: str) -> dict:
+    path = Path(model) / EDITOR_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise EditRLError(f"{path}: not valid JSON ({err})") from None
+    allowed = {"resolution", "default_steps", "default_guidance"}
+    if not isinstance(settings, dict) or set(settings) - allowed:
+        raise EditRLError(f"{path}: expected a JSON object with keys among {sorted(allowed)}")
+    return settings
+
+
+def load_editor(
+    name: str = "world",
+    model: str | None = None,
+    lora: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    **settings,
+) -> Editor:
+    """Build the editor ``name`` (a registry name, or a local pipeline folder) on ``device``.
+
+    ``model`` overrides the default Hugging Face id or folder; ``lora`` loads diffusers-format LoRA
+    weights on top; ``settings`` (``resolution``, ``default_steps``, ``default_guidance``, ...)
+    override the per-model defaults.
+    """
+    if name not in EDITORS:
+        folder = Path(str(name)).expanduser()
+        index = folder / "model_index.json"
+        if not index.is_file():
+            raise EditRLError(f"editor: unknown editor {name!r}; expected one of {sorted(EDITORS)} or a diffusers pipeline folder")
+        pipeline_name = json.loads(index.read_text()).get("_class_name", "")
+        if pipeline_name not in SPEC_BY_PIPELINE:
+            raise EditRLError(f"editor: {name!r} holds a {pipeline_name or 'unknown'} pipeline; supported: {sorted(SPEC_BY_PIPELINE)}")
+        spec = EditorSpec(SPEC_BY_PIPELINE[pipeline_name].adapter, pipeline_name, str(folder))
+        model = model or str(folder)
+    else:
+        spec = EDITORS[name]
+    model = str(model or spec.default_model)
+    if name == "world" and model == spec.default_model and not (WORLD_EDITOR_DIR / "model_index.json").is_file():
+        raise EditRLError(
+            f"editor world: the shipped world editor is missing from {WORLD_EDITOR_DIR} "
+            "(reinstall editrl from a complete clone, or pass --model with a FluxKontextPipeline folder)"
+        )
+    device, dtype = default_device_dtype(device, dtype)
+    pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype).to(device)
+    options = {**dict(spec.settings), **(_folder_settings(model) if Path(model).is_dir() else {}), **settings}
+    editor = spec.adapter_class()(pipe, **options)
+    if lora:
+        editor.load_lora(lora)
+    logger.info("loaded editor %s from %s: %r", name, model, editor)
+    return editor
+
+
+__all__ = [
+    "EDITORS", "EditCondition", "Editor", "EditorSpec", "FluxKontextEditor", "SampleResult", "load_editor",
+    "seed_generators", "default_device_dtype",
+]

@@ -1,0 +1,264 @@
+"""The editor interface: one adapter per diffusers pipeline, with the denoising loop in editrl.
+
+Diffusers pipelines run their whole loop inside ``__call__``; best-of-N pruning, x0 previews and
+RL (SDE steps, log-probs, LoRA gradients) all need to stop, inspect and step candidates one by one.
+So each adapter only exposes the model-specific pieces, all in *flow coordinates*
+
+    x_t = (1 - sigma) x0 + sigma noise,    v = noise - x0,    x0_hat = x_t - sigma v,
+
+and ``Editor`` runs the same Euler loop for every model. Rows of a batch never interact: row i of
+``initial_noise`` depends on ``seeds[i]`` only and every step is row-wise, so a candidate is
+reproducible from its seed alone, whichever batch it was drawn in.
+
+NFE (number of function evaluations) counts denoiser forward passes per candidate and step, with
+each classifier-free-guidance branch counted separately (``nfe_per_step``: 1 for guidance-distilled
+FLUX.1-Kontext, 2 for Qwen-Image-Edit's true CFG, 3 for InstructPix2Pix's text + image guidance),
+because that is what the compute costs whether the branches run in one batch or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from PIL import Image
+
+from ...errors import EditRLError
+from ...images import ImageLike, check_instruction, load_images
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+"""``callback(step, sigma, x, v)`` after each velocity evaluation, before the Euler update; the x0
+preview of that step is ``x - sigma[:, None, None] * v``."""
+
+
+@dataclass
+class EditCondition:
+    """Everything the denoiser needs besides the noisy latents, encoded once per (source, instruction).
+
+    ``batched`` holds tensors whose dimension 0 is the batch (text embeddings, condition-image
+    latents); ``shared`` holds batch-independent values (position ids, guidance scale). ``sources``
+    are the source images at the editor's resolution, kept for scoring previews with a reward.
+    """
+
+    batched: dict[str, torch.Tensor]
+    shared: dict[str, Any] = field(default_factory=dict)
+    sources: list[Image.Image] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> "EditCondition":
+        """The rows ``index`` (in that order; repeats allowed) — for groups and pruning."""
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        rows = idx.tolist()
+        return EditCondition(
+            batched={k: v.index_select(0, idx.to(v.device)) for k, v in self.batched.items()},
+            shared=dict(self.shared),
+            sources=[self.sources[i] for i in rows],
+            instructions=[self.instructions[i] for i in rows],
+        )
+
+    def repeat_interleave(self, k: int) -> "EditCondition":
+        """Each row repeated ``k`` times in place: one source -> k candidates."""
+        return self.select(torch.arange(len(self)).repeat_interleave(k))
+
+
+@dataclass
+class SampleResult:
+    """Images and final (clean, packed) fp32 latents of B candidates; ``nfe`` is the total over all B."""
+
+    images: list[Image.Image]
+    latents: torch.Tensor
+    nfe: int
+
+
+def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per candidate: noise drawn on the CPU is identical on every device."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+class Editor:
+    """Base class of the editor adapters; subclasses implement the model-specific methods.
+
+    Subclasses set ``name``, ``nfe_per_step`` and the ``DEFAULT_*`` values and implement
+    ``_encode``, ``_noise_shape``/``initial_noise``, ``sigmas``, ``velocity`` and ``decode``.
+    ``resolution`` is the side of the square images the editor works at; sources are resized to it.
+    """
+
+    name: str = "editor"
+    nfe_per_step: int = 1
+    DEFAULT_STEPS: int = 28
+    DEFAULT_GUIDANCE: float = 2.5
+    DEFAULT_RESOLUTION: int = 1024
+
+    def __init__(
+        self,
+        pipe,
+        resolution: int | None = None,
+        default_steps: int | None = None,
+        default_guidance: float | None = None,
+    ):
+        self.pipe = pipe
+        self.resolution = int(resolution or self.DEFAULT_RESOLUTION)
+        multiple = self.resolution_multiple
+        if self.resolution % multiple:
+            raise EditRLError(f"resolution: {self.name} needs a multiple of {multiple}, got {self.resolution}")
+        self.default_steps = int(default_steps or self.DEFAULT_STEPS)
+        self.default_guidance = float(self.DEFAULT_GUIDANCE if default_guidance is None else default_guidance)
+
+    # ----------------------------------------------------------------- model-specific pieces
+    resolution_multiple: int = 16
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        """The denoiser (what RL trains with LoRA)."""
+        return self.pipe.transformer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.transformer.parameters()).dtype
+
+    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
+        raise NotImplementedError
+
+    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """(B, L, C) fp32 noise in the model's packed layout; row i depends on ``seeds[i]`` only."""
+        raise NotImplementedError
+
+    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
+        """(num_steps + 1,) fp32 flow times from ~1 down to 0, including the model's shift."""
+        raise NotImplementedError
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
+        """ONE guided velocity prediction for the target tokens, fp32, shape of ``x``."""
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor) -> list[Image.Image]:
+        """Clean latents (B, L, C) -> B PIL images at the editor's resolution."""
+        raise NotImplementedError
+
+    @property
+    def lora_target_modules(self) -> list[str]:
+        """Module names of the denoiser that LoRA adapts (attention projections)."""
+        return ["to_q", "to_k", "to_v", "to_out.0"]
+
+    # ----------------------------------------------------------------- shared machinery
+    def prepare_sources(self, sources: Sequence[ImageLike]) -> list[Image.Image]:
+        """Any image (path, array, any mode or size) -> RGB at the editor's square resolution."""
+        images = load_images(list(sources), "sources")
+        side = self.resolution
+        out = []
+        for i, image in enumerate(images):
+            if image.size != (side, side):
+                logger.info("sources[%d]: resized from %dx%d to %dx%d for %s", i, *image.size, side, side, self.name)
+                image = image.resize((side, side), Image.Resampling.LANCZOS)
+            out.append(image)
+        return out
+
+    def encode(
+        self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None
+    ) -> EditCondition:
+        """Text embeddings and condition-image latents of each (source, instruction), computed once."""
+        if isinstance(instructions, str):
+            instructions = [instructions]
+        instructions = [check_instruction(s, f"instructions[{i}]") for i, s in enumerate(instructions)]
+        images = self.prepare_sources(sources)
+        if len(images) != len(instructions):
+            raise EditRLError(f"sources/instructions: got {len(images)} sources but {len(instructions)} instructions")
+        if not images:
+            raise EditRLError("sources: expected at least one source image")
+        guidance = self.default_guidance if guidance is None else float(guidance)
+        with torch.no_grad():
+            return self._encode(images, instructions, guidance)
+
+    def x0(self, x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The Tweedie / x0 preview ``x - sigma v`` (exact at sigma = 0, a blurry guess early on)."""
+        return x - sigma.reshape(-1, 1, 1).to(x) * v
+
+    def denoise(
+        self,
+        x: torch.Tensor,
+        cond: EditCondition,
+        sigmas: torch.Tensor,
+        start: int = 0,
+        stop: int | None = None,
+        callback: StepCallback | None = None,
+    ) -> torch.Tensor:
+        """Euler ODE steps ``start .. stop-1`` of the schedule ``sigmas`` (fp32, returns new latents).
+
+        Running ``[0, k)`` then ``[k, n)`` gives exactly the latents of ``[0, n)``: the search pauses
+        candidates this way.
+        """
+        stop = len(sigmas) - 1 if stop is None else stop
+        for i in range(start, stop):
+            sigma = sigmas[i].expand(x.shape[0]).to(x.device)
+            v = self.velocity(x, sigma, cond)
+            if callback is not None:
+                callback(i, sigma, x, v)
+            x = x + (sigmas[i + 1] - sigmas[i]).to(x.device) * v
+        return x
+
+    def sample(
+        self,
+        sources: Sequence[ImageLike],
+        instructions: Sequence[str] | str,
+        seeds: Sequence[int],
+        num_steps: int | None = None,
+        guidance: float | None = None,
+        batch_size: int | None = None,
+        callback: StepCallback | None = None,
+    ) -> SampleResult:
+        """Plain Euler ODE sampling of ``len(seeds)`` candidates.
+
+        ``sources``/``instructions`` hold one entry (shared by every seed) or one per seed. Matches
+        the pipeline's own ``__call__`` for the same seeds and steps.
+        """
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise EditRLError("seeds: expected at least one seed")
+        if isinstance(instructions, str):
+            instructions = [instructions]
+        sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        cond = self.encode(sources, instructions, guidance)
+        if len(cond) == 1 and len(seeds) > 1:
+            cond = cond.repeat_interleave(len(seeds))
+        elif len(cond) != len(seeds):
+            raise EditRLError(f"seeds: got {len(seeds)} seeds for {len(cond)} (source, instruction) pairs")
+        sigmas = self.sigmas(num_steps)
+        batch_size = batch_size or len(seeds)
+        latents = []
+        with torch.no_grad():
+            for lo in range(0, len(seeds), batch_size):
+                chunk = list(range(lo, min(lo + batch_size, len(seeds))))
+                x = self.initial_noise(seeds[lo : chunk[-1] + 1])
+                latents.append(self.denoise(x, cond.select(chunk), sigmas, callback=callback))
+            latents = torch.cat(latents)
+            images = self.decode(latents)
+        return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.nfe_per_step)
+
+    def load_lora(self, path: str, adapter_name: str | None = None) -> None:
+        """Load LoRA weights in diffusers format (what ``editrl grpo`` saves) on top of the denoiser."""
+        from pathlib import Path
+
+        if not Path(path).exists():
+            raise EditRLError(f"lora: no LoRA weights at {path!r} (expected a folder or .safetensors file in diffusers format)")
+        try:
+            self.pipe.load_lora_weights(path, adapter_name=adapter_name)
+        except (OSError, ValueError, KeyError) as err:
+            raise EditRLError(f"lora: could not load {path!r} into {self.name}: {err}") from None
+        logger.info("loaded LoRA %s into %s", path, self.name)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(resolution={self.resolution}, steps={self.default_steps}, "
+            f"guidance={self.default_guidance}, device={self.device}, dtype={self.dtype})"
+        )

@@ -1,0 +1,109 @@
+"""FLUX.1-Kontext (``FluxKontextPipeline``) as an editrl editor.
+
+Kontext edits by in-context conditioning: the source image's packed VAE latents are appended to the
+target's token sequence, with position ids whose first axis is 1 instead of 0, and the transformer's
+prediction for those extra tokens is discarded. Guidance is a distilled embedding (one forward per
+step). All tensor layouts come from the pipeline's own helpers (``encode_prompt``,
+``prepare_latents``, ``_unpack_latents``, ``calculate_shift``), so the loop stays faithful to
+``FluxKontextPipeline.__call__``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import EditCondition, Editor, seed_generators
+
+
+class FluxKontextEditor(Editor):
+    name = "flux-kontext"
+    nfe_per_step = 1  # guidance-distilled: the guidance scale is an embedding, not a second branch
+    DEFAULT_STEPS = 28
+    DEFAULT_GUIDANCE = 2.5
+    DEFAULT_RESOLUTION = 1024
+
+    def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
+        super().__init__(pipe, resolution, default_steps, default_guidance)
+        self.max_sequence_length = max_sequence_length
+
+    @property
+    def resolution_multiple(self) -> int:
+        return self.pipe.vae_scale_factor * 2  # VAE downsampling, then 2x2 packing
+
+    @property
+    def _latent_channels(self) -> int:
+        return self.transformer.config.in_channels // 4
+
+    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
+        pipe, device, dtype = self.pipe, self.device, self.dtype
+        prompt_embeds, pooled, text_ids = pipe.encode_prompt(
+            prompt=instructions, prompt_2=None, device=device, num_images_per_prompt=1,
+            max_sequence_length=self.max_sequence_length,
+        )
+        side = self.resolution
+        image = pipe.image_processor.preprocess(sources, side, side)
+        # prepare_latents encodes (VAE mode, no sampling), packs the source and builds both id grids;
+        # the placeholder latents it is given are returned untouched and not used
+        placeholder = torch.zeros(len(sources), 1, 1, device=device, dtype=dtype)
+        _, image_latents, latent_ids, image_ids = pipe.prepare_latents(
+            image, len(sources), self._latent_channels, side, side, dtype, device, None, placeholder
+        )
+        return EditCondition(
+            batched={"prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled, "image_latents": image_latents},
+            shared={"text_ids": text_ids, "img_ids": torch.cat([latent_ids, image_ids]), "guidance": guidance},
+            sources=list(sources),
+            instructions=list(instructions),
+        )
+
+    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        side = self.resolution
+        noise, *_ = self.pipe.prepare_latents(
+            None, len(seeds), self._latent_channels, side, side, torch.float32, torch.device("cpu"), seed_generators(seeds)
+        )
+        return noise.to(self.device)
+
+    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
+        from diffusers.pipelines.flux.pipeline_flux_kontext import calculate_shift
+
+        num_steps = int(num_steps or self.default_steps)
+        tokens = (self.resolution // self.resolution_multiple) ** 2
+        config = self.pipe.scheduler.config
+        mu = calculate_shift(
+            tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5), config.get("max_shift", 1.15),
+        )
+        scheduler = type(self.pipe.scheduler).from_config(config)  # a private copy: set_timesteps mutates it
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu, device="cpu")
+        return scheduler.sigmas.to(torch.float32)
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
+        dtype = self.dtype
+        batch, tokens = x.shape[:2]
+        hidden = torch.cat([x.to(dtype), cond.batched["image_latents"].to(dtype)], dim=1)
+        guidance = None
+        if self.transformer.config.guidance_embeds:
+            guidance = torch.full((batch,), cond.shared["guidance"], device=x.device, dtype=torch.float32)
+        out = self.transformer(
+            hidden_states=hidden,
+            timestep=sigma.to(device=x.device, dtype=dtype),
+            guidance=guidance,
+            pooled_projections=cond.batched["pooled_prompt_embeds"],
+            encoder_hidden_states=cond.batched["prompt_embeds"],
+            txt_ids=cond.shared["text_ids"],
+            img_ids=cond.shared["img_ids"],
+            return_dict=False,
+        )[0]
+        return out[:, :tokens].float()
+
+    def decode(self, x: torch.Tensor) -> list[Image.Image]:
+        pipe, vae = self.pipe, self.pipe.vae
+        side = self.resolution
+        with torch.no_grad():
+            latents = pipe._unpack_latents(x.to(vae.dtype), side, side, pipe.vae_scale_factor)
+            latents = latents / vae.config.scaling_factor + vae.config.shift_factor
+            image = vae.decode(latents, return_dict=False)[0]
+            return pipe.image_processor.postprocess(image, output_type="pil")
