@@ -1,0 +1,129 @@
+"""``RemoteReward``: a ``RewardFunction`` backed by an ``editrl reward serve`` endpoint.
+
+Best-of-N, RL and filtering take it wherever they take an in-process reward (``--reward
+http://host:port``). Images travel as lossless PNG of the same RGB pixels the in-process reward
+would see, and scores come back as float32 values, so the output equals in-process scoring.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+from typing import Sequence
+
+from ..errors import EditRLError
+from ..images import ImageLike, load_image
+from .output import RewardOutput
+
+logger = logging.getLogger(__name__)
+
+
+def encode_image(image: ImageLike, name: str = "image") -> str:
+    """Base64 PNG of ``image`` as RGB (the server decodes it to exactly these pixels)."""
+    buffer = io.BytesIO()
+    load_image(image, name).save(buffer, format="PNG", compress_level=1)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class RemoteReward:
+    """Scores through HTTP, with timeouts, retries (connection errors and 503, exponential backoff)
+    and requests of at most ``request_items`` items.
+
+    Args:
+        url: base URL of the server, e.g. ``http://127.0.0.1:8765``.
+        token: bearer token if the server was started with ``--token``.
+        timeout: seconds allowed for connecting and for each response.
+        retries: extra attempts after a connection error, timeout or 503.
+        backoff: first wait between attempts in seconds (doubles each time).
+        request_items: items per HTTP request (keep it at or below the server's --max-request-items).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        request_items: int = 32,
+    ) -> None:
+        import httpx
+
+        if not url.startswith(("http://", "https://")):
+            raise EditRLError(f"reward url: expected http://host:port or https://..., got {url!r}")
+        self.url = url.rstrip("/")
+        self.retries, self.backoff, self.request_items = retries, backoff, request_items
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "RemoteReward":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteReward({self.url!r})"
+
+    def health(self) -> dict:
+        return self._request("GET", "/health")
+
+    def score(
+        self,
+        sources: Sequence[ImageLike],
+        instructions: Sequence[str],
+        edits: Sequence[ImageLike],
+        batch_size: int | None = None,
+    ) -> RewardOutput:
+        """Score the triples remotely; ``batch_size`` (if given) caps the items per request."""
+        from .serve import response_to_output
+
+        if not (len(sources) == len(instructions) == len(edits)):
+            raise EditRLError(f"reward: sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}")
+        if len(sources) == 0:
+            raise EditRLError("reward: nothing to score (empty sources)")
+        chunk = min(batch_size or self.request_items, self.request_items)
+        outputs = []
+        for start in range(0, len(sources), chunk):
+            items = [
+                {"source": encode_image(sources[i], f"sources[{i}]"), "instruction": instructions[i],
+                 "edit": encode_image(edits[i], f"edits[{i}]")}
+                for i in range(start, min(start + chunk, len(sources)))
+            ]
+            outputs.append(response_to_output(self._request("POST", "/v1/score", {"items": items})))
+        return RewardOutput.cat(outputs)
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        import httpx
+
+        retryable = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
+        for attempt in range(self.retries + 1):
+            wait = self.backoff * 2**attempt
+            try:
+                response = self._client.request(method, path, json=body)
+            except retryable as err:
+                problem = f"{type(err).__name__}: {err}"
+            else:
+                if response.status_code == 503:
+                    problem = _detail(response)
+                    wait = max(wait, float(response.headers.get("Retry-After", 0) or 0))
+                elif response.status_code >= 400:
+                    raise EditRLError(f"reward server {self.url}{path} answered {response.status_code}: {_detail(response)}")
+                else:
+                    return response.json()
+            if attempt < self.retries:
+                logger.warning("reward server %s: %s; retrying in %.2fs", self.url, problem, wait)
+                time.sleep(wait)
+        raise EditRLError(f"reward server {self.url}{path} failed after {self.retries + 1} attempts: {problem}")
+
+
+def _detail(response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text

@@ -1,0 +1,494 @@
+"""``editrl reward serve``: score (source, instruction, edit) triples over HTTP.
+
+One process holds one reward (any ``RewardFunction``) and a dynamic batcher: every request's items go
+into one bounded asyncio queue, and a single worker thread scores up to ``max_batch`` queued items at
+a time, waiting at most ``max_wait_ms`` for a batch to fill. Concurrent small requests therefore share
+forward passes, and the model is only ever touched by one thread. The service is stateless, so
+replicas can sit behind any HTTP load balancer.
+
+Wire format (JSON only, never pickle): ``POST /v1/score`` with
+``{"items": [{"source": IMG, "instruction": "...", "edit": IMG}, ...]}`` where IMG is a base64 PNG,
+JPEG or WebP (optionally a ``data:`` URL) or ``{"path": "..."}`` naming a file under ``--image-root``.
+The answer lists ``score``, ``score_sigma`` and per-dimension ``mu``/``sigma`` per item, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import EditRLError
+from ..images import check_instruction, load_image
+from .output import RewardFunction, RewardOutput
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+@dataclass
+class ServeConfig:
+    """Settings of the reward server (each is a flag of ``editrl reward serve``)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; the loopback default keeps the service private to this machine."""
+    port: int = 8765
+    """TCP port (0 picks a free one)."""
+    token: str | None = None
+    """If set, ``/v1/score`` and ``/metrics`` require ``Authorization: Bearer <token>`` (else 401)."""
+    max_batch: int = 16
+    """Most items scored in one forward call of the reward."""
+    max_wait_ms: float = 10.0
+    """Longest time the worker waits for a batch to fill once it holds an item."""
+    max_queue: int = 1024
+    """Most items waiting to be scored; a request that would overflow it gets 503 (retry later)."""
+    max_request_items: int = 64
+    """Most items in one request (413 above)."""
+    max_image_pixels: int = 2048 * 2048
+    """Most pixels (width x height) in one image (413 above), checked before decoding."""
+    max_request_bytes: int = 64 * 1024 * 1024
+    """Largest request body in bytes (413 above)."""
+    image_root: str | None = None
+    """Folder from which ``{"path": ...}`` images may be read; paths are refused when unset."""
+    model_name: str = "reward"
+    """Name reported by ``/health``."""
+
+    def __post_init__(self) -> None:
+        for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes"):
+            if getattr(self, key) < 1:
+                raise EditRLError(f"reward serve: {key} must be at least 1, got {getattr(self, key)}")
+        if self.max_wait_ms < 0:
+            raise EditRLError(f"reward serve: max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.image_root is not None and not Path(self.image_root).is_dir():
+            raise EditRLError(f"reward serve: --image-root {self.image_root!r} is not a folder")
+
+
+# ---------------------------------------------------------------- wire format
+
+
+class ImagePath(BaseModel):
+    """An image file on the server, relative to (or inside) ``--image-root``."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(min_length=1, max_length=4096)
+
+
+ImageField = Union[str, ImagePath]
+
+
+class ScoreItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: ImageField = Field(description="base64 PNG/JPEG/WebP (or data: URL), or {'path': ...} under --image-root")
+    instruction: str = Field(max_length=8192)
+    edit: ImageField = Field(description="the edited image, same encodings as source")
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[ScoreItem] = Field(min_length=1)
+
+
+class ScoreResult(BaseModel):
+    score: float
+    score_sigma: float
+    mu: list[float] = Field(description="per-dimension mean, in the order of `dimensions`")
+    sigma: list[float] = Field(description="per-dimension sigma, in the order of `dimensions`")
+
+
+class ScoreResponse(BaseModel):
+    dimensions: list[str]
+    results: list[ScoreResult]
+
+
+def output_to_response(output: RewardOutput) -> dict:
+    """The JSON body for ``output``; float32 values survive the float64 JSON round trip exactly."""
+    return {
+        "dimensions": list(output.dimensions),
+        "results": [
+            {
+                "score": float(output.score[i]),
+                "score_sigma": float(output.score_sigma[i]),
+                "mu": [float(v) for v in output.mu[i]],
+                "sigma": [float(v) for v in output.sigma[i]],
+            }
+            for i in range(len(output))
+        ],
+    }
+
+
+def response_to_output(body: dict) -> RewardOutput:
+    """Inverse of :func:`output_to_response` (used by the client)."""
+    import torch
+
+    results = body["results"]
+    dims = len(body["dimensions"])
+    return RewardOutput(
+        mu=torch.tensor([r["mu"] for r in results], dtype=torch.float32).reshape(len(results), dims),
+        sigma=torch.tensor([r["sigma"] for r in results], dtype=torch.float32).reshape(len(results), dims),
+        score=torch.tensor([r["score"] for r in results], dtype=torch.float32),
+        score_sigma=torch.tensor([r["score_sigma"] for r in results], dtype=torch.float32),
+        dimensions=tuple(body["dimensions"]),
+    )
+
+
+# ---------------------------------------------------------------- image decoding
+
+
+def _read_under_root(path: str, root: str | None, name: str) -> bytes:
+    if root is None:
+        raise HTTPException(403, f"{name}: image paths are disabled on this server (start it with --image-root DIR), send base64 instead")
+    base = Path(root).resolve()
+    # resolve() follows symlinks and '..', so anything that lands outside the root is refused
+    target = (base / path).resolve()
+    if not target.is_relative_to(base):
+        raise HTTPException(403, f"{name}: path {path!r} is outside the server's image root")
+    if not target.is_file():
+        raise HTTPException(400, f"{name}: no image file at {path!r} under the server's image root")
+    return target.read_bytes()
+
+
+def _b64decode(value: str, name: str) -> bytes:
+    data = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(400, f"{name}: not valid base64 (expected a base64 PNG/JPEG/WebP string or {{'path': ...}})") from None
+
+
+def decode_image(value: ImageField, name: str, config: ServeConfig) -> Image.Image:
+    """Bytes or server path -> RGB image, refusing oversize images before they are decoded."""
+    raw = _read_under_root(value.path, config.image_root, name) if isinstance(value, ImagePath) else _b64decode(value, name)
+    try:
+        with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise HTTPException(400, f"{name}: not a readable {'/'.join(IMAGE_FORMATS)} image") from None
+    if width * height > config.max_image_pixels:
+        raise HTTPException(413, f"{name}: {width}x{height} image exceeds the server's limit of {config.max_image_pixels} pixels (--max-image-pixels)")
+    try:
+        return load_image(raw, name)
+    except EditRLError as err:
+        raise HTTPException(400, str(err)) from None
+
+
+def decode_request(request: ScoreRequest, config: ServeConfig) -> tuple[list, list[str], list]:
+    sources, instructions, edits = [], [], []
+    for i, item in enumerate(request.items):
+        try:
+            instructions.append(check_instruction(item.instruction, f"items[{i}].instruction"))
+        except EditRLError as err:
+            raise HTTPException(400, str(err)) from None
+        sources.append(decode_image(item.source, f"items[{i}].source", config))
+        edits.append(decode_image(item.edit, f"items[{i}].edit", config))
+    return sources, instructions, edits
+
+
+# ---------------------------------------------------------------- batching
+
+
+class QueueFull(Exception):
+    pass
+
+
+@dataclass
+class _Item:
+    source: Image.Image
+    instruction: str
+    edit: Image.Image
+    future: asyncio.Future
+
+
+class Metrics:
+    """Counters and a window of recent latencies; only touched from the event loop."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self.requests = 0
+        self.items = 0
+        self.batches = 0
+        self.batched_items = 0
+        self.responses: Counter[int] = Counter()
+        self.latencies: deque[float] = deque(maxlen=window)
+
+    def snapshot(self, queue_depth: int) -> dict:
+        lat = np.asarray(self.latencies, dtype=np.float64)
+        quantiles = {f"p{q}": float(np.quantile(lat, q / 100)) if lat.size else None for q in (50, 90, 99)}
+        return {
+            "requests": self.requests,
+            "items": self.items,
+            "batches": self.batches,
+            "mean_batch_size": self.batched_items / self.batches if self.batches else 0.0,
+            "queue_depth": queue_depth,
+            "responses": {str(k): v for k, v in sorted(self.responses.items())},
+            "latency_seconds": quantiles,
+        }
+
+
+def prometheus_text(snapshot: dict) -> str:
+    lines = [
+        "# TYPE editrl_requests_total counter", f"editrl_requests_total {snapshot['requests']}",
+        "# TYPE editrl_items_total counter", f"editrl_items_total {snapshot['items']}",
+        "# TYPE editrl_batches_total counter", f"editrl_batches_total {snapshot['batches']}",
+        "# TYPE editrl_mean_batch_size gauge", f"editrl_mean_batch_size {snapshot['mean_batch_size']}",
+        "# TYPE editrl_queue_depth gauge", f"editrl_queue_depth {snapshot['queue_depth']}",
+        "# TYPE editrl_responses_total counter",
+        *(f'editrl_responses_total{{code="{code}"}} {n}' for code, n in snapshot["responses"].items()),
+        "# TYPE editrl_request_latency_seconds summary",
+        *(
+            f'editrl_request_latency_seconds{{quantile="{int(q[1:]) / 100}"}} {v}'
+            for q, v in snapshot["latency_seconds"].items()
+            if v is not None
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Batcher:
+    """Feeds queued items to one worker thread in batches of at most ``max_batch``."""
+
+    def __init__(self, reward: RewardFunction, config: ServeConfig, metrics: Metrics) -> None:
+        self.reward, self.config, self.metrics = reward, config, metrics
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="editrl-reward")
+        self._task: asyncio.Task | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(HTTPException(503, "the reward server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def score(self, sources: list, instructions: list[str], edits: list) -> RewardOutput:
+        if self._queue.qsize() + len(sources) > self.config.max_queue:
+            raise QueueFull
+        loop = asyncio.get_running_loop()
+        items = [_Item(s, t, e, loop.create_future()) for s, t, e in zip(sources, instructions, edits)]
+        for item in items:  # all-or-nothing: checked above, and nothing else runs between these puts
+            self._queue.put_nowait(item)
+        return RewardOutput.cat(await asyncio.gather(*(item.future for item in items)))
+
+    async def _next_batch(self) -> list[_Item]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.config.max_wait_ms / 1000
+        while len(batch) < self.config.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return [item for item in batch if not item.future.done()]  # drop items of disconnected clients
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            results = await loop.run_in_executor(self._executor, self._score_batch, batch)
+            self.metrics.batches += 1
+            self.metrics.batched_items += len(batch)
+            for item, result in zip(batch, results):
+                if item.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+
+    def _score_batch(self, batch: list[_Item]) -> list[RewardOutput | BaseException]:
+        """Runs in the worker thread. A failing batch is rescored item by item so one bad item
+        fails only its own request."""
+        try:
+            out = self._score([i.source for i in batch], [i.instruction for i in batch], [i.edit for i in batch])
+            return [_row(out, k) for k in range(len(batch))]
+        except Exception as err:  # noqa: BLE001 - isolated below
+            if len(batch) == 1:
+                return [_as_http_error(err)]
+        results: list[RewardOutput | BaseException] = []
+        for item in batch:
+            try:
+                results.append(self._score([item.source], [item.instruction], [item.edit]))
+            except Exception as err:  # noqa: BLE001 - reported to that item's request
+                results.append(_as_http_error(err))
+        return results
+
+    def _score(self, sources, instructions, edits) -> RewardOutput:
+        return self.reward.score(sources, instructions, edits, batch_size=self.config.max_batch)
+
+
+def _row(output: RewardOutput, k: int) -> RewardOutput:
+    return RewardOutput(
+        mu=output.mu[k : k + 1], sigma=output.sigma[k : k + 1], score=output.score[k : k + 1],
+        score_sigma=output.score_sigma[k : k + 1], dimensions=output.dimensions,
+    )
+
+
+def _as_http_error(err: Exception) -> HTTPException:
+    if isinstance(err, EditRLError):
+        return HTTPException(400, str(err))
+    logger.exception("reward scoring failed", exc_info=err)
+    return HTTPException(500, f"the reward failed on this input: {type(err).__name__}: {err}")
+
+
+# ---------------------------------------------------------------- the app
+
+
+def _format_validation_error(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ""
+        for key in e.get("loc", ())[1:] if e.get("loc", ("",))[0] == "body" else e.get("loc", ()):
+            loc += f"[{key}]" if isinstance(key, int) else (f".{key}" if loc else str(key))
+        msg = "unknown field (not part of the request schema)" if e.get("type") == "extra_forbidden" else e.get("msg", "")
+        parts.append(f"{loc or 'body'}: {msg}")
+    return "; ".join(parts)
+
+
+def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app scoring with ``reward``; run it with uvicorn (see :func:`serve`)."""
+    config = config or ServeConfig()
+    metrics = Metrics()
+    state: dict[str, Batcher] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher = Batcher(reward, config, metrics)
+        batcher.start()
+        state["batcher"] = batcher
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="editrl reward server",
+        description="Scores (source, instruction, edit) triples with an EditReward-style reward; dynamic batching.",
+        version="1",
+        lifespan=lifespan,
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def check_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if config.token is None:
+            return
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), config.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _format_validation_error(err)})
+
+    @app.middleware("http")
+    async def limit_and_count(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_request_bytes:
+            response = JSONResponse(status_code=413, content={
+                "detail": f"request body of {length} bytes exceeds the server's limit of {config.max_request_bytes} bytes"})
+        else:
+            response = await call_next(request)
+        if request.url.path == "/v1/score":
+            metrics.responses[response.status_code] += 1
+        return response
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": config.model_name, "max_batch": config.max_batch,
+                "max_request_items": config.max_request_items, "max_image_pixels": config.max_image_pixels}
+
+    @app.get("/metrics", dependencies=[Depends(check_token)])
+    async def get_metrics(format: str = "json"):
+        snapshot = metrics.snapshot(state["batcher"].depth)
+        if format == "prometheus":
+            return PlainTextResponse(prometheus_text(snapshot), media_type="text/plain; version=0.0.4")
+        if format != "json":
+            raise HTTPException(400, f"format: expected 'json' or 'prometheus', got {format!r}")
+        return snapshot
+
+    @app.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(check_token)],
+              responses={400: {}, 401: {}, 403: {}, 413: {}, 422: {}, 503: {}})
+    async def score(request: ScoreRequest) -> dict:
+        start = time.perf_counter()
+        n = len(request.items)
+        if n > config.max_request_items:
+            raise HTTPException(413, f"items: {n} items exceed the server's limit of {config.max_request_items} per request; split the request")
+        sources, instructions, edits = await run_in_threadpool(decode_request, request, config)
+        try:
+            output = await state["batcher"].score(sources, instructions, edits)
+        except QueueFull:
+            raise HTTPException(503, f"the scoring queue is full ({config.max_queue} items); retry later",
+                                headers={"Retry-After": "1"}) from None
+        metrics.requests += 1
+        metrics.items += n
+        metrics.latencies.append(time.perf_counter() - start)
+        return output_to_response(output)
+
+    return app
+
+
+def serve(reward: RewardFunction, config: ServeConfig) -> None:
+    """Run the server in the foreground until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(reward, config), host=config.host, port=config.port, log_level="info")
+
+
+@contextmanager
+def serve_in_thread(reward: RewardFunction, config: ServeConfig | None = None) -> Iterator[str]:
+    """Run the server in a background thread on a free port; yields its base URL (tests, benchmarks)."""
+    import uvicorn
+
+    config = config or ServeConfig(port=0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(uvicorn.Config(create_app(reward, config), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="editrl-reward-server")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the reward server thread did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
