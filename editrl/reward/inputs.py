@@ -1,0 +1,142 @@
+"""Turning (source, instruction, edit) triples into the token and pixel inputs of the reward model.
+
+Everything here follows the official EditReward collator so that released checkpoints see exactly
+the inputs they were trained on: one user turn [source image, edited image, text] rendered with the
+base model's chat template (default system prompt, generation prompt appended), images resized with
+qwen-vl-utils' ``smart_resize`` rule (factor 28, min = max = 200704 pixels, PIL bicubic) and the
+default Qwen normalisation, sequences padded on the right.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+from PIL import Image
+
+from ..errors import EditRLError
+from .output import DIMENSIONS
+from .prompts import render_prompt
+
+IMAGE_FACTOR = 28  # patch 14 x spatial merge 2: every side is a multiple of 28 pixels
+MAX_ASPECT_RATIO = 200
+
+
+def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = 200704, max_pixels: int = 200704) -> tuple[int, int]:
+    """(height, width) rounded to multiples of ``factor`` with the area brought inside [min, max] pixels.
+
+    The rule of qwen-vl-utils: round each side to the nearest multiple of ``factor``; if the area is too
+    large scale both sides down by the same ratio (flooring), if too small scale up (ceiling). With
+    min = max = 200704 a square image becomes 448 x 448.
+    """
+    if min(height, width) <= 0:
+        raise EditRLError(f"image of size {width}x{height}: both sides must be positive")
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise EditRLError(f"image of size {width}x{height}: aspect ratio must be below {MAX_ASPECT_RATIO}")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@dataclass
+class ImageBatch:
+    """Pixel patches of N images, in the order given, and their (t, h, w) patch grids."""
+
+    pixel_values: torch.Tensor  # (sum of patches, C * T * P * P)
+    grid_thw: torch.Tensor  # (N, 3)
+    num_tokens: list[int]  # merged visual tokens per image (what the language model sees)
+
+
+class RewardInputBuilder:
+    """Builds token ids and pixel values for each (dimension, item) the way the official collator does."""
+
+    def __init__(self, processor, templates: Mapping[str, str], min_pixels: int, max_pixels: int, reward_token: str):
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.templates = dict(templates)
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.reward_token = reward_token
+        self.reward_token_id = self.tokenizer.convert_tokens_to_ids(reward_token)
+        if self.reward_token_id is None or self.reward_token_id == self.tokenizer.unk_token_id:
+            raise EditRLError(f"the tokenizer has no {reward_token!r} token; build the model with EditReward.from_backbone, which adds it")
+        self.image_token = getattr(processor, "image_token", "<|image_pad|>")
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.merge = processor.image_processor.merge_size
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        height, width = smart_resize(image.height, image.width, IMAGE_FACTOR, self.min_pixels, self.max_pixels)
+        if (width, height) == image.size:
+            return image
+        return image.resize((width, height), Image.Resampling.BICUBIC)
+
+    def num_image_tokens(self, image: Image.Image) -> int:
+        height, width = smart_resize(image.height, image.width, IMAGE_FACTOR, self.min_pixels, self.max_pixels)
+        return (height // IMAGE_FACTOR) * (width // IMAGE_FACTOR)
+
+    def images(self, images: Sequence[Image.Image]) -> ImageBatch:
+        """Resize, normalise and patchify. The image processor does not resize again (the images are
+        already at a size it leaves unchanged, as in the official pipeline)."""
+        resized = [self.resize(image) for image in images]
+        out = self.processor.image_processor(images=resized, do_resize=False, return_tensors="pt")
+        grid = out["image_grid_thw"]
+        return ImageBatch(out["pixel_values"], grid, (grid.prod(-1) // self.merge**2).tolist())
+
+    def text(self, dimension: str, instruction: str) -> str:
+        """The chat-template rendering of the user turn, with one image placeholder per image."""
+        messages = [{
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "image"},
+                {"type": "text", "text": render_prompt(self.templates, dimension, instruction)},
+            ],
+        }]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def token_ids(self, dimension: str, instruction: str, num_tokens: Sequence[int]) -> list[int]:
+        """Token ids of one sequence: the rendered text with each image placeholder expanded to the
+        number of merged visual tokens of its image (the processor's rule)."""
+        pieces = self.text(dimension, instruction).split(self.image_token)
+        if len(pieces) != len(num_tokens) + 1:
+            raise EditRLError(f"the chat template produced {len(pieces) - 1} image placeholders, expected {len(num_tokens)}")
+        text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(num_tokens, pieces[1:]))
+        ids = self.tokenizer(text)["input_ids"]
+        if ids.count(self.reward_token_id) != 1:
+            raise EditRLError(f"instruction {instruction[:40]!r}: the prompt must hold the reward token {self.reward_token!r} exactly once")
+        return ids
+
+    def sequences(self, instructions: Sequence[str], images: ImageBatch, dimensions: Sequence[str] = DIMENSIONS) -> list[list[list[int]]]:
+        """ids[d][i]: the sequence of item i for dimension d; images hold [src0, edit0, src1, edit1, ...]."""
+        return [
+            [self.token_ids(dim, instruction, images.num_tokens[2 * i: 2 * i + 2]) for i, instruction in enumerate(instructions)]
+            for dim in dimensions
+        ]
+
+
+def pad_right(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention_mask), both (N, max length), padded on the right."""
+    length = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
