@@ -1,1 +1,12 @@
 """RL post-training of editors: Flow-GRPO and Diffusion-DPO with LoRA."""
+
+from .config import RLConfig, load_config
+from .dpo import DPOConfig, DPOTrainer
+from .grpo import GRPOConfig, GRPOTrainer
+from .monitor import HackingMonitor
+from .rewards import WeightedReward, build_reward
+
+__all__ = [
+    "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "HackingMonitor", "RLConfig", "WeightedReward",
+    "build_reward", "load_config",
+]

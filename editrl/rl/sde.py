@@ -80,7 +80,7 @@ def sde_step(
 
     If ``prev_sample`` is given (training: re-scoring a stored rollout transition) no noise is drawn
     and the log-probability of that transition is returned; otherwise noise is drawn from
-    ``generator``. ``sigma_max`` guards ``sigma = 1`` where ``std_t`` is infinite (the Flow-GRPO
+    ``generator`` (a CPU generator). ``sigma_max`` guards ``sigma = 1`` where ``std_t`` is infinite (the Flow-GRPO
     recipe clamps to the schedule's second sigma).
     """
     if sde_type not in SDE_TYPES:
@@ -100,7 +100,8 @@ def sde_step(
         x1 = x + (1 - s) * v
         mean = x0 * (1 - s_next) + x1 * torch.sqrt((s_next**2 - std**2).clamp(min=0))
     if prev_sample is None:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        # drawn on the CPU so a seed gives the same noise on every device
+        noise = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
         prev_sample = mean + std * noise
     prev_sample = prev_sample.float()
     if sde_type == "flow_grpo":

@@ -1,0 +1,162 @@
+"""Diffusion-DPO in flow form for editors, the whole algorithm in ``DPOTrainer.iteration``.
+
+Per iteration: sample k edits per (source, instruction) (offline: with the frozen initial policy =
+LoRA disabled; online: with the current policy), score them, pair the best with the worst of each
+group, then noise winner and loser with the *same* noise and flow time t and minimise
+
+    d(model) = ||v_w - model(x_t^w)||^2 - ||v_l - model(x_t^l)||^2      (v = noise - x0)
+    loss     = -log sigmoid(-beta / 2 * (d(theta) - d(ref)))
+
+with a constant beta (a timestep-dependent beta over-optimises high noise). The reference is the
+initial policy (LoRA disabled) offline, or a copy of the LoRA refreshed every ``ref_update_every``
+iterations online.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import EditRLError
+from .config import RLConfig, _key
+from .lora import adapter_disabled, lora_state, swapped_lora
+from .trainer import RLTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DPOConfig(RLConfig):
+    """``editrl dpo`` keys (on top of ``RLConfig``)."""
+
+    beta: float = _key(100.0, "Constant DPO beta (flow_grpo uses ~100 for flows with mean-squared errors).")
+    ref_update_every: int = _key(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
+                                 "online: pairs from the current policy, reference = copy of the LoRA refreshed every K iterations.")
+    timesteps_per_pair: int = _key(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
+    min_reward_gap: float = _key(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta <= 0:
+            raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
+        if self.ref_update_every < 0 or self.timesteps_per_pair < 1:
+            raise EditRLError("config keys ref_update_every >= 0 and timesteps_per_pair >= 1 expected, got "
+                              f"{self.ref_update_every} and {self.timesteps_per_pair}")
+
+
+def flow_dpo_loss(
+    v_w: torch.Tensor, v_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor,
+    target_w: torch.Tensor, target_l: torch.Tensor, beta: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Flow Diffusion-DPO loss over a batch of pairs (velocities (P, ...)); squared errors are means over dims.
+
+    Returns the mean loss and per-pair statistics: ``d_theta``, ``d_ref`` and ``accuracy`` (the
+    policy fits the winner better than the reference does, relative to the loser).
+    """
+    def err(v, target):
+        return ((v.float() - target.float()) ** 2).mean(dim=tuple(range(1, v.ndim)))
+
+    d_theta = err(v_w, target_w) - err(v_l, target_l)
+    d_ref = err(ref_w, target_w) - err(ref_l, target_l)
+    margin = -beta / 2 * (d_theta - d_ref)
+    loss = -F.logsigmoid(margin).mean()
+    return loss, {"d_theta": d_theta.detach(), "d_ref": d_ref.detach(), "accuracy": (margin.detach() > 0).float()}
+
+
+class DPOTrainer(RLTrainer):
+    """Offline/online flow Diffusion-DPO with LoRA on any editor adapter; see ``DPOConfig``."""
+
+    config: DPOConfig
+
+    def __init__(self, config: DPOConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.ref_state = lora_state(self.transformer) if config.ref_update_every else None
+
+    def reference(self):
+        """Context in which the denoiser is the reference policy."""
+        if self.ref_state is None:
+            return adapter_disabled(self.transformer)
+        return swapped_lora(self.transformer, self.ref_state)
+
+    def extra_state(self) -> dict:
+        return {"ref_state": self.ref_state}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.ref_state = state.get("ref_state")
+
+    @torch.no_grad()
+    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Clean latents and images by the ODE sampler, in batches of ``batch_size``."""
+        latents, images = [], []
+        policy = adapter_disabled(self.transformer) if self.ref_state is None else nullcontext()
+        with policy:
+            for lo in range(0, len(seeds), self.config.batch_size):
+                rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
+                x = self.editor.denoise(self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows), sigmas)
+                latents.append(x)
+                images += self.editor.decode(x)
+        return torch.cat(latents), images
+
+    def iteration(self, step: int) -> dict[str, float]:
+        cfg = self.config
+        k = cfg.group_size
+        # 1. k samples per (source, instruction): frozen initial policy (offline) or current (online)
+        prompts = self.step_prompts(step)
+        cond = self.encode(prompts).repeat_interleave(k)
+        n = len(cond)
+        self.transformer.eval()
+        x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps))
+
+        # 2. best-vs-worst pair of each group by the reward
+        rewards = self.score(self.reward, cond, images)
+        grouped = rewards.view(-1, k)
+        best = grouped.argmax(1) + torch.arange(len(grouped)) * k
+        worst = grouped.argmin(1) + torch.arange(len(grouped)) * k
+        valid = (grouped.max(1).values - grouped.min(1).values) >= cfg.min_reward_gap
+        best, worst = best[valid], worst[valid]
+
+        # 3. shared noise and t for winner and loser; loss against the reference, accumulated
+        rng = torch.Generator().manual_seed(self.sample_seeds(step, 1)[0] + 104729)
+        stats: dict[str, list[torch.Tensor]] = {"loss": [], "accuracy": [], "d_theta": [], "d_ref": []}
+        n_pairs = len(best)
+        pair_batch = max(1, cfg.batch_size // 2)
+        for lo in range(0, n_pairs, pair_batch):
+            w, l = best[lo : lo + pair_batch], worst[lo : lo + pair_batch]
+            c = cond.select(torch.cat([w, l]))
+            x0_pair = torch.cat([x0[w], x0[l]])
+            for _ in range(cfg.timesteps_per_pair):
+                t = torch.rand(len(w), generator=rng)
+                noise = torch.randn(x0[w].shape, generator=rng).to(x0.device)
+                t2, noise2 = t.repeat(2).to(x0.device), noise.repeat(2, 1, 1)
+                x_t = (1 - t2[:, None, None]) * x0_pair + t2[:, None, None] * noise2
+                target = noise2 - x0_pair
+                with torch.no_grad(), self.reference():
+                    v_ref = self.editor.velocity(x_t, t2, c)
+                v = self.editor.velocity(x_t, t2, c)
+                m = len(w)
+                loss, st = flow_dpo_loss(v[:m], v[m:], v_ref[:m], v_ref[m:], target[:m], target[m:], cfg.beta)
+                (loss * m / (n_pairs * cfg.timesteps_per_pair)).backward()
+                stats["loss"].append(loss.detach().expand(m).cpu())
+                for key in ("accuracy", "d_theta", "d_ref"):
+                    stats[key].append(st[key].cpu())
+        grad_norm = self.optimizer_step()
+        if cfg.ref_update_every and (step + 1) % cfg.ref_update_every == 0:
+            self.ref_state = lora_state(self.transformer)
+
+        all_rewards = self.gather(rewards)
+        cat = {key: torch.cat(v) if v else torch.zeros(1) for key, v in stats.items()}
+        return {
+            "reward_mean": float(all_rewards.mean()),
+            "reward_std": float(all_rewards.std(unbiased=False)),
+            "pairs": int(self.gather(torch.tensor([n_pairs])).sum()),
+            "reward_margin": float((rewards[best] - rewards[worst]).mean()) if n_pairs else 0.0,
+            "dpo_loss": float(cat["loss"].mean()),
+            "dpo_accuracy": float(cat["accuracy"].mean()),
+            "d_theta_minus_ref": float((cat["d_theta"] - cat["d_ref"]).mean()),
+            "grad_norm": grad_norm,
+            "images": n * self.world_size * (step + 1),
+        }

@@ -1,0 +1,212 @@
+"""Flow-GRPO for instruction-based editors, the whole algorithm in ``GRPOTrainer.iteration``.
+
+Per iteration: draw groups of k samples per (source, instruction) with the SDE sampler (noise on
+the steps of the SDE window, plain ODE elsewhere, the last step always ODE), score the edits with
+the reward, normalise rewards into advantages (per group or over the gathered batch, clipped, flat
+groups dropped), then for a random subset of the SDE steps re-score each stored transition under
+the current policy and minimise the PPO-clipped objective plus a KL to the reference (the same
+denoiser with LoRA disabled) on the step mean. Gradients accumulate over timesteps and batches;
+``num_minibatches`` optimizer steps per iteration (1 = fully on-policy, every ratio exactly 1).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import EditRLError
+from .advantages import ADVANTAGE_MODES, compute_advantages
+from .config import RLConfig, _key
+from .lora import adapter_disabled
+from .sde import SDE_TYPES, kl_to_reference, ode_step, sde_step
+from .trainer import RLTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GRPOConfig(RLConfig):
+    """``editrl grpo`` keys (on top of ``RLConfig``)."""
+
+    noise_level: float = _key(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
+    sde_type: str = _key("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
+    sde_window_size: int = _key(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
+    sde_window_range: list[int] | None = _key(None, "[lo, hi): steps where the window may start; null = anywhere it fits.")
+    timestep_fraction: float = _key(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
+    clip_range: float = _key(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
+    kl_beta: float = _key(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
+    advantage_mode: str = _key("group", "Reward normalisation: group (per-group mean/std) | batch (global mean/std).")
+    advantage_clip: float = _key(5.0, "Advantages are clipped to [-c, c].")
+    min_group_std: float = _key(1e-4, "Groups whose reward std is below this are dropped (no signal).")
+    num_minibatches: int = _key(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.sde_type not in SDE_TYPES:
+            raise EditRLError(f"config key sde_type: expected one of {SDE_TYPES}, got {self.sde_type!r}")
+        if self.advantage_mode not in ADVANTAGE_MODES:
+            raise EditRLError(f"config key advantage_mode: expected one of {ADVANTAGE_MODES}, got {self.advantage_mode!r}")
+        if self.num_steps < 2:
+            raise EditRLError("config key num_steps: GRPO needs at least 2 steps (the last step is never trained)")
+        if not 0 <= self.sde_window_size <= self.num_steps - 1:
+            raise EditRLError(f"config key sde_window_size: expected 0..num_steps-1={self.num_steps - 1}, got {self.sde_window_size}")
+        if not 0 < self.timestep_fraction <= 1:
+            raise EditRLError(f"config key timestep_fraction: expected 0 < f <= 1, got {self.timestep_fraction}")
+        n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
+        if not 1 <= self.num_minibatches <= n_batches:
+            raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")
+
+
+def grpo_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_range: float,
+    kl: torch.Tensor | None = None,
+    kl_beta: float = 0.0,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO-clipped policy loss ``mean(max(-A r, -A clip(r, 1-c, 1+c)))`` + ``kl_beta * KL`` over ``mask``.
+
+    All inputs are (B,); returns the scalar loss and detached per-sample statistics (ratio, KL,
+    policy loss, whether the ratio was outside the clip range).
+    """
+    ratio = torch.exp(log_prob - old_log_prob)
+    policy = torch.maximum(-advantages * ratio, -advantages * ratio.clamp(1 - clip_range, 1 + clip_range))
+    per_sample = policy + (kl_beta * kl if kl is not None else 0.0)
+    mask = torch.ones_like(ratio) if mask is None else mask.float()
+    loss = (per_sample * mask).sum() / mask.sum().clamp(min=1)
+    stats = {
+        "ratio": ratio.detach(),
+        "policy_loss": policy.detach(),
+        "kl": kl.detach() if kl is not None else torch.zeros_like(ratio),
+        "clipped": ((ratio.detach() - 1).abs() > clip_range).float(),
+    }
+    return loss, stats
+
+
+class GRPOTrainer(RLTrainer):
+    """Flow-GRPO with LoRA on any editor adapter; see the module docstring and ``GRPOConfig``."""
+
+    config: GRPOConfig
+
+    def sde_steps(self, step: int) -> list[int]:
+        """Indices of the steps that get noise this iteration (never the last step)."""
+        cfg = self.config
+        last = cfg.num_steps - 1  # the final step (to sigma = 0) is ODE and never trained
+        if cfg.sde_window_size == 0:
+            return list(range(last))
+        lo, hi = cfg.sde_window_range or (0, last - cfg.sde_window_size + 1)
+        hi = min(hi, last - cfg.sde_window_size + 1)
+        if not 0 <= lo < hi:
+            raise EditRLError(f"config key sde_window_range: {cfg.sde_window_range} leaves no room for a window of {cfg.sde_window_size}")
+        start = int(self.step_rng(step).integers(lo, hi))
+        return list(range(start, start + cfg.sde_window_size))
+
+    @torch.no_grad()
+    def rollout(self, cond, seeds: list[int], sigmas: torch.Tensor, noisy: list[int]) -> dict:
+        """Sample in batches of ``batch_size``; keep each SDE transition (x_j, x_j+1) and its log-prob.
+
+        Returns ``x``/``x_next`` (N, S, L, C) for the S noisy steps, ``log_prob`` (N, S), ``images``.
+        """
+        cfg = self.config
+        before, after, log_probs, images = [], [], [], []
+        for lo in range(0, len(seeds), cfg.batch_size):
+            rows = list(range(lo, min(lo + cfg.batch_size, len(seeds))))
+            generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)  # SDE noise, apart from the initial noise
+            x = self.editor.initial_noise(seeds[lo : rows[-1] + 1])
+            c = cond.select(rows)
+            xs, xs_next, lps = [], [], []
+            for i in range(cfg.num_steps):
+                v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
+                if i in noisy:
+                    out = self.transition(x, v, sigmas, i, generator=generator)
+                    xs.append(x)
+                    xs_next.append(out.prev_sample)
+                    lps.append(out.log_prob)
+                    x = out.prev_sample
+                else:
+                    x = ode_step(x, v, sigmas[i], sigmas[i + 1])
+            before.append(torch.stack(xs, 1))
+            after.append(torch.stack(xs_next, 1))
+            log_probs.append(torch.stack(lps, 1))
+            images += self.editor.decode(x)
+        return {"x": torch.cat(before), "x_next": torch.cat(after), "log_prob": torch.cat(log_probs), "images": images}
+
+    def transition(self, x, v, sigmas, i, prev_sample=None, generator=None):
+        """The SDE step i of the schedule (drawn, or the log-prob of a stored ``prev_sample``)."""
+        cfg = self.config
+        return sde_step(x, v, sigmas[i], sigmas[i + 1], cfg.noise_level, sde_type=cfg.sde_type,
+                        prev_sample=prev_sample, generator=generator, sigma_max=float(sigmas[1]))
+
+    def iteration(self, step: int) -> dict[str, float]:
+        cfg = self.config
+        k = cfg.group_size
+        # 1. rollouts: k samples per (source, instruction), SDE on the window, ODE elsewhere
+        prompts = self.step_prompts(step)
+        cond = self.encode(prompts).repeat_interleave(k)
+        n = len(cond)
+        sigmas = self.editor.sigmas(cfg.num_steps)
+        noisy = self.sde_steps(step)
+        self.transformer.eval()
+        traj = self.rollout(cond, self.sample_seeds(step, n), sigmas, noisy)
+
+        # 2. rewards -> advantages, with statistics over the groups of every process
+        rewards = self.score(self.reward, cond, traj["images"])
+        group_ids = torch.arange(n) // k + self.rank * cfg.groups_per_step
+        all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
+        adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
+                                 min_group_std=cfg.min_group_std)
+        mine = slice(self.rank * n, (self.rank + 1) * n)
+        advantages, keep = adv.values[mine], adv.keep[mine]
+
+        # 3. policy update on a random subset of the SDE steps, accumulated over steps and batches
+        rng = self.step_rng(step)
+        n_train = max(1, round(cfg.timestep_fraction * len(noisy)))
+        trained = sorted(rng.choice(len(noisy), size=n_train, replace=False).tolist())
+        batches = [list(range(lo, min(lo + cfg.batch_size, n))) for lo in range(0, n, cfg.batch_size)]
+        # every group flat everywhere: nothing to learn (and all processes agree, adv is global)
+        minibatches = [batches[m :: cfg.num_minibatches] for m in range(cfg.num_minibatches)] if adv.keep.any() else []
+        stats: dict[str, list[torch.Tensor]] = {"ratio": [], "policy_loss": [], "kl": [], "clipped": []}
+        grad_norms = []
+        for minibatch in minibatches:
+            kept = sum(int(keep[rows].sum()) for rows in minibatch)
+            for rows in minibatch:
+                if not keep[rows].any():
+                    continue
+                c = cond.select(rows)
+                for s in trained:
+                    x, x_next = traj["x"][rows, s], traj["x_next"][rows, s]
+                    sigma = sigmas[noisy[s]].expand(len(rows)).to(x.device)
+                    out = self.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
+                    kl = None
+                    if cfg.kl_beta > 0:
+                        with torch.no_grad(), adapter_disabled(self.transformer):
+                            v_ref = self.editor.velocity(x, sigma, c)
+                        kl = kl_to_reference(out.mean, self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next).mean, out.std)
+                    loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(out.log_prob.device), advantages[rows].to(out.log_prob.device),
+                                         cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(out.log_prob.device))
+                    # weight so the accumulated gradient is the mean over kept samples and trained steps
+                    (loss * int(keep[rows].sum()) / (kept * n_train)).backward()
+                    for key, value in st.items():
+                        stats[key].append(value[keep[rows]].cpu())
+            grad_norms.append(self.optimizer_step())
+
+        # 4. what the log shows: global reward statistics, ratio/clip/KL diagnostics
+        ratio = torch.cat(stats["ratio"]) if stats["ratio"] else torch.ones(1)
+        record = {
+            "reward_mean": float(all_rewards.mean()),
+            "reward_std": float(all_rewards.std(unbiased=False)),
+            "groups_kept": float(adv.keep.float().mean()),
+            "policy_loss": float(torch.cat(stats["policy_loss"]).mean()) if stats["policy_loss"] else 0.0,
+            "kl": float(torch.cat(stats["kl"]).mean()) if stats["kl"] else 0.0,
+            "clip_frac": float(torch.cat(stats["clipped"]).mean()) if stats["clipped"] else 0.0,
+            "ratio_mean": float(ratio.mean()),
+            "ratio_min": float(ratio.min()),
+            "ratio_max": float(ratio.max()),
+            "grad_norm": max(grad_norms, default=0.0),
+            "images": n * self.world_size * (step + 1),
+        }
+        return record

@@ -1,0 +1,110 @@
+"""LoRA plumbing for RL: add the adapter, switch it off for the reference, swap weights, EMA, save.
+
+The reference policy of GRPO's KL and of offline DPO is the *same* denoiser with the LoRA adapter
+disabled, so no second copy of a 12 B transformer is needed. Online DPO's refreshed reference and
+the EMA weights are plain copies of the (small) LoRA tensors swapped in for one forward.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ..errors import EditRLError
+
+
+def add_lora(
+    transformer: torch.nn.Module, rank: int, alpha: float, target_modules: list[str], init: str | bool = "gaussian"
+) -> list[torch.nn.Parameter]:
+    """Inject a peft LoRA adapter in place (diffusers ``add_adapter``); returns the trainable LoRA params.
+
+    Everything else in the denoiser is frozen. ``init="gaussian"`` is the Flow-GRPO recipe (B is
+    still zero, so the adapted model starts exactly at the base model).
+    """
+    from peft import LoraConfig
+
+    transformer.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=init, target_modules=list(target_modules))
+    try:
+        transformer.add_adapter(config)
+    except ValueError as err:
+        raise EditRLError(f"lora_target_modules={list(target_modules)}: {err}") from None
+    params = [p for name, p in transformer.named_parameters() if "lora_" in name]
+    for p in params:
+        p.requires_grad_(True)
+        p.data = p.data.float()  # LoRA weights (and their optimizer state) in fp32 even on a bf16 model
+    return params
+
+
+def lora_state(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the LoRA tensors, keyed by parameter name."""
+    return {name: p.detach().clone() for name, p in transformer.named_parameters() if "lora_" in name}
+
+
+def load_lora_state(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(transformer.named_parameters())
+    missing = set(state) - set(params)
+    if missing:
+        raise EditRLError(f"LoRA state has tensors the model lacks (different lora_target_modules/rank?): {sorted(missing)[:3]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+@contextmanager
+def adapter_disabled(transformer: torch.nn.Module) -> Iterator[None]:
+    """The base model (LoRA off) inside the block: the reference policy."""
+    transformer.disable_adapters()
+    try:
+        yield
+    finally:
+        transformer.enable_adapters()
+
+
+@contextmanager
+def swapped_lora(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Other LoRA weights (EMA, a frozen reference copy) inside the block, the trained ones restored after."""
+    saved = lora_state(transformer)
+    load_lora_state(transformer, state)
+    try:
+        yield
+    finally:
+        load_lora_state(transformer, saved)
+
+
+class LoraEMA:
+    """Exponential moving average of the LoRA weights, used for evaluation and the saved adapter."""
+
+    def __init__(self, transformer: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = lora_state(transformer)
+
+    @torch.no_grad()
+    def update(self, transformer: torch.nn.Module) -> None:
+        for name, p in transformer.named_parameters():
+            if name in self.shadow:
+                self.shadow[name].lerp_(p.detach(), 1 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.shadow = {k: v.clone() for k, v in state.items()}
+
+
+def save_lora(pipe, transformer: torch.nn.Module, directory: str | Path) -> Path:
+    """Write the active LoRA in diffusers format (``pytorch_lora_weights.safetensors``).
+
+    The file loads with ``pipe.load_lora_weights`` / ``Editor.load_lora`` / ``editrl best-of-n --lora``.
+    """
+    from peft.utils import get_peft_model_state_dict
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    layers = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(transformer).items()}
+    key = "unet_lora_layers" if transformer is getattr(pipe, "unet", None) else "transformer_lora_layers"
+    type(pipe).save_lora_weights(str(directory), **{key: layers})
+    return directory

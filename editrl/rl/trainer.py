@@ -1,0 +1,319 @@
+"""What GRPO and DPO share: building the editor/LoRA/rewards, prompts, evaluation with the judge,
+the training loop shell (progress bar, JSONL log, checkpoints, resume) and multi-process plumbing.
+
+The algorithms themselves live in ``grpo.py`` and ``dpo.py`` (``RLTrainer.iteration``); this file is
+only the loop around them. Multi-process runs use accelerate: each process draws its own groups,
+rewards are gathered so advantages use global statistics, and LoRA gradients are averaged across
+processes before every optimizer step (LoRA is small, so this is the DDP all-reduce without
+wrapping the denoiser).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import EditRLError
+from ..images import check_instruction, load_image
+from ..reward.output import RewardFunction
+from .config import RLConfig
+from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
+from .monitor import HackingMonitor
+from .rewards import build_reward, build_weighted_reward
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+STATE_FILE = "trainer_state.pt"
+
+
+def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
+    """(source, instruction) pairs: ``n`` world examples of ``split``, or every line of a JSONL file."""
+    if spec == "world":
+        from ..world import make_examples
+
+        return [(e.source, e.instruction) for e in make_examples(n, seed=seed, split=split, size=size)]
+    path = Path(spec)
+    if not path.is_file():
+        raise EditRLError(f"data {spec!r}: expected 'world' or a JSONL file with 'source' and 'instruction' per line")
+    prompts = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            source, instruction = row["source"], row["instruction"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise EditRLError(f"{path}:{i + 1}: expected a JSON object with 'source' and 'instruction'") from None
+        source_path = path.parent / source
+        prompts.append((load_image(source_path, f"{path}:{i + 1} source"), check_instruction(instruction, f"{path}:{i + 1}")))
+    if not prompts:
+        raise EditRLError(f"data {spec!r}: no prompts in the file")
+    return prompts[:n] if split == "test" else prompts
+
+
+class RLTrainer:
+    """Base of ``GRPOTrainer`` and ``DPOTrainer``.
+
+    Args:
+        config: the trainer's config dataclass.
+        editor: an ``editrl.sampler.editors.Editor``; built from ``config.editor``/``model`` if None.
+        reward: the training ``RewardFunction``; built from ``config.rewards`` if None.
+        judge: the held-out ``RewardFunction`` of the monitor; built from ``config.judge`` if None.
+        train_prompts / eval_prompts: lists of (source, instruction); built from the config if None.
+        accelerator: an ``accelerate.Accelerator``; a default one if None.
+    """
+
+    def __init__(
+        self,
+        config: RLConfig,
+        editor=None,
+        reward: RewardFunction | None = None,
+        judge: RewardFunction | None = None,
+        train_prompts: list[tuple[Any, str]] | None = None,
+        eval_prompts: list[tuple[Any, str]] | None = None,
+        accelerator=None,
+    ):
+        from accelerate import Accelerator
+
+        config.validate()
+        self.config = config
+        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu")
+        device = torch.device(config.device) if config.device else self.accelerator.device
+        if editor is None:
+            from ..sampler.editors import load_editor
+
+            settings = {"resolution": config.resolution} if config.resolution else {}
+            editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
+        self.editor = editor
+        self.transformer = editor.transformer
+        self.transformer.eval()  # no dropout: rollout and training forwards must be identical
+        targets = config.lora_target_modules or editor.lora_target_modules
+        self.params = add_lora(self.transformer, config.lora_rank, config.lora_alpha, targets, config.lora_init)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
+        )
+        self.ema = LoraEMA(self.transformer, config.ema_decay) if config.ema_decay > 0 else None
+        self.reward = reward or build_weighted_reward(config.rewards, device)
+        if judge is None and config.judge:
+            judge = build_reward(config.judge, device)
+        self.judge = judge
+        size = editor.resolution
+        self.train_prompts = train_prompts or load_prompts(config.train_data, config.world_train_examples, "train", config.seed, size)
+        self.eval_prompts = (eval_prompts or load_prompts(config.eval_data, config.eval_prompts, "test", config.seed, size))[
+            : config.eval_prompts
+        ]
+        self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
+        self.step = 0
+        self.output_dir = Path(config.output_dir)
+        self.log_path = self.output_dir / "log.jsonl"
+
+    # ------------------------------------------------------------------ the algorithm (subclasses)
+    def iteration(self, step: int) -> dict[str, float]:
+        """One rollout + update; returns the metrics logged for this step."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Algorithm state to checkpoint besides LoRA/optimizer/EMA/monitor (e.g. DPO's reference)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ------------------------------------------------------------------ shared pieces
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world_size(self) -> int:
+        return self.accelerator.num_processes
+
+    def step_rng(self, step: int) -> np.random.Generator:
+        """The same random stream on every process for a step (and again after a resume)."""
+        return np.random.default_rng([self.config.seed, step])
+
+    def step_prompts(self, step: int) -> list[tuple[Any, str]]:
+        """This process's ``groups_per_step`` prompts of the step (distinct across processes when possible)."""
+        g = self.config.groups_per_step
+        total = g * self.world_size
+        rng = self.step_rng(step)
+        replace = total > len(self.train_prompts)
+        chosen = rng.choice(len(self.train_prompts), size=total, replace=replace)
+        return [self.train_prompts[i] for i in chosen[self.rank * g : (self.rank + 1) * g]]
+
+    def sample_seeds(self, step: int, n: int) -> list[int]:
+        """Distinct noise seeds per (seed, step, process, sample)."""
+        return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]
+
+    def encode(self, prompts: list[tuple[Any, str]]):
+        """Encode once; the tensors are cloned out of inference mode so autograd can use them."""
+        cond = self.editor.encode([p[0] for p in prompts], [p[1] for p in prompts], self.config.guidance)
+        cond.batched = {k: v.clone() for k, v in cond.batched.items()}
+        cond.shared = {k: v.clone() if torch.is_tensor(v) else v for k, v in cond.shared.items()}
+        return cond
+
+    def score(self, reward: RewardFunction, cond, images) -> torch.Tensor:
+        return reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size).score.float()
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """Concatenate a tensor from every process (identity in a single process)."""
+        return self.accelerator.gather(t.to(self.accelerator.device)).cpu()
+
+    def optimizer_step(self) -> float:
+        """Average LoRA grads across processes, clip, step, update EMA; returns the grad norm."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.world_size > 1:
+            flat = self.accelerator.reduce(torch.cat([g.flatten() for g in grads]).to(self.accelerator.device), "mean").cpu()
+            offset = 0
+            for p, g in zip(self.params, grads):
+                p.grad = flat[offset : offset + g.numel()].view_as(g).to(p.device)
+                offset += g.numel()
+        max_norm = self.config.max_grad_norm if self.config.max_grad_norm > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        if not math.isfinite(grad_norm):
+            raise EditRLError(
+                f"step {self.step}: gradient norm is {grad_norm} (NaN/inf loss); lower learning_rate or check the reward"
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.transformer)
+        return grad_norm
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights:
+        mean training reward and judge score, averaged over all processes' share of the prompts."""
+        mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
+        totals = torch.zeros(3)
+        if mine:
+            prompts = [self.eval_prompts[i] for i in mine]
+            weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+            with swapped_lora(self.transformer, weights):
+                result = self.editor.sample(
+                    [p[0] for p in prompts], [p[1] for p in prompts], seeds=mine, num_steps=self.config.eval_steps,
+                    guidance=self.config.guidance, batch_size=self.config.batch_size,
+                )
+            sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
+            bs = self.config.reward_batch_size
+            totals[0] = self.reward.score(sources, instructions, result.images, batch_size=bs).score.sum()
+            if self.judge is not None:
+                totals[1] = self.judge.score(sources, instructions, result.images, batch_size=bs).score.sum()
+            totals[2] = len(mine)
+        totals = self.accelerator.reduce(totals.to(self.accelerator.device), "sum").cpu()
+        out = {"eval_reward": float(totals[0] / totals[2])}
+        if self.judge is not None:
+            out["judge_score"] = float(totals[1] / totals[2])
+        return out
+
+    # ------------------------------------------------------------------ loop, log, checkpoints
+    def log(self, record: dict[str, Any]) -> None:
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def train(self, resume: bool = False) -> dict[str, Any]:
+        """Run to ``num_iterations``; returns the last logged record. ``resume`` continues from the
+        newest checkpoint in ``output_dir`` (and drops log lines written after it)."""
+        if resume:
+            self.resume()
+        elif self.accelerator.is_main_process and self.log_path.exists():
+            raise EditRLError(f"output_dir {str(self.output_dir)!r} already has a log.jsonl: pass --resume or choose another output_dir")
+        cfg = self.config
+        record: dict[str, Any] = {}
+        if self.step == 0 and self.judge is not None and cfg.eval_every:
+            self._evaluate_and_monitor(record := {"step": 0})
+            self.log(record)
+        bar = tqdm(range(self.step, cfg.num_iterations), initial=self.step, total=cfg.num_iterations,
+                   desc=type(self).__name__, disable=not self.accelerator.is_main_process)
+        for step in bar:
+            record = {"step": step + 1, **self.iteration(step)}
+            self.step = step + 1
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
+                self._evaluate_and_monitor(record)
+            self.log(record)
+            bar.set_postfix({k: f"{record[k]:.3g}" for k in ("reward_mean", "judge_score") if k in record})
+            if self.step % cfg.save_every == 0 or self.step == cfg.num_iterations:
+                self.save_checkpoint()
+        if self.accelerator.is_main_process:
+            self.save_lora(self.output_dir / "lora")
+        self.accelerator.wait_for_everyone()
+        return record
+
+    def _evaluate_and_monitor(self, record: dict[str, Any]) -> None:
+        metrics = self.evaluate()
+        record.update(metrics)
+        if "judge_score" in metrics:
+            warning = self.monitor.update(self.step, metrics["eval_reward"], metrics["judge_score"])
+            if warning is not None:
+                record["hacking_warning"] = warning
+
+    def save_lora(self, directory: Path) -> Path:
+        """The adapter users load (EMA weights when EMA is on), in diffusers format."""
+        weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+        with swapped_lora(self.transformer, weights):
+            return save_lora(self.editor.pipe, self.transformer, directory)
+
+    def save_checkpoint(self) -> None:
+        """``checkpoints/step-N/``: the LoRA (diffusers format) and ``trainer_state.pt``; written to a
+        temporary folder and renamed, so a kill never leaves a half checkpoint."""
+        if not self.accelerator.is_main_process:
+            self.accelerator.wait_for_everyone()
+            return
+        root = self.output_dir / "checkpoints"
+        final = root / f"step-{self.step:06d}"
+        tmp = root / f".tmp-step-{self.step:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.save_lora(tmp)
+        state = {
+            "step": self.step,
+            "lora": lora_state(self.transformer),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "monitor": self.monitor.state_dict(),
+            "extra": self.extra_state(),
+            "config": self.config.to_dict(),
+        }
+        torch.save(state, tmp / STATE_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        logger.info("saved checkpoint %s", final)
+        self.accelerator.wait_for_everyone()
+
+    def resume(self) -> None:
+        checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
+        if not checkpoints:
+            logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
+            if self.accelerator.is_main_process and self.log_path.exists():
+                self.log_path.unlink()
+            return
+        state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+        load_lora_state(self.transformer, state["lora"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.monitor.load_state_dict(state["monitor"])
+        self.load_extra_state(state["extra"])
+        self.step = int(state["step"])
+        if self.accelerator.is_main_process and self.log_path.exists():
+            # steps after the checkpoint are recomputed: keep the log consistent with the state
+            kept = [line for line in self.log_path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
+            tmp = self.log_path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, self.log_path)
+        logger.info("resumed from %s at step %d", checkpoints[-1].parent, self.step)
+        self.accelerator.wait_for_everyone()
