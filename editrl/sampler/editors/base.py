@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -86,7 +88,7 @@ class Editor:
     """Base class of the editor adapters; subclasses implement the model-specific methods.
 
     Subclasses set ``name``, ``nfe_per_step`` and the ``DEFAULT_*`` values and implement
-    ``_encode``, ``_noise_shape``/``initial_noise``, ``sigmas``, ``velocity`` and ``decode``.
+    ``_encode``, ``initial_noise``, ``sigmas``, ``velocity`` and ``decode``.
     ``resolution`` is the side of the square images the editor works at; sources are resized to it.
     """
 
@@ -112,7 +114,7 @@ class Editor:
         self.default_guidance = float(self.DEFAULT_GUIDANCE if default_guidance is None else default_guidance)
 
     # ----------------------------------------------------------------- model-specific pieces
-    resolution_multiple: int = 16
+    resolution_multiple: int = 16  # the side must be a multiple of this (VAE factor x packing)
 
     @property
     def transformer(self) -> torch.nn.Module:
@@ -145,6 +147,10 @@ class Editor:
     def decode(self, x: torch.Tensor) -> list[Image.Image]:
         """Clean latents (B, L, C) -> B PIL images at the editor's resolution."""
         raise NotImplementedError
+
+    def step_nfe(self, cond: EditCondition) -> int:
+        """Denoiser evaluations per candidate and step under ``cond`` (guidance branches count)."""
+        return self.nfe_per_step
 
     @property
     def lora_target_modules(self) -> list[str]:
@@ -243,12 +249,10 @@ class Editor:
                 latents.append(self.denoise(x, cond.select(chunk), sigmas, callback=callback))
             latents = torch.cat(latents)
             images = self.decode(latents)
-        return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.nfe_per_step)
+        return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.step_nfe(cond))
 
     def load_lora(self, path: str, adapter_name: str | None = None) -> None:
         """Load LoRA weights in diffusers format (what ``editrl grpo`` saves) on top of the denoiser."""
-        from pathlib import Path
-
         if not Path(path).exists():
             raise EditRLError(f"lora: no LoRA weights at {path!r} (expected a folder or .safetensors file in diffusers format)")
         try:
@@ -262,3 +266,40 @@ class Editor:
             f"{type(self).__name__}(resolution={self.resolution}, steps={self.default_steps}, "
             f"guidance={self.default_guidance}, device={self.device}, dtype={self.dtype})"
         )
+
+
+class PackedFlowEditor(Editor):
+    """Shared pieces of the rectified-flow transformers with 2x2-packed latents (FLUX, Qwen-Image).
+
+    Both pipelines draw noise and pack it in ``prepare_latents`` and shift their sigmas with
+    ``calculate_shift`` of the image-token count; these use the pipeline's own helpers.
+    """
+
+    @property
+    def resolution_multiple(self) -> int:
+        return self.pipe.vae_scale_factor * 2  # VAE downsampling, then 2x2 packing
+
+    @property
+    def _latent_channels(self) -> int:
+        return self.transformer.config.in_channels // 4
+
+    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        side = self.resolution
+        noise = self.pipe.prepare_latents(
+            None, len(seeds), self._latent_channels, side, side, torch.float32, torch.device("cpu"), seed_generators(seeds)
+        )[0]
+        return noise.to(self.device)
+
+    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        num_steps = int(num_steps or self.default_steps)
+        tokens = (self.resolution // self.resolution_multiple) ** 2
+        config = self.pipe.scheduler.config
+        mu = calculate_shift(
+            tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5), config.get("max_shift", 1.15),
+        )
+        scheduler = type(self.pipe.scheduler).from_config(config)  # a private copy: set_timesteps mutates it
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu, device="cpu")
+        return scheduler.sigmas.to(torch.float32)

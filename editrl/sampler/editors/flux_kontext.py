@@ -10,16 +10,13 @@ step). All tensor layouts come from the pipeline's own helpers (``encode_prompt`
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import numpy as np
 import torch
 from PIL import Image
 
-from .base import EditCondition, Editor, seed_generators
+from .base import EditCondition, PackedFlowEditor
 
 
-class FluxKontextEditor(Editor):
+class FluxKontextEditor(PackedFlowEditor):
     name = "flux-kontext"
     nfe_per_step = 1  # guidance-distilled: the guidance scale is an embedding, not a second branch
     DEFAULT_STEPS = 28
@@ -29,14 +26,6 @@ class FluxKontextEditor(Editor):
     def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
         super().__init__(pipe, resolution, default_steps, default_guidance)
         self.max_sequence_length = max_sequence_length
-
-    @property
-    def resolution_multiple(self) -> int:
-        return self.pipe.vae_scale_factor * 2  # VAE downsampling, then 2x2 packing
-
-    @property
-    def _latent_channels(self) -> int:
-        return self.transformer.config.in_channels // 4
 
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
         pipe, device, dtype = self.pipe, self.device, self.dtype
@@ -58,27 +47,6 @@ class FluxKontextEditor(Editor):
             sources=list(sources),
             instructions=list(instructions),
         )
-
-    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
-        side = self.resolution
-        noise, *_ = self.pipe.prepare_latents(
-            None, len(seeds), self._latent_channels, side, side, torch.float32, torch.device("cpu"), seed_generators(seeds)
-        )
-        return noise.to(self.device)
-
-    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
-        from diffusers.pipelines.flux.pipeline_flux_kontext import calculate_shift
-
-        num_steps = int(num_steps or self.default_steps)
-        tokens = (self.resolution // self.resolution_multiple) ** 2
-        config = self.pipe.scheduler.config
-        mu = calculate_shift(
-            tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5), config.get("max_shift", 1.15),
-        )
-        scheduler = type(self.pipe.scheduler).from_config(config)  # a private copy: set_timesteps mutates it
-        scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu, device="cpu")
-        return scheduler.sigmas.to(torch.float32)
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
         dtype = self.dtype

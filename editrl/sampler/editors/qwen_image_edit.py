@@ -1,0 +1,130 @@
+"""Qwen-Image-Edit and Qwen-Image-Edit-2509 ("Plus") as editrl editors.
+
+Both condition on the source twice: Qwen2.5-VL reads it with the instruction (the text embedding),
+and its packed VAE latents are appended to the target tokens (``img_shapes`` tells the transformer's
+RoPE where each image lies). Guidance is true classifier-free guidance against the negative prompt
+" " with the pipeline's norm rescaling, both branches run as one batch of 2B (NFE 2 per step).
+
+The pipelines' ``__call__`` always resizes the source to ~1 MP for the VAE (and 384x384 for the
+Plus text encoder) through module-level constants; this adapter does its own resizing instead, so
+``resolution`` (VAE / output side) and ``condition_resolution`` (text-encoder image side) are plain
+adapter settings and no global is patched.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from .base import EditCondition, PackedFlowEditor
+
+
+def _pad(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (T_i, D) embeddings to one (B, T, D) tensor and its (B, T) attention mask."""
+    length = max(e.shape[0] for e in embeds)
+    padded = torch.stack([torch.cat([e, e.new_zeros(length - e.shape[0], e.shape[1])]) for e in embeds])
+    mask = torch.stack([torch.arange(length, device=e.device) < e.shape[0] for e in embeds]).long()
+    return padded, mask
+
+
+class QwenImageEditEditor(PackedFlowEditor):
+    name = "qwen-image-edit"
+    nfe_per_step = 2  # true CFG: conditional + unconditional branch
+    DEFAULT_STEPS = 50
+    DEFAULT_GUIDANCE = 4.0  # the pipeline's true_cfg_scale
+    DEFAULT_RESOLUTION = 1024
+    DEFAULT_CONDITION_RESOLUTION: int | None = None  # None: the text encoder sees the source at `resolution`
+    negative_prompt = " "
+
+    def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, condition_resolution=None):
+        super().__init__(pipe, resolution, default_steps, default_guidance)
+        self.condition_resolution = int(condition_resolution or self.DEFAULT_CONDITION_RESOLUTION or self.resolution)
+
+    def step_nfe(self, cond: EditCondition) -> int:
+        return 2 if cond.shared["guidance"] > 1 else 1
+
+    def _prompt_embeds(self, instruction: str, image: Image.Image) -> torch.Tensor:
+        embeds, mask = self._encode_prompt(instruction, image)
+        return embeds[0] if mask is None else embeds[0][mask[0].bool()]
+
+    def _encode_prompt(self, instruction: str, image: Image.Image):
+        return self.pipe.encode_prompt(prompt=[instruction], image=image, device=self.device)
+
+    def _vae_input(self, image: torch.Tensor):
+        return image  # (B, 3, 1, H, W)
+
+    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
+        pipe, device, dtype, side = self.pipe, self.device, self.dtype, self.resolution
+        condition_side = self.condition_resolution
+        vl_images = [im if im.size == (condition_side,) * 2 else im.resize((condition_side,) * 2, Image.Resampling.LANCZOS)
+                     for im in sources]
+        # one row at a time: EditPlus reads a list of images as several pictures of ONE prompt
+        positive = [self._prompt_embeds(text, image) for text, image in zip(instructions, vl_images)]
+        negative = [self._prompt_embeds(self.negative_prompt, image) for image in vl_images]
+        embeds, mask = _pad(positive + negative)  # one length for both branches: they run as one batch
+        batch = len(sources)
+        image = pipe.image_processor.preprocess(sources, side, side).unsqueeze(2)
+        placeholder = torch.zeros(batch, 1, 1, device=device, dtype=dtype)
+        _, image_latents = pipe.prepare_latents(
+            self._vae_input(image), batch, self._latent_channels, side, side, dtype, device, None, placeholder
+        )
+        grid = side // self.resolution_multiple
+        return EditCondition(
+            batched={
+                "prompt_embeds": embeds[:batch].to(dtype), "prompt_mask": mask[:batch],
+                "negative_embeds": embeds[batch:].to(dtype), "negative_mask": mask[batch:],
+                "image_latents": image_latents,
+            },
+            shared={"guidance": guidance, "img_shapes": [(1, grid, grid), (1, grid, grid)]},
+            sources=list(sources),
+            instructions=list(instructions),
+        )
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
+        dtype, b = self.dtype, cond.batched
+        batch, tokens = x.shape[:2]
+        guidance = cond.shared["guidance"]
+        hidden = torch.cat([x.to(dtype), b["image_latents"].to(dtype)], dim=1)
+        embeds, mask = b["prompt_embeds"], b["prompt_mask"]
+        branches = 2 if guidance > 1 else 1
+        if branches == 2:  # conditional and unconditional branch in one batch
+            hidden = torch.cat([hidden, hidden])
+            embeds = torch.cat([embeds, b["negative_embeds"]])
+            mask = torch.cat([mask, b["negative_mask"]])
+        out = self.transformer(
+            hidden_states=hidden,
+            timestep=sigma.to(device=x.device, dtype=dtype).repeat(branches),
+            encoder_hidden_states=embeds,
+            encoder_hidden_states_mask=mask,
+            img_shapes=[cond.shared["img_shapes"]] * (batch * branches),
+            return_dict=False,
+        )[0][:, :tokens].float()
+        if branches == 1:
+            return out
+        positive, negative = out.chunk(2)
+        combined = negative + guidance * (positive - negative)
+        # the pipeline's rescaling: keep each token's norm of the conditional prediction
+        return combined * (positive.norm(dim=-1, keepdim=True) / combined.norm(dim=-1, keepdim=True))
+
+    def decode(self, x: torch.Tensor) -> list[Image.Image]:
+        pipe, vae, side = self.pipe, self.pipe.vae, self.resolution
+        with torch.no_grad():
+            latents = pipe._unpack_latents(x, side, side, pipe.vae_scale_factor).to(vae.dtype)
+            shape = (1, vae.config.z_dim, 1, 1, 1)
+            mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
+            std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
+            image = vae.decode(latents * std + mean, return_dict=False)[0][:, :, 0]
+            return pipe.image_processor.postprocess(image, output_type="pil")
+
+
+class QwenImageEditPlusEditor(QwenImageEditEditor):
+    """Qwen-Image-Edit-2509: same loop; the text encoder sees "Picture 1: <image>" at 384x384."""
+
+    name = "qwen-image-edit-plus"
+    DEFAULT_CONDITION_RESOLUTION = 384  # the pipeline's CONDITION_IMAGE_SIZE = 384 * 384
+
+    def _encode_prompt(self, instruction: str, image: Image.Image):
+        return self.pipe.encode_prompt(prompt=[instruction], image=[image], device=self.device)
+
+    def _vae_input(self, image: torch.Tensor):
+        return [image]  # EditPlus takes a list of condition images

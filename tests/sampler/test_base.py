@@ -1,0 +1,65 @@
+"""The shared Editor machinery (on the tiny Kontext): conditions, resizing, the loop's invariants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editrl.errors import EditRLError
+from editrl.sampler.editors import FluxKontextEditor
+
+
+def test_condition_select_and_repeat(flux_editor, source, make_image):
+    cond = flux_editor.encode([source, make_image(1)], ["make it red", "make it blue"])
+    picked = cond.select([1, 1, 0])
+    assert picked.instructions == ["make it blue", "make it blue", "make it red"]
+    assert torch.equal(picked.batched["image_latents"][2], cond.batched["image_latents"][0])
+    repeated = cond.repeat_interleave(3)
+    assert repeated.instructions == ["make it red"] * 3 + ["make it blue"] * 3
+    assert repeated.sources[3] is cond.sources[1]
+    assert repeated.shared["guidance"] == cond.shared["guidance"] == flux_editor.default_guidance
+
+
+def test_split_denoising_equals_one_run(flux_editor, source):
+    """Pausing after k steps and resuming gives the same latents: the search relies on it."""
+    cond = flux_editor.encode([source], ["add a hat"]).repeat_interleave(2)
+    sigmas = flux_editor.sigmas(3)
+    x = flux_editor.initial_noise([0, 1])
+    with torch.no_grad():
+        whole = flux_editor.denoise(x, cond, sigmas)
+        split = flux_editor.denoise(flux_editor.denoise(x, cond, sigmas, 0, 1), cond, sigmas, 1)
+    assert torch.equal(whole, split)
+
+
+def test_chunked_sampling_matches(flux_editor, source):
+    full = flux_editor.sample([source], "add a hat", [0, 1, 2])
+    chunked = flux_editor.sample([source], "add a hat", [0, 1, 2], batch_size=2)
+    torch.testing.assert_close(full.latents, chunked.latents, atol=1e-5, rtol=1e-5)
+    assert full.nfe == chunked.nfe == 3 * flux_editor.default_steps
+
+
+def test_x0_formula(flux_editor):
+    x, v, sigma = torch.randn(2, 16, 16), torch.randn(2, 16, 16), torch.tensor([0.25, 0.75])
+    torch.testing.assert_close(flux_editor.x0(x, sigma, v), x - sigma[:, None, None] * v)
+
+
+def test_any_image_is_converted_and_resized(flux_editor, caplog, make_image):
+    grey = make_image(2, size=50, mode="L")
+    rgba = make_image(3, size=80).convert("RGBA")
+    with caplog.at_level("INFO"):
+        images = flux_editor.prepare_sources([grey, rgba])
+    assert all(im.mode == "RGB" and im.size == (64, 64) for im in images)
+    assert "resized from 50x50 to 64x64" in caplog.text and "resized from 80x80" in caplog.text
+
+
+def test_bad_inputs_are_one_clear_error(flux_editor, flux_pipe, source, tmp_path):
+    with pytest.raises(EditRLError, match="multiple of 16"):
+        FluxKontextEditor(flux_pipe, resolution=40)
+    with pytest.raises(EditRLError, match=r"instructions\[0\]"):
+        flux_editor.encode([source], [""])
+    with pytest.raises(EditRLError, match="2 sources but 1 instructions"):
+        flux_editor.encode([source, source], ["x"])
+    with pytest.raises(EditRLError, match=r"sources\[0\]: no image file"):
+        flux_editor.sample([str(tmp_path / "nope.png")], "x", [0])
+    with pytest.raises(EditRLError, match="3 seeds for 2"):
+        flux_editor.sample([source, source], ["a", "b"], [0, 1, 2])

@@ -1,0 +1,54 @@
+"""Loading editors by name or folder, and the one-line errors for what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from editrl.errors import EditRLError
+from editrl.sampler.editors import EDITORS, WORLD_EDITOR_DIR, FluxKontextEditor, load_editor
+
+
+def test_registry_names_and_defaults():
+    assert set(EDITORS) == {"world", "flux-kontext", "qwen-image-edit", "qwen-image-edit-plus", "instruct-pix2pix"}
+    assert EDITORS["flux-kontext"].default_model == "black-forest-labs/FLUX.1-Kontext-dev"
+    assert EDITORS["qwen-image-edit-plus"].default_model == "Qwen/Qwen-Image-Edit-2509"
+    for name, spec in EDITORS.items():
+        assert spec.adapter_class().name in (name, "flux-kontext")
+
+
+def test_model_not_available_offline_names_it():
+    with pytest.raises(EditRLError, match="'nobody/no-such-editor' is not available offline.*hf download nobody/no-such-editor"):
+        load_editor("flux-kontext", model="nobody/no-such-editor", device="cpu")
+
+
+def test_unknown_editor_and_bad_folder(tmp_path):
+    with pytest.raises(EditRLError, match="unknown editor 'dall-e'"):
+        load_editor("dall-e")
+    with pytest.raises(EditRLError, match="not a diffusers pipeline folder"):
+        load_editor("flux-kontext", model=str(tmp_path), device="cpu")
+
+
+def test_world_editor_missing_is_reported(monkeypatch, tmp_path):
+    import editrl.sampler.editors as editors
+
+    if (WORLD_EDITOR_DIR / "model_index.json").is_file():
+        monkeypatch.setattr(editors, "WORLD_EDITOR_DIR", tmp_path / "editor")
+    with pytest.raises(EditRLError, match="shipped world editor is missing"):
+        editors.load_editor("world", device="cpu")
+
+
+def test_load_from_saved_folder_with_settings(flux_pipe, flux_editor, source, tmp_path):
+    folder = tmp_path / "kontext"
+    flux_pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 3}))
+    for editor in (load_editor(str(folder), device="cpu"), load_editor("flux-kontext", model=str(folder), device="cpu")):
+        assert isinstance(editor, FluxKontextEditor)
+        assert (editor.resolution, editor.default_steps, editor.dtype) == (64, 3, torch.float32)
+        torch.testing.assert_close(
+            editor.sample([source], "add a hat", [2]).latents, flux_editor.sample([source], "add a hat", [2]).latents
+        )
+    with pytest.raises(EditRLError, match="lora: no LoRA weights"):
+        load_editor(str(folder), device="cpu", lora=str(tmp_path / "missing"))
