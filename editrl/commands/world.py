@@ -1,0 +1,41 @@
+"""``editrl world {make-data,make-bench}``: write world datasets in the public EditReward schemas."""
+
+from __future__ import annotations
+
+import json
+
+
+def _make_data(args) -> int:
+    from ..world.datasets import make_preference_data
+
+    path = make_preference_data(args.out, n=args.n, seed=args.seed, size=args.size)
+    print(json.dumps({"train": str(path), "pairs": args.n, "seed": args.seed}))
+    return 0
+
+
+def _make_bench(args) -> int:
+    from ..world.datasets import make_benchmark
+
+    paths = make_benchmark(args.out, n_groups=args.n_groups, seed=args.seed, size=args.size)
+    print(json.dumps({"files": [str(p) for p in paths], "groups_per_k": args.n_groups, "seed": args.seed}))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("world", help="the procedural editing world: make datasets and benchmarks")
+    world = parser.add_subparsers(dest="world_command", metavar="WORLD_COMMAND")
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+    data = world.add_parser("make-data", help="write OUT/train.parquet: preference pairs in the EditReward-Data schema")
+    data.add_argument("--out", required=True, help="output folder (created if missing)")
+    data.add_argument("--n", type=int, default=1000, help="number of preference pairs (default 1000)")
+    data.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same file")
+    data.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
+    data.set_defaults(func=_make_data)
+
+    bench = world.add_parser("make-bench", help="write OUT/{2,3,4}pair.parquet: a benchmark in the EditReward-Bench schema")
+    bench.add_argument("--out", required=True, help="output folder (created if missing)")
+    bench.add_argument("--n-groups", type=int, default=100, help="candidate groups per K = 2, 3, 4 (default 100)")
+    bench.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
+    bench.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
+    bench.set_defaults(func=_make_bench)

@@ -1,0 +1,188 @@
+"""The world's exact oracle: scores an edit from (source image, instruction, edit image) alone.
+
+The source is parsed back into its scene (exact on world renderings), the instruction into its edits,
+and the target is rendered; the edit is then compared region by region.
+
+- **Instruction following** = completion x preservation. Completion: for every edit, the pixels it
+  should change, grouped by (source colour, target colour), and how far each group moved from the
+  source colour to the target colour (each edit of a composition counts equally, so doing one of two
+  edits scores about half). Preservation: every object and background pixel that should stay must
+  stay (a wrongly recoloured object scores 0). Both are measured on a 3x3-median-denoised edit and
+  on "core" pixels away from shape edges, so noise and blur barely change them: those are quality.
+- **Visual quality**: how far the edit is from the nearest *clean* world rendering (its own parsed
+  scene, rendered): noise, blur, JPEG artifacts, broken or shifted shapes and off-palette colours
+  all raise the deviation; any clean rendering, right or wrong, scores 1.
+
+Both are continuous in [0, 1]; ``likert`` maps them to the paper's 1-4 scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import EditRLError
+from ..images import ImageLike, check_instruction, load_image
+from ..reward.output import DIMENSIONS, RewardOutput
+from .instructions import apply_edits, parse_instruction
+from .scenes import Scene, median3, object_mask, parse_scene, render_array
+
+
+
+@dataclass
+class OracleConfig:
+    """Tolerances of the oracle (RGB distances are Euclidean on 0-255 channels)."""
+
+    color_tolerance: float = 30.0  # a denoised pixel within this distance of the wanted colour counts as that colour
+    change_scale: float = 60.0  # distance beyond the tolerance at which an unchanged pixel counts as fully changed
+    noise_scale: float = 60.0  # mean pixel noise (distance to the 3x3 median) that costs all visual quality
+    structure_scale: float = 0.1  # mean clipped deviation of the denoised edit from its nearest clean render that costs all
+    structure_tolerance: float = 60.0  # per-pixel deviation counted in full by the structure term
+    likert_thresholds: tuple[float, float, float] = (0.3, 0.6, 0.85)  # continuous -> Likert 2, 3, 4 boundaries
+
+
+def _uniform(labels: np.ndarray) -> np.ndarray:
+    """True where a pixel and its 8 neighbours have the same label (away from shape edges)."""
+    padded = np.pad(labels, 1, mode="edge")
+    h, w = labels.shape
+    same = np.ones_like(labels, dtype=bool)
+    for i in range(3):
+        for j in range(3):
+            same &= padded[i : i + h, j : j + w] == labels
+    return same
+
+
+def _labels(render: np.ndarray) -> np.ndarray:
+    return render.astype(np.int32) @ np.array([65536, 256, 1], dtype=np.int32)
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(((a.astype(np.float32) - b.astype(np.float32)) ** 2).sum(-1))
+
+
+class Oracle:
+    """Exact two-dimensional scorer of world edits; implements ``editrl.reward.RewardFunction``."""
+
+    dimensions = DIMENSIONS
+
+    def __init__(self, config: OracleConfig | None = None):
+        self.config = config or OracleConfig()
+
+    # -- public API ------------------------------------------------------------------------------
+    def score(
+        self,
+        sources: Sequence[ImageLike],
+        instructions: Sequence[str],
+        edits: Sequence[ImageLike],
+        batch_size: int | None = None,
+    ) -> RewardOutput:
+        """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean."""
+        values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
+        zeros = torch.zeros_like(values)
+        return RewardOutput(mu=values, sigma=zeros, score=values.mean(1), score_sigma=zeros[:, 0], dimensions=DIMENSIONS)
+
+    def likert(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> torch.Tensor:
+        """(B, 2) integer Likert scores in 1..4 (instruction following, visual quality)."""
+        return self.to_likert(torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2))
+
+    def to_likert(self, values: torch.Tensor) -> torch.Tensor:
+        thresholds = torch.tensor(self.config.likert_thresholds, dtype=values.dtype)
+        return 1 + (values[..., None] >= thresholds).sum(-1).to(torch.int64)
+
+    def evaluate(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> list[tuple[float, float]]:
+        if not (len(sources) == len(instructions) == len(edits)):
+            raise EditRLError(
+                f"oracle: sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}"
+            )
+        return [
+            self.score_one(load_image(s, f"sources[{i}]"), check_instruction(t, f"instructions[{i}]"), load_image(e, f"edits[{i}]"), i)
+            for i, (s, t, e) in enumerate(zip(sources, instructions, edits))
+        ]
+
+    def score_one(self, source: Image.Image, instruction: str, edit: Image.Image, index: int = 0) -> tuple[float, float]:
+        src = np.asarray(source)
+        size = src.shape[0]
+        if src.shape[1] != size:
+            raise EditRLError(f"sources[{index}]: expected a square world rendering, got {src.shape[1]}x{size}")
+        if edit.size != source.size:
+            edit = edit.resize(source.size, Image.BILINEAR)
+        scene = parse_scene(src)
+        clean = render_array(scene, size)
+        if (_dist(clean, src) > self.config.color_tolerance).mean() > 0.02:
+            raise EditRLError(f"sources[{index}]: not a world rendering (the oracle only scores world sources)")
+        try:
+            scenes = apply_edits(scene, parse_instruction(instruction))
+        except EditRLError as err:
+            raise EditRLError(f"instructions[{index}]: {err}") from None
+        edit_array = np.asarray(edit)
+        return self.instruction_following(scenes, edit_array), self.visual_quality(edit_array)
+
+    # -- the two dimensions ----------------------------------------------------------------------
+    def instruction_following(self, scenes: list[Scene], edit: np.ndarray) -> float:
+        cfg = self.config
+        size = edit.shape[0]
+        renders = [render_array(s, size) for s in scenes]
+        source, target = renders[0], renders[-1]
+        denoised = median3(edit)
+        src_labels, tgt_labels = _labels(source), _labels(target)
+        core = _uniform(src_labels) & _uniform(tgt_labels)
+        changed = src_labels != tgt_labels
+
+        # the denoised edit removes noise, the raw one keeps thin features the median would erase
+        d_target = np.minimum(_dist(denoised, target), _dist(edit, target))
+        d_source = np.minimum(_dist(denoised, source), _dist(edit, source))
+        d_span = _dist(target, source)
+        toward = np.clip(1 - np.maximum(d_target - cfg.color_tolerance, 0) / np.maximum(d_span - cfg.color_tolerance, 1), 0, 1)
+        completions = []
+        claimed = ~changed  # a pixel changed by several edits belongs to the last one (its final colour)
+        for before, after in reversed(list(zip(renders[:-1], renders[1:]))):
+            region = ~claimed & (_labels(before) != _labels(after))
+            claimed |= region
+            if not region.any():
+                continue
+            total, weight = 0.0, 0
+            pair = src_labels.astype(np.int64) * (1 << 24) + tgt_labels
+            for key in np.unique(pair[region]):
+                group = region & (pair == key)
+                inner = group & core
+                total += float(toward[inner if inner.any() else group].mean()) * int(group.sum())
+                weight += int(group.sum())
+            completions.append(total / weight)
+        completion = float(np.mean(completions)) if completions else 1.0
+
+        kept = np.clip(1 - np.maximum(d_source - cfg.color_tolerance, 0) / cfg.change_scale, 0, 1)
+        unchanged = ~changed & core
+        preservation = 1.0
+        background = unchanged.copy()
+        for obj in scenes[0].objects:
+            mask = object_mask(obj.shape, obj.size, obj.position, size)
+            background &= ~mask
+            if obj in scenes[-1].objects:
+                inner = mask & unchanged
+                if inner.any():
+                    preservation *= float(kept[inner].mean())
+        object_area = float(object_mask("square", "medium", "center", size).sum())
+        spurious = float((1 - kept[background]).sum()) / object_area
+        preservation *= max(0.0, 1.0 - spurious)
+        return completion * preservation
+
+    def visual_quality(self, edit: np.ndarray) -> float:
+        """(1 - noise penalty) x (1 - structure penalty); both are exactly 0 on any clean world rendering.
+
+        Noise: high-frequency residual (edit minus its 3x3 median) inside the flat regions of the
+        nearest clean render. Structure: pixels of the (denoised) edit off the nearest clean render by
+        more than the colour tolerance (blur, broken or shifted shapes, off-palette colours, blocks).
+        """
+        cfg = self.config
+        denoised = median3(edit)
+        nearest = render_array(parse_scene(edit), edit.shape[0])
+        flat = _uniform(_labels(nearest))
+        noise = float(_dist(edit, denoised)[flat].mean()) / cfg.noise_scale if flat.any() else 0.0
+        deviation = np.minimum(_dist(denoised, nearest), _dist(edit, nearest))
+        off = np.clip((deviation - cfg.color_tolerance) / cfg.structure_tolerance, 0, 1)
+        structure = float(off.mean()) / cfg.structure_scale
+        return float(np.clip(1 - noise, 0, 1) * np.clip(1 - structure, 0, 1))
