@@ -21,21 +21,23 @@ def _make_bench(args) -> int:
     return 0
 
 
+def _common(parser, what: str) -> None:
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--seed", type=int, default=0, help=f"seed; the same seed writes the same {what}")
+    parser.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("world", help="the procedural editing world: make datasets and benchmarks")
     world = parser.add_subparsers(dest="world_command", metavar="WORLD_COMMAND")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
     data = world.add_parser("make-data", help="write OUT/train.parquet: preference pairs in the EditReward-Data schema")
-    data.add_argument("--out", required=True, help="output folder (created if missing)")
+    _common(data, "file")
     data.add_argument("--n", type=int, default=1000, help="number of preference pairs (default 1000)")
-    data.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same file")
-    data.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
     data.set_defaults(func=_make_data)
 
     bench = world.add_parser("make-bench", help="write OUT/{2,3,4}pair.parquet: a benchmark in the EditReward-Bench schema")
-    bench.add_argument("--out", required=True, help="output folder (created if missing)")
+    _common(bench, "files")
     bench.add_argument("--n-groups", type=int, default=100, help="candidate groups per K = 2, 3, 4 (default 100)")
-    bench.add_argument("--seed", type=int, default=0, help="seed; the same seed writes the same files")
-    bench.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
     bench.set_defaults(func=_make_bench)

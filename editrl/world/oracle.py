@@ -3,7 +3,7 @@
 The source is parsed back into its scene (exact on world renderings), the instruction into its edits,
 and the target is rendered; the edit is then compared region by region.
 
-- **Instruction following** = completion x preservation. Completion: for every edit, the pixels it
+- **Instruction following** = completion x (1 - 0.6 (1 - preservation)). Completion: for every edit, the pixels it
   should change, grouped by (source colour, target colour), and how far each group moved from the
   source colour to the target colour (each edit of a composition counts equally, so doing one of two
   edits scores about half). Preservation: every object and background pixel that should stay must
@@ -42,6 +42,7 @@ class OracleConfig:
     noise_scale: float = 60.0  # mean pixel noise (distance to the 3x3 median) that costs all visual quality
     structure_scale: float = 0.1  # mean clipped deviation of the denoised edit from its nearest clean render that costs all
     structure_tolerance: float = 60.0  # per-pixel deviation counted in full by the structure term
+    overedit_weight: float = 0.6  # share of instruction following lost when the rest of the picture is ruined
     likert_thresholds: tuple[float, float, float] = (0.3, 0.6, 0.85)  # continuous -> Likert 2, 3, 4 boundaries
 
 
@@ -168,7 +169,7 @@ class Oracle:
         object_area = float(object_mask("square", "medium", "center", size).sum())
         spurious = float((1 - kept[background]).sum()) / object_area
         preservation *= max(0.0, 1.0 - spurious)
-        return completion * preservation
+        return completion * (1 - cfg.overedit_weight * (1 - preservation))
 
     def visual_quality(self, edit: np.ndarray) -> float:
         """(1 - noise penalty) x (1 - structure penalty); both are exactly 0 on any clean world rendering.

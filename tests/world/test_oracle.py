@@ -79,7 +79,7 @@ def test_wrong_object_recoloured_is_penalised():
         # recolouring the right object AND a wrong one is also penalised (over-editing)
         both = render(Edit("recolor", other.color, other.shape, next(
             c for c in e.scene.free_colors() if c != edit.value)).apply(e.target_scene), e.size)
-        assert oracle.score([e.source], [e.instruction], [both]).mu[0, 0] < 0.1
+        assert 0.3 < oracle.score([e.source], [e.instruction], [both]).mu[0, 0] < 0.5
 
 
 def test_jpeg_and_resized_edits_are_accepted(examples):
