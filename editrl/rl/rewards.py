@@ -5,6 +5,7 @@ A spec is one string:
 - ``"world"``: the world's shipped EditReward model (``editrl.world.load_world_reward``);
 - ``"oracle"``: the world's exact oracle (``editrl.world.Oracle``);
 - ``"http://host:port"`` / ``"https://..."``: a remote ``editrl reward serve`` (``RemoteReward``);
+- ``"package.module:Name"``: a custom ``RewardFunction`` class (or factory) called with no arguments;
 - anything else: an EditReward folder or Hub id (``EditReward.from_pretrained``).
 
 Each is imported only when asked for, so a run with the oracle needs no reward model.
@@ -12,6 +13,8 @@ Each is imported only when asked for, so a run with the oracle needs no reward m
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -37,10 +40,19 @@ def build_reward(spec: str, device: str | torch.device | None = None) -> RewardF
         from ..reward.client import RemoteReward
 
         return RemoteReward(spec)
+    if ":" in spec and not Path(spec).exists():
+        module, _, name = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise EditRLError(f"reward spec {spec!r}: cannot import {name} from {module} ({err})") from None
+        reward = factory()
+        if not isinstance(reward, RewardFunction):
+            raise EditRLError(f"reward spec {spec!r}: {name}() has no score(sources, instructions, edits) method")
+        return reward
     from ..reward import EditReward
 
-    model = EditReward.from_pretrained(spec)
-    return model.to(device) if device is not None else model
+    return EditReward.from_pretrained(spec, device=device)
 
 
 class WeightedReward:
