@@ -36,3 +36,31 @@ def make_image():
 @pytest.fixture
 def source():
     return random_image(0)
+
+
+class ToyReward:
+    """A deterministic RewardFunction: instruction following = mean brightness, visual quality =
+    mean red minus mean blue; sigma = pixel std (so ``lcb`` differs from ``mean``). Counts items."""
+
+    dimensions = ("instruction_following", "visual_quality")
+
+    def __init__(self):
+        self.items = 0
+
+    def score(self, sources, instructions, edits, batch_size=None):
+        import torch
+
+        from editrl.images import load_images
+        from editrl.reward.output import RewardOutput
+
+        assert len(sources) == len(instructions) == len(edits)
+        self.items += len(edits)
+        arrays = [torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0) for im in load_images(edits, "edits")]
+        mu = torch.stack([torch.stack([a.mean(), a[..., 0].mean() - a[..., 2].mean()]) for a in arrays])
+        sigma = torch.stack([torch.stack([a.std(), a.std() / 2]) for a in arrays])
+        return RewardOutput(mu=mu, sigma=sigma, score=mu.mean(1), score_sigma=sigma.norm(dim=1) / 2, dimensions=self.dimensions)
+
+
+@pytest.fixture
+def toy_reward():
+    return ToyReward()

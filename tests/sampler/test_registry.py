@@ -52,3 +52,31 @@ def test_load_from_saved_folder_with_settings(flux_pipe, flux_editor, source, tm
         )
     with pytest.raises(EditRLError, match="lora: no LoRA weights"):
         load_editor(str(folder), device="cpu", lora=str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("adapter", ["flux", "pix2pix"])
+def test_lora_written_by_rl_loads_on_top(adapter, flux_pipe, source, tmp_path):
+    """A LoRA saved the way `editrl grpo` saves it changes the velocity exactly as the in-memory one."""
+    from editrl.rl.lora import add_lora, save_lora
+    from editrl.sampler.editors.instruct_pix2pix import InstructPix2PixEditor
+    from editrl.tiny import tiny_flux_kontext, tiny_instruct_pix2pix
+
+    build = (lambda: FluxKontextEditor(tiny_flux_kontext(), resolution=64)) if adapter == "flux" else (
+        lambda: InstructPix2PixEditor(tiny_instruct_pix2pix(), resolution=64))
+    trained, fresh = build(), build()
+    params = add_lora(trained.transformer, rank=4, alpha=4, target_modules=trained.lora_target_modules)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.1 * torch.randn_like(p))
+    save_lora(trained.pipe, trained.transformer, tmp_path / "lora")
+
+    cond = fresh.encode([source], ["add a hat"])
+    x, sigma = fresh.initial_noise([0]), torch.tensor([0.7])
+    with torch.no_grad():
+        base = fresh.velocity(x, sigma, cond)
+        fresh.load_lora(str(tmp_path / "lora"))
+        adapted = fresh.velocity(x, sigma, cond)
+        expected = trained.velocity(x, sigma, trained.encode([source], ["add a hat"]))
+    assert not torch.allclose(adapted, base, atol=1e-4)
+    torch.testing.assert_close(adapted, expected, atol=1e-5, rtol=1e-4)

@@ -283,6 +283,11 @@ class PackedFlowEditor(Editor):
     def _latent_channels(self) -> int:
         return self.transformer.config.in_channels // 4
 
+    @property
+    def lora_target_modules(self) -> list[str]:
+        """Attention projections of both streams (image and text tokens), the Flow-GRPO choice."""
+        return ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+
     def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
         side = self.resolution
         noise = self.pipe.prepare_latents(

@@ -1,0 +1,153 @@
+"""Best-of-N test-time scaling: sample N edits, score them with a reward, keep the best.
+
+``best_of_n`` draws one candidate per seed from an editor, scores them with any
+``RewardFunction`` (EditReward, the world oracle, a remote server, a mix) and ranks them under a
+selection rule (``editrl.sampler.selection``). With ``search="halving"`` weak candidates are pruned
+early on their x0 previews (``editrl.sampler.search``) for a fraction of the compute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from ..errors import EditRLError
+from ..images import ImageLike, check_instruction
+from ..reward.output import RewardFunction
+from .editors.base import Editor
+from .search import HalvingConfig, Trajectory, run_search
+from .selection import check_select
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """One ranked candidate. ``record`` holds its reward (score, score_sigma, mu_<dim>, sigma_<dim>);
+    ``value`` is what the selection rule ranked by; ``pruned_at`` is the step whose preview
+    eliminated it (its image is then that preview), None if it ran to the end."""
+
+    index: int
+    seed: int
+    image: Image.Image
+    record: dict
+    value: float
+    rank: int
+    nfe: int
+    pruned_at: int | None = None
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "seed": self.seed, "rank": self.rank, "value": self.value, **self.record,
+                "nfe": self.nfe, "pruned_at_step": self.pruned_at}
+
+
+@dataclass
+class BestOfNResult:
+    """Candidates best first, with the total compute: ``nfe`` denoiser evaluations and
+    ``reward_calls`` edits or previews scored."""
+
+    candidates: list[Candidate]
+    nfe: int
+    reward_calls: int
+    select: str
+    search: str
+    source: Image.Image
+    instruction: str
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[0]
+
+    @property
+    def images(self) -> list[Image.Image]:
+        return [c.image for c in self.candidates]
+
+    def to_json(self) -> dict:
+        return {
+            "instruction": self.instruction, "select": self.select, "search": self.search,
+            "n": len(self.candidates), "nfe": self.nfe, "reward_calls": self.reward_calls,
+            "best_seed": self.best.seed, "candidates": [c.to_json() for c in self.candidates],
+        }
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write best.png, candidate_XX_seedS.png (XX = index in seed order), contact_sheet.png and
+        scores.json into ``out_dir``; each file is written to a temporary name then renamed."""
+        from .contact_sheet import contact_sheet
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _save_png(self.best.image, out / "best.png")
+        scores = self.to_json()
+        for candidate, entry in zip(self.candidates, scores["candidates"]):
+            entry["file"] = f"candidate_{candidate.index:02d}_seed{candidate.seed}.png"
+            _save_png(candidate.image, out / entry["file"])
+        _save_png(contact_sheet(self), out / "contact_sheet.png")
+        tmp = out / "scores.json.tmp"
+        tmp.write_text(json.dumps(scores, indent=2))
+        tmp.replace(out / "scores.json")
+        return out
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def _rank(trajectories: list[Trajectory]) -> list[Trajectory]:
+    """Finished candidates by final value; then pruned ones, later-pruned first, by preview value."""
+    return sorted(trajectories, key=lambda t: (t.pruned_at is None, t.pruned_at or 0, t.value), reverse=True)
+
+
+def best_of_n(
+    editor: Editor,
+    reward: RewardFunction,
+    source: ImageLike,
+    instruction: str,
+    n: int = 8,
+    seeds: Sequence[int] | None = None,
+    select: str = "mean",
+    k: float = 1.0,
+    search: str = "full",
+    num_steps: int | None = None,
+    guidance: float | None = None,
+    halving: HalvingConfig | None = None,
+    batch_size: int | None = None,
+    reward_batch_size: int | None = None,
+) -> BestOfNResult:
+    """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
+
+    Args:
+        select: "mean" (fused score), "lcb" (fused mu - k * sigma), "if" or "vq" (one dimension).
+        k: the width of the lower confidence bound for ``select="lcb"``.
+        search: "full" (plain best-of-N) or "halving" (prune on x0 previews, see ``HalvingConfig``).
+        num_steps, guidance: override the editor's defaults.
+        batch_size: candidates per denoiser call (memory); reward_batch_size: edits per reward call.
+    """
+    check_select(select)
+    instruction = check_instruction(instruction, "instruction")
+    if n < 1:
+        raise EditRLError(f"n: expected at least 1 candidate, got {n}")
+    seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != n:
+        raise EditRLError(f"seeds: expected {n} seeds (one per candidate), got {len(seeds)}")
+    cond = editor.encode([source], [instruction], guidance=guidance)
+    result = run_search(
+        editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps, search=search, select=select, k=k,
+        halving=halving, batch_size=batch_size, reward_batch_size=reward_batch_size,
+    )
+    candidates = [
+        Candidate(t.index, t.seed, t.image, t.reward.to_records()[0], t.value, rank, t.nfe, t.pruned_at)
+        for rank, t in enumerate(_rank(result.trajectories), start=1)
+    ]
+    logger.info(
+        "best-of-%d (%s, select=%s): best seed %d, value %.4f; NFE %d, reward calls %d",
+        n, search, select, candidates[0].seed, candidates[0].value, result.nfe, result.reward_calls,
+    )
+    return BestOfNResult(candidates, result.nfe, result.reward_calls, select, search, cond.sources[0], instruction)

@@ -1,0 +1,191 @@
+"""Spending less than best-of-N: successive halving over x0 previews.
+
+All N candidates start denoising together. At a few pruning steps each live candidate's x0 preview
+(``x - sigma v``, with the velocity that step computes anyway) is decoded and scored by the reward;
+the best ``keep`` fraction goes on, the rest stop. Plain best-of-N is the same loop with no pruning
+step, so a surviving candidate's trajectory is exactly the one it has in the full run: pruning only
+decides who continues, never how.
+
+Costs are counted, not estimated: ``nfe`` is every denoiser evaluation (per candidate and step,
+each guidance branch counted, see ``Editor.step_nfe``), ``reward_calls`` every edit or preview
+scored. VAE decodes of previews are not counted in NFE (they cost a small fraction of a step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..errors import EditRLError
+from ..reward.output import RewardFunction, RewardOutput
+from .editors.base import EditCondition, Editor
+from .selection import selection_values
+
+logger = logging.getLogger(__name__)
+
+SEARCHES = ("full", "halving")
+
+
+@dataclass
+class HalvingConfig:
+    """How the pruned search spends its budget.
+
+    Attributes:
+        keep: fraction of the live candidates kept at each pruning step (1/2: successive halving).
+        horizon: the pruning steps are spread evenly over the first ``horizon`` fraction of the
+            denoising steps (earlier is cheaper; later previews are sharper and rank better).
+        min_survivors: stop pruning once this many candidates are left; they all finish and the
+            best of them by final score wins.
+        prune_steps: explicit step indices to prune at (overrides ``horizon``); step i means after
+            computing the velocity at ``sigmas[i]``.
+    """
+
+    keep: float = 0.5
+    horizon: float = 0.5
+    min_survivors: int = 1
+    prune_steps: Sequence[int] | None = None
+
+    def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
+        """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
+        if not 0 < self.keep < 1:
+            raise EditRLError(f"keep: expected a fraction in (0, 1), got {self.keep}")
+        if not 0 < self.horizon <= 1:
+            raise EditRLError(f"horizon: expected a fraction in (0, 1], got {self.horizon}")
+        sizes, live = [], n
+        while live > self.min_survivors:
+            live = max(self.min_survivors, math.ceil(live * self.keep))
+            sizes.append(live)
+        if self.prune_steps is not None:
+            steps = sorted(int(s) for s in self.prune_steps)
+            if any(not 0 <= s < num_steps for s in steps) or len(set(steps)) != len(steps):
+                raise EditRLError(f"prune_steps: expected distinct steps in [0, {num_steps}), got {list(self.prune_steps)}")
+            sizes = sizes[: len(steps)]
+            return list(zip(steps[: len(sizes)], sizes))
+        if not sizes:
+            return []
+        last = max(1, round(self.horizon * num_steps))
+        schedule: dict[int, int] = {}
+        for r, size in enumerate(sizes):  # rounds that land on the same step prune there at once
+            step = min(num_steps - 1, max(1, round(last * (r + 1) / len(sizes))))
+            schedule[step] = min(size, schedule.get(step, size))
+        return sorted(schedule.items())
+
+
+@dataclass
+class Trajectory:
+    """One candidate's run: where it stopped, what it cost, and its last score.
+
+    ``latents``/``image`` are the final sample for a survivor, or the x0 preview that was scored
+    when it was pruned; ``reward`` is a one-row ``RewardOutput`` of that image.
+    """
+
+    index: int
+    seed: int
+    latents: torch.Tensor
+    image: Image.Image
+    reward: RewardOutput
+    value: float
+    steps: int
+    nfe: int
+    pruned_at: int | None = None
+    preview_values: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    trajectories: list[Trajectory]  # in seed order
+    nfe: int
+    reward_calls: int
+
+
+def _chunked_velocity(editor: Editor, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition, batch_size: int) -> torch.Tensor:
+    parts = []
+    for lo in range(0, x.shape[0], batch_size):
+        hi = lo + batch_size
+        parts.append(editor.velocity(x[lo:hi], sigma[lo:hi], cond.select(range(lo, min(hi, x.shape[0])))))
+    return torch.cat(parts)
+
+
+def _score(reward: RewardFunction, cond: EditCondition, images: list[Image.Image], batch_size: int | None) -> RewardOutput:
+    return reward.score(cond.sources, cond.instructions, images, batch_size=batch_size)
+
+
+def run_search(
+    editor: Editor,
+    reward: RewardFunction,
+    cond: EditCondition,
+    seeds: Sequence[int],
+    num_steps: int | None = None,
+    search: str = "full",
+    select: str = "mean",
+    k: float = 1.0,
+    halving: HalvingConfig | None = None,
+    batch_size: int | None = None,
+    reward_batch_size: int | None = None,
+) -> SearchResult:
+    """Denoise one candidate per seed under ``cond`` (one row per seed) and score them.
+
+    ``search="full"`` runs every candidate to the end (plain best-of-N); ``"halving"`` prunes on
+    x0 previews as configured by ``halving``.
+    """
+    if search not in SEARCHES:
+        raise EditRLError(f"search: expected one of {', '.join(SEARCHES)}, got {search!r}")
+    seeds = [int(s) for s in seeds]
+    if len(cond) != len(seeds):
+        raise EditRLError(f"seeds: got {len(seeds)} seeds for {len(cond)} conditions")
+    sigmas = editor.sigmas(num_steps)
+    total_steps = len(sigmas) - 1
+    schedule = dict((halving or HalvingConfig()).schedule(len(seeds), total_steps)) if search == "halving" else {}
+    step_nfe = editor.step_nfe(cond)
+    batch_size = batch_size or len(seeds)
+
+    live = torch.arange(len(seeds))  # indices (into seeds) of the candidates still running
+    x = editor.initial_noise(seeds)
+    done: dict[int, Trajectory] = {}
+    preview_values: dict[int, list[float]] = {i: [] for i in range(len(seeds))}
+    nfe = reward_calls = 0
+    with torch.no_grad():
+        for step in tqdm(range(total_steps), desc=f"{search} search", leave=False, disable=len(seeds) * total_steps < 64):
+            sigma = sigmas[step].expand(len(live)).to(x.device)
+            v = _chunked_velocity(editor, x, sigma, cond, batch_size)
+            nfe += len(live) * step_nfe
+            if step in schedule:
+                previews = editor.x0(x, sigma, v)
+                images = editor.decode(previews)
+                out = _score(reward, cond, images, reward_batch_size)
+                reward_calls += len(live)
+                values = selection_values(out, select, k)
+                order = torch.argsort(values, descending=True, stable=True)
+                kept, dropped = order[: schedule[step]], order[schedule[step] :]
+                for j, value in enumerate(values.tolist()):
+                    preview_values[int(live[j])].append(value)
+                for j in dropped.tolist():
+                    index = int(live[j])
+                    done[index] = Trajectory(
+                        index, seeds[index], previews[j].cpu(), images[j], _row(out, j), float(values[j]),
+                        steps=step, nfe=(step + 1) * step_nfe, pruned_at=step, preview_values=preview_values[index],
+                    )
+                kept = kept.sort().values  # keep seed order among survivors
+                live, x, v, cond = live[kept], x[kept.to(x.device)], v[kept.to(v.device)], cond.select(kept)
+                logger.debug("step %d: kept %d of %d candidates", step, len(live), len(kept) + len(dropped))
+            x = x + (sigmas[step + 1] - sigmas[step]).to(x.device) * v
+        images = editor.decode(x)
+        out = _score(reward, cond, images, reward_batch_size)
+        reward_calls += len(live)
+        values = selection_values(out, select, k)
+    for j, index in enumerate(live.tolist()):
+        done[index] = Trajectory(
+            index, seeds[index], x[j].cpu(), images[j], _row(out, j), float(values[j]),
+            steps=total_steps, nfe=total_steps * step_nfe, preview_values=preview_values[index],
+        )
+    return SearchResult([done[i] for i in range(len(seeds))], nfe=nfe, reward_calls=reward_calls)
+
+
+def _row(out: RewardOutput, j: int) -> RewardOutput:
+    return RewardOutput(out.mu[j : j + 1], out.sigma[j : j + 1], out.score[j : j + 1], out.score_sigma[j : j + 1], out.dimensions)
