@@ -1,0 +1,143 @@
+"""EditReward scoring speed: the official two-pass path against the shared-prefix fast path, in one run.
+
+Prints JSON lines: the setup, then per path the edited images per second, then their ratio and the
+largest score difference between the paths.
+
+    python benchmarks/reward_scoring.py                          # CPU, a small random Qwen2.5-VL
+    python benchmarks/reward_scoring.py --device cuda --size 7b  # Qwen2.5-VL-7B sizes, random bf16 weights on the GPU
+
+Random weights make the timing meaningful (the compute does not depend on the values) but not the
+scores. The byte-level tokenizer spends one token per character, so at 7B size the prompts are
+replaced by texts of about the token count the official prompts have with Qwen's tokenizer (the
+shared start, then ``--prompt-tokens`` characters per dimension), keeping the sequence lengths
+realistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from editrl.images import load_image
+from editrl.reward import EditReward, EditRewardConfig
+from editrl.reward.inputs import common_prefix_length
+from editrl.reward.prompts import EDITREWARD_INSTRUCTION_FOLLOWING, EDITREWARD_SUFFIX, EDITREWARD_VISUAL_QUALITY
+from editrl.tiny import tiny_qwen25vl_processor, tiny_qwen_tokenizer
+
+# Qwen2.5-VL-7B-Instruct's config.json
+SIZE_7B = dict(
+    text=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+              mrope_section=[16, 24, 24]),
+    vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, fullatt_block_indexes=[7, 15, 23, 31]),
+)
+# a CPU model large enough that the forward passes, not Python, dominate
+SIZE_CPU = dict(
+    text=dict(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
+              mrope_section=[8, 4, 4]),
+    vision=dict(depth=4, hidden_size=128, intermediate_size=256, num_heads=4, fullatt_block_indexes=[3]),
+)
+
+
+def build_backbone(size: dict, tokenizer, device: str, dtype: torch.dtype):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    text = dict(size["text"])
+    mrope = text.pop("mrope_section")
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=32768, rms_norm_eps=1e-6,
+                         rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6},
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], **text),
+        vision_config=dict(out_hidden_size=size["text"]["hidden_size"], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           window_size=112, **size["vision"]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = Qwen2_5_VLForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def realistic_templates(prompt_tokens: int) -> dict:
+    """Official structure (shared start, dimension text, instruction, reward suffix) at Qwen-token lengths."""
+    shared = common_prefix_length(EDITREWARD_INSTRUCTION_FOLLOWING, EDITREWARD_VISUAL_QUALITY)
+
+    def body(text: str) -> str:
+        filler = (text[shared:] * 2)[:prompt_tokens]
+        return text[:shared] + filler.replace("{", "(").replace("}", ")") + "\nText instruction - {text_prompt}\n"
+    return {"instruction_following": body(EDITREWARD_INSTRUCTION_FOLLOWING), "visual_quality": body(EDITREWARD_VISUAL_QUALITY),
+            "suffix": EDITREWARD_SUFFIX}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", default="cpu", choices=("cpu", "7b"), help="backbone size (7b: Qwen2.5-VL-7B, bf16)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--items", type=int, default=16, help="edited images scored per timed repeat")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--image-size", type=int, default=None, help="side of the square test images (default: 448 at 7b, 224 on cpu)")
+    parser.add_argument("--pixels", type=int, default=None, help="smart_resize min = max pixels (default: official 200704 at 7b, 50176 on cpu)")
+    parser.add_argument("--prompt-tokens", type=int, default=500, help="dimension prompt length in tokens for the realistic templates")
+    parser.add_argument("--templates", default="realistic", choices=("realistic", "editreward", "world"),
+                        help="realistic: official structure at Qwen token counts; editreward: the official strings byte by byte")
+    args = parser.parse_args()
+
+    big = args.size == "7b"
+    dtype = torch.bfloat16 if big else torch.float32
+    pixels = args.pixels or (200704 if big else 224 * 224)
+    side = args.image_size or (448 if big else 224)
+    tokenizer = tiny_qwen_tokenizer(["<|Reward|>"])
+    processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
+    torch.manual_seed(0)
+    backbone = build_backbone(SIZE_7B if big else SIZE_CPU, tokenizer, args.device, dtype)
+    templates = realistic_templates(args.prompt_tokens) if args.templates == "realistic" else args.templates
+    config = EditRewardConfig(base_model="random", templates=templates, min_pixels=pixels, max_pixels=pixels)
+    reward = EditReward.from_backbone(backbone, processor, config).to(args.device).eval()
+    reward.rm_heads.float()
+
+    rng = np.random.default_rng(0)
+    sources = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(args.items)]
+    edits = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(args.items)]
+    instructions = [f"replace the {w} with a red bicycle and keep the background" for w in ("car", "dog", "tree", "lamp")] * (args.items // 4 + 1)
+    instructions = instructions[: args.items]
+    first = reward.inputs.sequences(instructions[:1], reward.inputs.images([load_image(sources[0]), load_image(edits[0])]))
+    print(json.dumps({"setup": {"device": args.device, "size": args.size, "dtype": str(dtype), "batch_size": args.batch_size,
+                                "items": args.items, "image": f"{side}x{side}", "pixels": pixels, "templates": args.templates,
+                                "sequence_tokens": [len(first[d][0]) for d in range(2)],
+                                "shared_prefix_tokens": common_prefix_length(first[0][0], first[1][0]),
+                                "threads": torch.get_num_threads()}}))
+
+    def timed(fast: bool):
+        reward.score(sources[: args.batch_size], instructions[: args.batch_size], edits[: args.batch_size], batch_size=args.batch_size, fast=fast)  # warm-up
+        best, out = float("inf"), None
+        for _ in range(args.repeats):
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            out = reward.score(sources, instructions, edits, batch_size=args.batch_size, fast=fast)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        return args.items / best, out
+
+    two_pass_rate, two_pass = timed(fast=False)
+    print(json.dumps({"path": "two_pass", "images_per_s": round(two_pass_rate, 3)}))
+    fast_rate, fast = timed(fast=True)
+    print(json.dumps({"path": "fast", "images_per_s": round(fast_rate, 3)}))
+    print(json.dumps({"speedup": round(fast_rate / two_pass_rate, 3),
+                      "max_abs_mu_diff": float((fast.mu - two_pass.mu).abs().max()),
+                      "max_abs_score_diff": float((fast.score - two_pass.score).abs().max())}))
+
+
+if __name__ == "__main__":
+    main()
