@@ -327,11 +327,12 @@ def _encode_png(array: np.ndarray) -> bytes:
 def synthetic_comparisons(num_rows: int, seed: int = 0, size: int = 64) -> list[EditComparison]:
     """Comparisons whose human scores are a known function of the edited images.
 
-    Each source is a random smooth colour image. Each edit scales the source's brightness by a
-    factor b in [0.25, 1] and adds pixel noise of level n in {0, 1, 2, 3} (std 20 n). The scores are
-    ``instruction_following = 1 + min(3, floor(4 (b - 0.25) / 0.75))`` ("make it brighter") and
-    ``visual_quality = 4 - n``. So a model can only predict the preference by looking at the
-    edits; edit pairs tie on overall score often enough to exercise the tie policies.
+    Each source is a random blocky colour image. Each edit scales the source's brightness by a
+    factor b in [0.25, 1] and adds a green colour cast of level n in {0, 1, 2, 3} (+30 n on the green
+    channel, clipped). The scores are ``instruction_following = 1 + min(3, floor(4 (b - 0.25) / 0.75))``
+    ("make it brighter") and ``visual_quality = 4 - n`` (the cast is the defect). A model can only
+    predict the preference by looking at the edits; pairs tie on overall score often enough to
+    exercise the tie policies.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -341,14 +342,15 @@ def synthetic_comparisons(num_rows: int, seed: int = 0, size: int = 64) -> list[
 
         def edit() -> tuple[bytes, tuple[float, float]]:
             b, n = rng.uniform(0.25, 1.0), int(rng.integers(0, 4))
-            pixels = source * b + rng.normal(0, 20 * n, size=source.shape)
+            pixels = source * b
+            pixels[..., 1] += 30 * n
             return (_encode_png(pixels.clip(0, 255).astype(np.uint8)),
                     (float(1 + min(3, math.floor(4 * (b - 0.25) / 0.75))), float(4 - n)))
 
         (a, scores_a), (b_, scores_b) = edit(), edit()
         rows.append(EditComparison(
             row_id=f"synthetic-{seed}:{i}", source=_encode_png(source.astype(np.uint8)),
-            instruction="make the image brighter without adding noise",
+            instruction="make the image brighter without changing its colours",
             edit_a=a, edit_b=b_, scores_a=scores_a, scores_b=scores_b,
         ))
     return rows

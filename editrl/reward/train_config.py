@@ -1,0 +1,248 @@
+"""The configuration of ``editrl reward train``: one dataclass per YAML section, every key documented.
+
+A YAML file maps onto ``RewardTrainingConfig``; an unknown key anywhere stops with an ``EditRLError``
+naming it (``data.train.pth``), and ``--set section.key=value`` overrides any key after loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EditRLError
+from .data import TIE_POLICIES, DataSource
+from .losses import LossConfig
+
+
+@dataclass
+class LoraSection:
+    """LoRA adapters (peft) on the language model instead of a full fine-tune."""
+
+    r: int = 64
+    """Adapter rank."""
+    alpha: int = 128
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the adapter input."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Names of the language model's linear layers that get adapters (the vision tower gets none)."""
+
+
+@dataclass
+class ModelSection:
+    """Which backbone to train and how the reward model reads it (``EditRewardConfig`` keys)."""
+
+    base_model: str | None = None
+    """Hugging Face id or folder of the Qwen2.5-VL-family backbone (real runs)."""
+    tiny: dict | None = None
+    """Instead of base_model: keyword arguments of ``editrl.tiny.tiny_qwen25vl_config`` (hidden_size,
+    num_hidden_layers, ...) to build a tiny random Qwen2.5-VL in code ({} = its defaults)."""
+    seed: int = 0
+    """Initialisation seed of the tiny backbone and of the reward heads."""
+    head_type: str = "multi"
+    """"multi" (one head per dimension, official) or "shared" (paper ablation)."""
+    fusion: str = "mean"
+    """"mean" | "min" | "sum": how the per-dimension Gaussians are fused for the ranking loss."""
+    positions: str = "legacy"
+    """"legacy" (official sequential positions) or "mrope"."""
+    templates: str | dict = "editreward"
+    """"editreward" (official prompts), "world" (short prompts for tiny models) or a dict."""
+    min_pixels: int = 200704
+    """Smallest image area after resizing (official: 256 * 28 * 28)."""
+    max_pixels: int = 200704
+    """Largest image area after resizing (official: 256 * 28 * 28)."""
+    head_dropout: float = 0.05
+    """Dropout inside the heads (official 0.05; see ``disable_dropout``)."""
+    lora: LoraSection | None = None
+    """LoRA settings; null = full fine-tune."""
+    train_vision: bool = True
+    """Train the vision tower too (official full fine-tune: yes)."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass to save memory."""
+
+    def __post_init__(self) -> None:
+        if (self.base_model is None) == (self.tiny is None):
+            raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
+
+
+@dataclass
+class DataSection:
+    """Training and validation data, and how rows become pairs."""
+
+    train: DataSource = field(default_factory=DataSource)
+    """Training rows: format (editreward | train_json | jsonl | synthetic), path, ... (see DataSource)."""
+    validation: DataSource | None = None
+    """Held-out rows for validation (null: no validation)."""
+    ties: str = "disentangle"
+    """Tied pairs: "disentangle" (paper 3.3), "keep" (label 0.5) or "drop"."""
+    score_range: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    """Valid per-dimension Likert scores; rows outside are bad rows."""
+    strict: bool = False
+    """Stop at the first bad row instead of skipping it."""
+    verify_images: bool = True
+    """Check every image decodes (PIL verify) while reading, so bad rows are found before training."""
+    num_workers: int = 0
+    """DataLoader worker processes decoding images."""
+
+    def __post_init__(self) -> None:
+        if self.ties not in TIE_POLICIES:
+            raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
+        if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:
+            raise EditRLError(f"data.score_range {self.score_range}: expected [low, high] with low < high")
+
+
+@dataclass
+class RewardTrainingConfig:
+    """Everything ``editrl reward train`` needs; the YAML mirrors it key by key."""
+
+    model: ModelSection = field(default_factory=lambda: ModelSection(tiny={}))
+    """The backbone and reward-model settings."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """The training loss (uncertainty | bt | regression) and its estimator."""
+    data: DataSection = field(default_factory=DataSection)
+    """Training/validation data and pair construction."""
+    output_dir: str = "runs/reward"
+    """Where checkpoints, metrics.jsonl and the final model (``final/``) are written."""
+    seed: int = 0
+    """Seed of the data order and of every RNG."""
+    learning_rate: float = 2e-6
+    """Peak learning rate (paper: 2e-6)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (never applied to the input embeddings)."""
+    adam_beta1: float = 0.9
+    """AdamW beta1."""
+    adam_beta2: float = 0.999
+    """AdamW beta2."""
+    lr_scheduler: str = "constant_with_warmup"
+    """Any ``transformers.get_scheduler`` name: constant_with_warmup (official), cosine, linear, constant."""
+    warmup_ratio: float = 0.05
+    """Fraction of max_steps spent warming up (paper: 0.05)."""
+    per_device_batch_size: int = 2
+    """Pairs per process per micro-batch (paper: 2)."""
+    gradient_accumulation_steps: int = 4
+    """Micro-batches per optimizer step (paper: 4)."""
+    num_epochs: float = 2.0
+    """Passes over the training pairs, used when max_steps is null."""
+    max_steps: int | None = None
+    """Optimizer steps to train (overrides num_epochs)."""
+    stop_after_steps: int | None = None
+    """Stop (with a checkpoint) after this many steps without changing the schedule: a planned
+    interruption, continued with --resume."""
+    max_grad_norm: float | None = 1.0
+    """Gradient clipping norm (null: no clipping)."""
+    mixed_precision: str = "auto"
+    """"auto" (bf16 on GPU, fp32 on CPU), "bf16", "fp16" or "no"."""
+    disable_dropout: bool = True
+    """Set every dropout to 0 (as TRL's reward trainer): the loss is deterministic and DDP ranks agree."""
+    save_every: int = 500
+    """Checkpoint every N optimizer steps (and at the end)."""
+    save_total_limit: int | None = 3
+    """Keep only the newest N checkpoints (null: all)."""
+    eval_every: int = 500
+    """Validate every N optimizer steps (and at the end)."""
+    eval_batch_size: int = 8
+    """Pairs per process per validation batch."""
+    log_every: int = 10
+    """Write a training line to metrics.jsonl every N optimizer steps."""
+    tensorboard: bool = True
+    """Also log to TensorBoard under output_dir/tensorboard when tensorboard is installed."""
+
+    def __post_init__(self) -> None:
+        for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
+                     "eval_batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
+            raise EditRLError(f"mixed_precision {self.mixed_precision!r}: expected auto, bf16, fp16 or no")
+        if not 0 <= self.warmup_ratio < 1:
+            raise EditRLError(f"warmup_ratio={self.warmup_ratio}: expected 0 <= warmup_ratio < 1")
+
+
+# --------------------------------------------------------------------------- YAML <-> dataclasses
+
+
+def _dataclass_in(annotation: Any) -> type | None:
+    """The dataclass inside an annotation like ``X``, ``X | None``."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else (annotation,)
+    return next((a for a in args if dataclasses.is_dataclass(a)), None)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """YAML reads ``1e-4`` as a string: convert numbers for float/int fields, and name the key on failure."""
+    args = set(typing.get_args(annotation)) or {annotation}
+    if isinstance(value, str) and (float in args or int in args) and str not in args:
+        try:
+            return int(value) if int in args and float not in args else float(value)
+        except ValueError:
+            raise EditRLError(f"config key {key}: expected a number, got {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and float in args and int not in args:
+        return float(value)
+    return value
+
+
+def build_dataclass(cls: type, data: Any, prefix: str = "") -> Any:
+    """``cls(**data)`` recursively; unknown keys raise an EditRLError naming the dotted key."""
+    if dataclasses.is_dataclass(data):
+        return data
+    if not isinstance(data, dict):
+        raise EditRLError(f"config section {prefix.rstrip('.') or '<top>'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise EditRLError(f"unknown config key {prefix}{key!s}; known keys of {prefix.rstrip('.') or 'the config'}: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = _dataclass_in(hints[key])
+        if sub is not None and value is not None:
+            kwargs[key] = build_dataclass(sub, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hints[key], prefix + key)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise EditRLError(f"config section {prefix.rstrip('.') or '<top>'}: {err}") from None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise EditRLError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=1e-5")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise EditRLError(f"--set {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RewardTrainingConfig:
+    """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise EditRLError(f"config {str(path)!r}: no such file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise EditRLError(f"config {str(path)!r}: not valid YAML ({err})") from None
+    return build_dataclass(RewardTrainingConfig, apply_overrides(data, list(overrides)))
+
+
+def config_to_dict(config: RewardTrainingConfig) -> dict:
+    return dataclasses.asdict(config)

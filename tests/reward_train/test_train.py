@@ -1,0 +1,130 @@
+"""Training EditReward on tiny Qwen2.5-VL models: learning, resume, NaN stop, LoRA, frozen rows."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from editrl.errors import EditRLError
+from editrl.reward import train as train_module
+from editrl.reward.train import DataPlan, RewardTrainer, build_reward_model, list_checkpoints
+
+
+def records(path, split):
+    return [r for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines()) if r["split"] == split]
+
+
+def test_training_on_image_dependent_pairs_learns(make_config):
+    config = make_config("data.train.num_rows=320", "data.validation.num_rows=128", "max_steps=80",
+                         "per_device_batch_size=8", "gradient_accumulation_steps=1", "eval_every=80",
+                         "save_every=80", "log_every=10", "lr_scheduler=cosine")
+    trainer = RewardTrainer(config)
+    before = trainer.evaluate()
+    embedding = trainer.model.model.get_input_embeddings().weight
+    embedding_before = embedding.detach().clone()
+    summary = trainer.train()
+    after = summary["validation"]
+    train_losses = [r["loss"] for r in records(trainer.output_dir, "train")]
+    assert sum(train_losses[-3:]) / 3 < sum(train_losses[:2]) / 2 - 0.1
+    assert after["loss"] < before["loss"] - 0.1
+    assert 0.35 < before["accuracy"] < 0.65 and after["accuracy"] >= 0.8
+    assert after["accuracy_instruction_following"] > 0.75
+    # only the <|Reward|> row of the input embeddings moved
+    reward_id = trainer.model.inputs.reward_token_id
+    changed = (embedding.detach() != embedding_before).any(-1)
+    assert changed[reward_id] and changed.sum() == 1
+    # the final model is a loadable EditReward folder
+    from editrl.reward import model as model_module
+
+    loaded = model_module.EditReward.from_pretrained(summary["final_model"])
+    assert loaded.config.fusion == "mean" and summary["step"] == 80 and summary["samples_seen"] == 640
+
+
+def test_kill_and_resume_sees_every_sample_once(make_config, monkeypatch):
+    seen = []
+    original = train_module.batch_loss
+
+    def recording(model, fuse, batch, config):
+        if model.training:
+            seen.append(tuple(batch.pair_ids))
+        return original(model, fuse, batch, config)
+
+    monkeypatch.setattr(train_module, "batch_loss", recording)
+    # 48 rows -> pairs; 8 pairs per step -> the 6 steps cross an epoch boundary
+    straight = make_config("max_steps=6", name="straight")
+    summary = RewardTrainer(straight).train()
+    straight_seen, seen[:] = list(seen), []
+
+    first = make_config("max_steps=6", "stop_after_steps=3", "save_every=2", name="resumed")
+    interrupted = RewardTrainer(first).train()
+    assert interrupted["step"] == 3 and interrupted["final_model"] is None
+    assert [p.name for p in list_checkpoints(first.output_dir)] == ["step-000002", "step-000003"]
+    # a checkpoint cut off while being written (no data_state.json) is ignored on resume
+    (Path(first.output_dir) / "checkpoints" / "step-000004").mkdir()
+    resumed = RewardTrainer(make_config("max_steps=6", "save_every=2", name="resumed")).train(resume=True)
+    assert resumed["step"] == summary["step"] == 6
+    assert resumed["samples_seen"] == summary["samples_seen"] == 6 * 8
+    assert seen == straight_seen  # same micro-batches, in order: nothing lost, nothing repeated
+    a = load_file(str(Path(first.output_dir) / "final" / "model.safetensors"))
+    b = load_file(str(Path(straight.output_dir) / "final" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    losses = lambda c: [r["loss"] for r in records(Path(c.output_dir), "train")]
+    assert losses(first) == pytest.approx(losses(straight), abs=1e-6)
+
+
+def test_resume_refuses_a_changed_data_order(make_config):
+    RewardTrainer(make_config("max_steps=4", "stop_after_steps=2")).train()
+    with pytest.raises(EditRLError, match="global_batch: 4 -> 2"):
+        RewardTrainer(make_config("max_steps=4", "per_device_batch_size=2")).train(resume=True)
+
+
+def test_data_plan_order_is_a_permutation_per_epoch():
+    plan = DataPlan(num_pairs=21, per_device_batch_size=2, num_processes=2, accumulation=2, seed=3)
+    assert plan.steps_per_epoch == 2
+    single = DataPlan(21, 4, 1, 2, 3)
+    batches = iter(plan.micro_batches(0, 0)), iter(plan.micro_batches(0, 1)), iter(single.micro_batches(0, 0))
+    for _ in range(8):  # two epochs: two ranks together take exactly what one process takes
+        (s0, r0), (s1, r1), (s, one) = (next(b) for b in batches)
+        assert s0 == s1 == s and r0 + r1 == one
+    epoch0 = [i for _, b in zip(range(4), single.micro_batches(0, 0)) for i in b[1]]
+    assert len(set(epoch0)) == 16 and epoch0 == plan.order(0)[:16]
+    resumed = next(iter(single.micro_batches(3, 0)))
+    assert resumed == (3, single.order(1)[8:12])
+
+
+def test_nan_loss_stops_with_step_pairs_and_checkpoint(make_config):
+    config = make_config("max_steps=6")
+    model = build_reward_model(config.model)
+    calls = {"n": 0}
+    forward = model.forward
+
+    def poisoned(*args):
+        out = forward(*args)
+        calls["n"] += model.training  # count training forwards only
+        return out * float("nan") if calls["n"] == 7 else out  # 2 micro-batches per step: step 4
+
+    model.forward = poisoned
+    with pytest.raises(EditRLError) as err:
+        RewardTrainer(config, model=model).train()
+    message = str(err.value)
+    assert "non-finite loss" in message and "at step 4, micro-batch 0" in message
+    assert "synthetic-0:" in message and "step-000002" in message
+
+
+def test_lora_training_merges_into_a_plain_model(make_config):
+    config = make_config("model.lora={r: 4, alpha: 8, dropout: 0.0}", "max_steps=2", "learning_rate=1e-2")
+    trainer = RewardTrainer(config)
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable) and any(n.startswith("rm_heads") for n in trainable)
+    assert not any(n.startswith("model.visual") for n in trainable)
+    summary = trainer.train()
+    saved = load_file(str(trainer.output_dir / "final" / "model.safetensors"))
+    assert not any("lora" in k for k in saved)
+    from editrl.reward.model import EditReward
+
+    loaded = EditReward.from_pretrained(summary["final_model"])
+    fresh = build_reward_model(config.model)
+    key = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(loaded.state_dict()[key], fresh.state_dict()[key])  # adapters merged in
