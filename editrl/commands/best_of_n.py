@@ -1,0 +1,80 @@
+"""``editrl best-of-n``: draw N edits, score them with a reward, keep the best (or prune early).
+
+With no arguments it edits a built-in world example with the shipped world editor and reward.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "best-of-n", help="sample N edits, rank them with a reward, keep the best",
+        description="Sample N candidate edits of one image (one seed each), score them with a reward and rank them. "
+        "Writes best.png, candidate_XX_seedS.png for every candidate, contact_sheet.png (scores under each "
+        "candidate, the best framed) and scores.json (seed, mu and sigma per dimension, fused score, rank, NFE) "
+        "to --out, and prints a JSON summary. With no --image it edits a built-in world example.",
+    )
+    parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
+                        "Default: the built-in world example")
+    parser.add_argument("--instruction", default=None, help="the edit instruction (required with --image)")
+    parser.add_argument("--n", type=int, default=8, help="number of candidates (default 8)")
+    parser.add_argument("--editor", default="world", help="world (default, the shipped tiny Kontext), flux-kontext, "
+                        "qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix, or a diffusers pipeline folder")
+    parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
+                        "(default: the editor's public id); nothing is downloaded")
+    parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")
+    parser.add_argument("--reward", default="world", help="world (default, the shipped EditReward), oracle (the world's "
+                        "exact scorer), an EditReward folder or Hub id, http(s)://host:port of `editrl reward serve`, "
+                        "or module:Class")
+    parser.add_argument("--select", choices=("mean", "lcb", "if", "vq"), default="mean",
+                        help="rank by the fused mean (default), the lower bound mean - k*sigma, instruction following or visual quality")
+    parser.add_argument("--k", type=float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
+    parser.add_argument("--search", choices=("full", "halving"), default="full",
+                        help="full: every candidate runs to the end; halving: prune on x0 previews (less compute)")
+    parser.add_argument("--keep", type=float, default=0.5, help="halving: fraction kept at each pruning step (default 0.5)")
+    parser.add_argument("--horizon", type=float, default=0.5,
+                        help="halving: prune within this first fraction of the steps (default 0.5)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the editor's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the editor's)")
+    parser.add_argument("--seed", type=int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
+    parser.add_argument("--batch-size", type=int, default=None, help="candidates per denoiser call (default: all)")
+    parser.add_argument("--out", default="best-of-n", help="output folder (default ./best-of-n)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import EditRLError
+    from ..rl.rewards import build_reward
+    from ..sampler.best_of_n import best_of_n
+    from ..sampler.editors import load_editor
+    from ..sampler.search import HalvingConfig
+
+    if args.image is None:
+        if args.instruction is not None:
+            raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
+        from ..world import make_examples
+
+        example = make_examples(1, seed=0, split="test")[0]
+        source, instruction = example.source, example.instruction
+    else:
+        if args.instruction is None:
+            raise EditRLError("--instruction: required with --image (what should the edit do?)")
+        source, instruction = args.image, args.instruction
+    editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
+    reward = build_reward(args.reward, device=args.device)
+    result = best_of_n(
+        editor, reward, source, instruction, n=args.n, seeds=range(args.seed, args.seed + args.n),
+        select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
+        halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size,
+    )
+    out = result.save(args.out)
+    best = result.best
+    print(json.dumps({
+        "out": str(out), "instruction": instruction, "editor": args.editor, "reward": args.reward,
+        "select": args.select, "search": args.search, "n": args.n, "best_seed": best.seed, "best_score": best.record["score"],
+        "best_value": best.value, "nfe": result.nfe, "reward_calls": result.reward_calls,
+    }))
+    return 0
