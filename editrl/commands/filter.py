@@ -1,0 +1,45 @@
+"""``editrl filter``: keep the best rows of an editing dataset by reward (see ``editrl.filter``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "filter",
+        help="score every (source, instruction, edit) row of a dataset and keep the best",
+        description="Score a JSONL/Parquet table (or a folder of them) with a reward, resumably, and keep the top "
+        "rows. Shard across processes with `accelerate launch --multi_gpu --num_processes N -m editrl.cli filter ...` "
+        "(CPU processes where there is no CUDA).",
+    )
+    p.add_argument("--data", required=True, help="JSONL or Parquet table, or a folder of them")
+    p.add_argument("--out", required=True, help="output folder: kept.jsonl|parquet, scores.parquet, histogram.png, summary.json")
+    p.add_argument("--model", default="world",
+                   help="reward: 'world' (shipped tiny model), 'oracle', http(s)://host:port of `editrl reward serve`, "
+                   "or an EditReward folder / Hub id (default: world)")
+    cut = p.add_mutually_exclusive_group()
+    cut.add_argument("--top-k", type=int, default=None, help="keep the best K rows")
+    cut.add_argument("--top-fraction", type=float, default=None, help="keep the best ceil(F * rows) rows")
+    p.add_argument("--by", default="fused", choices=["fused", "instruction_following", "visual_quality"],
+                   help="score to rank by (default: fused)")
+    p.add_argument("--min-if", type=float, default=None, help="drop rows whose instruction-following mu is below this")
+    p.add_argument("--min-vq", type=float, default=None, help="drop rows whose visual-quality mu is below this")
+    p.add_argument("--batch-size", type=int, default=8, help="edits per reward call (default: 8)")
+    p.add_argument("--chunk-size", type=int, default=256, help="rows per checkpoint (default: 256)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..filter import FilterConfig, filter_dataset, process_state
+    from ..rl.rewards import build_reward
+
+    config = FilterConfig(
+        data=args.data, out=args.out, by=args.by, top_k=args.top_k, top_fraction=args.top_fraction,
+        min_if=args.min_if, min_vq=args.min_vq, batch_size=args.batch_size, chunk_size=args.chunk_size,
+    )
+    summary = filter_dataset(build_reward(args.model, device=process_state().device), config, reward_name=args.model)
+    if summary is not None:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,309 @@
+"""``editrl filter``: keep the best examples of an editing dataset by reward (the paper's data curation).
+
+Every (source, instruction, edit) row of a JSONL/Parquet table (or a folder of them; the columns and
+image cells ``editrl.reward.score.read_rows`` reads) is scored once with
+``editrl.reward.score.score_table``, whose append-only part files let a killed run resume without
+rescoring. Under ``accelerate launch`` rank r scores ``rows[r::world]`` into its own table
+``scores/shard-<r>-of-<world>.parquet`` (resume with the same number of processes); rank 0 waits for the others and merges. Rank 0 then selects
+the rows to keep:
+
+1. rows whose instruction-following / visual-quality mu is below ``min_if`` / ``min_vq`` are dropped;
+2. the rest are ranked by ``by`` (the fused score, or one dimension's mu), ties by row order;
+3. the best ``top_k`` rows, or the best ``ceil(top_fraction * N)`` of all N rows, are kept (all of
+   them when neither is given).
+
+Written to ``out``: ``kept.jsonl`` or ``kept.parquet`` (the kept rows in the input's format and
+order, relative image paths made absolute, plus ``reward_*`` score columns and ``reward_rank``),
+``scores.parquet`` (every row's scores, ``row`` = position in the input), ``histogram.png`` (the
+ranking scores with the cut marked) and ``summary.json``. Changing only the cut and rerunning
+rescores nothing.
+
+Several processes: ``accelerate launch --multi_gpu --num_processes 2 -m editrl.cli filter ...`` (or
+``torchrun --nproc_per_node 2 -m editrl.cli filter ...``); without CUDA the ranks run on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .errors import EditRLError
+from .reward.output import RewardFunction
+
+logger = logging.getLogger(__name__)
+
+BY = {"fused": "score", "instruction_following": "mu_instruction_following", "visual_quality": "mu_visual_quality"}
+
+
+@dataclass
+class Selection:
+    """Which rows to keep and why (indices into the scored rows, best first)."""
+
+    kept: list[int]
+    column: str
+    threshold: float | None  # the ranking score of the last kept row (the cut); None if nothing kept
+    eligible: int  # rows passing the per-dimension minimums
+
+
+def check_cut(by: str, top_k: int | None, top_fraction: float | None) -> None:
+    if by not in BY:
+        raise EditRLError(f"--by: expected one of {sorted(BY)}, got {by!r}")
+    if top_k is not None and top_fraction is not None:
+        raise EditRLError("--top-k and --top-fraction: give at most one of them")
+    if top_k is not None and top_k < 0:
+        raise EditRLError(f"--top-k: expected a count >= 0, got {top_k}")
+    if top_fraction is not None and not 0 <= top_fraction <= 1:
+        raise EditRLError(f"--top-fraction: expected a fraction in [0, 1], got {top_fraction}")
+
+
+def select_rows(
+    scores: dict[str, np.ndarray],
+    by: str = "fused",
+    top_k: int | None = None,
+    top_fraction: float | None = None,
+    min_if: float | None = None,
+    min_vq: float | None = None,
+) -> Selection:
+    """Apply the minimums, rank by ``by``, then cut (see the module docstring)."""
+    check_cut(by, top_k, top_fraction)
+    column = BY[by]
+    values = np.asarray(scores[column], dtype=np.float64)
+    n = len(values)
+    ok = np.ones(n, dtype=bool)
+    if min_if is not None:
+        ok &= np.asarray(scores["mu_instruction_following"]) >= min_if
+    if min_vq is not None:
+        ok &= np.asarray(scores["mu_visual_quality"]) >= min_vq
+    eligible = np.flatnonzero(ok)
+    order = eligible[np.argsort(-values[eligible], kind="stable")]  # best first, ties by row order
+    if top_k is not None:
+        order = order[:top_k]
+    elif top_fraction is not None:
+        order = order[: math.ceil(top_fraction * n - 1e-9)]
+    kept = [int(i) for i in order]
+    return Selection(kept=kept, column=column, threshold=float(values[kept[-1]]) if kept else None, eligible=int(ok.sum()))
+
+
+def histogram_png(
+    values: np.ndarray,
+    path: str,
+    cut: float | None,
+    title: str,
+    bins: int = 30,
+    size: tuple[int, int] = (640, 360),
+) -> None:
+    """A bar histogram of ``values`` with a red line at ``cut``, drawn with PIL (no plotting library)."""
+    values = np.asarray(values, dtype=np.float64)
+    width, height = size
+    left, right, top, bottom = 50, 20, 30, 40
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if cut is not None:
+        lo, hi = min(lo, cut), max(hi, cut)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    plot_w, plot_h = width - left - right, height - top - bottom
+    x = lambda v: left + (v - lo) / (hi - lo) * plot_w  # noqa: E731 - data -> pixel
+    peak = max(int(counts.max()) if counts.size else 0, 1)
+    for count, a, b in zip(counts, edges[:-1], edges[1:]):
+        if count:
+            draw.rectangle([x(a) + 1, top + plot_h * (1 - count / peak), x(b) - 1, top + plot_h], fill=(70, 110, 180))
+    draw.line([left, top + plot_h, left + plot_w, top + plot_h], fill="black")
+    draw.line([left, top, left, top + plot_h], fill="black")
+    for v in np.linspace(lo, hi, 5):
+        draw.text((x(v) - 15, top + plot_h + 6), f"{v:.3g}", fill="black")
+    draw.text((5, top - 4), str(peak), fill="black")
+    draw.text((5, top + plot_h - 10), "0", fill="black")
+    draw.text((left, 8), title, fill="black")
+    if cut is not None:
+        draw.line([x(cut), top, x(cut), top + plot_h], fill=(220, 30, 30), width=3)
+        draw.text((min(x(cut) + 4, width - 90), top + 2), f"cut {cut:.3g}", fill=(220, 30, 30))
+    image.save(path)
+
+
+@dataclass
+class FilterConfig:
+    """What ``editrl filter`` reads, how it cuts, and where it writes (each key is a CLI flag)."""
+
+    data: str
+    """A JSONL or Parquet table of (source, instruction, edit) rows, or a folder of such tables."""
+    out: str
+    """Output folder (also holds the resumable score tables)."""
+    by: str = "fused"
+    """Ranking score: ``fused``, ``instruction_following`` or ``visual_quality`` (that dimension's mu)."""
+    top_k: int | None = None
+    """Keep the best K rows (after the minimums)."""
+    top_fraction: float | None = None
+    """Keep the best ceil(F * N) of all N rows (after the minimums)."""
+    min_if: float | None = None
+    """Drop rows whose instruction-following mu is below this."""
+    min_vq: float | None = None
+    """Drop rows whose visual-quality mu is below this."""
+    batch_size: int = 8
+    """Edits per reward call."""
+    chunk_size: int = 256
+    """Rows per checkpointed part file: a killed run loses at most this many scores."""
+    bins: int = 30
+    """Histogram bins."""
+
+
+def _count_rows(path: Path) -> int:
+    """Row count from Parquet metadata / JSONL lines, without decoding any image."""
+    import pyarrow.parquet as pq
+
+    from .reward.score import _table_files
+
+    total = 0
+    for file in _table_files(path):
+        if file.suffix == ".parquet":
+            total += pq.ParquetFile(file).metadata.num_rows
+        else:
+            with open(file, encoding="utf-8") as handle:
+                total += sum(1 for line in handle if line.strip())
+    return total
+
+
+def _check_model(scores_dir: Path, reward_name: str) -> None:
+    """Refuse to resume into score tables written by another reward (they would mix)."""
+    meta = scores_dir / "reward.json"
+    if meta.is_file():
+        previous = json.loads(meta.read_text())["reward"]
+        if previous != reward_name:
+            raise EditRLError(f"--out {str(scores_dir.parent)!r}: holds scores of reward {previous!r}, not {reward_name!r}; use another --out")
+    else:
+        _write_text(meta, json.dumps({"reward": reward_name}))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _merge_shards(scores_dir: Path, world: int, total: int):
+    """All shards' tables as one pyarrow table with the global row number, sorted by it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = []
+    for rank in range(min(world, total)):  # a rank past the last row has no table
+        table = pq.read_table(scores_dir / f"shard-{rank}-of-{world}.parquet")
+        global_row = pc.add(pc.multiply(table.column("row"), world), rank)
+        tables.append(table.set_column(table.schema.get_field_index("row"), "row", global_row))
+    return pa.concat_tables(tables).sort_by("row")
+
+
+def _absolute_images(row: dict) -> dict:
+    """The row without ``_base``, its relative image paths resolved so the output works from anywhere."""
+    from .reward.score import EDIT_COLUMNS, SOURCE_COLUMNS
+
+    base = row.pop("_base", ".")
+    for column in (*SOURCE_COLUMNS, *EDIT_COLUMNS):
+        value = row.get(column)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            row[column] = os.path.abspath(os.path.join(base, value))
+        elif isinstance(value, dict) and not value.get("bytes") and isinstance(value.get("path"), str) and not os.path.isabs(value["path"]):
+            row[column] = {**value, "path": os.path.abspath(os.path.join(base, value["path"]))}
+    return row
+
+
+def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Path:
+    """Stream the input again and write the kept rows (input order) with their scores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .reward.score import _table_files, read_rows
+
+    score_columns = [c for c in scores.column_names if c in ("score", "score_sigma") or c.startswith(("mu_", "sigma_"))]
+    by_row = {r: i for i, r in enumerate(scores.column("row").to_pylist())}
+    columns = {c: scores.column(c).to_pylist() for c in score_columns}
+    records = []
+    for index, row in enumerate(read_rows(data)):
+        if index in kept_rows:
+            record = _absolute_images(row)
+            record.update({f"reward_{c}": columns[c][by_row[index]] for c in score_columns})
+            record["reward_rank"] = kept_rows[index] + 1
+            records.append(record)
+    as_jsonl = all(f.suffix == ".jsonl" for f in _table_files(data))
+    path = out / ("kept.jsonl" if as_jsonl else "kept.parquet")
+    tmp = path.with_name(path.name + ".tmp")
+    if as_jsonl:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+    else:
+        pq.write_table(pa.Table.from_pylist(records), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def process_state():
+    """accelerate's ``PartialState``; ranks started by ``accelerate launch --multi_gpu`` or ``torchrun`` on a
+    machine without CUDA run as CPU processes (gloo) instead of each believing it is alone."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not torch.cuda.is_available()))
+
+
+def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: str = "reward") -> dict | None:
+    """Score (resumably, sharded by process rank) and cut; returns the summary on rank 0, None elsewhere."""
+    from .reward.score import read_rows, score_table
+
+    check_cut(config.by, config.top_k, config.top_fraction)
+    data, out = Path(config.data), Path(config.out)
+    total = _count_rows(data)
+    if total == 0:
+        raise EditRLError(f"data {config.data!r}: no rows to score")
+    state = process_state()
+    rank, world = state.process_index, state.num_processes
+    scores_dir = out / "scores"
+    if state.is_main_process:
+        scores_dir.mkdir(parents=True, exist_ok=True)
+        _check_model(scores_dir, reward_name)
+    state.wait_for_everyone()
+    shard_total = len(range(rank, total, world))
+    stats = score_table(
+        reward, islice(read_rows(data), rank, None, world), scores_dir / f"shard-{rank}-of-{world}.parquet",
+        batch_size=config.batch_size, chunk_size=config.chunk_size, total=shard_total, progress=state.is_local_main_process,
+    )
+    logger.info("rank %d/%d: %d rows scored now, %d already scored", rank, world, stats["scored"], stats["skipped"])
+    _write_text(scores_dir / f"shard-{rank}-of-{world}.json", json.dumps(stats))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+
+    scores = _merge_shards(scores_dir, world, total)
+    scored_now = sum(json.loads((scores_dir / f"shard-{r}-of-{world}.json").read_text())["scored"] for r in range(world))
+    if scores.num_rows != total:
+        raise EditRLError(f"data {config.data!r}: {total} rows but {scores.num_rows} scored; was the data changed during the run?")
+    import pyarrow.parquet as pq
+
+    tmp = out / "scores.parquet.tmp"
+    pq.write_table(scores, tmp)
+    os.replace(tmp, out / "scores.parquet")
+    values = {c: np.asarray(scores.column(c).to_pylist(), dtype=np.float64) for c in BY.values() if c in scores.column_names}
+    selection = select_rows(values, config.by, config.top_k, config.top_fraction, config.min_if, config.min_vq)
+    kept_path = _write_kept(data, {row: position for position, row in enumerate(selection.kept)}, scores, out)
+    histogram_png(values[selection.column], str(out / "histogram.png"), selection.threshold,
+                  f"{config.by} score of {total} rows, kept {len(selection.kept)} (red: cut)", bins=config.bins)
+    summary = {
+        "rows": total, "kept": len(selection.kept), "eligible": selection.eligible, "cut": selection.threshold,
+        "scored_now": scored_now, "processes": world, "reward": reward_name, **asdict(config),
+        "kept_file": str(kept_path), "scores_file": str(out / "scores.parquet"), "histogram": str(out / "histogram.png"),
+    }
+    _write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
