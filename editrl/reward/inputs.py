@@ -9,6 +9,7 @@ default Qwen normalisation, sequences padded on the right.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -50,11 +51,17 @@ def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels
 
 @dataclass
 class ImageBatch:
-    """Pixel patches of N images, in the order given, and their (t, h, w) patch grids."""
+    """N images in the order given, each distinct image patchified once.
 
-    pixel_values: torch.Tensor  # (sum of patches, C * T * P * P)
-    grid_thw: torch.Tensor  # (N, 3)
-    num_tokens: list[int]  # merged visual tokens per image (what the language model sees)
+    ``pixel_values`` and ``unique_grid_thw`` hold the distinct images (best-of-N repeats one source
+    for many edits); ``unique_index[i]`` is image i's row among them.
+    """
+
+    pixel_values: torch.Tensor  # (sum of patches of the distinct images, C * T * P * P)
+    unique_grid_thw: torch.Tensor  # (distinct images, 3)
+    unique_index: list[int]  # (N,)
+    grid_thw: torch.Tensor  # (N, 3) patch grid of every image
+    num_tokens: list[int]  # (N,) merged visual tokens of every image (what the language model sees)
 
 
 class RewardInputBuilder:
@@ -84,12 +91,16 @@ class RewardInputBuilder:
         return (height // IMAGE_FACTOR) * (width // IMAGE_FACTOR)
 
     def images(self, images: Sequence[Image.Image]) -> ImageBatch:
-        """Resize, normalise and patchify. The image processor does not resize again (the images are
-        already at a size it leaves unchanged, as in the official pipeline)."""
+        """Resize, normalise and patchify each distinct image once. The image processor does not resize
+        again (the images already have a size it leaves unchanged, as in the official pipeline)."""
         resized = [self.resize(image) for image in images]
-        out = self.processor.image_processor(images=resized, do_resize=False, return_tensors="pt")
-        grid = out["image_grid_thw"]
-        return ImageBatch(out["pixel_values"], grid, (grid.prod(-1) // self.merge**2).tolist())
+        keys: dict[tuple, int] = {}
+        unique_index = [keys.setdefault((im.size, hashlib.sha1(im.tobytes()).digest()), len(keys)) for im in resized]
+        unique = [resized[unique_index.index(u)] for u in range(len(keys))]
+        out = self.processor.image_processor(images=unique, do_resize=False, return_tensors="pt")
+        unique_grid = out["image_grid_thw"]
+        grid = unique_grid[torch.tensor(unique_index)]
+        return ImageBatch(out["pixel_values"], unique_grid, unique_index, grid, (grid.prod(-1) // self.merge**2).tolist())
 
     def text(self, dimension: str, instruction: str) -> str:
         """The chat-template rendering of the user turn, with one image placeholder per image."""

@@ -189,10 +189,12 @@ class EditReward(nn.Module):
         return images, instructions
 
     def _image_embeds(self, images: ImageBatch) -> torch.Tensor:
-        """Merged visual tokens of all images, concatenated in order: (sum of tokens, H)."""
+        """Merged visual tokens of all images, concatenated in order: (sum of tokens, H). The vision
+        tower runs once per distinct image."""
         pixel_values = images.pixel_values.to(self.device)
-        features = self.model.get_image_features(pixel_values, images.grid_thw.to(self.device), return_dict=True)
-        return torch.cat(features.pooler_output, dim=0)
+        features = self.model.get_image_features(pixel_values, images.unique_grid_thw.to(self.device), return_dict=True)
+        per_image = features.pooler_output
+        return torch.cat([per_image[u] for u in images.unique_index], dim=0)
 
     def _embed(self, ids: torch.Tensor, image_embeds: torch.Tensor | None) -> torch.Tensor:
         """Text embeddings with the image embeddings scattered into the image-token slots (in order)."""

@@ -126,3 +126,17 @@ def test_image_modes_are_converted(reward):
     gray = Image.fromarray(rgb[..., 0], mode="L")
     out = reward.score([gray, rgb], ["a", "a"], [Image.fromarray(rgb).convert("RGBA"), rgb])
     assert torch.isfinite(out.score).all() and out.score.shape == (2,)
+
+
+def test_repeated_sources_run_the_vision_tower_once(reward, batch):
+    sources, instructions, edits = batch
+    seen = []
+    handle = reward.model.visual.register_forward_hook(lambda module, args, kwargs_out: seen.append(args[0].shape[0]))
+    try:
+        shared = reward.score([sources[0]] * 3, instructions, edits)  # best-of-N: one source, three edits
+    finally:
+        handle.remove()
+    copies = reward.score([sources[0].copy() for _ in range(3)], instructions, edits, fast=False)
+    assert torch.allclose(shared.mu, copies.mu, atol=1e-5)
+    patches = [reward.inputs.images([reward._prepare([s], ["a"], [s])[0][0]]).pixel_values.shape[0] for s in [sources[0], *edits]]
+    assert seen == [sum(patches)]  # one vision call over the source once plus the three edits
