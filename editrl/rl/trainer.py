@@ -88,7 +88,8 @@ class RLTrainer:
 
         config.validate()
         self.config = config
-        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu")
+        # cpu=True is what makes accelerate set up gloo for several CPU processes
+        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
         device = torch.device(config.device) if config.device else self.accelerator.device
         if editor is None:
             from ..sampler.editors import load_editor
@@ -99,7 +100,14 @@ class RLTrainer:
         self.transformer = editor.transformer
         self.transformer.eval()  # no dropout: rollout and training forwards must be identical
         targets = config.lora_target_modules or editor.lora_target_modules
+        torch.manual_seed(config.seed)  # the LoRA init
         self.params = add_lora(self.transformer, config.lora_rank, config.lora_alpha, targets, config.lora_init)
+        if self.world_size > 1:  # every process starts from rank 0's LoRA, then sees the same averaged grads
+            from accelerate.utils import broadcast
+
+            with torch.no_grad():
+                for p in self.params:
+                    p.copy_(broadcast(p.detach().to(self.accelerator.device), from_process=0).to(p.device))
         self.optimizer = torch.optim.AdamW(
             self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
         )
