@@ -128,11 +128,12 @@ def run_search(
     halving: HalvingConfig | None = None,
     batch_size: int | None = None,
     reward_batch_size: int | None = None,
+    progress: bool = True,
 ) -> SearchResult:
     """Denoise one candidate per seed under ``cond`` (one row per seed) and score them.
 
     ``search="full"`` runs every candidate to the end (plain best-of-N); ``"halving"`` prunes on
-    x0 previews as configured by ``halving``.
+    x0 previews as configured by ``halving``. ``progress`` shows a step progress bar on long runs.
     """
     if search not in SEARCHES:
         raise EditRLError(f"search: expected one of {', '.join(SEARCHES)}, got {search!r}")
@@ -151,7 +152,7 @@ def run_search(
     preview_values: dict[int, list[float]] = {i: [] for i in range(len(seeds))}
     nfe = reward_calls = 0
     with torch.no_grad():
-        for step in tqdm(range(total_steps), desc=f"{search} search", leave=False, disable=len(seeds) * total_steps < 64):
+        for step in tqdm(range(total_steps), desc=f"{search} search", leave=False, disable=not progress or len(seeds) * total_steps < 64):
             sigma = sigmas[step].expand(len(live)).to(x.device)
             v = _chunked_velocity(editor, x, sigma, cond, batch_size)
             nfe += len(live) * step_nfe

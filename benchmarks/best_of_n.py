@@ -1,0 +1,356 @@
+"""Best-of-N in the world: oracle score against compute (NFE), and the pruned search.
+
+Over held-out world pairs (``make_examples(split="test")``), for the same editor and seeds:
+
+- ``single``: one sample (best-of-1);
+- ``best_of_n``: best-of-N, N = 1..max-n, ranked by the reward (default: the shipped world reward);
+- ``oracle_best_of_n``: best-of-N ranked by the oracle itself (the ceiling of any reward);
+- ``halving``: the pruned search (successive halving on x0 previews scored by the reward), for each
+  N in --halving-n and each horizon in --horizons.
+
+Every figure is the oracle's fused score of the selected edit, averaged over pairs (with its standard
+error), against the NFE per pair. Best-of-N for all N comes from one run of max-n candidates per pair
+(the first N seeds), so the curves share their samples. Per-pair results are appended to
+``--pairs-file`` as they finish and reused on a rerun with the same settings (resume). Summary JSON
+lines go to stdout and ``--out``; the plot to ``--plot`` (matplotlib if installed, else PIL).
+
+    python benchmarks/best_of_n.py                          # 200 pairs, shipped world editor + reward
+    python benchmarks/best_of_n.py --n-pairs 20             # a quick run
+    python benchmarks/best_of_n.py --device cuda --size flux-kontext   # GPU timing, see below
+
+``--size flux-kontext`` times one best-of-8 with a FLUX.1-Kontext-size editor (random bf16 weights:
+12 B transformer, T5-XXL, CLIP-L, FLUX VAE) at 512x512 and 28 steps, and the scoring of its 8 edits by
+an EditReward of Qwen2.5-VL-7B size, and prints the seconds per image next to the 2.8 s/image anchor
+and the reward's share of the total. (The GPU image has no diffusers: bring its wheel.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from editrl.sampler.editors import Editor, load_editor
+from editrl.sampler.search import HalvingConfig, run_search
+from editrl.sampler.selection import selection_values
+
+logger = logging.getLogger("benchmarks.best_of_n")
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ANCHOR_SECONDS_PER_IMAGE = 2.8  # FLUX.1-Kontext, 28 steps, one H100 (the issue's anchor)
+
+
+# ----------------------------------------------------------------------------- world benchmark
+def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
+    """Everything one pair contributes: reward and oracle scores of max-n candidates, and each halving run."""
+    cond = editor.encode([example.source], [example.instruction])
+    seeds = list(range(args.max_n))
+    full = run_search(editor, reward, cond.repeat_interleave(args.max_n), seeds, num_steps=args.steps, select=args.select,
+                      progress=False)
+    images = [t.image for t in full.trajectories]
+    oracle_scores = oracle.score([example.source] * len(images), [example.instruction] * len(images), images).score
+    record = {
+        "reward_values": [t.value for t in full.trajectories],
+        "oracle": oracle_scores.tolist(),
+        "nfe_per_candidate": full.trajectories[0].nfe,
+        "halving": [],
+    }
+    for n in args.halving_n:
+        for horizon in args.horizons:
+            config = HalvingConfig(keep=args.keep, horizon=horizon)
+            result = run_search(editor, reward, cond.repeat_interleave(n), seeds[:n], num_steps=args.steps,
+                                search="halving", select=args.select, halving=config, progress=False)
+            best = max((t for t in result.trajectories if t.pruned_at is None), key=lambda t: t.value)
+            score = float(oracle.score([example.source], [example.instruction], [best.image]).score[0])
+            record["halving"].append({"n": n, "horizon": horizon, "nfe": result.nfe, "reward_calls": result.reward_calls,
+                                      "oracle": score, "seed": best.seed})
+    return record
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0
+
+
+def summarise(records: list[dict], args) -> list[dict]:
+    """The figures: one JSON object per (method, N[, horizon]), then the goal check."""
+    rows = []
+    nfe1 = records[0]["nfe_per_candidate"]
+    for n in range(1, args.max_n + 1):
+        chosen = [r["oracle"][int(np.argmax(r["reward_values"][:n]))] for r in records]
+        ceiling = [max(r["oracle"][:n]) for r in records]
+        for method, values in (("best_of_n", chosen), ("oracle_best_of_n", ceiling)):
+            mean, se = _mean_se(values)
+            rows.append({"method": "single" if (n == 1 and method == "best_of_n") else method, "n": n, "nfe": n * nfe1,
+                         "reward_calls": n if method == "best_of_n" else 0, "oracle_score": mean, "oracle_se": se})
+    for j, h in enumerate(records[0]["halving"]):
+        values = [r["halving"][j]["oracle"] for r in records]
+        mean, se = _mean_se(values)
+        rows.append({"method": "halving", "n": h["n"], "horizon": h["horizon"], "keep": args.keep,
+                     "nfe": float(np.mean([r["halving"][j]["nfe"] for r in records])),
+                     "reward_calls": float(np.mean([r["halving"][j]["reward_calls"] for r in records])),
+                     "oracle_score": mean, "oracle_se": se})
+    for row in rows:
+        row["n_pairs"] = len(records)
+    bo8 = next((r for r in rows if r["method"] == "best_of_n" and r["n"] == 8), None)
+    if bo8 is not None:
+        halving = [r for r in rows if r["method"] == "halving"]
+        within_half = [r for r in halving if r["nfe"] <= bo8["nfe"] / 2]
+        best = max(within_half, key=lambda r: r["oracle_score"], default=None)
+        met = best is not None and best["oracle_score"] >= bo8["oracle_score"]
+        rows.append({
+            "goal": "pruned search reaches best-of-8's oracle score with at most half its NFE",
+            "best_of_8_oracle": bo8["oracle_score"], "best_of_8_se": bo8["oracle_se"], "best_of_8_nfe": bo8["nfe"],
+            "met": met, "best_halving_within_half_nfe": None if best is None else {k: best[k] for k in ("n", "horizon", "nfe", "oracle_score", "oracle_se")},
+            "nfe_ratio": None if best is None else best["nfe"] / bo8["nfe"], "n_pairs": len(records),
+        })
+    return rows
+
+
+def settings_key(args) -> str:
+    keys = ("editor", "model", "reward", "steps", "max_n", "halving_n", "horizons", "keep", "select", "seed")
+    return hashlib.sha1(json.dumps({k: getattr(args, k) for k in keys}, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_done(path: Path, key: str) -> dict[int, dict]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                if entry.get("settings") == key:
+                    done[entry["pair"]] = entry
+    return done
+
+
+def run_world(args) -> None:
+    from editrl.rl.rewards import build_reward
+    from editrl.world import Oracle, make_examples
+
+    editor = load_editor(args.editor, model=args.model, device=args.device)
+    reward, oracle = build_reward(args.reward, device=args.device), Oracle()
+    examples = make_examples(args.n_pairs, seed=args.seed, split="test")
+    key = settings_key(args)
+    pairs_file = Path(args.pairs_file)
+    pairs_file.parent.mkdir(parents=True, exist_ok=True)
+    done = load_done(pairs_file, key)
+    logger.info("%d of %d pairs already done (settings %s)", len(done), len(examples), key)
+    start = time.perf_counter()
+    with pairs_file.open("a") as log:
+        for i, example in enumerate(tqdm(examples, desc="pairs")):
+            if i in done:
+                continue
+            done[i] = {"settings": key, "pair": i, **pair_record(editor, reward, oracle, example, args)}
+            log.write(json.dumps(done[i]) + "\n")
+            log.flush()
+    rows = summarise([done[i] for i in range(len(examples))], args)
+    setup = {"benchmark": "best_of_n", "editor": args.editor, "reward": args.reward, "steps": args.steps or editor.default_steps,
+             "step_nfe": editor.nfe_per_step, "n_pairs": len(examples), "seconds_this_run": round(time.perf_counter() - start, 1)}
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in [setup, *rows]))
+    tmp.replace(out)
+    for row in [setup, *rows]:
+        print(json.dumps(row))
+    plot(rows, Path(args.plot))
+
+
+# ----------------------------------------------------------------------------- plot
+SERIES = {"best_of_n": ((40, 90, 200), "best-of-N (shipped reward)"), "oracle_best_of_n": ((150, 150, 150), "best-of-N (oracle, ceiling)"),
+          "halving": ((220, 80, 40), "pruned search (halving)")}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Oracle score against NFE per pair: the two best-of-N curves, halving points, the single sample."""
+    series = {m: sorted(((r["nfe"], r["oracle_score"]) for r in rows if r.get("method") in (m, "single" if m == "best_of_n" else m)))
+              for m in SERIES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        _plot_pil(series, path)
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, points in series.items():
+        color, label = SERIES[method]
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, "o" if method == "halving" else "-o", color=[c / 255 for c in color], label=label, ms=4)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("NFE per pair")
+    ax.set_ylabel("oracle score of the selected edit")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+
+
+def _plot_pil(series: dict, path: Path, width: int = 720, height: int = 480) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 70, width - 20, 20, height - 90
+    points = [p for pts in series.values() for p in pts]
+    x_lo, x_hi = math.log2(min(p[0] for p in points)), math.log2(max(p[0] for p in points))
+    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
+    y_pad = (y_hi - y_lo) * 0.05 or 0.01
+    y_lo, y_hi = y_lo - y_pad, y_hi + y_pad
+
+    def xy(nfe: float, score: float) -> tuple[float, float]:
+        fx = (math.log2(nfe) - x_lo) / ((x_hi - x_lo) or 1)
+        return left + fx * (right - left), bottom - (score - y_lo) / (y_hi - y_lo) * (bottom - top)
+
+    draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
+    for k in range(int(math.floor(x_lo)), int(math.ceil(x_hi)) + 1):
+        x, _ = xy(2**k, y_lo)
+        if left <= x <= right:
+            draw.line([x, bottom, x, bottom + 4], fill=(0, 0, 0))
+            draw.text((x - 8, bottom + 6), str(2**k), fill=(0, 0, 0))
+    for k in range(5):
+        score = y_lo + (y_hi - y_lo) * k / 4
+        _, y = xy(2 ** x_lo, score)
+        draw.line([left - 4, y, left, y], fill=(0, 0, 0))
+        draw.text((8, y - 6), f"{score:.3f}", fill=(0, 0, 0))
+    draw.text(((left + right) // 2 - 40, bottom + 22), "NFE per pair (log2)", fill=(0, 0, 0))
+    draw.text((left + 6, top + 4), "oracle score of the selected edit", fill=(0, 0, 0))
+    for i, (method, pts) in enumerate(series.items()):
+        color, label = SERIES[method]
+        coords = [xy(*p) for p in pts]
+        if method != "halving" and len(coords) > 1:
+            draw.line(coords, fill=color, width=2)
+        for x, y in coords:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+        draw.rectangle([left + 10, bottom + 42 + 14 * i, left + 20, bottom + 52 + 14 * i], fill=color)
+        draw.text((left + 26, bottom + 41 + 14 * i), label, fill=(0, 0, 0))
+    image.save(path)
+
+
+# ----------------------------------------------------------------------------- GPU timing
+def flux_kontext_full_size(device: str):
+    """A FluxKontextPipeline with FLUX.1-Kontext-dev's sizes and random bf16 weights, built on ``device``."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from editrl.tiny import byte_level_tokenizer
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(device):
+            transformer = FluxTransformer2DModel(guidance_embeds=True)  # the defaults are FLUX.1's 12 B config
+            vae = AutoencoderKL(
+                in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
+                sample_size=1024, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
+            )
+            clip = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                                num_attention_heads=12, projection_dim=768, max_position_embeddings=77,
+                                                bos_token_id=256, eos_token_id=257, pad_token_id=258))
+            t5 = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24,
+                                         feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, dropout_rate=0.0,
+                                         pad_token_id=258, eos_token_id=257, decoder_start_token_id=258))
+    finally:
+        torch.set_default_dtype(previous)
+    tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",
+                                     eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<|endoftext|>")
+    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    scheduler = FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, max_image_seq_len=4096, base_shift=0.5, max_shift=1.15,
+                                                shift=3.0, use_dynamic_shifting=True)
+    return FluxKontextPipeline(scheduler=scheduler, vae=vae.eval(), text_encoder=clip.eval(), tokenizer=tokenizer,
+                               text_encoder_2=t5.eval(), tokenizer_2=tokenizer_2, transformer=transformer.eval(),
+                               image_encoder=None, feature_extractor=None)
+
+
+def editreward_7b(device: str):
+    """An EditReward with a random Qwen2.5-VL-7B-size backbone (bf16), as benchmarks/reward_scoring.py builds it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reward_scoring import SIZE_7B, build_backbone, realistic_templates
+
+    from editrl.reward import EditReward, EditRewardConfig
+    from editrl.tiny import tiny_qwen25vl_processor, tiny_qwen_tokenizer
+
+    pixels = 200704
+    tokenizer = tiny_qwen_tokenizer(["<|Reward|>"])
+    processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
+    backbone = build_backbone(SIZE_7B, tokenizer, device, torch.bfloat16)
+    config = EditRewardConfig(base_model="random", templates=realistic_templates(500), min_pixels=pixels, max_pixels=pixels)
+    reward = EditReward.from_backbone(backbone, processor, config).to(device).eval()
+    reward.rm_heads.float()
+    return reward
+
+
+def run_gpu_timing(args) -> None:
+    from editrl.sampler.editors import FluxKontextEditor
+
+    def synced() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+
+    torch.manual_seed(0)
+    editor = FluxKontextEditor(flux_kontext_full_size(args.device), resolution=512, default_steps=28)
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    instruction = "Replace the red car with a blue bicycle and keep the background unchanged."
+    editor.sample([source], instruction, [0], num_steps=2)  # warm-up (kernels, allocator)
+    t0 = synced()
+    result = editor.sample([source], instruction, list(range(8)), num_steps=28, batch_size=args.gpu_batch_size)
+    t1 = synced()
+    del editor
+    torch.cuda.empty_cache()
+    reward = editreward_7b(args.device)
+    reward.score([source], [instruction], result.images[:1])  # warm-up
+    t2 = synced()
+    reward.score([source] * 8, [instruction] * 8, result.images, batch_size=8)
+    t3 = synced()
+    sampling, scoring = t1 - t0, t3 - t2
+    print(json.dumps({"benchmark": "best_of_n_gpu_timing", "device": torch.cuda.get_device_name(), "editor": "FLUX.1-Kontext size, random bf16",
+                      "resolution": 512, "steps": 28, "n": 8, "nfe": result.nfe, "sampling_seconds": round(sampling, 3),
+                      "seconds_per_image": round(sampling / 8, 3), "anchor_seconds_per_image": ANCHOR_SECONDS_PER_IMAGE,
+                      "ratio_to_anchor": round(sampling / 8 / ANCHOR_SECONDS_PER_IMAGE, 3),
+                      "reward": "EditReward, Qwen2.5-VL-7B size, random bf16", "reward_seconds": round(scoring, 3),
+                      "reward_overhead": round(scoring / sampling, 4)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-pairs", type=int, default=200, help="held-out world pairs (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the world test pairs")
+    parser.add_argument("--editor", default="world")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--reward", default="world", help="the reward that ranks candidates and previews (default: shipped)")
+    parser.add_argument("--select", default="mean", choices=("mean", "lcb", "if", "vq"))
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the editor's)")
+    parser.add_argument("--max-n", type=int, default=16)
+    parser.add_argument("--halving-n", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--horizons", type=float, nargs="+", default=[0.25, 0.5])
+    parser.add_argument("--keep", type=float, default=0.5)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--size", default="world", choices=("world", "flux-kontext"),
+                        help="world: the oracle benchmark; flux-kontext: GPU timing of one best-of-8 at 512x512")
+    parser.add_argument("--gpu-batch-size", type=int, default=8, help="flux-kontext timing: candidates per transformer call")
+    parser.add_argument("--pairs-file", default=str(DOCS / "best_of_n_pairs.jsonl"), help="append-only per-pair results (resume)")
+    parser.add_argument("--out", default=str(DOCS / "best_of_n.jsonl"))
+    parser.add_argument("--plot", default=str(DOCS / "best_of_n.png"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.size == "flux-kontext":
+        if not torch.cuda.is_available():
+            parser.error("--size flux-kontext needs a CUDA GPU (--device cuda)")
+        args.device = args.device or "cuda"
+        run_gpu_timing(args)
+    else:
+        run_world(args)
+
+
+if __name__ == "__main__":
+    main()
