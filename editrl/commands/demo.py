@@ -1,0 +1,52 @@
+"""``editrl demo``: the Gradio page (see ``editrl.demo``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import EditRLError
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="open the Gradio page: best-of-N with scores under each candidate, and scoring of your own edits",
+        description="A Gradio page for best-of-N editing (same candidates and scores as `editrl best-of-n` for the "
+        "same seed) and for scoring your own edited images. Runs on the shipped world models on CPU by default.",
+    )
+    p.add_argument("--editor", action="append", default=None,
+                   help="editor name (world, flux-kontext, qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix); "
+                   "repeat to offer several (default: world)")
+    p.add_argument("--model", default=None, help="Hugging Face id or folder of the (single) editor's weights")
+    p.add_argument("--reward", default="world",
+                   help="world (shipped EditReward), oracle, http(s)://host:port of `editrl reward serve`, or an EditReward "
+                   "folder / Hub id (default: world)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--examples", type=int, default=6, help="world examples offered on the page (default: 6)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--share", type=_flag, default=False, metavar="{true,false}",
+                   help="also open a public gradio.live link (needs internet; default: false)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..demo import build_demo, launch, world_examples
+    from ..rl.rewards import build_reward
+    from ..sampler.editors import load_editor
+
+    names = args.editor or ["world"]
+    if args.model is not None and len(names) > 1:
+        raise EditRLError("--model: applies to one editor; pass a single --editor with it")
+    editors = {name: load_editor(name, model=args.model, device=args.device) for name in names}
+    demo = build_demo(editors, build_reward(args.reward, device=args.device), world_examples(args.examples))
+    launch(demo, host=args.host, port=args.port, share=args.share)
+    return 0
