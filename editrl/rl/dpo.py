@@ -105,8 +105,7 @@ class DPOTrainer(RLTrainer):
         cfg = self.config
         k = cfg.group_size
         # 1. k samples per (source, instruction): frozen initial policy (offline) or current (online)
-        prompts = self.step_prompts(step)
-        cond = self.encode(prompts).repeat_interleave(k)
+        cond = self.step_groups(step)
         n = len(cond)
         self.transformer.eval()
         x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps))

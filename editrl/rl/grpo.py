@@ -145,8 +145,7 @@ class GRPOTrainer(RLTrainer):
         cfg = self.config
         k = cfg.group_size
         # 1. rollouts: k samples per (source, instruction), SDE on the window, ODE elsewhere
-        prompts = self.step_prompts(step)
-        cond = self.encode(prompts).repeat_interleave(k)
+        cond = self.step_groups(step)
         n = len(cond)
         sigmas = self.editor.sigmas(cfg.num_steps)
         noisy = self.sde_steps(step)

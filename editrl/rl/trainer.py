@@ -160,6 +160,10 @@ class RLTrainer:
         chosen = rng.choice(len(self.train_prompts), size=total, replace=replace)
         return [self.train_prompts[i] for i in chosen[self.rank * g : (self.rank + 1) * g]]
 
+    def step_groups(self, step: int):
+        """The step's condition, each (source, instruction) repeated ``group_size`` times in place."""
+        return self.encode(self.step_prompts(step)).repeat_interleave(self.config.group_size)
+
     def sample_seeds(self, step: int, n: int) -> list[int]:
         """Distinct noise seeds per (seed, step, process, sample)."""
         return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]

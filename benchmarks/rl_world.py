@@ -1,0 +1,251 @@
+"""RL post-training in the world, measured against the exact oracle. One JSON object per line.
+
+Starting from the shipped world editor, each run sees the same number of sampled training images:
+
+- ``grpo_learned``: Flow-GRPO with the shipped world reward model (configs/grpo/world.yaml);
+- ``grpo_oracle``: Flow-GRPO with the oracle itself as reward (an upper reference);
+- ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
+- ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
+  the reward-hacking monitor should flag.
+
+For each: the oracle score of the editor on held-out world prompts (test split, one ODE sample per
+prompt, fixed seeds; the trainer's own monitor evaluation) before, after and along training. Next to
+them, ``best_of_4``: the oracle score of the *initial* editor when the shipped reward picks the best
+of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
+the held-out oracle score at least as much as best-of-4 does.
+
+    python benchmarks/rl_world.py                       # CPU, ~15 min on 2 cores
+    python benchmarks/rl_world.py --device cuda --size flux-kontext   # GPU: a few GRPO steps at
+        FLUX.1-Kontext size (12 B, random weights, bf16, 512x512): peak memory and seconds per iteration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from editrl.reward.output import RewardOutput  # noqa: E402
+from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config  # noqa: E402
+from editrl.rl.rewards import build_reward  # noqa: E402
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def run_world(args) -> None:
+    from editrl.sampler.best_of_n import best_of_n
+    from editrl.sampler.editors import load_editor
+    from editrl.rl.trainer import load_prompts
+    from editrl.world import Oracle
+
+    oracle = Oracle()
+    reward = build_reward(args.reward)
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+
+    def editor():
+        settings = {"default_steps": args.eval_steps} if args.eval_steps else {}
+        return load_editor("world", model=args.editor_model, device="cpu", **settings)
+
+    common = [
+        f"num_iterations={args.iterations}", f"groups_per_step={args.groups}", f"group_size={args.k}",
+        f"batch_size={args.groups * args.k}", f"eval_prompts={args.eval_prompts}", f"eval_every={args.eval_every}",
+        f"save_every={args.iterations}", "judge=oracle", f"seed={args.seed}",
+    ]
+    runs = {
+        "grpo_learned": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0})}),
+        "grpo_oracle": (GRPOConfig, "grpo", {"rewards": "{oracle: 1.0}"}),
+        "dpo_learned": (DPOConfig, "dpo", {"rewards": json.dumps({args.reward: 1.0})}),
+        "grpo_hacking": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0}), "kl_beta": 0, "ema_decay": 0,
+                                               "learning_rate": args.hacking_lr, "clip_range": 0.01}),
+    }
+    eval_prompts = None
+    results = {}
+    for name in args.runs:
+        cls, algo, extra = runs[name]
+        overrides = common + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
+        config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
+        ed = editor()
+        eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts, "test", args.seed, ed.resolution)
+        trainer_cls = GRPOTrainer if cls is GRPOConfig else DPOTrainer
+        trainer = trainer_cls(
+            config, editor=ed, reward=oracle if "oracle" in name else reward, judge=oracle, eval_prompts=eval_prompts,
+        )
+        start = time.time()
+        trainer.train()
+        seconds = time.time() - start
+        log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
+        judged = [(r["step"], r["judge_score"], r["eval_reward"]) for r in log if "judge_score" in r]
+        results[name] = {
+            "run": name,
+            "images": log[-1]["images"],
+            "iterations": args.iterations,
+            "oracle_before": judged[0][1],
+            "oracle_after": judged[-1][1],
+            "oracle_gain": judged[-1][1] - judged[0][1],
+            "oracle_curve": [[s, round(j, 4)] for s, j, _ in judged],
+            "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e in judged],
+            "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
+            "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
+            "seconds": round(seconds, 1),
+            "config": {k: v for k, v in config.to_dict().items() if k in (
+                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards")},
+        }
+        emit(results[name])
+
+    # best-of-4 of the initial editor, picked by the learned reward, judged by the oracle
+    ed = editor()
+    eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts, "test", args.seed, ed.resolution)
+    start = time.time()
+    single, best = [], []
+    for i, (source, instruction) in enumerate(eval_prompts):
+        seeds = [i] + [10_000 * j + i for j in range(1, 4)]  # seed i = the single sample the trainers evaluate
+        result = best_of_n(ed, reward, source, instruction, n=4, seeds=seeds)
+        by_seed = {c.seed: c.image for c in result.candidates}
+        single.append(float(oracle.score([source], [instruction], [by_seed[i]]).score[0]))
+        best.append(float(oracle.score([source], [instruction], [result.best.image]).score[0]))
+    bo4 = {
+        "run": "best_of_4", "reward": args.reward, "oracle_single": float(np.mean(single)),
+        "oracle_best_of_4": float(np.mean(best)), "oracle_gain": float(np.mean(best) - np.mean(single)),
+        "eval_prompts": len(eval_prompts), "seconds": round(time.time() - start, 1),
+    }
+    emit(bo4)
+    if "grpo_learned" in results:
+        emit({
+            "summary": "rl_world",
+            "grpo_learned_oracle_gain": results["grpo_learned"]["oracle_gain"],
+            "best_of_4_oracle_gain": bo4["oracle_gain"],
+            "goal_grpo_learned_ge_best_of_4": results["grpo_learned"]["oracle_gain"] >= bo4["oracle_gain"],
+            "monitor_flagged": sorted(n for n, r in results.items() if r["hacking_warnings_at"]),
+            "images_per_run": results["grpo_learned"]["images"],
+        })
+
+
+class _Brightness:
+    """A stand-in reward for the GPU timing run (the reward model is not what is timed)."""
+
+    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
+        s = torch.tensor([np.asarray(e, dtype=np.float32).mean() / 255 for e in edits])
+        return RewardOutput(mu=s[:, None].repeat(1, 2), sigma=torch.zeros(len(s), 2), score=s, score_sigma=torch.zeros(len(s)))
+
+
+def flux_kontext_size_pipeline(device: str):
+    """FluxKontextPipeline with a FLUX.1-Kontext-size transformer (random bf16 weights, built on the device),
+    the FLUX VAE architecture and small text encoders with the real output widths (T5 4096, CLIP 768)."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from editrl.tiny import byte_level_tokenizer
+
+    with torch.device(device):
+        torch.set_default_dtype(torch.bfloat16)
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+            num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
+        )
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
+            norm_num_groups=32, sample_size=1024, use_quant_conv=False, use_post_quant_conv=False,
+            shift_factor=0.1159, scaling_factor=0.3611,
+        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=300, hidden_size=768, intermediate_size=64, num_attention_heads=4, num_hidden_layers=1,
+            projection_dim=768, bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77,
+        ))
+        text_encoder_2 = T5EncoderModel(T5Config(
+            vocab_size=300, d_model=4096, d_kv=64, d_ff=64, num_layers=1, num_heads=2, dropout_rate=0.0,
+            pad_token_id=258, eos_token_id=257, decoder_start_token_id=258,
+        ))
+        torch.set_default_dtype(torch.float32)
+    tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",
+                                     eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<|endoftext|>")
+    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    for m in (transformer, vae, text_encoder, text_encoder_2):
+        m.eval()
+    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                               tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
+                               transformer=transformer, image_encoder=None, feature_extractor=None)
+
+
+def run_flux_kontext_size(args) -> None:
+    from PIL import Image
+
+    from editrl.sampler.editors import FluxKontextEditor
+
+    if not torch.cuda.is_available():
+        emit({"run": "grpo_flux_kontext_size", "skipped": "no CUDA device: this mode needs a GPU"})
+        return
+    pipe = flux_kontext_size_pipeline(args.device)
+    editor = FluxKontextEditor(pipe, resolution=args.resolution, default_steps=6)
+    config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "flux-kontext.yaml", [
+        f"resolution={args.resolution}", f"num_iterations={args.iterations}", "groups_per_step=1",
+        f"group_size={args.k}", f"batch_size={args.k}", "num_minibatches=1", "eval_every=0", "judge=null",
+        f"save_every={args.iterations}", f"output_dir={args.out}/flux-kontext-size",
+    ])
+    shutil.rmtree(config.output_dir, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    prompts = [(Image.fromarray(rng.integers(0, 255, (args.resolution, args.resolution, 3), dtype=np.uint8)), "make it blue")]
+    trainer = GRPOTrainer(config, editor=editor, reward=_Brightness(), train_prompts=prompts, eval_prompts=prompts)
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for step in range(args.iterations):
+        torch.cuda.synchronize()
+        start = time.time()
+        record = trainer.iteration(step)
+        torch.cuda.synchronize()
+        times.append(time.time() - start)
+    emit({
+        "run": "grpo_flux_kontext_size", "device": torch.cuda.get_device_name(), "resolution": args.resolution,
+        "group_size": args.k, "num_steps": config.num_steps, "lora_rank": config.lora_rank,
+        "transformer_params_b": sum(p.numel() for p in pipe.transformer.parameters()) / 1e9,
+        "seconds_per_iteration": float(np.median(times[1:] if len(times) > 1 else times)),
+        "seconds_first_iteration": times[0], "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "ratio_min": record["ratio_min"], "ratio_max": record["ratio_max"],
+    })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", default="world", choices=["world", "flux-kontext"])
+    parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
+    parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
+    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking"])
+    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--groups", type=int, default=4, help="groups per iteration")
+    parser.add_argument("--k", type=int, default=8, help="samples per group")
+    parser.add_argument("--eval-prompts", type=int, default=32)
+    parser.add_argument("--eval-every", type=int, default=3)
+    parser.add_argument("--eval-steps", type=int, default=None, help="sampling steps at evaluation (default: editor's)")
+    parser.add_argument("--hacking-lr", type=float, default=3e-2)
+    parser.add_argument("--resolution", type=int, default=512, help="flux-kontext mode only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/bench-rl-world")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.size == "flux-kontext":
+        if args.k == 8:
+            args.k = 4
+        args.iterations = min(args.iterations, 4)
+        run_flux_kontext_size(args)
+    else:
+        run_world(args)
+
+
+if __name__ == "__main__":
+    main()
