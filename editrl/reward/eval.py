@@ -42,16 +42,22 @@ MODEL_COLUMNS = ("model", "editing_model", "model_name")
 VOTES = {"leftvote": 1, "rightvote": -1, "tievote": 0, "tie": 0, "bothbad_vote": 0, "bothgood_vote": 0}
 
 
-def ranking_label(ranking: str, where: str) -> int:
-    """+1 / -1 / 0 from an EditReward-Bench ranking string (``A>B``, ``B>A``/``A<B``, ``A=B=Good``...)."""
-    text = str(ranking).replace(" ", "")
-    if text.startswith("A>B"):
-        return 1
-    if text.startswith(("B>A", "A<B")):
-        return -1
-    if text.startswith("A=B"):
+def ranking_label(ranking: str, where: str, comparison_type: str | None = None) -> int:
+    """+1 / -1 / 0 for candidate_1 against candidate_2 from an EditReward-Bench ranking string.
+
+    Rankings name the candidates by their letters in the group (``A>B``, ``C>A``, ``A=C``, ``A=B=Good``);
+    candidate_1's letter is the first of ``comparison_type`` (``AvsC``), else the earlier letter.
+    """
+    match = re.match(r"^([A-Z])([<>=])([A-Z])", str(ranking).replace(" ", ""))
+    if not match:
+        raise EditRLError(f"{where}: ranking {ranking!r} not understood; expected e.g. A>B, B>A, A=B or C>A")
+    x, op, y = match.groups()
+    pair = re.match(r"^([A-Z])vs([A-Z])$", str(comparison_type or ""))
+    first = pair.group(1) if pair else min(x, y)
+    if op == "=":
         return 0
-    raise EditRLError(f"{where}: ranking {ranking!r} not understood; expected A>B, B>A or A=B")
+    winner = x if op == ">" else y
+    return 1 if winner == first else -1
 
 
 def pair_label(row: Mapping, where: str) -> int:
@@ -62,7 +68,7 @@ def pair_label(row: Mapping, where: str) -> int:
             raise EditRLError(f"{where}: vote_type {row['vote_type']!r} not understood; expected one of {sorted(VOTES)}")
         return VOTES[vote]
     if row.get("ranking") is not None:
-        return ranking_label(row["ranking"], where)
+        return ranking_label(row["ranking"], where, row.get("comparison_type"))
     if row.get("label") is not None:
         return int(np.sign(float(row["label"])))
     for a, b in (("score_1", "score_2"), ("score_a", "score_b"), ("left_score", "right_score"),

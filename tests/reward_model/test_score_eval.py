@@ -16,7 +16,7 @@ from editrl.cli import main
 from editrl.errors import EditRLError
 from editrl.images import load_image
 from editrl.reward import RewardOutput
-from editrl.reward.eval import evaluate
+from editrl.reward.eval import evaluate, ranking_label
 from editrl.reward.score import read_rows, score_table
 
 
@@ -157,3 +157,11 @@ def test_cli_score_and_eval_with_a_saved_model(reward, table, tmp_path, capsys):
     assert set(metrics) >= {"k2", "k3", "overall"} and len(preds.read_text().splitlines()) == 5
     assert main(["reward", "eval", "--bench", str(tmp_path / "nope"), "--format", "pairs", "--model", str(tmp_path / "rm")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_ranking_strings_with_group_letters():
+    assert ranking_label("A>B", "r") == 1 and ranking_label("B>A", "r") == -1 and ranking_label("A=B=Good", "r") == 0
+    assert ranking_label("C>A", "r", "AvsC") == -1 and ranking_label("D>B", "r", "BvsD") == -1
+    assert ranking_label("B>D", "r", "BvsD") == 1 and ranking_label("A=C", "r", "AvsC") == 0
+    with pytest.raises(EditRLError, match="not understood"):
+        ranking_label("better", "row 3")
