@@ -67,7 +67,10 @@ def build_reward_model(section: ModelSection):
     else:
         folder = resolve_folder(section.base_model, "base model")
         processor = load_processor(folder)
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        dtype = section.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if section.lora is not None and torch.cuda.is_available() else "float32"
+        dtype = getattr(torch, dtype)
         backbone = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
     torch.manual_seed(section.seed)
     return EditReward.from_backbone(backbone, processor, reward_config)
@@ -116,6 +119,9 @@ def prepare_for_training(model, config: RewardTrainingConfig) -> None:
     if model.lm_head.weight is not embedding.weight:
         model.lm_head.weight.requires_grad_(False)  # the reward forward never reads the LM head
     model.__dict__["embedding_hook"] = freeze_embeddings_except(embedding, model.inputs.reward_token_id)
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()  # optimizer updates of 2e-6 vanish in bf16 weights: keep fp32 masters
     if config.disable_dropout:
         for module in model.modules():
             if isinstance(module, nn.Dropout):
@@ -508,14 +514,37 @@ class RewardTrainer:
             summary["final_model"] = str(self.save_final())
         return summary
 
+    def _sharded(self) -> bool:
+        from accelerate.utils import DistributedType
+
+        acc = self.accelerator
+        if acc.distributed_type == DistributedType.FSDP:
+            return True
+        plugin = acc.state.deepspeed_plugin
+        return acc.distributed_type == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3
+
     def save_final(self) -> Path:
-        """Write the trained model with EditReward.save_pretrained (LoRA merged) to output_dir/final."""
+        """Write the trained model with EditReward.save_pretrained (LoRA merged) to output_dir/final.
+
+        Under FSDP / ZeRO-3 no process holds the whole model: the full state dict is gathered and
+        loaded into a fresh CPU copy built from the same config, which is then saved."""
         acc = self.accelerator
         acc.wait_for_everyone()
-        model = acc.unwrap_model(self.model)
         target = self.output_dir / "final"
+        if self._sharded():
+            state = acc.get_state_dict(self.model)  # collective: every process takes part
+            model = None
+            if acc.is_main_process:
+                model = build_reward_model(self.config.model)
+                if self.config.model.lora is not None:
+                    prepare_for_training(model, self.config)
+                model.load_state_dict(state)
+        else:
+            model = acc.unwrap_model(self.model)
         if acc.is_main_process:
-            model.__dict__.pop("embedding_hook").remove()
+            hook = model.__dict__.pop("embedding_hook", None)
+            if hook is not None:
+                hook.remove()
             merge_lora(model)
             model.eval()
             model.save_pretrained(str(target))

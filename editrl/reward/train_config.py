@@ -67,8 +67,13 @@ class ModelSection:
     """Train the vision tower too (official full fine-tune: yes)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass to save memory."""
+    dtype: str = "auto"
+    """Dtype the backbone is loaded in: "auto" = bfloat16 for a frozen LoRA base on GPU, else float32
+    (trainable weights are always float32 masters; bf16 compute comes from mixed_precision)."""
 
     def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
             raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
 
