@@ -6,7 +6,7 @@ Over held-out world pairs (``make_examples(split="test")``), for the same editor
 - ``best_of_n``: best-of-N, N = 1..max-n, ranked by the reward (default: the shipped world reward);
 - ``oracle_best_of_n``: best-of-N ranked by the oracle itself (the ceiling of any reward);
 - ``halving``: the pruned search (successive halving on x0 previews scored by the reward), for each
-  N in --halving-n and each horizon in --horizons.
+  setting in --halving.
 
 Every figure is the oracle's fused score of the selected edit, averaged over pairs (with its standard
 error), against the NFE per pair. Best-of-N for all N comes from one run of max-n candidates per pair
@@ -63,16 +63,27 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
         "nfe_per_candidate": full.trajectories[0].nfe,
         "halving": [],
     }
-    for n in args.halving_n:
-        for horizon in args.horizons:
-            config = HalvingConfig(keep=args.keep, horizon=horizon)
-            result = run_search(editor, reward, cond.repeat_interleave(n), seeds[:n], num_steps=args.steps,
-                                search="halving", select=args.select, halving=config, progress=False)
-            best = max((t for t in result.trajectories if t.pruned_at is None), key=lambda t: t.value)
-            score = float(oracle.score([example.source], [example.instruction], [best.image]).score[0])
-            record["halving"].append({"n": n, "horizon": horizon, "nfe": result.nfe, "reward_calls": result.reward_calls,
-                                      "oracle": score, "seed": best.seed})
+    for spec in args.halving:
+        n, config = parse_halving(spec, args.keep)
+        result = run_search(editor, reward, cond.repeat_interleave(n), seeds[:n], num_steps=args.steps,
+                            search="halving", select=args.select, halving=config, progress=False)
+        best = max((t for t in result.trajectories if t.pruned_at is None), key=lambda t: t.value)
+        score = float(oracle.score([example.source], [example.instruction], [best.image]).score[0])
+        record["halving"].append({"spec": spec, "n": n, "nfe": result.nfe, "reward_calls": result.reward_calls,
+                                  "oracle": score, "seed": best.seed})
     return record
+
+
+def parse_halving(spec: str, keep: float) -> tuple[int, HalvingConfig]:
+    """``"N/H"``: N candidates, successive halving spread over the first H of the steps;
+    ``"N@s1:k1,s2:k2"``: prune at step s1 to k1 candidates, at s2 to k2, ... (step 0 prunes on the
+    very first prediction's preview)."""
+    if "@" in spec:
+        n, plan = spec.split("@")
+        steps, survivors = zip(*(tuple(int(v) for v in item.split(":")) for item in plan.split(",")))
+        return int(n), HalvingConfig(prune_steps=steps, survivors=survivors)
+    n, horizon = spec.split("/")
+    return int(n), HalvingConfig(keep=keep, horizon=float(horizon))
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -81,7 +92,7 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(records: list[dict], args) -> list[dict]:
-    """The figures: one JSON object per (method, N[, horizon]), then the goal check."""
+    """The figures: one JSON object per (method, N) and per halving setting, then the goal check."""
     rows = []
     nfe1 = records[0]["nfe_per_candidate"]
     for n in range(1, args.max_n + 1):
@@ -94,7 +105,7 @@ def summarise(records: list[dict], args) -> list[dict]:
     for j, h in enumerate(records[0]["halving"]):
         values = [r["halving"][j]["oracle"] for r in records]
         mean, se = _mean_se(values)
-        rows.append({"method": "halving", "n": h["n"], "horizon": h["horizon"], "keep": args.keep,
+        rows.append({"method": "halving", "spec": h["spec"], "n": h["n"],
                      "nfe": float(np.mean([r["halving"][j]["nfe"] for r in records])),
                      "reward_calls": float(np.mean([r["halving"][j]["reward_calls"] for r in records])),
                      "oracle_score": mean, "oracle_se": se})
@@ -109,14 +120,14 @@ def summarise(records: list[dict], args) -> list[dict]:
         rows.append({
             "goal": "pruned search reaches best-of-8's oracle score with at most half its NFE",
             "best_of_8_oracle": bo8["oracle_score"], "best_of_8_se": bo8["oracle_se"], "best_of_8_nfe": bo8["nfe"],
-            "met": met, "best_halving_within_half_nfe": None if best is None else {k: best[k] for k in ("n", "horizon", "nfe", "oracle_score", "oracle_se")},
+            "met": met, "best_halving_within_half_nfe": None if best is None else {k: best[k] for k in ("spec", "nfe", "oracle_score", "oracle_se")},
             "nfe_ratio": None if best is None else best["nfe"] / bo8["nfe"], "n_pairs": len(records),
         })
     return rows
 
 
 def settings_key(args) -> str:
-    keys = ("editor", "model", "reward", "steps", "max_n", "halving_n", "horizons", "keep", "select", "seed")
+    keys = ("editor", "model", "reward", "steps", "max_n", "halving", "keep", "select", "seed")
     return hashlib.sha1(json.dumps({k: getattr(args, k) for k in keys}, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -153,7 +164,7 @@ def run_world(args) -> None:
             log.flush()
     rows = summarise([done[i] for i in range(len(examples))], args)
     setup = {"benchmark": "best_of_n", "editor": args.editor, "reward": args.reward, "steps": args.steps or editor.default_steps,
-             "step_nfe": editor.nfe_per_step, "n_pairs": len(examples), "seconds_this_run": round(time.perf_counter() - start, 1)}
+             "step_nfe": editor.nfe_per_step, "halving_keep": args.keep, "n_pairs": len(examples), "seconds_this_run": round(time.perf_counter() - start, 1)}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in [setup, *rows]))
@@ -331,8 +342,9 @@ def main() -> None:
     parser.add_argument("--select", default="mean", choices=("mean", "lcb", "if", "vq"))
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the editor's)")
     parser.add_argument("--max-n", type=int, default=16)
-    parser.add_argument("--halving-n", type=int, nargs="+", default=[8, 16])
-    parser.add_argument("--horizons", type=float, nargs="+", default=[0.25, 0.5])
+    parser.add_argument("--halving", nargs="+", default=["8/0.25", "8/0.5", "16/0.25", "16@0:4,2:1", "12@0:3,2:1", "8@0:2,2:1"],
+                        help="pruned-search settings: N/H (halving over the first H of the steps) or N@s1:k1,s2:k2 "
+                        "(at step s1 keep k1 candidates, ...)")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--size", default="world", choices=("world", "flux-kontext"),

@@ -43,13 +43,16 @@ class HalvingConfig:
         min_survivors: stop pruning once this many candidates are left; they all finish and the
             best of them by final score wins.
         prune_steps: explicit step indices to prune at (overrides ``horizon``); step i means after
-            computing the velocity at ``sigmas[i]``.
+            computing the velocity at ``sigmas[i]`` (0: on the very first prediction).
+        survivors: with ``prune_steps``, how many candidates each pruning step keeps (default:
+            successive ``keep`` fractions).
     """
 
     keep: float = 0.5
     horizon: float = 0.5
     min_survivors: int = 1
     prune_steps: Sequence[int] | None = None
+    survivors: Sequence[int] | None = None
 
     def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
         """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
@@ -62,11 +65,14 @@ class HalvingConfig:
             live = max(self.min_survivors, math.ceil(live * self.keep))
             sizes.append(live)
         if self.prune_steps is not None:
-            steps = sorted(int(s) for s in self.prune_steps)
-            if any(not 0 <= s < num_steps for s in steps) or len(set(steps)) != len(steps):
-                raise EditRLError(f"prune_steps: expected distinct steps in [0, {num_steps}), got {list(self.prune_steps)}")
-            sizes = sizes[: len(steps)]
-            return list(zip(steps[: len(sizes)], sizes))
+            steps = [int(s) for s in self.prune_steps]
+            if any(not 0 <= s < num_steps for s in steps) or steps != sorted(set(steps)):
+                raise EditRLError(f"prune_steps: expected increasing steps in [0, {num_steps}), got {list(self.prune_steps)}")
+            if self.survivors is not None:
+                sizes = [int(k) for k in self.survivors]
+                if len(sizes) != len(steps) or any(k < 1 for k in sizes) or sizes != sorted(sizes, reverse=True) or sizes[0] > n:
+                    raise EditRLError(f"survivors: expected one non-increasing count in [1, {n}] per prune step, got {list(self.survivors)}")
+            return list(zip(steps, sizes))
         if not sizes:
             return []
         last = max(1, round(self.horizon * num_steps))

@@ -58,12 +58,15 @@ def test_halving_schedule():
     assert HalvingConfig(horizon=1.0).schedule(8, 12) == [(4, 4), (8, 2), (11, 1)]
     assert HalvingConfig(min_survivors=2).schedule(8, 8) == [(2, 4), (4, 2)]
     assert HalvingConfig(prune_steps=[2, 5]).schedule(8, 8) == [(2, 4), (5, 2)]
+    assert HalvingConfig(prune_steps=[0, 2], survivors=[4, 1]).schedule(16, 8) == [(0, 4), (2, 1)]
     assert HalvingConfig().schedule(8, 4) == [(1, 2), (2, 1)]  # rounds on the same step merge
     assert HalvingConfig().schedule(1, 8) == []
     with pytest.raises(EditRLError, match="keep"):
         HalvingConfig(keep=1.0).schedule(8, 8)
     with pytest.raises(EditRLError, match="prune_steps"):
         HalvingConfig(prune_steps=[9]).schedule(8, 8)
+    with pytest.raises(EditRLError, match="survivors"):
+        HalvingConfig(prune_steps=[0, 2], survivors=[1, 4]).schedule(8, 8)
 
 
 def test_halving_costs_less_and_keeps_survivor_trajectories(flux_editor, toy_reward, source):

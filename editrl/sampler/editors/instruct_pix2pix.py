@@ -105,7 +105,7 @@ class InstructPix2PixEditor(Editor):
         k_sigma = (sigma / (1 - sigma)).reshape(-1, 1, 1)
         x_k = x * (1 + k_sigma)  # = x0 + k_sigma eps
         x_t = self._unpack(x_k / (k_sigma**2 + 1).sqrt())  # the UNet's (variance-preserving) input
-        t = self._timestep(k_sigma.flatten()).to(dtype)
+        t = self._timestep(k_sigma.flatten()).float()  # fp32: bf16 would round timesteps near 1000 by ~4
         branches = self.step_nfe(cond)
         if branches == 3:
             zeros = torch.zeros_like(b["image_latents"])
