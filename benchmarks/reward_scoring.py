@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=None, help="side of the square test images (default: 448 at 7b, 224 on cpu)")
     parser.add_argument("--pixels", type=int, default=None, help="smart_resize min = max pixels (default: official 200704 at 7b, 50176 on cpu)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="keep only this many text and vision layers (a quick check of the 7b code path)")
     parser.add_argument("--prompt-tokens", type=int, default=500, help="dimension prompt length in tokens for the realistic templates")
     parser.add_argument("--templates", default="realistic", choices=("realistic", "editreward", "world"),
                         help="realistic: official structure at Qwen token counts; editreward: the official strings byte by byte")
@@ -99,7 +101,11 @@ def main() -> None:
     tokenizer = tiny_qwen_tokenizer(["<|Reward|>"])
     processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
     torch.manual_seed(0)
-    backbone = build_backbone(SIZE_7B if big else SIZE_CPU, tokenizer, args.device, dtype)
+    size = SIZE_7B if big else SIZE_CPU
+    if args.layers:
+        size = {"text": {**size["text"], "num_hidden_layers": args.layers},
+                "vision": {**size["vision"], "depth": args.layers, "fullatt_block_indexes": [args.layers - 1]}}
+    backbone = build_backbone(size, tokenizer, args.device, dtype)
     templates = realistic_templates(args.prompt_tokens) if args.templates == "realistic" else args.templates
     config = EditRewardConfig(base_model="random", templates=templates, min_pixels=pixels, max_pixels=pixels)
     reward = EditReward.from_backbone(backbone, processor, config).to(args.device).eval()
@@ -112,7 +118,7 @@ def main() -> None:
     instructions = instructions[: args.items]
     first = reward.inputs.sequences(instructions[:1], reward.inputs.images([load_image(sources[0]), load_image(edits[0])]))
     print(json.dumps({"setup": {"device": args.device, "size": args.size, "dtype": str(dtype), "batch_size": args.batch_size,
-                                "items": args.items, "image": f"{side}x{side}", "pixels": pixels, "templates": args.templates,
+                                "items": args.items, "layers": size["text"]["num_hidden_layers"], "image": f"{side}x{side}", "pixels": pixels, "templates": args.templates,
                                 "sequence_tokens": [len(first[d][0]) for d in range(2)],
                                 "shared_prefix_tokens": common_prefix_length(first[0][0], first[1][0]),
                                 "threads": torch.get_num_threads()}}))

@@ -121,8 +121,10 @@ def _k_from_pairs(n_pairs: int) -> int:
     return k if k * (k - 1) // 2 == n_pairs else 0
 
 
-def _rows_with_file(path: Path) -> Iterable[tuple[str, dict]]:
+def _rows_with_file(path: Path, fmt: str) -> Iterable[tuple[str, dict]]:
     files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".jsonl")) if path.is_dir() else [path]
+    if fmt == "editreward-bench" and path.is_dir() and any(_k_from_name(str(f)) for f in files):
+        files = [f for f in files if _k_from_name(str(f))]  # the K-pair files, not other tables beside them
     for file in files:
         for row in read_rows(file):
             yield str(file), row
@@ -131,7 +133,7 @@ def _rows_with_file(path: Path) -> Iterable[tuple[str, dict]]:
 def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, progress: bool) -> tuple[dict, list[dict]]:
     cache = _EditCache()
     pairs = []
-    for number, (file, row) in enumerate(_rows_with_file(path)):
+    for number, (file, row) in enumerate(_rows_with_file(path, fmt)):
         where = f"{Path(file).name} row {number}" + (f" (id {row['id']})" if row.get("id") is not None else "")
         base = row["_base"]
         source = image_cell(pick(row, SOURCE_COLUMNS, "source image", where), base)
@@ -171,7 +173,7 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
 def _pointwise(reward, path: Path, batch_size: int, progress: bool) -> tuple[dict, list[dict]]:
     cache = _EditCache()
     items = []
-    for number, (file, row) in enumerate(_rows_with_file(path)):
+    for number, (file, row) in enumerate(_rows_with_file(path, "pointwise")):
         where = f"{Path(file).name} row {number}"
         base = row["_base"]
         index = cache.add(image_cell(pick(row, SOURCE_COLUMNS, "source image", where), base),
