@@ -1,0 +1,63 @@
+"""The best-of-N benchmark's bookkeeping (selection from cached scores, the goal check) and a tiny run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "best_of_n.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_best_of_n", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summarise_selects_by_reward_and_checks_the_goal(bench):
+    records = [
+        {"reward_values": [0.1, 0.9, 0.5], "oracle": [0.2, 0.4, 0.8], "nfe_per_candidate": 4,
+         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.8}]},
+        {"reward_values": [0.7, 0.1, 0.2], "oracle": [0.6, 0.9, 0.1], "nfe_per_candidate": 4,
+         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.6}]},
+    ]
+    rows = bench.summarise(records, Namespace(max_n=3, keep=0.5))
+    by = {(r.get("method"), r.get("n")): r for r in rows if "method" in r}
+    assert by[("single", 1)]["oracle_score"] == pytest.approx((0.2 + 0.6) / 2)
+    assert by[("best_of_n", 2)]["oracle_score"] == pytest.approx((0.4 + 0.6) / 2)  # reward argmax of the first 2
+    assert by[("oracle_best_of_n", 2)]["oracle_score"] == pytest.approx((0.4 + 0.9) / 2)  # the ceiling
+    assert by[("best_of_n", 3)]["nfe"] == 12 and by[("halving", 3)]["nfe"] == 6
+    assert all("goal" not in r for r in rows)  # no best-of-8 at max_n = 3: no goal line
+
+
+def test_parse_halving(bench):
+    n, config = bench.parse_halving("16@0:4,2:1", 0.5)
+    assert n == 16 and config.schedule(16, 8) == [(0, 4), (2, 1)]
+    n, config = bench.parse_halving("8/0.5", 0.5)
+    assert n == 8 and config.schedule(8, 8) == [(1, 4), (3, 2), (4, 1)]
+
+
+def test_tiny_run_resumes(bench, flux_pipe, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "editor"
+    flux_pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 4}))
+    argv = ["best_of_n.py", "--editor", str(folder), "--reward", "oracle", "--n-pairs", "2", "--max-n", "8",
+            "--halving", "8@0:2,1:1", "--pairs-file", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "out.jsonl"),
+            "--plot", str(tmp_path / "plot.png"), "--device", "cpu"]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    goal = lines[-1]
+    # step 0: 8 candidates, then 2 at step 1, then 1 for steps 2-3
+    assert goal["best_of_8_nfe"] == 32 and goal["best_halving_within_half_nfe"]["nfe"] == 8 + 2 + 1 * 2
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    pairs = (tmp_path / "pairs.jsonl").read_text()
+    bench.main()  # everything cached: nothing recomputed, nothing appended
+    assert (tmp_path / "pairs.jsonl").read_text() == pairs
+    assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()][1:] == lines[1:]
