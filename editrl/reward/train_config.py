@@ -64,7 +64,7 @@ class ModelSection:
     lora: LoraSection | None = None
     """LoRA settings; null = full fine-tune."""
     train_vision: bool = True
-    """Train the vision tower too (official full fine-tune: yes)."""
+    """Full fine-tune only: train the vision tower too (official: yes). With LoRA it stays frozen."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass to save memory."""
     dtype: str = "auto"

@@ -128,3 +128,14 @@ def test_lora_training_merges_into_a_plain_model(make_config):
     fresh = build_reward_model(config.model)
     key = "model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(loaded.state_dict()[key], fresh.state_dict()[key])  # adapters merged in
+
+
+def test_gradient_checkpointing_gives_the_same_training(make_config):
+    runs = {}
+    for flag in ("true", "false"):
+        trainer = RewardTrainer(make_config(f"model.gradient_checkpointing={flag}", "max_steps=2",
+                                            "data.validation=null", name=f"gc-{flag}"))
+        assert trainer.model.backbone.is_gradient_checkpointing == (flag == "true")
+        trainer.train()
+        runs[flag] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.allclose(runs["true"][k], runs["false"][k], atol=1e-6) for k in runs["true"])
