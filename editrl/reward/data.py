@@ -117,8 +117,9 @@ class ReadReport:
 class _ArrowFiles:
     """Open Arrow files memory-mapped and Parquet row groups on demand (a small cache of row groups)."""
 
-    def __init__(self, max_row_groups: int = 4):
+    def __init__(self, max_row_groups: int = 6):
         self._tables: dict[str, Any] = {}
+        self._parquet: dict[str, tuple[Any, np.ndarray]] = {}
         self._row_groups: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._max_row_groups = max_row_groups
 
@@ -130,10 +131,13 @@ class _ArrowFiles:
     def cell(self, ref: ArrowCell):
         if not ref.path.endswith(".parquet"):
             return self.table(ref.path).column(ref.column)[ref.row].as_py()
-        import pyarrow.parquet as pq
+        if ref.path not in self._parquet:
+            import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(ref.path)
-        offsets = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
+            parquet = pq.ParquetFile(ref.path)
+            sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+            self._parquet[ref.path] = parquet, np.cumsum([0] + sizes)
+        parquet, offsets = self._parquet[ref.path]
         group = int(np.searchsorted(offsets, ref.row, side="right") - 1)
         key = (ref.path, ref.column, group)
         if key not in self._row_groups:
