@@ -16,6 +16,7 @@ Two ways to compute the same scores:
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
@@ -27,12 +28,14 @@ from ..images import ImageLike, check_instruction, load_images
 from .inputs import ImageBatch, RewardInputBuilder, common_prefix_length, pad_right
 from .output import DIMENSIONS, RewardOutput
 from .prompts import resolve_templates
+from .vision_attention import packed_vision_attention
 
 logger = logging.getLogger(__name__)
 
 FUSIONS = ("mean", "min", "sum")
 HEAD_TYPES = ("multi", "shared")
 POSITIONS = ("legacy", "mrope")
+VISION_ATTENTION = ("packed", "stock")
 
 
 @dataclass
@@ -55,6 +58,9 @@ class EditRewardConfig:
         reward_token: the special token whose final hidden state the heads read.
         head_hidden_sizes: widths of the two hidden layers of each head (official: 1024, 16).
         head_dropout: dropout after the first head layer (official: 0.05; inactive in eval mode).
+        vision_attention: the fast path's vision-tower attention: ``"packed"`` (equal-length windows and
+            images batched into one dense call each, see ``vision_attention.py``) or ``"stock"``
+            (transformers' own; the two-pass path always uses it, as the official code).
     """
 
     base_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -67,9 +73,11 @@ class EditRewardConfig:
     reward_token: str = "<|Reward|>"
     head_hidden_sizes: tuple[int, int] = (1024, 16)
     head_dropout: float = 0.05
+    vision_attention: str = "packed"
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("head_type", self.head_type, HEAD_TYPES), ("fusion", self.fusion, FUSIONS), ("positions", self.positions, POSITIONS)):
+        for name, value, allowed in (("head_type", self.head_type, HEAD_TYPES), ("fusion", self.fusion, FUSIONS), ("positions", self.positions, POSITIONS),
+                                     ("vision_attention", self.vision_attention, VISION_ATTENTION)):
             if value not in allowed:
                 raise EditRLError(f"EditRewardConfig.{name}={value!r}: expected one of {list(allowed)}")
         if not 0 < self.min_pixels <= self.max_pixels:
@@ -188,11 +196,12 @@ class EditReward(nn.Module):
         images = [image for pair in zip(source_images, edit_images) for image in pair]
         return images, instructions
 
-    def _image_embeds(self, images: ImageBatch) -> torch.Tensor:
+    def _image_embeds(self, images: ImageBatch, packed: bool = False) -> torch.Tensor:
         """Merged visual tokens of all images, concatenated in order: (sum of tokens, H). The vision
-        tower runs once per distinct image."""
+        tower runs once per distinct image; ``packed`` batches its attention segments by length."""
         pixel_values = images.pixel_values.to(self.device)
-        features = self.model.get_image_features(pixel_values, images.unique_grid_thw.to(self.device), return_dict=True)
+        with packed_vision_attention(self.model.visual) if packed else nullcontext():
+            features = self.model.get_image_features(pixel_values, images.unique_grid_thw.to(self.device), return_dict=True)
         per_image = features.pooler_output
         return torch.cat([per_image[u] for u in images.unique_index], dim=0)
 
@@ -271,7 +280,7 @@ class EditReward(nn.Module):
             prefix_pos[:, i, : prefix_lens[i]] = positions[:, i * n_dim, : prefix_lens[i]]
         device = self.device
         prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
-        embeds = self._embed(prefix_ids, self._image_embeds(images))
+        embeds = self._embed(prefix_ids, self._image_embeds(images, packed=self.config.vision_attention == "packed"))
         cache = DynamicCache(config=self.model.language_model.config)
         self.model.language_model(inputs_embeds=embeds, attention_mask=prefix_mask, position_ids=prefix_pos.to(device), past_key_values=cache, use_cache=True)
         cache.batch_repeat_interleave(n_dim)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -140,3 +141,21 @@ def test_repeated_sources_run_the_vision_tower_once(reward, batch):
     assert torch.allclose(shared.mu, copies.mu, atol=1e-5)
     patches = [reward.inputs.images([reward._prepare([s], ["a"], [s])[0][0]]).pixel_values.shape[0] for s in [sources[0], *edits]]
     assert seen == [sum(patches)]  # one vision call over the source once plus the three edits
+
+
+def test_packed_vision_attention_matches_stock(reward):
+    from editrl.reward.vision_attention import NAME, packed_vision_attention
+
+    rng = np.random.default_rng(2)
+    # 224x224 has 4 windows of 112 px; 168x112 and 84x56 have windows of other lengths, so groups differ
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(224, 224), (168, 112), (84, 56)]]
+    enc = reward.processor.image_processor(images=images, do_resize=False, return_tensors="pt")
+    visual = reward.model.visual
+    with torch.no_grad():
+        stock = visual(enc["pixel_values"], grid_thw=enc["image_grid_thw"]).pooler_output
+        with packed_vision_attention(visual):
+            assert visual.config._attn_implementation == NAME
+            packed = visual(enc["pixel_values"], grid_thw=enc["image_grid_thw"]).pooler_output
+    assert visual.config._attn_implementation == "sdpa"
+    assert stock.shape == packed.shape == (64 + 24 + 6, 32)
+    assert torch.allclose(stock, packed, atol=1e-5)
