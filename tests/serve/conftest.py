@@ -23,10 +23,12 @@ class ToyReward:
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.calls = 0
         self.batch_sizes: list[int] = []
-        self.gate = gate
+        self.gate = gate  # if given, scoring blocks until it is set ...
+        self.entered = threading.Event()  # ... and this tells that a call is waiting on it
 
     def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
         if self.gate is not None:
+            self.entered.set()
             assert self.gate.wait(timeout=30), "test gate never opened"
         self.calls += 1
         self.batch_sizes.append(len(sources))

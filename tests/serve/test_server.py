@@ -140,13 +140,16 @@ def test_queue_full_gives_503_then_recovers():
     reward = ToyReward(gate=gate)
     config = ServeConfig(port=0, max_batch=1, max_wait_ms=0, max_queue=2)
     with serve_in_thread(reward, config) as url, ThreadPoolExecutor(4) as pool:
-        first = pool.submit(_post, url, {"items": [item(1)]})  # taken by the worker, blocked on the gate
-        waiting = pool.submit(_post, url, {"items": [item(2), item(3)]})  # fills the queue
-        wait_until(lambda: httpx.get(f"{url}/metrics").json()["queue_depth"] == 2)
-        full = _post(url, {"items": [item(4)]})
-        assert full.status_code == 503 and "queue is full" in full.json()["detail"]
-        assert full.headers["retry-after"] == "1"
-        gate.set()
+        try:
+            first = pool.submit(_post, url, {"items": [item(1)]})
+            assert reward.entered.wait(20)  # the worker holds it, blocked on the gate
+            waiting = pool.submit(_post, url, {"items": [item(2), item(3)]})  # fills the queue
+            wait_until(lambda: httpx.get(f"{url}/metrics").json()["queue_depth"] == 2)
+            full = _post(url, {"items": [item(4)]})
+            assert full.status_code == 503 and "queue is full" in full.json()["detail"]
+            assert full.headers["retry-after"] == "1"
+        finally:
+            gate.set()
         assert first.result().status_code == 200 and waiting.result().status_code == 200
         assert _post(url, {"items": [item(4)]}).status_code == 200
         assert httpx.get(f"{url}/metrics").json()["responses"] == {"200": 3, "503": 1}
@@ -157,12 +160,18 @@ def test_client_retries_on_503_and_connection_errors():
     reward = ToyReward(gate=gate)
     config = ServeConfig(port=0, max_batch=1, max_wait_ms=0, max_queue=1)
     with serve_in_thread(reward, config) as url, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(_post, url, {"items": [item(1)]})
-        second = pool.submit(_post, url, {"items": [item(2)]})
-        wait_until(lambda: httpx.get(f"{url}/metrics").json()["queue_depth"] == 1)
-        # the queue is full now: the client backs off and gets through once the gate opens
-        threading.Timer(0.3, gate.set).start()
-        out = RemoteReward(url, retries=6, backoff=0.1).score([random_image(1)], ["a"], [random_image(2)])
+        opener = threading.Timer(0.3, gate.set)
+        try:
+            first = pool.submit(_post, url, {"items": [item(1)]})
+            assert reward.entered.wait(20)
+            second = pool.submit(_post, url, {"items": [item(2)]})
+            wait_until(lambda: httpx.get(f"{url}/metrics").json()["queue_depth"] == 1)
+            # the queue is full now: the client backs off and gets through once the gate opens
+            opener.start()
+            out = RemoteReward(url, retries=6, backoff=0.1).score([random_image(1)], ["a"], [random_image(2)])
+        finally:
+            opener.cancel()
+            gate.set()
         assert_same(out, ToyReward().score([random_image(1)], ["a"], [random_image(2)]))
         assert first.result().status_code == second.result().status_code == 200
         codes = httpx.get(f"{url}/metrics").json()["responses"]
@@ -222,3 +231,39 @@ def test_tiny_edit_reward_served_under_concurrency_matches_in_process(tiny_edit_
         for key in ("mu", "sigma", "score", "score_sigma"):
             torch.testing.assert_close(getattr(remote, key), getattr(local, key), rtol=1e-5, atol=1e-6)
     assert metrics["requests"] == 16 and metrics["mean_batch_size"] > 1
+
+
+def test_cli_serves_until_terminated(tmp_path):
+    """`editrl reward serve --model oracle` answers on loopback, scores like the oracle, and shuts down on SIGTERM."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from editrl.world import Oracle, make_examples
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "editrl.cli", "reward", "serve", "--model", "oracle", "--port", str(port), "--max-batch", "4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, timeout=120)
+        examples = make_examples(3, seed=0, split="test")
+        args = ([e.source for e in examples], [e.instruction for e in examples], [e.target for e in examples])
+        assert_same(RemoteReward(url).score(*args), Oracle().score(*args))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught
+    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in process.stdout.read()
