@@ -55,7 +55,9 @@ def _per_sample(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
 
 
 def _mean_over_latent(t: torch.Tensor) -> torch.Tensor:
-    return t.mean(dim=tuple(range(1, t.ndim)))
+    # contiguous first: the summation order (and so the last bits) of a reduction follows the memory
+    # layout, and the rollout and the training pass may hold the same latents in different layouts
+    return t.contiguous().mean(dim=tuple(range(1, t.ndim)))
 
 
 def ode_step(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next) -> torch.Tensor:

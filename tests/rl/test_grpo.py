@@ -160,3 +160,26 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(prompts, tmp_path):
     assert all(torch.equal(full.ema.shadow[k], resumed.ema.shadow[k]) for k in a)
     assert [r["step"] for r in _log(resumed)] == [1, 2, 3, 4]
     assert [r["reward_mean"] for r in _log(resumed)] == [r["reward_mean"] for r in _log(full)]
+
+
+@pytest.mark.parametrize("adapter", ["qwen-image-edit", "instruct-pix2pix"])
+def test_other_adapters_train_on_policy_and_save_loadable_lora(adapter, prompts, tmp_path):
+    from editrl.sampler.editors.instruct_pix2pix import InstructPix2PixEditor
+    from editrl.sampler.editors.qwen_image_edit import QwenImageEditEditor
+    from editrl.tiny import tiny_instruct_pix2pix, tiny_qwen_image_edit
+
+    def make():
+        if adapter == "qwen-image-edit":  # concatenated condition tokens + true CFG
+            return QwenImageEditEditor(tiny_qwen_image_edit(), resolution=64, default_steps=4)
+        return InstructPix2PixEditor(tiny_instruct_pix2pix(), resolution=64, default_steps=4)  # UNet, 3-way CFG
+
+    editor = make()
+    trainer = _trainer(editor, prompts[:1], tmp_path, groups_per_step=1, num_iterations=2, kl_beta=0.01)
+    trainer.train()
+    for record in _log(trainer):
+        assert record["ratio_min"] == 1.0 and record["ratio_max"] == 1.0
+    fresh = make()
+    fresh.load_lora(str(tmp_path / "run" / "lora"))
+    a = fresh.sample([prompts[0][0]], prompts[0][1], seeds=[3]).latents
+    b = editor.sample([prompts[0][0]], prompts[0][1], seeds=[3]).latents
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

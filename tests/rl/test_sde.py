@@ -83,3 +83,12 @@ def test_unknown_sde_type_is_one_clear_error():
     x, v = _inputs()
     with pytest.raises(EditRLError, match="sde_type"):
         sde_step(x, v, 0.5, 0.4, 0.7, sde_type="ddim")
+
+
+def test_log_prob_does_not_depend_on_memory_layout():
+    # rollout latents may be strided (packed/permuted), the stored copies contiguous: same bits required
+    x, v = _inputs(shape=(3, 8, 16))
+    strided_x, strided_v = x.transpose(1, 2).contiguous().transpose(1, 2), v.transpose(1, 2).contiguous().transpose(1, 2)
+    a = sde_step(strided_x, strided_v, 0.7, 0.5, 0.9, generator=torch.Generator().manual_seed(0))
+    b = sde_step(x, v, 0.7, 0.5, 0.9, prev_sample=a.prev_sample.contiguous())
+    assert torch.equal(a.log_prob, b.log_prob)
