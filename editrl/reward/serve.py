@@ -371,14 +371,54 @@ def _as_http_error(err: Exception) -> HTTPException:
 
 
 def _format_validation_error(err: RequestValidationError) -> str:
+    """pydantic's errors as one line, e.g. ``items[0].extra: unknown field (not part of the request schema)``."""
     parts = []
     for e in err.errors():
+        keys = list(e.get("loc", ()))
+        if keys[:1] == ["body"]:
+            keys = keys[1:]
         loc = ""
-        for key in e.get("loc", ())[1:] if e.get("loc", ("",))[0] == "body" else e.get("loc", ()):
+        for key in keys:
             loc += f"[{key}]" if isinstance(key, int) else (f".{key}" if loc else str(key))
         msg = "unknown field (not part of the request schema)" if e.get("type") == "extra_forbidden" else e.get("msg", "")
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts)
+
+
+class Guard:
+    """Pure ASGI middleware: 413 for request bodies over ``max_bytes`` (at once from Content-Length,
+    else while a chunked body streams in, before anything parses it) and a count of the status
+    codes of ``/v1/score``."""
+
+    def __init__(self, app, max_bytes: int, metrics: Metrics) -> None:
+        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+
+    def _error(self, size: str) -> HTTPException:
+        return HTTPException(413, f"request body of {size} bytes exceeds the server's limit of {self.max_bytes} bytes")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise self._error(f"more than {self.max_bytes}")  # FastAPI answers an HTTPException raised here
+            return message
+
+        async def counting_send(message) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/v1/score":
+                self.metrics.responses[message["status"]] += 1
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse(status_code=413, content={"detail": self._error(length.decode()).detail})
+            return await response(scope, receive, counting_send)
+        await self.app(scope, limited_receive, counting_send)
 
 
 def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> FastAPI:
@@ -414,17 +454,7 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> Fas
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _format_validation_error(err)})
 
-    @app.middleware("http")
-    async def limit_and_count(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_request_bytes:
-            response = JSONResponse(status_code=413, content={
-                "detail": f"request body of {length} bytes exceeds the server's limit of {config.max_request_bytes} bytes"})
-        else:
-            response = await call_next(request)
-        if request.url.path == "/v1/score":
-            metrics.responses[response.status_code] += 1
-        return response
+    app.add_middleware(Guard, max_bytes=config.max_request_bytes, metrics=metrics)
 
     @app.get("/health")
     async def health() -> dict:

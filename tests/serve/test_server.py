@@ -105,6 +105,9 @@ def test_bad_requests_get_clear_4xx_and_server_keeps_answering(toy_reward, tmp_p
         assert response.status_code == 422
         response = httpx.post(f"{url}/v1/score", content=b"0" * 300_000, headers={"content-type": "application/json"})
         assert response.status_code == 413 and "exceeds the server's limit of 200000 bytes" in response.json()["detail"]
+        chunked = httpx.post(f"{url}/v1/score", content=(b"0" * 50_000 for _ in range(6)), headers={"content-type": "application/json"})
+        assert "content-length" not in chunked.request.headers
+        assert chunked.status_code == 413 and "more than 200000 bytes" in chunked.json()["detail"]
         # a path under the root works and scores the file's pixels
         ok = _post(url, {"items": [{**good, "source": {"path": "a.png"}}]})
         assert ok.status_code == 200
