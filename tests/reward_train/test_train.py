@@ -139,3 +139,21 @@ def test_gradient_checkpointing_gives_the_same_training(make_config):
         trainer.train()
         runs[flag] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     assert all(torch.allclose(runs["true"][k], runs["false"][k], atol=1e-6) for k in runs["true"])
+
+
+@pytest.mark.parametrize("overrides", [
+    ("loss.type=regression", "model.head_type=shared"),        # paper Table 4 variant I
+    ("loss.type=uncertainty", "model.head_type=shared"),       # variant II
+    ("model.fusion=min",), ("model.fusion=sum",),               # variants III, IV (V = tiny.yaml)
+    ("loss.type=bt", "data.ties=keep"), ("loss.estimator=mc", "loss.num_samples=1000"),
+], ids=lambda o: ",".join(o))
+def test_ablation_variants_are_config_only(make_config, overrides):
+    trainer = RewardTrainer(make_config(*overrides, "max_steps=2", "data.validation=null"))
+    assert trainer.model.config.head_type == trainer.config.model.head_type
+    assert len(trainer.model.rm_heads) == (1 if trainer.config.model.head_type == "shared" else 2)
+    before = {k: v.detach().clone() for k, v in trainer.model.rm_heads.state_dict().items()}
+    summary = trainer.train()
+    losses = [r["loss"] for r in records(trainer.output_dir, "train")]
+    assert summary["step"] == 2 and all(map(torch.isfinite, torch.tensor(losses)))
+    after = trainer.model.rm_heads.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
