@@ -122,3 +122,54 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             browser.close()
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
+    """`editrl demo` (own process, an editor folder, the oracle) gives the scores `editrl best-of-n`
+    writes to scores.json for the same seed."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    folder = tmp_path / "editor"
+    tiny_editor.pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    best = subprocess.run([sys.executable, "-m", "editrl.cli", "best-of-n", "--editor", str(folder), "--reward", "oracle",
+                           "--n", "3", "--seed", "4", "--out", str(tmp_path / "bon")], env=env, capture_output=True, text=True, timeout=300)
+    assert best.returncode == 0, best.stderr[-2000:]
+    expected = json.loads((tmp_path / "bon" / "scores.json").read_text())["candidates"]
+
+    port = _free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "editrl.cli", "demo", "--editor", str(folder), "--reward", "oracle",
+                             "--examples", "2", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert demo.poll() is None, demo.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the demo did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        source, instruction = world_examples(1)[0]
+        source.save(tmp_path / "source.png")
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        gallery, _, summary, table = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3, "mean",
+                                                    "full", 4, api_name="/on_run")
+        rows = table["data"]
+        assert [row[1] for row in rows] == [c["seed"] for c in expected]
+        for row, candidate in zip(rows, expected):
+            assert row[3] == round(candidate["score"], 4) and row[4] == round(candidate["mu_instruction_following"], 4)
+            assert row[6] == round(candidate["mu_visual_quality"], 4)
+        assert len(gallery) == 3 and summary.startswith(f"★ SELECTED · #1 seed {expected[0]['seed']}")
+    finally:
+        demo.terminate()
+        demo.wait(timeout=60)
