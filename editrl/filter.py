@@ -4,8 +4,8 @@ Every (source, instruction, edit) row of a JSONL/Parquet table (or a folder of t
 image cells ``editrl.reward.score.read_rows`` reads) is scored once with
 ``editrl.reward.score.score_table``, whose append-only part files let a killed run resume without
 rescoring. Under ``accelerate launch`` rank r scores ``rows[r::world]`` into its own table
-``scores/shard-<r>-of-<world>.parquet`` (resume with the same number of processes); rank 0 waits for the others and merges. Rank 0 then selects
-the rows to keep:
+``scores/shard-<r>-of-<world>.parquet`` (resume with the same number of processes); rank 0 waits
+for the others and merges. Rank 0 then selects the rows to keep:
 
 1. rows whose instruction-following / visual-quality mu is below ``min_if`` / ``min_vq`` are dropped;
 2. the rest are ranked by ``by`` (the fused score, or one dimension's mu), ties by row order;
@@ -75,6 +75,10 @@ def select_rows(
     """Apply the minimums, rank by ``by``, then cut (see the module docstring)."""
     check_cut(by, top_k, top_fraction)
     column = BY[by]
+    needed = [column] + ["mu_instruction_following"] * (min_if is not None) + ["mu_visual_quality"] * (min_vq is not None)
+    for name in needed:
+        if name not in scores:
+            raise EditRLError(f"filter: the reward gives no {name!r} (it gives {sorted(scores)}); choose another --by / minimum")
     values = np.asarray(scores[column], dtype=np.float64)
     n = len(values)
     ok = np.ones(n, dtype=bool)

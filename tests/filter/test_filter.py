@@ -88,6 +88,20 @@ def test_select_rows_rules():
         select_rows(scores, by="overall")
     with pytest.raises(EditRLError, match="fraction"):
         select_rows(scores, top_fraction=1.5)
+    with pytest.raises(EditRLError, match="gives no 'mu_visual_quality'"):
+        select_rows({"score": scores["score"], "mu_instruction_following": scores["score"]}, min_vq=0.5)
+
+
+def test_filter_through_the_reward_server(tmp_path, jsonl_data, world_rows):
+    """`--model http://...`: the same scores as in-process, through RemoteReward and a served oracle."""
+    from editrl.reward.client import RemoteReward
+    from editrl.reward.serve import ServeConfig, serve_in_thread
+
+    with serve_in_thread(Oracle(), ServeConfig(port=0, max_batch=4)) as url:
+        summary = filter_dataset(RemoteReward(url), FilterConfig(str(jsonl_data), str(tmp_path / "out"), top_k=3), url)
+    np.testing.assert_array_equal(pq.read_table(tmp_path / "out" / "scores.parquet").column("score").to_numpy(),
+                                  oracle_scores(world_rows))
+    assert summary["kept"] == 3
 
 
 def test_filter_jsonl_outputs(tmp_path, jsonl_data, world_rows):
