@@ -178,4 +178,4 @@ def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     return demo.queue().launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-                               quiet=True, theme=theme, css=CSS, ssr_mode=False)
+                               quiet=not block, theme=theme, css=CSS, ssr_mode=False)
