@@ -111,7 +111,7 @@ class DPOTrainer(RLTrainer):
         x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps))
 
         # 2. best-vs-worst pair of each group by the reward
-        rewards = self.score(self.reward, cond, images)
+        rewards, components = self.score(cond, images)
         grouped = rewards.view(-1, k)
         best = grouped.argmax(1) + torch.arange(len(grouped)) * k
         worst = grouped.argmin(1) + torch.arange(len(grouped)) * k
@@ -158,4 +158,5 @@ class DPOTrainer(RLTrainer):
             "d_theta_minus_ref": float((cat["d_theta"] - cat["d_ref"]).mean()),
             "grad_norm": grad_norm,
             "images": n * self.world_size * (step + 1),
+            **components,
         }

@@ -153,7 +153,7 @@ class GRPOTrainer(RLTrainer):
         traj = self.rollout(cond, self.sample_seeds(step, n), sigmas, noisy)
 
         # 2. rewards -> advantages, with statistics over the groups of every process
-        rewards = self.score(self.reward, cond, traj["images"])
+        rewards, components = self.score(cond, traj["images"])
         group_ids = torch.arange(n) // k + self.rank * cfg.groups_per_step
         all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
         adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
@@ -207,5 +207,6 @@ class GRPOTrainer(RLTrainer):
             "ratio_max": float(ratio.max()),
             "grad_norm": max(grad_norms, default=0.0),
             "images": n * self.world_size * (step + 1),
+            **components,
         }
         return record

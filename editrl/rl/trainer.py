@@ -29,7 +29,7 @@ from ..reward.output import RewardFunction
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
-from .rewards import build_reward, build_weighted_reward
+from .rewards import WeightedReward, build_reward, build_weighted_reward
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +175,14 @@ class RLTrainer:
         cond.shared = {k: v.clone() if torch.is_tensor(v) else v for k, v in cond.shared.items()}
         return cond
 
-    def score(self, reward: RewardFunction, cond, images) -> torch.Tensor:
-        return reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size).score.float()
+    def score(self, cond, images) -> tuple[torch.Tensor, dict[str, float]]:
+        """(B,) training rewards of the edits, and for a mix of several rewards each component's global mean."""
+        out = self.reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size)
+        components = {}
+        if isinstance(self.reward, WeightedReward) and len(self.reward.rewards) > 1:
+            means = self.gather(out.mu.float()).mean(0)
+            components = {f"reward_{name}": float(m) for name, m in zip(out.dimensions, means)}
+        return out.score.float(), components
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """Concatenate a tensor from every process (identity in a single process)."""

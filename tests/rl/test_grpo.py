@@ -183,3 +183,13 @@ def test_other_adapters_train_on_policy_and_save_loadable_lora(adapter, prompts,
     a = fresh.sample([prompts[0][0]], prompts[0][1], seeds=[3]).latents
     b = editor.sample([prompts[0][0]], prompts[0][1], seeds=[3]).latents
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_weighted_rewards_are_logged_per_component(tiny_editor, prompts, tmp_path):
+    cfg = small_config(GRPOConfig, tmp_path, num_iterations=1, rewards={"toys:Brightness": 1.0, "toys:Darkness": 0.5})
+    trainer = GRPOTrainer(cfg, editor=tiny_editor, train_prompts=prompts, eval_prompts=prompts)  # rewards built from specs
+    trainer.train()
+    record = _log(trainer)[0]
+    b, d = record["reward_toys:Brightness"], record["reward_toys:Darkness"]
+    assert b + d == pytest.approx(1.0, abs=1e-5)
+    assert record["reward_mean"] == pytest.approx(b + 0.5 * d, abs=1e-5)
