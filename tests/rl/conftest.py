@@ -30,4 +30,5 @@ def tiny_pipeline_dir(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tiny-kontext")
     tiny_flux_kontext().save_pretrained(path)
+    (path / "editrl_editor.json").write_text('{"resolution": 64, "default_steps": 3}')  # load_editor's folder settings
     return path

@@ -66,11 +66,17 @@ def test_grpo_cli_killed_then_resumed(tmp_path, tiny_pipeline_dir):
     for key in ("reward_mean", "reward_std", "kl", "clip_frac", "ratio_mean", "ratio_min", "ratio_max", "policy_loss", "grad_norm"):
         assert key in log[1]
     assert (tmp_path / "run" / "lora" / "pytorch_lora_weights.safetensors").is_file()
-    # the final LoRA loads back through the editor API
-    from editrl.sampler.editors import load_editor
+    # the final LoRA is what `editrl best-of-n --lora` loads: same seeds, different edits than without it
+    from editrl.cli import main
 
-    editor = load_editor(str(tiny_pipeline_dir), resolution=64, lora=str(tmp_path / "run" / "lora"))
-    assert editor.pipe.get_list_adapters()
+    summaries = {}
+    for lora in (None, str(tmp_path / "run" / "lora")):
+        argv = ["best-of-n", "--editor", str(tiny_pipeline_dir), "--reward", "toys:Brightness", "--n", "2",
+                "--image", str(tmp_path / "src0.png"), "--instruction", "edit number 0", "--out", str(tmp_path / f"bon-{bool(lora)}")]
+        assert main(argv + (["--lora", lora] if lora else [])) == 0
+        summaries[bool(lora)] = json.loads((tmp_path / f"bon-{bool(lora)}" / "scores.json").read_text())
+    scores = {k: [c["score"] for c in v["candidates"]] for k, v in summaries.items()}
+    assert scores[True] != scores[False]
 
 
 def test_dpo_cli_and_bad_config_key(tmp_path, tiny_pipeline_dir, capsys):
