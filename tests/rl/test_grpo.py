@@ -193,3 +193,11 @@ def test_weighted_rewards_are_logged_per_component(tiny_editor, prompts, tmp_pat
     b, d = record["reward_toys:Brightness"], record["reward_toys:Darkness"]
     assert b + d == pytest.approx(1.0, abs=1e-5)
     assert record["reward_mean"] == pytest.approx(b + 0.5 * d, abs=1e-5)
+
+
+def test_cps_with_an_sde_window_and_fewer_trained_steps(tiny_editor, prompts, tmp_path):
+    trainer = _trainer(tiny_editor, prompts, tmp_path, num_steps=6, sde_type="cps", sde_window_size=3,
+                       timestep_fraction=0.5, num_iterations=2, kl_beta=0.01)
+    trainer.train()
+    for record in _log(trainer):
+        assert record["ratio_min"] == 1.0 and record["ratio_max"] == 1.0 and record["grad_norm"] > 0
