@@ -181,12 +181,14 @@ class GRPOTrainer(RLTrainer):
                     sigma = sigmas[noisy[s]].expand(len(rows)).to(x.device)
                     out = self.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
                     kl = None
-                    if cfg.kl_beta > 0:
+                    if cfg.kl_beta > 0:  # KL to the reference = the same denoiser with LoRA off
                         with torch.no_grad(), adapter_disabled(self.transformer):
                             v_ref = self.editor.velocity(x, sigma, c)
-                        kl = kl_to_reference(out.mean, self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next).mean, out.std)
-                    loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(out.log_prob.device), advantages[rows].to(out.log_prob.device),
-                                         cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(out.log_prob.device))
+                        ref = self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
+                        kl = kl_to_reference(out.mean, ref.mean, out.std)
+                    device = out.log_prob.device
+                    loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(device), advantages[rows].to(device),
+                                         cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(device))
                     # weight so the accumulated gradient is the mean over kept samples and trained steps
                     (loss * int(keep[rows].sum()) / (kept * n_train)).backward()
                     for key, value in st.items():
