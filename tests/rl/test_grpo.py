@@ -100,21 +100,25 @@ def test_flat_groups_are_dropped(tiny_editor, prompts, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)  # nothing to learn: no optimizer step
 
 
-def test_grpo_raises_a_toy_reward_and_changes_the_lora(tiny_editor, prompts, tmp_path):
+def test_grpo_raises_a_toy_reward_and_the_monitor_flags_a_disagreeing_judge(tiny_editor, prompts, tmp_path):
     trainer = _trainer(
         tiny_editor, prompts, tmp_path, num_iterations=8, learning_rate=5e-2, noise_level=0.7, kl_beta=0.0,
-        eval_every=4, judge="toys:Brightness", lora_target_modules=["proj_out", "to_q", "to_k", "to_v", "to_out.0"],
+        eval_every=2, judge="toys:Darkness", lora_target_modules=["proj_out", "to_q", "to_k", "to_v", "to_out.0"],
     )
     before = lora_state(trainer.transformer)
     trainer.train()
     after = lora_state(trainer.transformer)
     assert any(not torch.equal(before[k], after[k]) for k in before if "lora_B" in k)
     log = _log(trainer)
-    evals = [r["eval_reward"] for r in log if "eval_reward" in r]  # fixed prompts and seeds, ODE, steps 0, 4, 8
-    assert len(evals) == 3 and evals[-1] > evals[0] + 0.01
+    evals = [r for r in log if "eval_reward" in r]  # fixed prompts and seeds, ODE, at steps 0, 2, 4, 6, 8
+    assert [r["step"] for r in evals] == [0, 2, 4, 6, 8]
+    assert evals[-1]["eval_reward"] > evals[0]["eval_reward"] + 0.01
     train = [r["reward_mean"] for r in log if "reward_mean" in r]
     assert sum(train[-3:]) / 3 > sum(train[:3]) / 3
-    assert evals[-1] == pytest.approx(log[-1]["judge_score"])  # judge = same toy reward here
+    # the judge (1 - brightness) falls exactly as the reward rises: the monitor must say so, in the log
+    assert all(r["judge_score"] == pytest.approx(1 - r["eval_reward"], abs=1e-6) for r in evals)
+    warnings = [r["hacking_warning"] for r in log if "hacking_warning" in r]
+    assert warnings and warnings[-1]["step"] == 8 and warnings[-1]["judge_slope"] < 0 < warnings[-1]["train_reward_slope"]
 
 
 def test_saved_lora_loads_into_a_fresh_editor_and_reproduces_samples(tiny_editor, prompts, tmp_path):
