@@ -38,6 +38,8 @@ class RLConfig:
     resolution: int | None = _key(None, "Square image side the editor works at; null = the editor's default (world: 64).")
     device: str | None = _key(None, "Device (cpu, cuda, cuda:1); null = the accelerate process's device.")
     dtype: str | None = _key(None, "Weights dtype of the editor: float32 | bfloat16 | float16; null = bf16 on GPU, fp32 on CPU.")
+    editor_settings: dict[str, Any] = _key({}, "Extra keyword arguments of the editor adapter, e.g. {max_sequence_length: 128} "
+                                           "for FLUX.1-Kontext (shorter T5 text: faster; the world editor is trained for 128).")
     guidance: float | None = _key(None, "Guidance scale of the editor; null = its default (Kontext 2.5, Qwen-Image-Edit 4.0).")
     # --- LoRA
     lora_rank: int = _key(8, "LoRA rank r.")

@@ -94,7 +94,7 @@ class RLTrainer:
         if editor is None:
             from ..sampler.editors import load_editor
 
-            settings = {"resolution": config.resolution} if config.resolution else {}
+            settings = {**({"resolution": config.resolution} if config.resolution else {}), **config.editor_settings}
             editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
         self.editor = editor
         self.transformer = editor.transformer

@@ -121,3 +121,14 @@ def test_two_processes_gather_group_statistics(tmp_path, tiny_pipeline_dir):
         assert record_["images"] == 16 * (step + 1)
         # the two processes drew different groups
         assert per_rank[0][step]["instructions"] != per_rank[1][step]["instructions"] or a != b
+
+
+def test_config_builds_the_editor_with_its_settings(tmp_path, tiny_pipeline_dir):
+    from editrl.rl import GRPOConfig, GRPOTrainer, load_config
+
+    config = load_config(GRPOConfig, _config(tmp_path, tiny_pipeline_dir), ["editor_settings={max_sequence_length: 64}"])
+    trainer = GRPOTrainer(config)
+    assert trainer.editor.max_sequence_length == 64 and trainer.editor.resolution == 64
+    assert len(trainer.train_prompts) == 4 and trainer.eval_prompts[0][1] == "edit number 0"
+    cond = trainer.encode(trainer.eval_prompts[:1])
+    assert cond.batched["prompt_embeds"].shape[1] == 64
