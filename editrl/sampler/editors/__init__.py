@@ -77,7 +77,7 @@ def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtyp
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         pipe = pipeline_cls.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:  # hub "not cached" errors are OSError/ValueError subclasses
         if local.is_dir():
             raise EditRLError(f"{label}: could not load the {pipeline_name} in {str(local)!r}: {err}") from None
         raise EditRLError(
