@@ -1,4 +1,5 @@
-"""``editrl world {make-data,make-bench}``: write world datasets in the public EditReward schemas."""
+"""``editrl world {make-data,make-bench,train-editor}``: world datasets in the public EditReward schemas,
+and the training of the shipped tiny editor."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ def _make_bench(args) -> int:
 
     paths = make_benchmark(args.out, n_groups=args.n_groups, seed=args.seed, size=args.size)
     print(json.dumps({"files": [str(p) for p in paths], "groups_per_k": args.n_groups, "seed": args.seed}))
+    return 0
+
+
+def _train_editor(args) -> int:
+    from ..rl.config import load_config
+    from ..world.train_editor import EditorTrainer, EditorTrainingConfig, evaluate_editor
+
+    config = load_config(EditorTrainingConfig, args.config, args.set)
+    trainer = EditorTrainer(config, args.out)
+    folder = trainer.train()
+    result = {"model": str(folder)}
+    if args.eval_examples:
+        result.update(evaluate_editor(trainer.editor(), n=args.eval_examples, k=args.eval_k, seed=config.seed))
+    print(json.dumps(result))
     return 0
 
 
@@ -41,3 +56,12 @@ def register(subparsers) -> None:
     _common(bench, "files")
     bench.add_argument("--n-groups", type=int, default=100, help="candidate groups per K = 2, 3, 4 (default 100)")
     bench.set_defaults(func=_make_bench)
+
+    train = world.add_parser("train-editor", help="train the tiny world editor (FluxKontextPipeline) by flow matching")
+    train.add_argument("--config", default=None, help="YAML file of EditorTrainingConfig keys (default: the shipped editor's)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    train.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, training.json and model/ "
+                       "(a save_pretrained folder); an interrupted run resumes from it")
+    train.add_argument("--eval-examples", type=int, default=50, help="held-out examples for the oracle figures (0 = skip)")
+    train.add_argument("--eval-k", type=int, default=8, help="samples per example for the best-of-k oracle figure")
+    train.set_defaults(func=_train_editor)

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+import torch
+
+from editrl.errors import EditRLError
+from editrl.rl.config import build_config
+from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
+
+TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
+            vae_channels=[8, 8, 8], vae_steps=2, vae_batch_size=2, train_examples=4, steps=2, batch_size=2,
+            max_sequence_length=112, long_text_probability=0.5, long_text_length=128, long_text_examples=2,
+            warmup_steps=1, checkpoint_every=1, sample_steps=2)
+
+
+def test_trains_saves_and_loads_as_the_world_editor(tmp_path):
+    from editrl.sampler.editors import load_editor
+
+    config = EditorTrainingConfig(**TINY)
+    trainer = EditorTrainer(config, tmp_path)
+    before = {k: v.clone() for k, v in trainer.pipe.transformer.state_dict().items()}
+    folder = trainer.train()
+    after = trainer.pipe.transformer.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the transformer was updated
+    vae = trainer.pipe.vae.config
+    assert vae.shift_factor != 0.0 and vae.scaling_factor != 1.0  # latents normalised after the VAE stage
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()] if (tmp_path / "log.jsonl").exists() else []
+    assert all(r["stage"] in ("vae", "transformer") for r in log)
+    assert json.loads((folder / "editrl_editor.json").read_text()) == {"resolution": 64, "default_steps": 2, "default_guidance": 2.5}
+    assert list(folder.glob("transformer/*.safetensors")) and not list(folder.rglob("*.bin"))
+    editor = load_editor("world", model=str(folder))
+    assert editor.resolution == 64 and editor.default_steps == 2
+    result = editor.sample([trainer.pipe.image_processor.postprocess(torch.zeros(1, 3, 64, 64), output_type="pil")[0]],
+                           ["make the background black"], seeds=[0, 1])
+    assert len(result.images) == 2 and result.images[0].size == (64, 64)
+    # the loaded transformer is the trained one
+    loaded = editor.transformer.state_dict()
+    assert all(torch.equal(loaded[k], after[k]) for k in after)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    config = EditorTrainingConfig(**TINY)
+    straight = EditorTrainer(config, tmp_path / "straight")
+    straight.train()
+
+    interrupted = EditorTrainer(config, tmp_path / "resumed")
+    interrupted._out_of_time = lambda: interrupted.state["stage"] == "transformer" and interrupted.state["step"] >= 1
+    interrupted.train()
+    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert saved["state"] == {**saved["state"], "stage": "transformer", "step": 1}
+    resumed = EditorTrainer(config, tmp_path / "resumed")
+    assert resumed.state["step"] == 1
+    resumed.train()
+    expected = straight.pipe.transformer.state_dict()
+    assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in resumed.pipe.transformer.state_dict().items())
+    with pytest.raises(EditRLError, match="another config"):
+        EditorTrainer(EditorTrainingConfig(**{**TINY, "steps": 4}), tmp_path / "resumed")
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(EditRLError, match="attention_head_dim"):
+        build_config(EditorTrainingConfig, {"attention_head_dim": 6})
+    with pytest.raises(EditRLError, match="unknown key"):
+        build_config(EditorTrainingConfig, {"layers": 3})
+    with pytest.raises(EditRLError, match="timesteps"):
+        build_config(EditorTrainingConfig, {"timesteps": "cosine"})
