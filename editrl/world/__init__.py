@@ -10,9 +10,10 @@ from .annotators import AnnotatorPanel, krippendorff_alpha
 from .examples import WorldExample, make_examples
 from .instructions import Edit, parse_instruction
 from .oracle import Oracle, OracleConfig
+from .reward import load_world_reward
 from .scenes import Scene, WorldObject, parse_scene, render
 
 __all__ = [
     "AnnotatorPanel", "Edit", "Oracle", "OracleConfig", "Scene", "WorldExample", "WorldObject",
-    "krippendorff_alpha", "make_examples", "parse_instruction", "parse_scene", "render",
+    "krippendorff_alpha", "load_world_reward", "make_examples", "parse_instruction", "parse_scene", "render",
 ]
