@@ -117,11 +117,17 @@ def summarise(records: list[dict], args) -> list[dict]:
         within_half = [r for r in halving if r["nfe"] <= bo8["nfe"] / 2]
         best = max(within_half, key=lambda r: r["oracle_score"], default=None)
         met = best is not None and best["oracle_score"] >= bo8["oracle_score"]
+        paired = None
+        if best is not None:  # same pairs and seeds on both sides: the paired difference is the sharp test
+            j = [h["spec"] for h in records[0]["halving"]].index(best["spec"])
+            bo8_pick = [r["oracle"][int(np.argmax(r["reward_values"][:8]))] for r in records]
+            paired = _mean_se([r["halving"][j]["oracle"] - b for r, b in zip(records, bo8_pick)])
         rows.append({
             "goal": "pruned search reaches best-of-8's oracle score with at most half its NFE",
             "best_of_8_oracle": bo8["oracle_score"], "best_of_8_se": bo8["oracle_se"], "best_of_8_nfe": bo8["nfe"],
             "met": met, "best_halving_within_half_nfe": None if best is None else {k: best[k] for k in ("spec", "nfe", "oracle_score", "oracle_se")},
-            "nfe_ratio": None if best is None else best["nfe"] / bo8["nfe"], "n_pairs": len(records),
+            "nfe_ratio": None if best is None else best["nfe"] / bo8["nfe"],
+            "paired_difference": None if paired is None else {"mean": paired[0], "se": paired[1]}, "n_pairs": len(records),
         })
     return rows
 
