@@ -57,13 +57,15 @@ def run_world(args) -> None:
 
     def editor():
         settings = {"default_steps": args.eval_steps} if args.eval_steps else {}
-        return load_editor("world", model=args.editor_model, device="cpu", **settings)
+        return load_editor("world", model=args.editor_model, device="cpu", max_sequence_length=args.max_sequence_length,
+                           **settings)
 
-    common = [
-        f"num_iterations={args.iterations}", f"groups_per_step={args.groups}", f"group_size={args.k}",
-        f"batch_size={args.groups * args.k}", f"eval_prompts={args.eval_prompts}", f"eval_every={args.eval_every}",
-        f"save_every={args.iterations}", "judge=oracle", f"seed={args.seed}",
-    ]
+    # the world configs' own settings unless overridden here (every run sees the same number of images)
+    given = {"num_iterations": args.iterations, "groups_per_step": args.groups, "group_size": args.k,
+             "eval_prompts": args.eval_prompts, "eval_every": args.eval_every}
+    common = [f"{k}={v}" for k, v in given.items() if v is not None] + ["judge=oracle", f"seed={args.seed}"]
+    if args.groups and args.k:
+        common.append(f"batch_size={args.groups * args.k}")
     runs = {
         "grpo_learned": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_oracle": (GRPOConfig, "grpo", {"rewards": "{oracle: 1.0}"}),
@@ -75,10 +77,10 @@ def run_world(args) -> None:
     results = {}
     for name in args.runs:
         cls, algo, extra = runs[name]
-        overrides = common + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
+        overrides = common + args.set + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
         ed = editor()
-        eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts, "test", args.seed, ed.resolution)
+        eval_prompts = eval_prompts or load_prompts("world", config.eval_prompts, "test", args.seed, ed.resolution)
         trainer_cls = GRPOTrainer if cls is GRPOConfig else DPOTrainer
         trainer = trainer_cls(
             config, editor=ed, reward=oracle if "oracle" in name else reward, judge=oracle, eval_prompts=eval_prompts,
@@ -91,7 +93,7 @@ def run_world(args) -> None:
         results[name] = {
             "run": name,
             "images": log[-1]["images"],
-            "iterations": args.iterations,
+            "iterations": config.num_iterations,
             "oracle_before": judged[0][1],
             "oracle_after": judged[-1][1],
             "oracle_gain": judged[-1][1] - judged[0][1],
@@ -107,7 +109,7 @@ def run_world(args) -> None:
 
     # best-of-4 of the initial editor, picked by the learned reward, judged by the oracle
     ed = editor()
-    eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts, "test", args.seed, ed.resolution)
+    eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts or 32, "test", args.seed, ed.resolution)
     start = time.time()
     single, best = [], []
     for i, (source, instruction) in enumerate(eval_prompts):
@@ -225,12 +227,16 @@ def main() -> None:
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
     parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking"])
-    parser.add_argument("--iterations", type=int, default=12)
-    parser.add_argument("--groups", type=int, default=4, help="groups per iteration")
-    parser.add_argument("--k", type=int, default=8, help="samples per group")
-    parser.add_argument("--eval-prompts", type=int, default=32)
-    parser.add_argument("--eval-every", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
+    parser.add_argument("--k", type=int, default=None, help="samples per group")
+    parser.add_argument("--eval-prompts", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--eval-steps", type=int, default=None, help="sampling steps at evaluation (default: editor's)")
+    parser.add_argument("--max-sequence-length", type=int, default=128,
+                        help="T5 text length of the world editor (it is trained for 128; 512 is 3x slower)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every run (the hacking run's own keys win), e.g. --set learning_rate=1e-3")
     parser.add_argument("--hacking-lr", type=float, default=3e-2)
     parser.add_argument("--resolution", type=int, default=512, help="flux-kontext mode only")
     parser.add_argument("--seed", type=int, default=0)
@@ -239,9 +245,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.size == "flux-kontext":
-        if args.k == 8:
-            args.k = 4
-        args.iterations = min(args.iterations, 4)
+        args.k = args.k or 4
+        args.iterations = args.iterations or 3
         run_flux_kontext_size(args)
     else:
         run_world(args)
