@@ -41,6 +41,7 @@ class RLConfig:
     editor_settings: dict[str, Any] = _key({}, "Extra keyword arguments of the editor adapter, e.g. {max_sequence_length: 128} "
                                            "for FLUX.1-Kontext (shorter T5 text: faster; the world editor is trained for 128).")
     guidance: float | None = _key(None, "Guidance scale of the editor; null = its default (Kontext 2.5, Qwen-Image-Edit 4.0).")
+    gradient_checkpointing: bool = _key(False, "Recompute the denoiser's activations in backward (less memory at large sizes).")
     # --- LoRA
     lora_rank: int = _key(8, "LoRA rank r.")
     lora_alpha: float = _key(8.0, "LoRA alpha (scale = alpha / r).")

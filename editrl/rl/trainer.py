@@ -99,6 +99,8 @@ class RLTrainer:
         self.editor = editor
         self.transformer = editor.transformer
         self.transformer.eval()  # no dropout: rollout and training forwards must be identical
+        if config.gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
         targets = config.lora_target_modules or editor.lora_target_modules
         torch.manual_seed(config.seed)  # the LoRA init
         self.params = add_lora(self.transformer, config.lora_rank, config.lora_alpha, targets, config.lora_init)

@@ -199,9 +199,10 @@ def test_weighted_rewards_are_logged_per_component(tiny_editor, prompts, tmp_pat
     assert record["reward_mean"] == pytest.approx(b + 0.5 * d, abs=1e-5)
 
 
-def test_cps_with_an_sde_window_and_fewer_trained_steps(tiny_editor, prompts, tmp_path):
+def test_cps_with_an_sde_window_fewer_trained_steps_and_gradient_checkpointing(tiny_editor, prompts, tmp_path):
     trainer = _trainer(tiny_editor, prompts, tmp_path, num_steps=6, sde_type="cps", sde_window_size=3,
-                       timestep_fraction=0.5, num_iterations=2, kl_beta=0.01)
+                       timestep_fraction=0.5, num_iterations=2, kl_beta=0.01, gradient_checkpointing=True)
+    assert trainer.transformer.is_gradient_checkpointing
     trainer.train()
     for record in _log(trainer):
         assert record["ratio_min"] == 1.0 and record["ratio_max"] == 1.0 and record["grad_norm"] > 0
