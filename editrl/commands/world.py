@@ -24,7 +24,7 @@ def _make_bench(args) -> int:
 
 def _train_editor(args) -> int:
     from ..rl.config import load_config
-    from ..world.train_editor import EditorTrainer, EditorTrainingConfig, evaluate_editor
+    from ..world.train_editor import EditorTrainer, EditorTrainingConfig, evaluate_editor, training_card
 
     config = load_config(EditorTrainingConfig, args.config, args.set)
     trainer = EditorTrainer(config, args.out)
@@ -32,6 +32,7 @@ def _train_editor(args) -> int:
     result = {"model": str(folder)}
     if args.eval_examples:
         result.update(evaluate_editor(trainer.editor(), n=args.eval_examples, k=args.eval_k, seed=config.seed))
+    (trainer.out / "TRAINING.md").write_text(training_card(trainer.out, {k: v for k, v in result.items() if k != "model"}))
     print(json.dumps(result))
     return 0
 

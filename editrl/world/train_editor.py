@@ -68,7 +68,7 @@ class EditorTrainingConfig:
     vae_kl_weight: float = _key(1e-6, "Weight of the KL term (keeps the latent scale bounded).")
     # --- stage 2: transformer
     train_examples: int = _key(2000, "World train examples the transformer sees (encoded once, then sampled).")
-    steps: int = _key(1500, "Transformer optimisation steps.")
+    steps: int = _key(7000, "Transformer optimisation steps.")
     batch_size: int = _key(16, "Triples per transformer step.")
     learning_rate: float = _key(1e-3, "Peak AdamW learning rate of the transformer.")
     weight_decay: float = _key(0.0, "AdamW weight decay of the transformer.")
@@ -192,6 +192,16 @@ class EditorTrainer:
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def _step_done(self, bar, metric: str, value: float) -> None:
+        """Count the step, show and log its metric every 20 steps, checkpoint every ``checkpoint_every``."""
+        self.state["step"] += 1
+        bar.update()
+        bar.set_postfix({metric: f"{value:.4f}"})
+        if self.state["step"] % 20 == 0:
+            self._log({"stage": self.state["stage"], "step": self.state["step"], metric: value})
+        if self.state["step"] % self.config.checkpoint_every == 0:
+            self._save()
+
     def _out_of_time(self) -> bool:
         budget = self.config.max_minutes * 60
         return bool(budget) and time.monotonic() - self._start > budget
@@ -222,13 +232,7 @@ class EditorTrainer:
             self.vae_opt.zero_grad()
             loss.backward()
             self.vae_opt.step()
-            self.state["step"] += 1
-            bar.update()
-            bar.set_postfix(mse=f"{mse.item():.4f}")
-            if self.state["step"] % 20 == 0:
-                self._log({"stage": "vae", "step": self.state["step"], "mse": mse.item()})
-            if self.state["step"] % cfg.checkpoint_every == 0:
-                self._save()
+            self._step_done(bar, "mse", mse.item())
         bar.close()
         vae.eval()
         with torch.no_grad():  # FLUX-style normalisation: unit-scale latents for the flow
@@ -296,13 +300,7 @@ class EditorTrainer:
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(transformer.parameters(), cfg.max_grad_norm)
             self.opt.step()
-            self.state["step"] += 1
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if self.state["step"] % 20 == 0:
-                self._log({"stage": "transformer", "step": self.state["step"], "loss": loss.item()})
-            if self.state["step"] % cfg.checkpoint_every == 0:
-                self._save()
+            self._step_done(bar, "loss", loss.item())
         bar.close()
         transformer.eval()
         if self.state["step"] >= cfg.steps:
@@ -330,12 +328,32 @@ class EditorTrainer:
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         record = {
             "config": asdict(cfg), "stage_reached": self.state["stage"],
+            "transformer_steps": self.state["step"] if self.state["stage"] != "vae" else 0,
             "wall_minutes": round((time.monotonic() - self._start) / 60, 2),
             "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch {torch.__version__}".strip(),
         }
         (self.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         logger.info("saved the world editor to %s", folder)
         return folder
+
+
+def training_card(run: str | Path, figures: dict | None = None) -> str:
+    """TRAINING.md text for a finished run folder: config, seed, steps reached, wall time, machine, figures."""
+    import yaml
+
+    record = json.loads((Path(run) / "training.json").read_text())
+    lines = [
+        "# How the world editor was trained", "",
+        "Reproduce with `editrl world train-editor --config configs/world/editor.yaml --out runs/world-editor` "
+        "(with `OMP_NUM_THREADS=1`), then copy `runs/world-editor/model/` here.", "",
+        f"- stage reached: {record['stage_reached']} (seed {record['config']['seed']}, "
+        f"{record['config']['vae_steps']} VAE steps, {record.get('transformer_steps', record['config']['steps'])} transformer steps)",
+        f"- wall time: {record['wall_minutes']} min on {record['machine']}", "",
+        "## Config", "", "```yaml", yaml.safe_dump(record["config"], sort_keys=False).strip(), "```",
+    ]
+    if figures:
+        lines += ["", "## Oracle figures (held-out world test split)", "", "```json", json.dumps(figures, indent=2), "```"]
+    return "\n".join(lines) + "\n"
 
 
 def evaluate_editor(editor, n: int = 50, k: int = 8, seed: int = 0, num_steps: int | None = None) -> dict:

@@ -64,3 +64,35 @@ def test_config_errors_name_the_key():
         build_config(EditorTrainingConfig, {"layers": 3})
     with pytest.raises(EditRLError, match="timesteps"):
         build_config(EditorTrainingConfig, {"timesteps": "cosine"})
+
+
+def test_cli_trains_evaluates_and_writes_the_training_card(tmp_path, capsys):
+    import yaml
+
+    from editrl.cli import main
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    assert main(["world", "train-editor", "--config", str(config), "--out", str(tmp_path / "run"),
+                 "--eval-examples", "2", "--eval-k", "2", "--set", "steps=1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["oracle_worst_of_2"] <= result["oracle_1_sample"] <= result["oracle_best_of_2"] <= 1
+    card = (tmp_path / "run" / "TRAINING.md").read_text()
+    assert "steps: 1" in card and "oracle_best_of_2" in card and "wall time" in card
+
+
+def test_shipped_editor_is_small_and_loads_as_world():
+    import numpy as np
+
+    from editrl.sampler.editors import WORLD_EDITOR_DIR, load_editor
+    from editrl.world import make_examples
+
+    files = [p for p in WORLD_EDITOR_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 20 * 2**20
+    assert (WORLD_EDITOR_DIR / "TRAINING.md").is_file() and not list(WORLD_EDITOR_DIR.rglob("*.bin"))
+    editor = load_editor("world")
+    assert editor.resolution == 64
+    example = make_examples(1, seed=0, split="test")[0]
+    images = editor.sample([example.source], [example.instruction], seeds=[0, 1], num_steps=2).images
+    assert [im.size for im in images] == [(64, 64)] * 2
+    assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))  # seeds give different candidates
