@@ -237,7 +237,7 @@ def main() -> None:
                         help="T5 text length of the world editor (it is trained for 128; 512 is 3x slower)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (the hacking run's own keys win), e.g. --set learning_rate=1e-3")
-    parser.add_argument("--hacking-lr", type=float, default=3e-2)
+    parser.add_argument("--hacking-lr", type=float, default=5e-2)
     parser.add_argument("--resolution", type=int, default=512, help="flux-kontext mode only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-rl-world")
