@@ -47,3 +47,56 @@ def target_wins(reward, kind: str, n: int = 20, seed: int = 2024) -> int:
     good = reward.score(sources, instructions, [ex.target for ex in examples], batch_size=n).score
     worse = reward.score(sources, instructions, bad, batch_size=n).score
     return int((good > worse).sum())
+
+
+def contrast_candidates(example, n: int, seed: int) -> list:
+    """Two candidate edits for training the world reward, mostly differing in ONE visible factor.
+
+    - 35%: the same content (the exact target, or another content corruption 30% of the time) clean
+      vs with noise or blur;
+    - 25%: the exact target vs the unchanged source (both clean, or both with the same degradation);
+    - 40%: a random pair of ``corrupted_candidates`` (content and quality both vary).
+
+    A tiny backbone learning from scratch gets almost no signal from random pairs alone (it stays at
+    chance on them for hundreds of steps, see TRAINING.md), but learns the single-factor contrasts
+    within ~100 steps. The labels still come from the simulated annotators.
+    """
+    import random
+
+    from .datasets import CONTENT, _content, _quality, corrupted_candidates
+
+    if n != 2:
+        raise EditRLError(f"contrast_candidates makes pairs: asked for {n} candidates, expected 2")
+    rng = random.Random(f"contrast-{seed}-{example.instruction}")
+    draw = rng.random()
+    if draw < 0.35:
+        content = "exact" if rng.random() < 0.7 else rng.choice([c for c in CONTENT if c != "exact"])
+        base = _content(example, content, rng)
+        if base is None:
+            content, base = "exact", example.target
+        bad = rng.choice(["noise", "blur"])
+        pair = [(content, base), (f"{content}+{bad}", _quality(base, bad, rng))]
+    elif draw < 0.6:
+        quality = rng.choice(["clean", "clean", "noise", "blur"])
+        state = rng.getstate()
+        good = _quality(example.target, quality, rng)
+        rng.setstate(state)  # the same degradation draw on both
+        suffix = "" if quality == "clean" else f"+{quality}"
+        pair = [(f"exact{suffix}", good), (f"unchanged{suffix}", _quality(example.source, quality, rng))]
+    else:
+        return corrupted_candidates(example, 2, seed)
+    rng.shuffle(pair)
+    return pair
+
+
+def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300) -> dict[str, Path]:
+    """The data of ``configs/reward/world*.yaml``: ``out/train-contrast/train.parquet`` (``train_pairs``
+    pairs of ``contrast_candidates``, seed 0) and ``out/validation/train.parquet`` (``val_pairs`` random
+    pairs of ``corrupted_candidates``, seed 1), both in the EditReward-Data schema with annotator labels."""
+    from .datasets import make_preference_data
+
+    out = Path(out)
+    return {
+        "train": make_preference_data(out / "train-contrast", n=train_pairs, seed=0, edits=contrast_candidates),
+        "validation": make_preference_data(out / "validation", n=val_pairs, seed=1),
+    }

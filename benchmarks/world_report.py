@@ -1,0 +1,277 @@
+"""The world report: the shipped world reward and the paper's Table-4 ablation, measured against the oracle.
+
+1. A held-out benchmark (``make_benchmark``: K = 2, 3, 4 candidate groups from the world's test split,
+   seed ``--bench-seed``, 30% hard groups with small oracle gaps) is written once under ``--work``.
+2. Each pair's ground truth is the **oracle**: the candidate with the higher oracle overall value
+   (mean of instruction following and visual quality) wins; gaps below ``--oracle-tie`` are ties.
+3. The **annotator ceiling**: the benchmark's simulated three-annotator labels scored against the same
+   oracle truth, as if they were a reward (their delta is the difference of the labelled overall scores).
+4. The **shipped reward** (``load_world_reward()``) is scored on every candidate, and each **ablation
+   variant** (``configs/reward/world_ablation_*.yaml``) is trained with the same budget (``--steps``
+   optimizer steps, the same data, seed and schedule) and scored the same way.
+
+Metrics (``editrl.reward.metrics``, the paper's conventions): pairwise accuracy without ties (over
+oracle-decided pairs), pairwise accuracy with tie calibration (all pairs, best epsilon), and K-way
+group accuracy (a group counts only when all its pairs are right). Each model is also scored against
+the annotators' labels (what ``editrl reward eval`` reports on the same files).
+
+Run from the repository root (about 20 minutes on 2 CPU cores; finished pieces are reused)::
+
+    python benchmarks/world_report.py                    # shipped reward + all ablation variants
+    python benchmarks/world_report.py --steps 150        # scale the ablation budget
+    python benchmarks/world_report.py --skip-ablation    # only the shipped reward and the ceiling
+
+Prints one JSON object per line and writes ``docs/world_report.md`` and ``docs/world_report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from editrl.reward import metrics  # noqa: E402
+from editrl.reward.eval import ranking_label  # noqa: E402
+from editrl.world.reward import CORRUPTIONS, target_wins  # noqa: E402
+
+logger = logging.getLogger("world_report")
+
+VARIANTS = {  # Table 4 of the paper, plus the tie policy; name -> (loss, head, fusion, ties)
+    "I-pointwise": ("regression", "multi", "mean", "disentangle"),
+    "II-shared-mean": ("uncertainty", "shared", "mean", "disentangle"),
+    "III-multi-min": ("uncertainty", "multi", "min", "disentangle"),
+    "IV-multi-sum": ("uncertainty", "multi", "sum", "disentangle"),
+    "V-multi-mean": ("uncertainty", "multi", "mean", "disentangle"),
+    "V-multi-mean-ties-dropped": ("uncertainty", "multi", "mean", "drop"),
+}
+CONFIG_OF = {
+    "I-pointwise": "world_ablation_pointwise.yaml",
+    "II-shared-mean": "world_ablation_shared.yaml",
+    "III-multi-min": "world_ablation_min.yaml",
+    "IV-multi-sum": "world_ablation_sum.yaml",
+    "V-multi-mean": "world_ablation_mean.yaml",
+    "V-multi-mean-ties-dropped": "world_ablation_no_disentangle.yaml",
+}
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_data(work: Path, bench_groups: int, bench_seed: int) -> Path:
+    """The configs' training/validation pairs (``make_reward_data``) and the held-out benchmark, written once."""
+    from editrl.world.datasets import make_benchmark
+    from editrl.world.reward import make_reward_data
+
+    data = REPO / "runs/world-reward/data"
+    if not ((data / "train-contrast/train.parquet").is_file() and (data / "validation/train.parquet").is_file()):
+        make_reward_data(data)
+    bench = work / f"bench-seed{bench_seed}-n{bench_groups}"
+    if not all((bench / f"{k}pair.parquet").is_file() for k in (2, 3, 4)):
+        make_benchmark(bench, n_groups=bench_groups, seed=bench_seed)
+    return bench
+
+
+def read_bench(folder: Path) -> list[dict]:
+    """Every comparison of the K-pair files: k, group, images, annotator and oracle labels."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for k in (2, 3, 4):
+        for row in pq.read_table(folder / f"{k}pair.parquet").to_pylist():
+            rows.append({
+                "k": k, "group": row["id"].rsplit("_", 1)[0], "instruction": row["instruction"],
+                "source": row["source_image"]["bytes"], "a": row["candidate_1"]["bytes"], "b": row["candidate_2"]["bytes"],
+                "annotator_label": ranking_label(row["ranking"], row["id"], row["comparison_type"]),
+                "annotator_delta": float(row["score_1"] - row["score_2"]),
+                "oracle_delta": float(row["oracle_1"] - row["oracle_2"]), "hard": bool(row["hard"]),
+            })
+    return rows
+
+
+def oracle_labels(rows: list[dict], tie: float) -> np.ndarray:
+    deltas = np.array([r["oracle_delta"] for r in rows])
+    return np.where(np.abs(deltas) < tie, 0, np.sign(deltas)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- scoring and metrics
+
+
+def reward_deltas(reward, rows: list[dict], batch_size: int = 32) -> np.ndarray:
+    """score(a) - score(b) per comparison; every distinct (source, instruction, candidate) scored once."""
+    from editrl.images import load_image
+
+    keys, items = {}, []
+    def key(row, which):
+        digest = hashlib.sha1(row["source"] + row[which]).hexdigest()
+        k = (digest, row["instruction"])
+        if k not in keys:
+            keys[k] = len(items)
+            items.append((row["source"], row["instruction"], row[which]))
+        return keys[k]
+    pairs = [(key(r, "a"), key(r, "b")) for r in rows]
+    scores = np.empty(len(items))
+    chunk = 256
+    for start in range(0, len(items), chunk):
+        part = items[start: start + chunk]
+        out = reward.score([load_image(s, "source") for s, _, _ in part], [i for _, i, _ in part],
+                           [load_image(e, "edit") for _, _, e in part], batch_size=batch_size)
+        scores[start: start + len(part)] = out.score.numpy()
+    return np.array([scores[a] - scores[b] for a, b in pairs])
+
+
+def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
+    """Pairwise accuracy (with / without ties) and K = 2, 3, 4 group accuracy, all and hard groups."""
+    ks = [r["k"] for r in rows]
+    groups = [r["group"] for r in rows]
+    table = metrics.kway_accuracy(ks, groups, labels, deltas)
+    with_ties, eps = metrics.tie_calibrated_accuracy(labels, deltas)
+    hard = np.array([r["hard"] for r in rows])
+    return {
+        "pairwise_accuracy_without_ties": metrics.accuracy_without_ties(labels, deltas),
+        "pairwise_accuracy_with_ties": with_ties, "epsilon": eps,
+        "hard_pairwise_accuracy_without_ties": metrics.accuracy_without_ties(labels[hard], deltas[hard]),
+        **{f"k{k}_group_accuracy": table[f"k{k}"]["group_accuracy"] for k in (2, 3, 4)},
+        "pairs": len(rows), "oracle_decided_pairs": int((labels != 0).sum()),
+    }
+
+
+def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict) -> dict:
+    start = time.perf_counter()
+    deltas = reward_deltas(reward, rows)
+    record = {"model": name, **extra, "vs_oracle": measure(rows, truth, deltas),
+              "vs_annotators": measure(rows, annotators, deltas), "scoring_s": round(time.perf_counter() - start, 1),
+              "target_wins_of_20": {kind: target_wins(reward, kind) for kind in CORRUPTIONS}}
+    emit(record)
+    return record
+
+
+# --------------------------------------------------------------------------- ablation training
+
+
+def train_variant(name: str, steps: int, work: Path) -> tuple[Path, dict]:
+    """Train one ablation config for ``steps`` optimizer steps (resumes an interrupted run)."""
+    config = REPO / "configs/reward" / CONFIG_OF[name]
+    out = work / "ablation" / name
+    final = out / "final"
+    summary_file = out / "summary.json"
+    if not (final / "model.safetensors").is_file() or not summary_file.is_file():
+        command = [sys.executable, "-m", "editrl.cli", "reward", "train", "--config", str(config),
+                   "--set", f"output_dir={out}", "--set", f"max_steps={steps}", "--set", f"save_every={max(steps // 2, 1)}",
+                   "--set", f"eval_every={steps}", "--resume"]
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if result.returncode != 0:
+            raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+        summary["train_wall_s"] = round(time.perf_counter() - start, 1)
+        summary_file.write_text(json.dumps(summary))
+    return final, json.loads(summary_file.read_text())
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
+
+
+def markdown(records: list[dict], args, bench_info: dict) -> str:
+    head = ("| model | loss | head | fusion | ties | pairwise acc. (no ties) | pairwise acc. (tie-calibrated) | hard pairs | "
+            "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | target wins of 20 (unchanged/noise/blur) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in records:
+        o, a = r["vs_oracle"], r["vs_annotators"]
+        lines.append(f"| {r['model']} | {r.get('loss', '–')} | {r.get('head', '–')} | {r.get('fusion', '–')} | {r.get('ties', '–')} | "
+                     f"{fmt(o['pairwise_accuracy_without_ties'])} | {fmt(o['pairwise_accuracy_with_ties'])} | "
+                     f"{fmt(o['hard_pairwise_accuracy_without_ties'])} | {fmt(o['k2_group_accuracy'])} | "
+                     f"{fmt(o['k3_group_accuracy'])} | {fmt(o['k4_group_accuracy'])} | "
+                     f"{fmt(a['pairwise_accuracy_without_ties'] if r['model'] != 'annotator ceiling' else None)} | "
+                     + ("/".join(str(v) for v in r["target_wins_of_20"].values()) if "target_wins_of_20" in r else "–") + " |")
+    return (
+        "# World report: the tiny world reward against the oracle\n\n"
+        "Generated by `python benchmarks/world_report.py "
+        + " ".join(sys.argv[1:]) + "` (numbers in %; the raw JSON is in `docs/world_report.json`).\n\n"
+        f"Held-out benchmark: `make_benchmark(n_groups={args.bench_groups}, seed={args.bench_seed})` from the world's "
+        f"test split: {bench_info['pairs']} comparisons in {bench_info['groups']} groups of K = 2, 3, 4 candidates "
+        f"(30% hard groups with small oracle gaps). Truth = the oracle's ranking (mean of instruction following and visual "
+        f"quality; gaps below {args.oracle_tie} are ties: {bench_info['oracle_ties']} pairs). The annotator ceiling scores "
+        "the benchmark's own simulated three-annotator labels against the same truth. Ablation variants: "
+        f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed.\n\n"
+        + head + "\n".join(lines) + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps of every ablation variant (same budget each)")
+    parser.add_argument("--bench-groups", type=int, default=60, help="benchmark groups per K")
+    parser.add_argument("--bench-seed", type=int, default=101, help="benchmark seed (the training data uses seeds 0 and 1)")
+    parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
+    parser.add_argument("--jobs", type=int, default=2, help="ablation trainings run at once (one CPU thread each)")
+    parser.add_argument("--skip-ablation", action="store_true", help="only the shipped reward and the annotator ceiling")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation variants to run")
+    parser.add_argument("--work", default="runs/world-report", help="folder for the benchmark and the ablation runs")
+    parser.add_argument("--out", default="docs/world_report.md", help="markdown report (the JSON goes beside it)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
+    from editrl.world import load_world_reward
+    from editrl.reward.model import EditReward
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    work = REPO / args.work
+    bench = ensure_data(work, args.bench_groups, args.bench_seed)
+    rows = read_bench(bench)
+    truth = oracle_labels(rows, args.oracle_tie)
+    annotators = np.array([r["annotator_label"] for r in rows])
+    bench_info = {"pairs": len(rows), "groups": len({(r["k"], r["group"]) for r in rows}), "oracle_ties": int((truth == 0).sum())}
+    emit({"benchmark": str(bench), **bench_info})
+
+    trained = []
+    if not args.skip_ablation:  # train first: the shipped model may still be replaced meanwhile
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each training is its own process
+            trained = list(pool.map(lambda name: train_variant(name, args.steps, work), args.variants))
+    records = []
+    ceiling = {"model": "annotator ceiling", "vs_oracle": measure(rows, truth, np.array([r["annotator_delta"] for r in rows])),
+               "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows]))}
+    emit(ceiling)
+    records.append(ceiling)
+    start = time.perf_counter()
+    shipped = load_world_reward()
+    records.append(evaluate_model("shipped world reward", shipped, rows, truth, annotators,
+                                  {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
+                                   "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"}))
+    for name, (final, summary) in zip(args.variants, trained):
+        loss, head, fusion, ties = VARIANTS[name]
+        records.append(evaluate_model(name, EditReward.from_pretrained(str(final)), rows, truth, annotators, {
+            "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
+            "train_wall_s": summary.get("train_wall_s"), "config": f"configs/reward/{CONFIG_OF[name]}",
+            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}))
+    out = REPO / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown(records, args, bench_info))
+    out.with_suffix(".json").write_text(json.dumps({"benchmark": bench_info, "args": vars(args), "records": records}, indent=1) + "\n")
+    logger.info("wrote %s and %s", out, out.with_suffix(".json"))
+
+
+if __name__ == "__main__":
+    main()
