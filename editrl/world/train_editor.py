@@ -324,7 +324,10 @@ class EditorTrainer:
     def save(self, folder: Path) -> Path:
         cfg = self.config
         self.pipe.save_pretrained(folder, safe_serialization=True)
-        settings = {"resolution": cfg.resolution, "default_steps": cfg.sample_steps, "default_guidance": cfg.guidance}
+        settings = {
+            "resolution": cfg.resolution, "default_steps": cfg.sample_steps, "default_guidance": cfg.guidance,
+            "max_sequence_length": cfg.max_sequence_length,
+        }
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         record = {
             "config": asdict(cfg), "stage_reached": self.state["stage"],

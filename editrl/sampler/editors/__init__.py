@@ -9,6 +9,7 @@ tiny editor shipped in ``editrl/world/models/editor/``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtyp
     return pipe
 
 
-def _folder_settings(model: str) -> dict:
+def _folder_settings(model: str, adapter_class: type) -> dict:
+    """Settings saved beside a pipeline: any keyword option of the adapter's constructor."""
     path = Path(model) / EDITOR_SETTINGS_FILE
     if not path.is_file():
         return {}
@@ -96,7 +98,7 @@ def _folder_settings(model: str) -> dict:
         settings = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise EditRLError(f"{path}: not valid JSON ({err})") from None
-    allowed = {"resolution", "default_steps", "default_guidance"}
+    allowed = set(inspect.signature(adapter_class.__init__).parameters) - {"self", "pipe"}
     if not isinstance(settings, dict) or set(settings) - allowed:
         raise EditRLError(f"{path}: expected a JSON object with keys among {sorted(allowed)}")
     return settings
@@ -136,8 +138,9 @@ def load_editor(
         )
     device, dtype = default_device_dtype(device, dtype)
     pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype).to(device)
-    options = {**dict(spec.settings), **(_folder_settings(model) if Path(model).is_dir() else {}), **settings}
-    editor = spec.adapter_class()(pipe, **options)
+    adapter_class = spec.adapter_class()
+    options = {**dict(spec.settings), **(_folder_settings(model, adapter_class) if Path(model).is_dir() else {}), **settings}
+    editor = adapter_class(pipe, **options)
     if lora:
         editor.load_lora(lora)
     logger.info("loaded editor %s from %s: %r", name, model, editor)
