@@ -7,14 +7,10 @@ naming it (``data.train.pth``), and ``--set section.key=value`` overrides any ke
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from ..config import load_config as load_dataclass_config
 from ..errors import EditRLError
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
@@ -171,82 +167,9 @@ class RewardTrainingConfig:
             raise EditRLError(f"warmup_ratio={self.warmup_ratio}: expected 0 <= warmup_ratio < 1")
 
 
-# --------------------------------------------------------------------------- YAML <-> dataclasses
-
-
-def _dataclass_in(annotation: Any) -> type | None:
-    """The dataclass inside an annotation like ``X``, ``X | None``."""
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else (annotation,)
-    return next((a for a in args if dataclasses.is_dataclass(a)), None)
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """YAML reads ``1e-4`` as a string: convert numbers for float/int fields, and name the key on failure."""
-    args = set(typing.get_args(annotation)) or {annotation}
-    if isinstance(value, str) and (float in args or int in args) and str not in args:
-        try:
-            return int(value) if int in args and float not in args else float(value)
-        except ValueError:
-            raise EditRLError(f"config key {key}: expected a number, got {value!r}") from None
-    if isinstance(value, int) and not isinstance(value, bool) and float in args and int not in args:
-        return float(value)
-    return value
-
-
-def build_dataclass(cls: type, data: Any, prefix: str = "") -> Any:
-    """``cls(**data)`` recursively; unknown keys raise an EditRLError naming the dotted key."""
-    if dataclasses.is_dataclass(data):
-        return data
-    if not isinstance(data, dict):
-        raise EditRLError(f"config section {prefix.rstrip('.') or '<top>'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise EditRLError(f"unknown config key {prefix}{key!s}; known keys of {prefix.rstrip('.') or 'the config'}: {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        sub = _dataclass_in(hints[key])
-        if sub is not None and value is not None:
-            kwargs[key] = build_dataclass(sub, value, f"{prefix}{key}.")
-        else:
-            kwargs[key] = _coerce(value, hints[key], prefix + key)
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise EditRLError(f"config section {prefix.rstrip('.') or '<top>'}: {err}") from None
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict, in place."""
-    for item in overrides:
-        if "=" not in item:
-            raise EditRLError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=1e-5")
-        key, raw = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-            if not isinstance(node, dict):
-                raise EditRLError(f"--set {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return data
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RewardTrainingConfig:
     """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise EditRLError(f"config {str(path)!r}: no such file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise EditRLError(f"config {str(path)!r}: not valid YAML ({err})") from None
-    return build_dataclass(RewardTrainingConfig, apply_overrides(data, list(overrides)))
+    return load_dataclass_config(RewardTrainingConfig, path, overrides)
 
 
 def config_to_dict(config: RewardTrainingConfig) -> dict:

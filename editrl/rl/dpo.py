@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import EditRLError
-from .config import RLConfig, _key
+from ..config import config_field
+from .config import RLConfig
 from .lora import adapter_disabled, lora_state, swapped_lora
 from .trainer import RLTrainer
 
@@ -33,11 +34,11 @@ logger = logging.getLogger(__name__)
 class DPOConfig(RLConfig):
     """``editrl dpo`` keys (on top of ``RLConfig``)."""
 
-    beta: float = _key(100.0, "Constant DPO beta (flow_grpo uses ~100 for flows with mean-squared errors).")
-    ref_update_every: int = _key(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
+    beta: float = config_field(100.0, "Constant DPO beta (flow_grpo uses ~100 for flows with mean-squared errors).")
+    ref_update_every: int = config_field(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
                                  "online: pairs from the current policy, reference = copy of the LoRA refreshed every K iterations.")
-    timesteps_per_pair: int = _key(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
-    min_reward_gap: float = _key(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
+    timesteps_per_pair: int = config_field(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
+    min_reward_gap: float = config_field(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
 
     def validate(self) -> None:
         super().validate()

@@ -18,7 +18,8 @@ import torch
 
 from ..errors import EditRLError
 from .advantages import ADVANTAGE_MODES, compute_advantages
-from .config import RLConfig, _key
+from ..config import config_field
+from .config import RLConfig
 from .lora import adapter_disabled
 from .sde import SDE_TYPES, kl_to_reference, ode_step, sde_step
 from .trainer import RLTrainer
@@ -30,17 +31,17 @@ logger = logging.getLogger(__name__)
 class GRPOConfig(RLConfig):
     """``editrl grpo`` keys (on top of ``RLConfig``)."""
 
-    noise_level: float = _key(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
-    sde_type: str = _key("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
-    sde_window_size: int = _key(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
-    sde_window_range: list[int] | None = _key(None, "[lo, hi): steps where the window may start; null = anywhere it fits.")
-    timestep_fraction: float = _key(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
-    clip_range: float = _key(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
-    kl_beta: float = _key(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
-    advantage_mode: str = _key("group", "Reward normalisation: group (per-group mean/std) | batch (global mean/std).")
-    advantage_clip: float = _key(5.0, "Advantages are clipped to [-c, c].")
-    min_group_std: float = _key(1e-4, "Groups whose reward std is below this are dropped (no signal).")
-    num_minibatches: int = _key(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
+    noise_level: float = config_field(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
+    sde_type: str = config_field("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
+    sde_window_size: int = config_field(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
+    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps where the window may start; null = anywhere it fits.")
+    timestep_fraction: float = config_field(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
+    clip_range: float = config_field(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
+    kl_beta: float = config_field(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
+    advantage_mode: str = config_field("group", "Reward normalisation: group (per-group mean/std) | batch (global mean/std).")
+    advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
+    min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
+    num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
 
     def validate(self) -> None:
         super().validate()

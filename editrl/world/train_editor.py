@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import EditRLError
-from ..rl.config import _key
+from ..config import config_field
 from .examples import make_examples
 
 logger = logging.getLogger(__name__)
@@ -48,43 +48,43 @@ SETTINGS_FILE = "editrl_editor.json"  # read by editrl.sampler.editors.load_edit
 class EditorTrainingConfig:
     """Every key of ``editrl world train-editor --config``; the defaults are the shipped editor's."""
 
-    seed: int = _key(0, "Seed of the model initialisation, data, crops, noise and timesteps.")
-    resolution: int = _key(64, "Image side in pixels (a multiple of 8 with the scale-factor-4 VAE).")
+    seed: int = config_field(0, "Seed of the model initialisation, data, crops, noise and timesteps.")
+    resolution: int = config_field(64, "Image side in pixels (a multiple of 8 with the scale-factor-4 VAE).")
     # --- architecture
-    num_layers: int = _key(1, "Double-stream (text | image) transformer blocks.")
-    num_single_layers: int = _key(2, "Single-stream transformer blocks.")
-    num_attention_heads: int = _key(2, "Attention heads; hidden size = heads x head dim.")
-    attention_head_dim: int = _key(32, "Attention head dimension (a multiple of 4 for the 3-axis RoPE).")
-    latent_channels: int = _key(16, "VAE latent channels (transformer in_channels = 4 x this after 2x2 packing).")
-    vae_channels: list[int] = _key([16, 32, 32], "VAE block widths; len - 1 downsamplings (3 blocks: scale factor 4).")
+    num_layers: int = config_field(1, "Double-stream (text | image) transformer blocks.")
+    num_single_layers: int = config_field(2, "Single-stream transformer blocks.")
+    num_attention_heads: int = config_field(2, "Attention heads; hidden size = heads x head dim.")
+    attention_head_dim: int = config_field(32, "Attention head dimension (a multiple of 4 for the 3-axis RoPE).")
+    latent_channels: int = config_field(16, "VAE latent channels (transformer in_channels = 4 x this after 2x2 packing).")
+    vae_channels: list[int] = config_field([16, 32, 32], "VAE block widths; len - 1 downsamplings (3 blocks: scale factor 4).")
     # --- stage 1: VAE
-    vae_steps: int = _key(1500, "VAE reconstruction steps (0 keeps the random VAE).")
-    vae_batch_size: int = _key(16, "Images per VAE step.")
-    vae_crop: int = _key(32, "Side of the random crops the VAE trains on (0 = whole images).")
-    vae_learning_rate: float = _key(6e-3, "Peak AdamW learning rate of the VAE (5% warm-up, cosine decay).")
-    vae_foreground_weight: float = _key(5.0, "Extra loss weight of object pixels (objects cover ~8% of an image; "
+    vae_steps: int = config_field(1500, "VAE reconstruction steps (0 keeps the random VAE).")
+    vae_batch_size: int = config_field(16, "Images per VAE step.")
+    vae_crop: int = config_field(32, "Side of the random crops the VAE trains on (0 = whole images).")
+    vae_learning_rate: float = config_field(6e-3, "Peak AdamW learning rate of the VAE (5% warm-up, cosine decay).")
+    vae_foreground_weight: float = config_field(5.0, "Extra loss weight of object pixels (objects cover ~8% of an image; "
                                         "without it the VAE learns backgrounds first and object colours very late).")
-    vae_l1_weight: float = _key(1.0, "Weight of the L1 term added to the MSE (sharper flat colours).")
-    vae_kl_weight: float = _key(1e-6, "Weight of the KL term (keeps the latent scale bounded).")
+    vae_l1_weight: float = config_field(1.0, "Weight of the L1 term added to the MSE (sharper flat colours).")
+    vae_kl_weight: float = config_field(1e-6, "Weight of the KL term (keeps the latent scale bounded).")
     # --- stage 2: transformer
-    train_examples: int = _key(2000, "World train examples the transformer sees (encoded once, then sampled).")
-    steps: int = _key(7000, "Transformer optimisation steps.")
-    batch_size: int = _key(16, "Triples per transformer step.")
-    learning_rate: float = _key(1e-3, "Peak AdamW learning rate of the transformer.")
-    weight_decay: float = _key(0.0, "AdamW weight decay of the transformer.")
-    warmup_steps: int = _key(50, "Linear warm-up steps, then cosine decay to 10% of the peak.")
-    max_grad_norm: float = _key(1.0, "Gradient clipping norm (0 = off).")
-    timesteps: str = _key("logit-normal", "Flow-time sampling: logit-normal (SD3 / FLUX training) or uniform.")
-    max_sequence_length: int = _key(128, "T5 text length (padded) of most training steps; world instructions are under 100 bytes.")
-    long_text_probability: float = _key(0.1, "Share of steps padded to long_text_length instead, so the editor also works "
+    train_examples: int = config_field(2000, "World train examples the transformer sees (encoded once, then sampled).")
+    steps: int = config_field(7000, "Transformer optimisation steps.")
+    batch_size: int = config_field(16, "Triples per transformer step.")
+    learning_rate: float = config_field(1e-3, "Peak AdamW learning rate of the transformer.")
+    weight_decay: float = config_field(0.0, "AdamW weight decay of the transformer.")
+    warmup_steps: int = config_field(50, "Linear warm-up steps, then cosine decay to 10% of the peak.")
+    max_grad_norm: float = config_field(1.0, "Gradient clipping norm (0 = off).")
+    timesteps: str = config_field("logit-normal", "Flow-time sampling: logit-normal (SD3 / FLUX training) or uniform.")
+    max_sequence_length: int = config_field(128, "T5 text length (padded) of most training steps; world instructions are under 100 bytes.")
+    long_text_probability: float = config_field(0.1, "Share of steps padded to long_text_length instead, so the editor also works "
                                         "when loaded with Kontext's default length (FLUX has no text attention mask).")
-    long_text_length: int = _key(512, "The long text length (FluxKontextEditor's default).")
-    long_text_examples: int = _key(300, "How many of the train examples are also encoded at long_text_length.")
-    guidance: float = _key(2.5, "Guidance value fed to the guidance embedding in training and saved as the default.")
-    sample_steps: int = _key(8, "Default Euler steps of the saved editor.")
+    long_text_length: int = config_field(512, "The long text length (FluxKontextEditor's default).")
+    long_text_examples: int = config_field(300, "How many of the train examples are also encoded at long_text_length.")
+    guidance: float = config_field(2.5, "Guidance value fed to the guidance embedding in training and saved as the default.")
+    sample_steps: int = config_field(8, "Default Euler steps of the saved editor.")
     # --- bookkeeping
-    checkpoint_every: int = _key(100, "Checkpoint every N steps of either stage (and at the end).")
-    max_minutes: float = _key(0.0, "Wall-clock budget for both stages; when spent, training stops early and saves (0 = none).")
+    checkpoint_every: int = config_field(100, "Checkpoint every N steps of either stage (and at the end).")
+    max_minutes: float = config_field(0.0, "Wall-clock budget for both stages; when spent, training stops early and saves (0 = none).")
 
     def validate(self) -> None:
         for name in ("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels", "train_examples",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from editrl.errors import EditRLError
-from editrl.rl.config import build_config
+from editrl.config import build_dataclass as build_config
 from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
 
 TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
@@ -26,10 +26,13 @@ def test_trains_saves_and_loads_as_the_world_editor(tmp_path):
     assert vae.shift_factor != 0.0 and vae.scaling_factor != 1.0  # latents normalised after the VAE stage
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()] if (tmp_path / "log.jsonl").exists() else []
     assert all(r["stage"] in ("vae", "transformer") for r in log)
-    assert json.loads((folder / "editrl_editor.json").read_text()) == {"resolution": 64, "default_steps": 2, "default_guidance": 2.5}
+    assert json.loads((folder / "editrl_editor.json").read_text()) == {
+        "resolution": 64, "default_steps": 2, "default_guidance": 2.5, "max_sequence_length": config.max_sequence_length,
+    }
     assert list(folder.glob("transformer/*.safetensors")) and not list(folder.rglob("*.bin"))
     editor = load_editor("world", model=str(folder))
     assert editor.resolution == 64 and editor.default_steps == 2
+    assert editor.max_sequence_length == config.max_sequence_length  # the text length it was trained with
     result = editor.sample([trainer.pipe.image_processor.postprocess(torch.zeros(1, 3, 64, 64), output_type="pil")[0]],
                            ["make the background black"], seeds=[0, 1])
     assert len(result.images) == 2 and result.images[0].size == (64, 64)
@@ -60,7 +63,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
 def test_config_errors_name_the_key():
     with pytest.raises(EditRLError, match="attention_head_dim"):
         build_config(EditorTrainingConfig, {"attention_head_dim": 6})
-    with pytest.raises(EditRLError, match="unknown key"):
+    with pytest.raises(EditRLError, match="unknown config key layers"):
         build_config(EditorTrainingConfig, {"layers": 3})
     with pytest.raises(EditRLError, match="timesteps"):
         build_config(EditorTrainingConfig, {"timesteps": "cosine"})

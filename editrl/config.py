@@ -1,0 +1,135 @@
+"""Dataclass configs from YAML plus ``--set key=value`` overrides, shared by every trainer.
+
+Each trainer (reward training, GRPO, DPO, the world editor) describes its keys as a dataclass,
+possibly with nested dataclass sections. Loading is strict: an unknown key or a value of the wrong
+type stops with an ``EditRLError`` naming the dotted key, so a typo never silently falls back to a
+default. A config class may define ``validate()`` for checks across keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import EditRLError
+
+C = TypeVar("C")
+
+
+def config_field(default, help: str, **kwargs):
+    """A config key with its documentation (``metadata["help"]``); list/dict defaults are copied per instance."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _is_union(annotation: Any) -> bool:
+    return isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+
+
+def _dataclass_in(annotation: Any) -> type | None:
+    """The dataclass inside an annotation like ``X`` or ``X | None``."""
+    options = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    return next((a for a in options if dataclasses.is_dataclass(a)), None)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check a YAML value against the field's type; YAML reads ``1e-4`` as a string, so numbers are converted."""
+    if annotation is Any:
+        return value
+    if _is_union(annotation):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in (a for a in options if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except EditRLError:
+                continue
+        raise EditRLError(f"config key {key}: expected {annotation}, got {value!r}")
+    expected = typing.get_origin(annotation) or annotation
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is float and (is_number or isinstance(value, str)):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif expected is int and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif expected in (list, tuple) and isinstance(value, (list, tuple)):
+        return expected(value)
+    elif expected in (bool, str, dict) and isinstance(value, expected):
+        return value
+    name = getattr(expected, "__name__", str(expected))
+    raise EditRLError(f"config key {key}: expected {'a number' if expected in (int, float) else name}, got {value!r}")
+
+
+def build_dataclass(cls: type[C], data: Any, prefix: str = "") -> C:
+    """``cls(**data)`` recursively through nested sections, strictly typed, then ``validate()``."""
+    if dataclasses.is_dataclass(data):
+        return data
+    section = prefix.rstrip(".") or "the config"
+    if not isinstance(data, dict):
+        raise EditRLError(f"config section {section}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in data if key not in names]
+    if unknown:
+        raise EditRLError(f"unknown config key {prefix}{unknown[0]}; known keys of {section}: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        sub = _dataclass_in(hints[key])
+        if sub is not None and value is not None:
+            kwargs[key] = build_dataclass(sub, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, hints[key], prefix + key)
+    try:
+        config = cls(**kwargs)
+    except TypeError as err:
+        raise EditRLError(f"config section {section}: {err}") from None
+    if hasattr(config, "validate"):
+        config.validate()
+    return config
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides or ():
+        if "=" not in item:
+            raise EditRLError(f"--set {item!r}: expected key=value, e.g. --set learning_rate=1e-5")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise EditRLError(f"--set {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
+    """``cls`` from a YAML file (or its defaults when ``path`` is None), then ``--set`` overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise EditRLError(f"config {str(path)!r}: no such file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise EditRLError(f"config {str(path)!r}: not valid YAML ({err})") from None
+        if not isinstance(data, dict):
+            raise EditRLError(f"config {str(path)!r}: expected a mapping of keys to values")
+    return build_dataclass(cls, apply_overrides(data, list(overrides or ())))
