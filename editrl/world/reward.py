@@ -89,14 +89,42 @@ def contrast_candidates(example, n: int, seed: int) -> list:
     return pair
 
 
-def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300) -> dict[str, Path]:
-    """The data of ``configs/reward/world*.yaml``: ``out/train-contrast/train.parquet`` (``train_pairs``
-    pairs of ``contrast_candidates``, seed 0) and ``out/validation/train.parquet`` (``val_pairs`` random
-    pairs of ``corrupted_candidates``, seed 1), both in the EditReward-Data schema with annotator labels."""
+def editor_pair_candidates(editor, steps: int | None = None):
+    """Candidates from the world editor's own samples: half of the pairs are two editor samples (two
+    seeds), half an editor sample against a random ``corrupted_candidates`` edit."""
+    import random
+
+    from .datasets import corrupted_candidates
+
+    def candidates(example, n: int, seed: int) -> list:
+        if n != 2:
+            raise EditRLError(f"editor_pair_candidates makes pairs: asked for {n} candidates, expected 2")
+        two = random.Random(f"editor-{seed}").random() < 0.5
+        images = editor.sample([example.source] * (1 + two), [example.instruction] * (1 + two),
+                               [2 * seed, 2 * seed + 1][: 1 + two], num_steps=steps).images
+        pair = [("editor-0", images[0])]
+        pair.append(("editor-1", images[1]) if two else corrupted_candidates(example, 1, seed)[0])
+        return pair
+
+    return candidates
+
+
+def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300, editor_pairs: int = 0) -> dict[str, Path]:
+    """The data of ``configs/reward/world*.yaml`` in the EditReward-Data schema with annotator labels:
+    ``out/train-contrast/train.parquet`` (``train_pairs`` pairs of ``contrast_candidates``, seed 0),
+    ``out/validation/train.parquet`` (``val_pairs`` random pairs of ``corrupted_candidates``, seed 1) and,
+    with ``editor_pairs`` > 0, ``out/train-contrast/editor/train.parquet``: pairs of the shipped world
+    editor's samples (``editor_pair_candidates``, seed 2), read together with the contrast pairs."""
     from .datasets import make_preference_data
 
     out = Path(out)
-    return {
+    paths = {
         "train": make_preference_data(out / "train-contrast", n=train_pairs, seed=0, edits=contrast_candidates),
         "validation": make_preference_data(out / "validation", n=val_pairs, seed=1),
     }
+    if editor_pairs:
+        from ..sampler.editors import load_editor
+
+        paths["editor"] = make_preference_data(out / "train-contrast" / "editor", n=editor_pairs, seed=2,
+                                               edits=editor_pair_candidates(load_editor("world")))
+    return paths

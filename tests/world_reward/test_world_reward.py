@@ -87,3 +87,20 @@ def test_ablation_configs_differ_from_the_shipped_one_in_one_choice():
         if change is not None:
             section, key, value = change
             assert getattr(getattr(variant, section), key) == value != getattr(getattr(shipped, section), key)
+
+
+def test_reward_training_candidates():
+    """contrast_candidates pairs differ in one visible factor; editor pairs come from the shipped editor."""
+    from editrl.sampler.editors import load_editor
+    from editrl.world.datasets import preference_rows
+    from editrl.world.reward import contrast_candidates, editor_pair_candidates
+
+    examples = make_examples(12, seed=3)
+    for i, ex in enumerate(examples):
+        (name_a, a), (name_b, b) = contrast_candidates(ex, 2, i)
+        assert name_a != name_b and a.size == b.size == ex.source.size
+    with pytest.raises(EditRLError, match="expected 2"):
+        contrast_candidates(examples[0], 3, 0)
+    rows = preference_rows(4, seed=2, edits=editor_pair_candidates(load_editor("world"), steps=2))
+    assert all(r["left_model"] == "editor-0" for r in rows)
+    assert all(1 <= r[f"{side}_instruction_following_score"] <= 4 for r in rows for side in ("left", "right"))
