@@ -190,6 +190,32 @@ def fmt(value) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}"
 
 
+PAPER_COMPARISONS = [  # (claim, better variant, worse variant); Table 4 / section 3.3 of the paper
+    ("pairwise uncertainty loss beats pointwise regression (V > I)", "V-multi-mean", "I-pointwise"),
+    ("multiple heads beat a shared head (V > II)", "V-multi-mean", "II-shared-mean"),
+    ("mean fusion beats min fusion (V > III)", "V-multi-mean", "III-multi-min"),
+    ("mean fusion beats sum fusion (V > IV)", "V-multi-mean", "IV-multi-sum"),
+    ("tie disentangling beats dropping ties", "V-multi-mean", "V-multi-mean-ties-dropped"),
+]
+
+
+def comparisons(records: list[dict]) -> list[dict]:
+    """Each paper claim on oracle pairwise accuracy (no ties): the difference and whether it exceeds two
+    standard errors of a difference of two binomial accuracies (both models see the same pairs)."""
+    by_name = {r["model"]: r["vs_oracle"] for r in records}
+    out = []
+    for claim, better, worse in PAPER_COMPARISONS:
+        if better not in by_name or worse not in by_name:
+            out.append({"claim": claim, "verdict": "not run"})
+            continue
+        a, b = by_name[better]["pairwise_accuracy_without_ties"], by_name[worse]["pairwise_accuracy_without_ties"]
+        n = by_name[better]["oracle_decided_pairs"]
+        se = float(np.sqrt((a * (1 - a) + b * (1 - b)) / n))
+        verdict = "reproduces" if a - b > 2 * se else "reversed" if b - a > 2 * se else "not separable (within 2 SE)"
+        out.append({"claim": claim, "difference": a - b, "two_se": 2 * se, "verdict": verdict})
+    return out
+
+
 def markdown(records: list[dict], args, bench_info: dict) -> str:
     head = ("| model | loss | head | fusion | ties | pairwise acc. (no ties) | pairwise acc. (tie-calibrated) | hard pairs | "
             "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | target wins of 20 (unchanged/noise/blur) |\n"
@@ -213,7 +239,10 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         f"quality; gaps below {args.oracle_tie} are ties: {bench_info['oracle_ties']} pairs). The annotator ceiling scores "
         "the benchmark's own simulated three-annotator labels against the same truth. Ablation variants: "
         f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed.\n\n"
-        + head + "\n".join(lines) + "\n"
+        + head + "\n".join(lines) + "\n\n## The paper's Table-4 claims in the world\n\n"
+        "| claim | difference (points, oracle pairwise acc.) | 2 SE | verdict |\n|---|---|---|---|\n"
+        + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | {100 * c['two_se']:.1f} | {c['verdict']} |" if "difference" in c
+                    else f"| {c['claim']} | – | – | {c['verdict']} |" for c in comparisons(records)) + "\n"
     )
 
 
@@ -269,7 +298,11 @@ def main() -> None:
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(records, args, bench_info))
-    out.with_suffix(".json").write_text(json.dumps({"benchmark": bench_info, "args": vars(args), "records": records}, indent=1) + "\n")
+    claims = comparisons(records)
+    for claim in claims:
+        emit(claim)
+    out.with_suffix(".json").write_text(json.dumps({"benchmark": bench_info, "args": vars(args), "records": records,
+                                                    "claims": claims}, indent=1) + "\n")
     logger.info("wrote %s and %s", out, out.with_suffix(".json"))
 
 
