@@ -216,6 +216,21 @@ def comparisons(records: list[dict]) -> list[dict]:
     return out
 
 
+def chance_note(records: list[dict]) -> str:
+    """Say so when no ablation variant is above chance: then the verdicts compare noise (one seed each)."""
+    variants = [r for r in records if r["model"] in VARIANTS]
+    if not variants:
+        return ""
+    n = variants[0]["vs_oracle"]["oracle_decided_pairs"]
+    two_se = 2 * float(np.sqrt(0.25 / n))
+    above = [r["model"] for r in variants if r["vs_oracle"]["pairwise_accuracy_without_ties"] - 0.5 > two_se]
+    if above:
+        return f"\nAbove chance (50% + 2 SE = {100 * (0.5 + two_se):.1f}%) at this budget: {', '.join(above)}.\n"
+    return (f"\nAt this budget no ablation variant is above chance (50% + 2 SE = {100 * (0.5 + two_se):.1f}%): the "
+            "verdicts compare models that have not learned the task yet (one seed each), so they neither confirm nor "
+            "refute the paper; rerun with a larger --steps.\n")
+
+
 def markdown(records: list[dict], args, bench_info: dict) -> str:
     head = ("| model | loss | head | fusion | ties | pairwise acc. (no ties) | pairwise acc. (tie-calibrated) | hard pairs | "
             "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | target wins of 20 (unchanged/noise/blur) |\n"
@@ -238,11 +253,15 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         f"(30% hard groups with small oracle gaps). Truth = the oracle's ranking (mean of instruction following and visual "
         f"quality; gaps below {args.oracle_tie} are ties: {bench_info['oracle_ties']} pairs). The annotator ceiling scores "
         "the benchmark's own simulated three-annotator labels against the same truth. Ablation variants: "
-        f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed.\n\n"
+        f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed "
+        "(the shipped model: the V recipe trained longer, see its TRAINING.md). Variants missing from the table were "
+        "not run. 'target wins': of 20 held-out examples, how often the exact target outscores the unchanged source / "
+        "the target with noise / with blur.\n\n"
         + head + "\n".join(lines) + "\n\n## The paper's Table-4 claims in the world\n\n"
         "| claim | difference (points, oracle pairwise acc.) | 2 SE | verdict |\n|---|---|---|---|\n"
         + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | {100 * c['two_se']:.1f} | {c['verdict']} |" if "difference" in c
                     else f"| {c['claim']} | – | – | {c['verdict']} |" for c in comparisons(records)) + "\n"
+        + chance_note(records)
     )
 
 
