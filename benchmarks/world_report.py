@@ -18,7 +18,7 @@ the annotators' labels (what ``editrl reward eval`` reports on the same files).
 Run from the repository root (about 20 minutes on 2 CPU cores; finished pieces are reused)::
 
     python benchmarks/world_report.py                    # shipped reward + all ablation variants
-    python benchmarks/world_report.py --steps 150        # scale the ablation budget
+    python benchmarks/world_report.py --steps 1000       # a larger ablation budget
     python benchmarks/world_report.py --skip-ablation    # only the shipped reward and the ceiling
 
 Prints one JSON object per line and writes ``docs/world_report.md`` and ``docs/world_report.json``.
@@ -267,7 +267,7 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=200, help="optimizer steps of every ablation variant (same budget each)")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps of every ablation variant (same budget each)")
     parser.add_argument("--bench-groups", type=int, default=60, help="benchmark groups per K")
     parser.add_argument("--bench-seed", type=int, default=101, help="benchmark seed (the training data uses seeds 0 and 1)")
     parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
