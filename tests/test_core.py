@@ -40,3 +40,18 @@ def test_bad_inputs_name_the_input(tmp_path):
         load_image(np.full((4, 4, 3), -1.0), "x")
     with pytest.raises(EditRLError, match="instructions\\[1\\]: expected a non-empty"):
         check_instruction("  ", "instructions[1]")
+
+
+def test_reward_output_select_and_records():
+    import torch
+
+    from editrl.reward import RewardOutput
+
+    out = RewardOutput(mu=torch.tensor([[1.0, 2.0], [3.0, 4.0]]), sigma=torch.ones(2, 2), score=torch.tensor([1.5, 3.5]),
+                       score_sigma=torch.zeros(2))
+    one = out.select(1)
+    assert len(one) == 1 and one.mu.tolist() == [[3.0, 4.0]] and one.score.tolist() == [3.5]
+    both = RewardOutput.cat([out.select(1), out.select(0)])
+    assert both.score.tolist() == [3.5, 1.5]
+    assert out.to_records()[0] == {"score": 1.5, "score_sigma": 0.0, "mu_instruction_following": 1.0,
+                                   "sigma_instruction_following": 1.0, "mu_visual_quality": 2.0, "sigma_visual_quality": 1.0}

@@ -46,6 +46,12 @@ class RewardOutput:
             records.append(record)
         return records
 
+    def select(self, index: int | slice | list[int] | torch.Tensor) -> "RewardOutput":
+        """The rows ``index`` (an int keeps its batch dimension: one row of a batch is a batch of one)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return RewardOutput(self.mu[index], self.sigma[index], self.score[index], self.score_sigma[index], self.dimensions)
+
     @staticmethod
     def cat(outputs: Sequence["RewardOutput"]) -> "RewardOutput":
         if not outputs:

@@ -337,7 +337,7 @@ class Batcher:
         fails only its own request."""
         try:
             out = self._score([i.source for i in batch], [i.instruction for i in batch], [i.edit for i in batch])
-            return [_row(out, k) for k in range(len(batch))]
+            return [out.select(k) for k in range(len(batch))]
         except Exception as err:  # noqa: BLE001 - isolated below
             if len(batch) == 1:
                 return [_as_http_error(err)]
@@ -351,13 +351,6 @@ class Batcher:
 
     def _score(self, sources, instructions, edits) -> RewardOutput:
         return self.reward.score(sources, instructions, edits, batch_size=self.config.max_batch)
-
-
-def _row(output: RewardOutput, k: int) -> RewardOutput:
-    return RewardOutput(
-        mu=output.mu[k : k + 1], sigma=output.sigma[k : k + 1], score=output.score[k : k + 1],
-        score_sigma=output.score_sigma[k : k + 1], dimensions=output.dimensions,
-    )
 
 
 def _as_http_error(err: Exception) -> HTTPException:

@@ -175,7 +175,7 @@ def run_search(
                 for j in dropped.tolist():
                     index = int(live[j])
                     done[index] = Trajectory(
-                        index, seeds[index], previews[j].cpu(), images[j], _row(out, j), float(values[j]),
+                        index, seeds[index], previews[j].cpu(), images[j], out.select(j), float(values[j]),
                         steps=step, nfe=(step + 1) * step_nfe, pruned_at=step, preview_values=preview_values[index],
                     )
                 kept = kept.sort().values  # keep seed order among survivors
@@ -188,11 +188,7 @@ def run_search(
         values = selection_values(out, select, k)
     for j, index in enumerate(live.tolist()):
         done[index] = Trajectory(
-            index, seeds[index], x[j].cpu(), images[j], _row(out, j), float(values[j]),
+            index, seeds[index], x[j].cpu(), images[j], out.select(j), float(values[j]),
             steps=total_steps, nfe=total_steps * step_nfe, preview_values=preview_values[index],
         )
     return SearchResult([done[i] for i in range(len(seeds))], nfe=nfe, reward_calls=reward_calls)
-
-
-def _row(out: RewardOutput, j: int) -> RewardOutput:
-    return RewardOutput(out.mu[j : j + 1], out.sigma[j : j + 1], out.score[j : j + 1], out.score_sigma[j : j + 1], out.dimensions)
