@@ -10,10 +10,24 @@ step). All tensor layouts come from the pipeline's own helpers (``encode_prompt`
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from PIL import Image
 
 from .base import EditCondition, PackedFlowEditor
+
+
+class _DropClipTruncationWarning(logging.Filter):
+    """FLUX reads only CLIP's pooled embedding; the full instruction reaches the model through T5, so
+    CLIP's 77-token cut is by design. diffusers warns about it on every call (with the cut text),
+    which floods best-of-N and RL logs, so that one message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "truncated because CLIP can only handle" not in record.getMessage()
+
+
+logging.getLogger("diffusers.pipelines.flux.pipeline_flux_kontext").addFilter(_DropClipTruncationWarning())
 
 
 class FluxKontextEditor(PackedFlowEditor):
