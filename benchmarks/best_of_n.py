@@ -41,7 +41,6 @@ from tqdm.auto import tqdm
 
 from editrl.sampler.editors import Editor, load_editor
 from editrl.sampler.search import HalvingConfig, run_search
-from editrl.sampler.selection import selection_values
 
 logger = logging.getLogger("benchmarks.best_of_n")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -149,7 +148,7 @@ def load_done(path: Path, key: str) -> dict[int, dict]:
 
 
 def run_world(args) -> None:
-    from editrl.rl.rewards import build_reward
+    from editrl.reward.specs import build_reward
     from editrl.world import Oracle, make_examples
 
     editor = load_editor(args.editor, model=args.model, device=args.device)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from editrl.reward.output import RewardOutput  # noqa: E402
 from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config  # noqa: E402
-from editrl.rl.rewards import build_reward  # noqa: E402
+from editrl.reward.specs import build_reward  # noqa: E402
 
 
 def emit(record: dict) -> None:

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..errors import EditRLError
-    from ..rl.rewards import build_reward
+    from ..reward.specs import build_reward
     from ..sampler.best_of_n import best_of_n
     from ..sampler.editors import load_editor
     from ..sampler.search import HalvingConfig

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import build_demo, launch, world_examples
-    from ..rl.rewards import build_reward
+    from ..reward.specs import build_reward
     from ..sampler.editors import load_editor
 
     names = args.editor or ["world"]

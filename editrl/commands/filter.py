@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..filter import FilterConfig, filter_dataset, process_state
-    from ..rl.rewards import build_reward
+    from ..reward.specs import build_reward
 
     config = FilterConfig(
         data=args.data, out=args.out, by=args.by, top_k=args.top_k, top_fraction=args.top_fraction,

@@ -4,7 +4,8 @@ from .config import RLConfig, load_config
 from .dpo import DPOConfig, DPOTrainer
 from .grpo import GRPOConfig, GRPOTrainer
 from .monitor import HackingMonitor
-from .rewards import WeightedReward, build_reward
+from ..reward.specs import build_reward
+from .rewards import WeightedReward
 
 __all__ = [
     "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "HackingMonitor", "RLConfig", "WeightedReward",

@@ -1,20 +1,10 @@
-"""Rewards for RL: build one from a short spec, and mix several with weights.
+"""Several rewards mixed with weights (the ``rewards: {spec: weight}`` key of the RL configs).
 
-A spec is one string:
-
-- ``"world"``: the world's shipped EditReward model (``editrl.world.load_world_reward``);
-- ``"oracle"``: the world's exact oracle (``editrl.world.Oracle``);
-- ``"http://host:port"`` / ``"https://..."``: a remote ``editrl reward serve`` (``RemoteReward``);
-- ``"package.module:Name"``: a custom ``RewardFunction`` class (or factory) called with no arguments;
-- anything else: an EditReward folder or Hub id (``EditReward.from_pretrained``).
-
-Each is imported only when asked for, so a run with the oracle needs no reward model.
+Each spec is built by ``editrl.reward.specs.build_reward``.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -22,37 +12,7 @@ import torch
 from ..errors import EditRLError
 from ..images import ImageLike
 from ..reward.output import RewardFunction, RewardOutput
-
-
-def build_reward(spec: str, device: str | torch.device | None = None) -> RewardFunction:
-    """The ``RewardFunction`` a spec names (see the module docstring)."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise EditRLError(f"reward spec: expected 'world', 'oracle', an http(s) URL or an EditReward path, got {spec!r}")
-    if spec == "oracle":
-        from ..world import Oracle
-
-        return Oracle()
-    if spec == "world":
-        from ..world import load_world_reward
-
-        return load_world_reward()
-    if spec.startswith(("http://", "https://")):
-        from ..reward.client import RemoteReward
-
-        return RemoteReward(spec)
-    if ":" in spec and not Path(spec).exists():
-        module, _, name = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as err:
-            raise EditRLError(f"reward spec {spec!r}: cannot import {name} from {module} ({err})") from None
-        reward = factory()
-        if not isinstance(reward, RewardFunction):
-            raise EditRLError(f"reward spec {spec!r}: {name}() has no score(sources, instructions, edits) method")
-        return reward
-    from ..reward import EditReward
-
-    return EditReward.from_pretrained(spec, device=device)
+from ..reward.specs import build_reward
 
 
 class WeightedReward:

@@ -29,7 +29,8 @@ from ..reward.output import RewardFunction
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
-from .rewards import WeightedReward, build_reward, build_weighted_reward
+from ..reward.specs import build_reward
+from .rewards import WeightedReward, build_weighted_reward
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Every shipped config parses and validates; tiny configs build their model; bad keys are named."""
 
-from pathlib import Path
 
 import pytest
 import yaml

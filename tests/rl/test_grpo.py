@@ -8,7 +8,6 @@ from editrl.errors import EditRLError
 from editrl.rl import GRPOConfig, GRPOTrainer
 from editrl.rl.grpo import grpo_loss
 from editrl.rl.lora import lora_state
-from editrl.rl.sde import sde_step
 
 
 def _trainer(tiny_editor, prompts, tmp_path, **overrides):

@@ -5,7 +5,8 @@ from toys import Brightness, Darkness
 
 from editrl.errors import EditRLError
 from editrl.reward.output import RewardFunction
-from editrl.rl.rewards import WeightedReward, build_reward, build_weighted_reward
+from editrl.reward.specs import build_reward
+from editrl.rl.rewards import WeightedReward, build_weighted_reward
 
 
 def test_weighted_mix_sums_scores_and_keeps_components():

@@ -33,7 +33,7 @@ def reward_from_args(args: argparse.Namespace):
 
         dtype = getattr(torch, args.dtype) if args.dtype else None
         return EditReward.from_pretrained(args.model, base_model=args.base_model, device=device, dtype=dtype)
-    from ...rl.rewards import build_reward
+    from ...reward.specs import build_reward
 
     try:
         return build_reward(args.model, device=device)

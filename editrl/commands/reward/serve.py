@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...reward.serve import ServeConfig, serve
-    from ...rl.rewards import build_reward
+    from ...reward.specs import build_reward
 
     config = ServeConfig(
         host=args.host, port=args.port, token=args.token, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
