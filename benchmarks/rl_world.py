@@ -57,8 +57,9 @@ def run_world(args) -> None:
 
     def editor():
         settings = {"default_steps": args.eval_steps} if args.eval_steps else {}
-        return load_editor("world", model=args.editor_model, device="cpu", max_sequence_length=args.max_sequence_length,
-                           **settings)
+        if args.max_sequence_length:
+            settings["max_sequence_length"] = args.max_sequence_length
+        return load_editor("world", model=args.editor_model, device="cpu", **settings)
 
     # the world configs' own settings unless overridden here (every run sees the same number of images)
     given = {"num_iterations": args.iterations, "groups_per_step": args.groups, "group_size": args.k,
@@ -233,8 +234,8 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--eval-steps", type=int, default=None, help="sampling steps at evaluation (default: editor's)")
-    parser.add_argument("--max-sequence-length", type=int, default=128,
-                        help="T5 text length of the world editor (it is trained for 128; 512 is 3x slower)")
+    parser.add_argument("--max-sequence-length", type=int, default=None,
+                        help="T5 text length of the world editor (default: the length it was trained with)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (the hacking run's own keys win), e.g. --set learning_rate=1e-3")
     parser.add_argument("--hacking-lr", type=float, default=5e-2)

@@ -80,6 +80,13 @@ def ensure_data(work: Path, bench_groups: int, bench_seed: int) -> Path:
     data = REPO / "runs/world-reward/data"
     if not ((data / "train-contrast/train.parquet").is_file() and (data / "validation/train.parquet").is_file()):
         make_reward_data(data)
+    if not (data / "validation-editor/train.parquet").is_file():
+        from editrl.sampler.editors import load_editor
+        from editrl.world.datasets import make_preference_data
+        from editrl.world.reward import editor_pair_candidates
+
+        # the same pairs as make_reward_data(editor_pairs=...) writes there
+        make_preference_data(data / "validation-editor", n=300, seed=3, edits=editor_pair_candidates(load_editor("world")), split="test")
     bench = work / f"bench-seed{bench_seed}-n{bench_groups}"
     if not all((bench / f"{k}pair.parquet").is_file() for k in (2, 3, 4)):
         make_benchmark(bench, n_groups=bench_groups, seed=bench_seed)
@@ -100,6 +107,23 @@ def read_bench(folder: Path) -> list[dict]:
                 "annotator_delta": float(row["score_1"] - row["score_2"]),
                 "oracle_delta": float(row["oracle_1"] - row["oracle_2"]), "hard": bool(row["hard"]),
             })
+    return rows
+
+
+def read_pairs(path: Path) -> list[dict]:
+    """Preference pairs in the EditReward-Data schema (here: the editor's own samples) as comparisons."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for row in pq.read_table(path).to_pylist():
+        overall = [(row[f"{side}_oracle_instruction_following"] + row[f"{side}_oracle_quality"]) / 2 for side in ("left", "right")]
+        annotator_delta = float(row["left_overall_score"] - row["right_overall_score"])
+        rows.append({
+            "k": 2, "group": row["id"], "instruction": row["instruction"], "source": row["source_img"]["bytes"],
+            "a": row["left_output_image"]["bytes"], "b": row["right_output_image"]["bytes"],
+            "annotator_label": int(np.sign(annotator_delta)), "annotator_delta": annotator_delta,
+            "oracle_delta": overall[0] - overall[1], "hard": False,
+        })
     return rows
 
 
@@ -150,10 +174,13 @@ def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
     }
 
 
-def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict) -> dict:
+def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict,
+                   editor_rows: list[dict], editor_truth: np.ndarray) -> dict:
     start = time.perf_counter()
     deltas = reward_deltas(reward, rows)
+    editor_deltas = reward_deltas(reward, editor_rows)
     record = {"model": name, **extra, "vs_oracle": measure(rows, truth, deltas),
+              "editor_pairs_vs_oracle": metrics.accuracy_without_ties(editor_truth, editor_deltas),
               "vs_annotators": measure(rows, annotators, deltas), "scoring_s": round(time.perf_counter() - start, 1),
               "target_wins_of_20": {kind: target_wins(reward, kind) for kind in CORRUPTIONS}}
     emit(record)
@@ -233,8 +260,9 @@ def chance_note(records: list[dict]) -> str:
 
 def markdown(records: list[dict], args, bench_info: dict) -> str:
     head = ("| model | loss | head | fusion | ties | pairwise acc. (no ties) | pairwise acc. (tie-calibrated) | hard pairs | "
-            "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | target wins of 20 (unchanged/noise/blur) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | editor-sample pairs | "
+            "target wins of 20 (unchanged/noise/blur) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in records:
         o, a = r["vs_oracle"], r["vs_annotators"]
@@ -243,6 +271,7 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
                      f"{fmt(o['hard_pairwise_accuracy_without_ties'])} | {fmt(o['k2_group_accuracy'])} | "
                      f"{fmt(o['k3_group_accuracy'])} | {fmt(o['k4_group_accuracy'])} | "
                      f"{fmt(a['pairwise_accuracy_without_ties'] if r['model'] != 'annotator ceiling' else None)} | "
+                     f"{fmt(r.get('editor_pairs_vs_oracle'))} | "
                      + ("/".join(str(v) for v in r["target_wins_of_20"].values()) if "target_wins_of_20" in r else "–") + " |")
     return (
         "# World report: the tiny world reward against the oracle\n\n"
@@ -256,7 +285,9 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed "
         "(the shipped model: the V recipe trained longer, see its TRAINING.md). Variants missing from the table were "
         "not run. 'target wins': of 20 held-out examples, how often the exact target outscores the unchanged source / "
-        "the target with noise / with blur.\n\n"
+        "the target with noise / with blur. 'editor-sample pairs': oracle pairwise accuracy (no ties) on "
+        f"{bench_info['editor_pairs']} pairs of the shipped editor's own samples on held-out prompts "
+        "(`runs/world-reward/data/validation-editor`, what best-of-N and RL ask the reward to rank).\n\n"
         + head + "\n".join(lines) + "\n\n## The paper's Table-4 claims in the world\n\n"
         "| claim | difference (points, oracle pairwise acc.) | 2 SE | verdict |\n|---|---|---|---|\n"
         + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | {100 * c['two_se']:.1f} | {c['verdict']} |" if "difference" in c
@@ -291,6 +322,9 @@ def main() -> None:
     annotators = np.array([r["annotator_label"] for r in rows])
     bench_info = {"pairs": len(rows), "groups": len({(r["k"], r["group"]) for r in rows}), "oracle_ties": int((truth == 0).sum())}
     emit({"benchmark": str(bench), **bench_info})
+    editor_rows = read_pairs(REPO / "runs/world-reward/data/validation-editor/train.parquet")
+    editor_truth = oracle_labels(editor_rows, args.oracle_tie)
+    bench_info["editor_pairs"] = int((editor_truth != 0).sum())
 
     trained = []
     if not args.skip_ablation:  # train first: the shipped model may still be replaced meanwhile
@@ -300,20 +334,23 @@ def main() -> None:
             trained = list(pool.map(lambda name: train_variant(name, args.steps, work), args.variants))
     records = []
     ceiling = {"model": "annotator ceiling", "vs_oracle": measure(rows, truth, np.array([r["annotator_delta"] for r in rows])),
-               "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows]))}
+               "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows])),
+               "editor_pairs_vs_oracle": metrics.accuracy_without_ties(
+                   editor_truth, np.array([r["annotator_delta"] for r in editor_rows]))}
     emit(ceiling)
     records.append(ceiling)
     start = time.perf_counter()
     shipped = load_world_reward()
     records.append(evaluate_model("shipped world reward", shipped, rows, truth, annotators,
                                   {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
-                                   "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"}))
+                                   "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"},
+                                  editor_rows, editor_truth))
     for name, (final, summary) in zip(args.variants, trained):
         loss, head, fusion, ties = VARIANTS[name]
         records.append(evaluate_model(name, EditReward.from_pretrained(str(final)), rows, truth, annotators, {
             "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
             "train_wall_s": summary.get("train_wall_s"), "config": f"configs/reward/{CONFIG_OF[name]}",
-            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}))
+            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truth))
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(records, args, bench_info))

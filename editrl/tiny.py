@@ -3,13 +3,13 @@
 No weights or tokenizers can be downloaded where editrl is tested, so tests, benchmarks and the
 world's shipped models all start from these builders: the genuine transformers/diffusers classes
 (Qwen2_5_VLForConditionalGeneration, FluxKontextPipeline, QwenImageEditPipeline, ...) at toy sizes,
-with byte-level tokenizers that need no vocabulary file.
+with byte-level tokenizers that need no vocabulary file (or a word-level one over a known vocabulary).
 """
 
 from __future__ import annotations
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
@@ -55,6 +55,21 @@ def byte_level_tokenizer(special_tokens: list[str], model_max_length: int, **spe
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length, **special_kwargs)
 
 
+def word_level_tokenizer(words, special_tokens: list[str], model_max_length: int, **special_kwargs) -> PreTrainedTokenizerFast:
+    """One token per lower-cased word or punctuation mark of ``words`` (special tokens first); anything else is unknown.
+
+    A closed vocabulary makes a sentence a handful of tokens instead of one per byte, which is what lets a
+    tiny text-conditioned model read its instructions at all.
+    """
+    vocab = {token: i for i, token in enumerate([*special_tokens, *sorted(set(words) - set(special_tokens))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=special_kwargs.get("unk_token")))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.WordPiece()  # joins words with spaces
+    tokenizer.add_special_tokens(special_tokens)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length, **special_kwargs)
+
+
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
     """A Qwen2.5-VL processor without a video processor.
 
@@ -66,10 +81,10 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
 
-def tiny_qwen_tokenizer(extra_special_tokens: list[str] = ()) -> PreTrainedTokenizerFast:
-    tokenizer = byte_level_tokenizer(
-        QWEN_SPECIAL_TOKENS, 32768, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>"
-    )
+def tiny_qwen_tokenizer(extra_special_tokens: list[str] = (), words=None) -> PreTrainedTokenizerFast:
+    """Byte-level, or word-level over ``words`` when given (Qwen's special tokens first in both)."""
+    build = byte_level_tokenizer if words is None else lambda *a, **k: word_level_tokenizer(words, *a, **k)
+    tokenizer = build(QWEN_SPECIAL_TOKENS, 32768, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>")
     if extra_special_tokens:
         tokenizer.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     return tokenizer
@@ -116,9 +131,9 @@ def tiny_qwen25vl_processor(
     return ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_CHAT_TEMPLATE)
 
 
-def tiny_qwen25vl(seed: int = 0, extra_special_tokens: list[str] = (), **config_kwargs):
+def tiny_qwen25vl(seed: int = 0, extra_special_tokens: list[str] = (), words=None, **config_kwargs):
     """(model, processor): a random Qwen2_5_VLForConditionalGeneration and its processor, in eval mode."""
-    tokenizer = tiny_qwen_tokenizer(extra_special_tokens)
+    tokenizer = tiny_qwen_tokenizer(extra_special_tokens, words)
     config = tiny_qwen25vl_config(tokenizer, **config_kwargs)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()

@@ -59,9 +59,14 @@ def build_reward_model(section: ModelSection):
     if section.tiny is not None:
         from ..tiny import tiny_qwen25vl
 
+        words = None
+        if section.tokenizer == "world":
+            from ..world.reward import prompt_vocabulary
+
+            words = prompt_vocabulary(reward_config.templates)
         try:
             backbone, processor = tiny_qwen25vl(section.seed, extra_special_tokens=[reward_config.reward_token],
-                                                **section.tiny)
+                                                words=words, **section.tiny)
         except TypeError as err:
             raise EditRLError(f"model.tiny: {err}") from None
     else:

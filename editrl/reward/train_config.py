@@ -41,6 +41,9 @@ class ModelSection:
     tiny: dict | None = None
     """Instead of base_model: keyword arguments of ``editrl.tiny.tiny_qwen25vl_config`` (hidden_size,
     num_hidden_layers, ...) to build a tiny random Qwen2.5-VL in code ({} = its defaults)."""
+    tokenizer: str = "bytes"
+    """Tokenizer of a tiny backbone: "bytes" (any text, one token per byte) or "world" (one token per word of
+    the world's instructions and prompts: a tiny model reads them far more easily; other words are unknown)."""
     seed: int = 0
     """Initialisation seed of the tiny backbone and of the reward heads."""
     head_type: str = "multi"
@@ -72,6 +75,8 @@ class ModelSection:
             raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
             raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
+        if self.tokenizer not in ("bytes", "world"):
+            raise EditRLError(f"model.tokenizer: expected bytes or world, got {self.tokenizer!r}")
 
 
 @dataclass

@@ -265,10 +265,11 @@ def benchmark_rows(
     return out
 
 
-def make_preference_data(out: str | Path, n: int, seed: int = 0, size: int = 64, edits: Candidates = corrupted_candidates) -> Path:
-    """Write ``out/train.parquet`` (EditReward-Data schema); returns its path."""
+def make_preference_data(out: str | Path, n: int, seed: int = 0, size: int = 64, edits: Candidates = corrupted_candidates,
+                         split: str = "train") -> Path:
+    """Write ``out/train.parquet`` (EditReward-Data schema) from ``split``'s examples; returns its path."""
     path = Path(out) / "train.parquet"
-    write_parquet(preference_rows(n, seed, "train", size, edits), path)
+    write_parquet(preference_rows(n, seed, split, size, edits), path)
     logger.info("wrote %d preference pairs to %s", n, path)
     return path
 

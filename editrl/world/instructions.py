@@ -100,6 +100,13 @@ _JOINERS = (" and ", ", then ")
 _VALUES = {"recolor": COLORS, "move": POSITIONS, "add": POSITIONS, "resize": SIZES, "background": BACKGROUNDS}
 
 
+def vocabulary() -> list[str]:
+    """Every word and punctuation mark a world instruction can contain, lower-cased and sorted."""
+    texts = [*(t for templates in _TEMPLATES.values() for t in templates), *_JOINERS, ".",
+             *COLORS, *SHAPES, *SIZES, *POSITIONS, *BACKGROUNDS]
+    return sorted({w for text in texts for w in re.findall(r"\w+|[^\w\s]+", re.sub(r"\{\w+\}", " ", text).lower())})
+
+
 def _alt(words) -> str:
     """Regex alternation, longest first so "top left" wins over "top"."""
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))

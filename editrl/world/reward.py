@@ -26,6 +26,19 @@ def load_world_reward(path: str | Path | None = None, device=None):
     return EditReward.from_pretrained(str(folder), device=device)
 
 
+def prompt_vocabulary(templates) -> list[str]:
+    """The words of a world reward's word-level tokenizer: every word of a world instruction, of the prompt
+    ``templates`` and of the Qwen chat template's fixed text (anything else becomes the unknown token)."""
+    import re
+
+    from ..reward.prompts import resolve_templates
+    from .instructions import vocabulary
+
+    fixed = " ".join(resolve_templates(templates).values()) + " system you are a helpful assistant user"
+    fixed = re.sub(r"<\|[^|]*\|>|\{\w+\}", " ", fixed)  # special tokens and placeholders are not words
+    return sorted({*vocabulary(), *re.findall(r"\w+|[^\w\s]+", fixed.lower())})
+
+
 CORRUPTIONS = ("unchanged", "noise", "blur")
 
 
@@ -109,12 +122,16 @@ def editor_pair_candidates(editor, steps: int | None = None):
     return candidates
 
 
-def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300, editor_pairs: int = 0) -> dict[str, Path]:
+def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300, editor_pairs: int = 0,
+                     editor: str | None = None) -> dict[str, Path]:
     """The data of ``configs/reward/world*.yaml`` in the EditReward-Data schema with annotator labels:
-    ``out/train-contrast/train.parquet`` (``train_pairs`` pairs of ``contrast_candidates``, seed 0),
-    ``out/validation/train.parquet`` (``val_pairs`` random pairs of ``corrupted_candidates``, seed 1) and,
-    with ``editor_pairs`` > 0, ``out/train-contrast/editor/train.parquet``: pairs of the shipped world
-    editor's samples (``editor_pair_candidates``, seed 2), read together with the contrast pairs."""
+    ``out/train-contrast/train.parquet`` (``train_pairs`` pairs of ``contrast_candidates``, seed 0) and
+    ``out/validation/train.parquet`` (``val_pairs`` random pairs of ``corrupted_candidates``, seed 1).
+    With ``editor_pairs`` > 0, pairs of the world editor's own samples (``editor_pair_candidates``; the
+    shipped editor, or the one in folder ``editor``): ``out/train-contrast/editor/train.parquet``
+    (``editor_pairs`` from the train split, seed 2; read together with the contrast pairs) and
+    ``out/validation-editor/train.parquet`` (``val_pairs`` from the test split, seed 3): the candidates a
+    reward must rank for best-of-N and RL."""
     from .datasets import make_preference_data
 
     out = Path(out)
@@ -125,6 +142,8 @@ def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 
     if editor_pairs:
         from ..sampler.editors import load_editor
 
-        paths["editor"] = make_preference_data(out / "train-contrast" / "editor", n=editor_pairs, seed=2,
-                                               edits=editor_pair_candidates(load_editor("world")))
+        candidates = editor_pair_candidates(load_editor("world", model=editor))
+        paths["editor"] = make_preference_data(out / "train-contrast" / "editor", n=editor_pairs, seed=2, edits=candidates)
+        paths["validation-editor"] = make_preference_data(out / "validation-editor", n=val_pairs, seed=3, edits=candidates,
+                                                          split="test")
     return paths

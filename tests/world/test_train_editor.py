@@ -9,7 +9,7 @@ from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
 
 TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
             vae_channels=[8, 8, 8], vae_steps=2, vae_batch_size=2, train_examples=4, steps=2, batch_size=2,
-            max_sequence_length=112, long_text_probability=0.5, long_text_length=128, long_text_examples=2,
+            text_tokenizer="bytes", max_sequence_length=112, long_text_probability=0.5, long_text_length=128, long_text_examples=2,
             warmup_steps=1, checkpoint_every=1, sample_steps=2)
 
 
@@ -99,3 +99,37 @@ def test_shipped_editor_is_small_and_loads_as_world():
     images = editor.sample([example.source], [example.instruction], seeds=[0, 1], num_steps=2).images
     assert [im.size for im in images] == [(64, 64)] * 2
     assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))  # seeds give different candidates
+
+
+def test_word_tokenizer_reads_every_world_instruction_in_a_few_tokens(tmp_path):
+    from editrl.sampler.editors import load_editor
+    from editrl.world import make_examples
+
+    config = EditorTrainingConfig(**{**TINY, "text_tokenizer": "words", "max_sequence_length": 24, "long_text_probability": 0.0})
+    folder = EditorTrainer(config, tmp_path).train()
+    tokenizer = load_editor("world", model=str(folder)).pipe.tokenizer_2  # saved and reloaded with the pipeline
+    unk = tokenizer.unk_token_id
+    for example in make_examples(300, seed=5) + make_examples(100, seed=5, split="test"):
+        ids = tokenizer(example.instruction).input_ids
+        assert unk not in ids and len(ids) <= 21, example.instruction
+        assert tokenizer.decode(ids) == example.instruction.lower()
+    assert tokenizer("make the magenta blob red").input_ids.count(unk) == 2  # words outside the world are unknown
+    assert tokenizer("Make").input_ids == tokenizer("make").input_ids
+    with pytest.raises(EditRLError, match="text_tokenizer"):
+        build_config(EditorTrainingConfig, {"text_tokenizer": "sentencepiece"})
+
+
+def test_shipped_editor_reproduces_its_documented_figures():
+    """fixed_figures.json (written when the editor was shipped, see TRAINING.md): oracle figures of 4
+    samples on 10 held-out examples; the shipped editor reproduces them, and they show the spread
+    best-of-N and RL need (some samples follow the instruction, others do not)."""
+    from editrl.sampler.editors import WORLD_EDITOR_DIR, load_editor
+    from editrl.world.train_editor import evaluate_editor
+
+    documented = json.loads((WORLD_EDITOR_DIR / "fixed_figures.json").read_text())
+    measured = evaluate_editor(load_editor("world"), **documented["arguments"])
+    for key, value in documented["figures"].items():
+        assert measured[key] == pytest.approx(value, abs=0.03), key
+    figures = documented["figures"]
+    assert figures["oracle_worst_of_4"] + 0.1 < figures["oracle_1_sample"] + 0.05 < figures["oracle_best_of_4"]
+    assert figures["share_if_ge_0.85_any_of_4"] > 0  # at least one fully followed instruction

@@ -109,3 +109,23 @@ def test_reward_training_candidates():
     rows = preference_rows(4, seed=2, edits=editor_pair_candidates(load_editor("world"), steps=2))
     assert all(r["left_model"] == "editor-0" for r in rows)
     assert all(1 <= r[f"{side}_instruction_following_score"] <= 4 for r in rows for side in ("left", "right"))
+
+
+def test_world_word_tokenizer_covers_the_prompts():
+    """model.tokenizer: world gives a tiny backbone one token per word of every world prompt."""
+    import dataclasses
+
+    section = load_config(REPO / "configs/reward/world.yaml").model
+    model = build_reward_model(dataclasses.replace(section, tokenizer="world"))
+    tokenizer, unk = model.processor.tokenizer, model.processor.tokenizer.unk_token_id
+    for example in make_examples(50, seed=4, split="test"):
+        for dimension in ("instruction_following", "visual_quality"):
+            ids = model.inputs.token_ids(dimension, example.instruction, [16, 16])
+            assert unk not in ids and ids.count(model.config.image_token_id if hasattr(model.config, "image_token_id")
+                                                else tokenizer.convert_tokens_to_ids("<|image_pad|>")) == 32
+        assert len(tokenizer(example.instruction).input_ids) == len(example.instruction.replace(",", " ,").split()) + 1
+    assert tokenizer("a magenta blob").input_ids.count(unk) == 2  # words outside the world are unknown
+    out = model.score([example.source], [example.instruction], [example.target])
+    assert out.mu.shape == (1, 2) and torch.isfinite(out.mu).all()
+    with pytest.raises(EditRLError, match="model.tokenizer"):
+        dataclasses.replace(section, tokenizer="sentencepiece")
