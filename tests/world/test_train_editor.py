@@ -131,5 +131,6 @@ def test_shipped_editor_reproduces_its_documented_figures():
     for key, value in documented["figures"].items():
         assert measured[key] == pytest.approx(value, abs=0.03), key
     figures = documented["figures"]
-    assert figures["oracle_worst_of_4"] + 0.1 < figures["oracle_1_sample"] + 0.05 < figures["oracle_best_of_4"]
+    assert figures["oracle_worst_of_4"] < figures["oracle_1_sample"] < figures["oracle_best_of_4"]
+    assert figures["oracle_best_of_4"] - figures["oracle_worst_of_4"] > 0.1
     assert figures["share_if_ge_0.85_any_of_4"] > 0  # at least one fully followed instruction
