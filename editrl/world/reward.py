@@ -103,21 +103,18 @@ def contrast_candidates(example, n: int, seed: int) -> list:
 
 
 def editor_pair_candidates(editor, steps: int | None = None):
-    """Candidates from the world editor's own samples: half of the pairs are two editor samples (two
-    seeds), half an editor sample against a random ``corrupted_candidates`` edit."""
-    import random
+    """Candidates from the world editor's own samples: two samples of the same prompt (two seeds).
 
-    from .datasets import corrupted_candidates
-
+    Only editor-vs-editor pairs: when half of the pairs set an editor sample against a crisp rendered
+    ``corrupted_candidates`` edit, the tiny reward learned the editor's soft style as a cue ("the crisp
+    image wins") and, at step 700, ranked editor samples below chance against the oracle and preferred
+    noisy targets to clean ones. Pairs of two samples differ only in what the editor got right.
+    """
     def candidates(example, n: int, seed: int) -> list:
         if n != 2:
             raise EditRLError(f"editor_pair_candidates makes pairs: asked for {n} candidates, expected 2")
-        two = random.Random(f"editor-{seed}").random() < 0.5
-        images = editor.sample([example.source] * (1 + two), [example.instruction] * (1 + two),
-                               [2 * seed, 2 * seed + 1][: 1 + two], num_steps=steps).images
-        pair = [("editor-0", images[0])]
-        pair.append(("editor-1", images[1]) if two else corrupted_candidates(example, 1, seed)[0])
-        return pair
+        images = editor.sample([example.source] * 2, [example.instruction] * 2, [2 * seed, 2 * seed + 1], num_steps=steps).images
+        return [("editor-0", images[0]), ("editor-1", images[1])]
 
     return candidates
 

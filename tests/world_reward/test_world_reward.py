@@ -107,7 +107,7 @@ def test_reward_training_candidates():
     with pytest.raises(EditRLError, match="expected 2"):
         contrast_candidates(examples[0], 3, 0)
     rows = preference_rows(4, seed=2, edits=editor_pair_candidates(load_editor("world"), steps=2))
-    assert all(r["left_model"] == "editor-0" for r in rows)
+    assert all((r["left_model"], r["right_model"]) == ("editor-0", "editor-1") for r in rows)
     assert all(1 <= r[f"{side}_instruction_following_score"] <= 4 for r in rows for side in ("left", "right"))
 
 
