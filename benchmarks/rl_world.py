@@ -14,7 +14,9 @@ them, ``best_of_4``: the oracle score of the *initial* editor when the shipped r
 of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
 the held-out oracle score at least as much as best-of-4 does.
 
-    python benchmarks/rl_world.py                       # CPU, ~15 min on 2 cores
+    python benchmarks/rl_world.py                       # CPU: ~40 min on one core (4 runs x 60 iterations)
+    python benchmarks/rl_world.py --runs grpo_learned dpo_learned --out runs/rl-a   # or split the runs
+    python benchmarks/rl_world.py --runs grpo_oracle grpo_hacking --out runs/rl-b   # over two processes
     python benchmarks/rl_world.py --device cuda --size flux-kontext   # GPU: a few GRPO steps at
         FLUX.1-Kontext size (12 B, random weights, bf16, 512x512): peak memory and seconds per iteration
 """
