@@ -7,8 +7,8 @@ reproduced from the official repository TIGER-AI-Lab/EditReward at commit edb027
 ``EditReward/dataset/data_collator_qwen_edit.py``: ``prompt_with_special_token``, the suffix).
 They are written line by line so that the trailing double spaces (Markdown line breaks) survive.
 
-The ``world`` set is a few words per dimension for the tiny world reward model, whose byte-level
-tokenizer spends one token per character. Any other model can bring its own dict of templates.
+The ``world`` set is a few words per dimension for the tiny world reward model, whose tokenizer
+knows only the world's words (a byte-level one would spend one token per character). Any other model can bring its own dict of templates.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ TEMPLATE_SETS: dict[str, dict[str, str]] = {
         "visual_quality": EDITREWARD_VISUAL_QUALITY,
         "suffix": EDITREWARD_SUFFIX,
     },
-    # short prompts for the byte-level world model; the same structure and the same reward suffix
+    # short prompts for the tiny world model; the same structure and the same reward suffix
     "world": {
         "instruction_following": "follow: {text_prompt}",
         "visual_quality": "quality: {text_prompt}",

@@ -1,8 +1,8 @@
 """The shipped world reward model: a tiny EditReward trained on world preference pairs.
 
 ``editrl/world/models/reward/`` is an ``EditReward.save_pretrained`` folder (a Qwen2.5-VL backbone
-of hidden size 64, built in code, with the short ``world`` prompt templates); ``TRAINING.md`` beside
-it records how it was trained and how to retrain it. Every command that needs a reward and gets none
+of hidden size 128, built in code, with a word-level tokenizer and the short ``world`` prompt
+templates); ``TRAINING.md`` beside it records how it was trained and how to retrain it. Every command that needs a reward and gets none
 uses it, so the toolkit runs offline on a laptop CPU.
 """
 
