@@ -81,12 +81,9 @@ def ensure_data(work: Path, bench_groups: int, bench_seed: int) -> Path:
     if not ((data / "train-contrast/train.parquet").is_file() and (data / "validation/train.parquet").is_file()):
         make_reward_data(data)
     if not (data / "validation-editor/train.parquet").is_file():
-        from editrl.sampler.editors import load_editor
-        from editrl.world.datasets import make_preference_data
-        from editrl.world.reward import editor_pair_candidates
+        from editrl.world.reward import make_editor_validation
 
-        # the same pairs as make_reward_data(editor_pairs=...) writes there
-        make_preference_data(data / "validation-editor", n=300, seed=3, edits=editor_pair_candidates(load_editor("world")), split="test")
+        make_editor_validation(data)  # the pairs make_reward_data(..., editor_pairs=N) writes there
     bench = work / f"bench-seed{bench_seed}-n{bench_groups}"
     if not all((bench / f"{k}pair.parquet").is_file() for k in (2, 3, 4)):
         make_benchmark(bench, n_groups=bench_groups, seed=bench_seed)

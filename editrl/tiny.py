@@ -8,6 +8,8 @@ with byte-level tokenizers that need no vocabulary file (or a word-level one ove
 
 from __future__ import annotations
 
+import re
+
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import (
@@ -55,6 +57,11 @@ def byte_level_tokenizer(special_tokens: list[str], model_max_length: int, **spe
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length, **special_kwargs)
 
 
+def split_words(text: str) -> list[str]:
+    """``text`` lower-cased and cut the way ``word_level_tokenizer`` cuts it (words and punctuation runs)."""
+    return re.findall(r"\w+|[^\w\s]+", text.lower())
+
+
 def word_level_tokenizer(words, special_tokens: list[str], model_max_length: int, **special_kwargs) -> PreTrainedTokenizerFast:
     """One token per lower-cased word or punctuation mark of ``words`` (special tokens first); anything else is unknown.
 
@@ -64,10 +71,22 @@ def word_level_tokenizer(words, special_tokens: list[str], model_max_length: int
     vocab = {token: i for i, token in enumerate([*special_tokens, *sorted(set(words) - set(special_tokens))])}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=special_kwargs.get("unk_token")))
     tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()  # the split_words rule
     tokenizer.decoder = decoders.WordPiece()  # joins words with spaces
     tokenizer.add_special_tokens(special_tokens)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=model_max_length, **special_kwargs)
+
+
+def tiny_tokenizer(special_tokens: list[str], model_max_length: int, words=None, **special_kwargs) -> PreTrainedTokenizerFast:
+    """Byte-level, or word-level over ``words`` when given; the special tokens come first in both."""
+    if words is None:
+        return byte_level_tokenizer(special_tokens, model_max_length, **special_kwargs)
+    return word_level_tokenizer(words, special_tokens, model_max_length, **special_kwargs)
+
+
+def tiny_t5_tokenizer(words=None, model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """The tokenizer of the tiny T5 text encoder of ``tiny_flux_kontext`` (byte- or word-level)."""
+    return tiny_tokenizer(["<unk>", "</s>", "<pad>"], model_max_length, words, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
@@ -82,9 +101,9 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
 
 
 def tiny_qwen_tokenizer(extra_special_tokens: list[str] = (), words=None) -> PreTrainedTokenizerFast:
-    """Byte-level, or word-level over ``words`` when given (Qwen's special tokens first in both)."""
-    build = byte_level_tokenizer if words is None else lambda *a, **k: word_level_tokenizer(words, *a, **k)
-    tokenizer = build(QWEN_SPECIAL_TOKENS, 32768, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    """Byte-level, or word-level over ``words`` when given."""
+    tokenizer = tiny_tokenizer(QWEN_SPECIAL_TOKENS, 32768, words, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                               unk_token="<|endoftext|>")
     if extra_special_tokens:
         tokenizer.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     return tokenizer
@@ -171,7 +190,7 @@ def tiny_flux_kontext(
         ["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
         pad_token="<pad>", unk_token="<|endoftext|>",
     )
-    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    tokenizer_2 = tiny_t5_tokenizer()
     # four blocks give the FLUX VAE scale factor 8; 4 latent channels packed 2x2 give in_channels 16
     vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(vae_channels,) * 4,

@@ -8,7 +8,8 @@ reproduced from the official repository TIGER-AI-Lab/EditReward at commit edb027
 They are written line by line so that the trailing double spaces (Markdown line breaks) survive.
 
 The ``world`` set is a few words per dimension for the tiny world reward model, whose tokenizer
-knows only the world's words (a byte-level one would spend one token per character). Any other model can bring its own dict of templates.
+knows only the world's words (a byte-level one would spend one token per character). Any other model
+can bring its own dict of templates.
 """
 
 from __future__ import annotations

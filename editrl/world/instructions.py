@@ -102,9 +102,11 @@ _VALUES = {"recolor": COLORS, "move": POSITIONS, "add": POSITIONS, "resize": SIZ
 
 def vocabulary() -> list[str]:
     """Every word and punctuation mark a world instruction can contain, lower-cased and sorted."""
+    from ..tiny import split_words  # the word-level tokenizer's own rule (imported late: tiny loads transformers)
+
     texts = [*(t for templates in _TEMPLATES.values() for t in templates), *_JOINERS, ".",
              *COLORS, *SHAPES, *SIZES, *POSITIONS, *BACKGROUNDS]
-    return sorted({w for text in texts for w in re.findall(r"\w+|[^\w\s]+", re.sub(r"\{\w+\}", " ", text).lower())})
+    return sorted({w for text in texts for w in split_words(re.sub(r"\{\w+\}", " ", text))})
 
 
 def _alt(words) -> str:

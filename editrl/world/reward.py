@@ -32,11 +32,12 @@ def prompt_vocabulary(templates) -> list[str]:
     import re
 
     from ..reward.prompts import resolve_templates
+    from ..tiny import split_words
     from .instructions import vocabulary
 
     fixed = " ".join(resolve_templates(templates).values()) + " system you are a helpful assistant user"
     fixed = re.sub(r"<\|[^|]*\|>|\{\w+\}", " ", fixed)  # special tokens and placeholders are not words
-    return sorted({*vocabulary(), *re.findall(r"\w+|[^\w\s]+", fixed.lower())})
+    return sorted({*vocabulary(), *split_words(fixed)})
 
 
 CORRUPTIONS = ("unchanged", "noise", "blur")
@@ -141,6 +142,17 @@ def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 
 
         candidates = editor_pair_candidates(load_editor("world", model=editor))
         paths["editor"] = make_preference_data(out / "train-contrast" / "editor", n=editor_pairs, seed=2, edits=candidates)
-        paths["validation-editor"] = make_preference_data(out / "validation-editor", n=val_pairs, seed=3, edits=candidates,
-                                                          split="test")
+        paths["validation-editor"] = make_editor_validation(out, val_pairs, candidates)
     return paths
+
+
+def make_editor_validation(out: str | Path, n: int = 300, candidates=None) -> Path:
+    """``out/validation-editor/train.parquet``: ``n`` pairs of two editor samples on held-out prompts (test
+    split, seed 3), from ``candidates`` (default: ``editor_pair_candidates`` of the shipped editor)."""
+    from .datasets import make_preference_data
+
+    if candidates is None:
+        from ..sampler.editors import load_editor
+
+        candidates = editor_pair_candidates(load_editor("world"))
+    return make_preference_data(Path(out) / "validation-editor", n=n, seed=3, edits=candidates, split="test")

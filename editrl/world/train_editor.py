@@ -136,12 +136,10 @@ def build_pipeline(config: EditorTrainingConfig):
     )
     components = {**base.components, "transformer": transformer.eval(), "vae": vae.eval()}
     if config.text_tokenizer == "words":
-        from ..tiny import word_level_tokenizer
+        from ..tiny import tiny_t5_tokenizer
         from .instructions import vocabulary
 
-        components["tokenizer_2"] = word_level_tokenizer(
-            vocabulary(), ["<unk>", "</s>", "<pad>"], config.max_sequence_length, eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-        )
+        components["tokenizer_2"] = tiny_t5_tokenizer(vocabulary(), config.max_sequence_length)
     return FluxKontextPipeline(**components)
 
 
