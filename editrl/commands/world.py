@@ -37,6 +37,15 @@ def _train_editor(args) -> int:
     return 0
 
 
+def _pretrain_vlm(args) -> int:
+    from ..config import load_config
+    from ..world.pretrain import PretrainConfig, pretrain
+
+    folder = pretrain(load_config(PretrainConfig, args.config, args.set), args.out)
+    print(json.dumps({"model": str(folder)}))
+    return 0
+
+
 def _common(parser, what: str) -> None:
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--seed", type=int, default=0, help=f"seed; the same seed writes the same {what}")
@@ -66,3 +75,10 @@ def register(subparsers) -> None:
     train.add_argument("--eval-examples", type=int, default=50, help="held-out examples for the oracle figures (0 = skip)")
     train.add_argument("--eval-k", type=int, default=8, help="samples per example for the best-of-k oracle figure")
     train.set_defaults(func=_train_editor)
+
+    vlm = world.add_parser("pretrain-vlm", help="pretrain the tiny world VLM (the base of the world reward) on world image-text tasks")
+    vlm.add_argument("--config", default=None, help="YAML file of PretrainConfig keys (default: configs/world/vlm.yaml's values)")
+    vlm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    vlm.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and model/ (a save_pretrained folder); "
+                     "an interrupted run resumes from it")
+    vlm.set_defaults(func=_pretrain_vlm)

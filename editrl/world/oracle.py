@@ -1,19 +1,30 @@
 """The world's exact oracle: scores an edit from (source image, instruction, edit image) alone.
 
 The source is parsed back into its scene (exact on world renderings), the instruction into its edits,
-and the target is rendered; the edit is then compared region by region.
+and the target scene follows. The edit is judged on what it *contains*, then on its pixels:
 
-- **Instruction following** = completion x (1 - 0.6 (1 - preservation)). Completion: for every edit, the pixels it
-  should change, grouped by (source colour, target colour), and how far each group moved from the
-  source colour to the target colour (each edit of a composition counts equally, so doing one of two
-  edits scores about half). Preservation: every object and background pixel that should stay must
-  stay (a wrongly recoloured object scores 0). Both are measured on a 3x3-median-denoised edit and
-  on "core" pixels away from shape edges, so noise and blur barely change them: those are quality.
+- **Instruction following** = min(object score, pixel score).
+  - *Object score* (``judge``): the edit is parsed into its nearest clean scene. Each requested
+    change is a fact (an object of the target present with exactly its colour, shape, size and
+    position; an object the target lacks absent; the background as asked); each edit of a composition
+    counts equally, so doing one of two edits scores about half. Every change nobody asked for (an
+    object deleted, added, moved, resized, reshaped or recoloured, the background changed) multiplies
+    the score by ``1 - unrequested_penalty``, whatever its pixel area. So a clean but wrong edit
+    scores at most 0.4 (Likert 1-2) and the exact target 1.
+  - *Pixel score*: partial credit inside a right parse for soft or half-done edits: for every edit,
+    the pixels it should change, grouped by (source colour, target colour), and how far each group
+    moved toward its target colour; every pixel that should stay must stay. Measured on a
+    3x3-median-denoised edit and on "core" pixels away from shape edges, so noise and blur barely
+    change it: those are quality.
+  (The first oracle was the pixel score alone, weighted by pixel counts: deleting a large ring
+  instead of making it small "completed" most of the changed pixels and scored 0.78.)
 - **Visual quality**: how far the edit is from the nearest *clean* world rendering (its own parsed
   scene, rendered): noise, blur, JPEG artifacts, broken or shifted shapes and off-palette colours
   all raise the deviation; any clean rendering, right or wrong, scores 1.
 
-Both are continuous in [0, 1]; ``likert`` maps them to the paper's 1-4 scale.
+Both are continuous in [0, 1]; ``likert`` maps them to the paper's 1-4 scale. ``outcome`` gives the
+two measures that do not depend on any scoring rule: the edit is *exactly right* (its parsed scene is
+the target scene) and it *lost an object* that should be there.
 """
 
 from __future__ import annotations
@@ -42,7 +53,8 @@ class OracleConfig:
     noise_scale: float = 60.0  # mean pixel noise (distance to the 3x3 median) that costs all visual quality
     structure_scale: float = 0.1  # mean clipped deviation of the denoised edit from its nearest clean render that costs all
     structure_tolerance: float = 60.0  # per-pixel deviation counted in full by the structure term
-    overedit_weight: float = 0.6  # share of instruction following lost when the rest of the picture is ruined
+    overedit_weight: float = 0.6  # share of the pixel score lost when the rest of the picture is ruined
+    unrequested_penalty: float = 0.6  # share of the object score lost per change nobody asked for
     likert_thresholds: tuple[float, float, float] = (0.3, 0.6, 0.85)  # continuous -> Likert 2, 3, 4 boundaries
 
 
@@ -55,6 +67,79 @@ def _uniform(labels: np.ndarray) -> np.ndarray:
         for j in range(3):
             same &= padded[i : i + h, j : j + w] == labels
     return same
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a parsed edit contains against the instruction: ``completion`` is the share of the
+    instruction's edits done; ``unrequested`` names every change nobody asked for."""
+
+    completion: float
+    unrequested: tuple[str, ...]
+
+    def score(self, penalty: float) -> float:
+        return self.completion * (1 - penalty) ** len(self.unrequested)
+
+
+def judge(scenes: list[Scene], parsed: Scene) -> Judgement:
+    """Compare the ``parsed`` edit with ``scenes`` = [source, after edit 1, ..., target], object by object.
+
+    Objects are identified by colour (unique within a world scene; an edit that shows a colour twice
+    has neither copy right). An edit of the instruction is done when all its facts hold in the parsed
+    edit: every object it creates or changes is there exactly as in the target (colour, shape, size,
+    position), every colour it takes away is gone, a background it asks for is there. ``completion``
+    is the share of the edits done (one of two edits done: 0.5).
+    """
+    source, target = scenes[0], scenes[-1]
+    found: dict[str, list] = {}
+    for obj in parsed.objects:
+        found.setdefault(obj.color, []).append(obj)
+    wanted = {o.color: o for o in target.objects}
+    requested: set[str] = set()  # colours whose state some edit decides
+    done = []
+    for before, after in zip(scenes[:-1], scenes[1:]):
+        facts = []
+        if before.background != after.background:
+            facts.append(parsed.background == target.background)
+        old = {o.color: o for o in before.objects}
+        for obj in after.objects:
+            if old.get(obj.color) != obj and obj.color in wanted:
+                requested.add(obj.color)
+                facts.append(found.get(obj.color) == [wanted[obj.color]])
+        for color in old.keys() - {o.color for o in after.objects}:
+            if color not in wanted:
+                requested.add(color)
+                facts.append(color not in found)
+        done.append(all(facts))
+    unrequested = []
+    if target.background == source.background and parsed.background != target.background:
+        unrequested.append(f"background {parsed.background}")
+    for color, obj in wanted.items():
+        if color not in requested and found.get(color) != [obj]:
+            got = found.get(color, [])
+            unrequested.append(f"{obj.name} deleted" if not got else f"{obj.name} changed to "
+                               + " and ".join(f"{g.size} {g.shape} {g.position}" for g in got))
+    for color, objs in found.items():
+        if color not in wanted and color not in requested:
+            unrequested.append(f"{objs[0].name} added")
+    return Judgement(float(np.mean(done)) if done else 1.0, tuple(unrequested))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Measures of an edit that do not depend on a scoring rule: ``exact`` (its parsed scene is the
+    target scene) and ``lost_object`` (an object of the target scene has no object of its colour in the edit)."""
+
+    exact: bool
+    lost_object: bool
+
+
+def outcome(target: Scene, edit: ImageLike) -> Outcome:
+    """``Outcome`` of an edit image against the exact ``target`` scene."""
+    image = load_image(edit, "edit")
+    parsed = parse_scene(np.asarray(image))
+    colors = {o.color for o in parsed.objects}
+    return Outcome(parsed == target.canonical(), any(o.color not in colors for o in target.objects))
 
 
 def _labels(render: np.ndarray) -> np.ndarray:
@@ -122,8 +207,18 @@ class Oracle:
         edit_array = np.asarray(edit)
         return self.instruction_following(scenes, edit_array), self.visual_quality(edit_array)
 
+    def object_score(self, scenes: list[Scene], edit: np.ndarray) -> float:
+        """What the edit contains against the instruction (``judge`` on its parsed scene)."""
+        return judge(scenes, parse_scene(edit)).score(self.config.unrequested_penalty)
+
     # -- the two dimensions ----------------------------------------------------------------------
     def instruction_following(self, scenes: list[Scene], edit: np.ndarray) -> float:
+        """min(object score, pixel score): the object score decides right from wrong, the pixel score
+        gives partial credit to soft or half-done edits."""
+        return min(self.object_score(scenes, edit), self.pixel_score(scenes, edit))
+
+    def pixel_score(self, scenes: list[Scene], edit: np.ndarray) -> float:
+        """Pixel-level completion x (1 - overedit_weight x (1 - preservation)), see the module docstring."""
         cfg = self.config
         size = edit.shape[0]
         renders = [render_array(s, size) for s in scenes]

@@ -188,13 +188,22 @@ def palette_labels(image: np.ndarray) -> np.ndarray:
     return d.argmin(-1)
 
 
+def cell_slices(size: int) -> list[tuple[slice, slice]]:
+    """(rows, cols) pixel slices of the 9 grid cells, in POSITIONS order."""
+    edges = [round(i * size / 3) for i in range(4)]
+    return [(slice(edges[r], edges[r + 1]), slice(edges[c], edges[c + 1])) for r in range(3) for c in range(3)]
+
+
 def parse_scene(image: np.ndarray, min_fraction: float = 0.3) -> Scene:
     """The clean scene nearest to an RGB uint8 ``image``; exact (``parse_scene(render(s)) == s``) on clean renders.
 
     Pixels are denoised (3x3 median) and snapped to the palette; the most common background colour is
-    the background (object colours only if no background colour is present); every object colour
-    covering at least ``min_fraction`` of a small object's area becomes one object, placed in the cell
-    of its centroid and given the shape and size whose mask overlaps its pixels best (IoU).
+    the background (object colours only if no background colour is present). Every grid cell is read
+    on its own (a world object never leaves its cell): the object colour covering most of the cell, if
+    it covers at least ``min_fraction`` of a small object's area, becomes the cell's object, with the
+    shape and size whose mask overlaps its pixels best (IoU). Reading cells on their own keeps what an
+    edit got wrong visible: an object left behind by a move, or drawn twice, parses as two objects of
+    one colour (a scene no instruction asks for), never as one.
     """
     size = image.shape[0]
     if image.ndim != 3 or image.shape[1] != size or image.shape[2] != 3:
@@ -204,21 +213,14 @@ def parse_scene(image: np.ndarray, min_fraction: float = 0.3) -> Scene:
     n_bg = len(BACKGROUNDS)
     background = _PALETTE_NAMES[int(counts[:n_bg].argmax())][1]
     min_area = min_fraction * object_mask("triangle", "small", "center", size).sum()
-    candidates = []
-    for index in range(n_bg, len(_PALETTE_NAMES)):
-        if counts[index] < min_area:
-            continue
-        mask = labels == index
-        ys, xs = np.nonzero(mask)
-        col = min(int(xs.mean() + 0.5) * 3 // size, 2)
-        row = min(int(ys.mean() + 0.5) * 3 // size, 2)
-        candidates.append((int(counts[index]), _PALETTE_NAMES[index][1], POSITIONS[row * 3 + col], mask))
     objects: list[WorldObject] = []
-    used: set[str] = set()
-    for _count, color, position, mask in sorted(candidates, key=lambda c: -c[0]):
-        if position in used or len(objects) >= len(POSITIONS):
+    for position, (rows, cols) in zip(POSITIONS, cell_slices(size)):
+        cell_counts = np.bincount(labels[rows, cols].ravel(), minlength=len(_PALETTE_NAMES))[n_bg:]
+        index = int(cell_counts.argmax())
+        if cell_counts[index] < min_area:
             continue
-        used.add(position)
+        mask = np.zeros_like(labels, dtype=bool)
+        mask[rows, cols] = labels[rows, cols] == index + n_bg
         best, best_iou = None, -1.0
         for shape in SHAPES:
             for size_name in SIZES:
@@ -226,5 +228,5 @@ def parse_scene(image: np.ndarray, min_fraction: float = 0.3) -> Scene:
                 iou = (m & mask).sum() / max((m | mask).sum(), 1)
                 if iou > best_iou:
                     best, best_iou = (shape, size_name), iou
-        objects.append(WorldObject(shape=best[0], color=color, size=best[1], position=position))
+        objects.append(WorldObject(shape=best[0], color=_PALETTE_NAMES[index + n_bg][1], size=best[1], position=position))
     return Scene(background=background, objects=tuple(objects)).canonical()
