@@ -69,7 +69,7 @@ class AnnotatorPanel:
     visual quality); the defaults are the calibrated ones.
     """
 
-    noise: tuple[float, float] = (0.8, 0.66)
+    noise: tuple[float, float] = (0.95, 0.64)
     bias: tuple[float, float] = (0.15, 0.15)
     n_annotators: int = 20
     seed: int = 0

@@ -7,9 +7,9 @@
   group's letters, as the official files do).
 
 Candidate edits come from an edits source ``candidates(example, n, seed) -> list[(model, PIL)]``. The
-default, ``corrupted_candidates``, corrupts the exact target in content (partial, wrong object, wrong
-value, over-edit, unchanged) and/or quality (noise, blur, JPEG, 1-pixel shift), naming the "model"
-after the corruption. ``editor_candidates`` wraps any callable ``(example, n, seed) -> list[PIL]``
+default, ``corrupted_candidates``, corrupts the exact target in content (one of the clean wrong
+outcomes of ``editrl.world.audit``: the object deleted, another object edited, a wrong value, nothing
+done, ...) and/or quality (noise, blur, JPEG, 1-pixel shift), naming the "model" after the corruption. ``editor_candidates`` wraps any callable ``(example, n, seed) -> list[PIL]``
 (e.g. the shipped world editor). Labels come from simulated annotators; the exact oracle values are
 kept beside them (``*_oracle_*`` columns) to measure the annotator ceiling.
 """
@@ -33,69 +33,26 @@ from tqdm.auto import tqdm
 from ..errors import EditRLError
 from .annotators import AnnotatorPanel
 from .examples import WorldExample, make_examples
-from .instructions import Edit, random_edit
+from .audit import CATEGORIES, wrong_outcome
 from .oracle import Oracle
-from .scenes import render
 
 logger = logging.getLogger(__name__)
 
 Candidates = Callable[[WorldExample, int, int], list[tuple[str, Image.Image]]]
 
-CONTENT = {"exact": 0.3, "partial": 0.12, "unchanged": 0.1, "wrong-object": 0.12, "wrong-value": 0.16, "overedit": 0.1}
+# the exact target 30% of the time, else one of the audit's clean wrong outcomes
+CONTENT = {"exact": 0.3, **{category: 0.7 / len(CATEGORIES) for category in CATEGORIES}}
 QUALITY = {"clean": 0.4, "noise": 0.2, "blur": 0.2, "jpeg": 0.1, "shift": 0.1}
 
 
 # -- candidate edits --------------------------------------------------------------------------------
-def _retarget(example: WorldExample, rng: random.Random, other_object: bool) -> Image.Image | None:
-    """The example's edits with the first one aimed at another object (or given another value)."""
-    first, rest = example.edits[0], example.edits[1:]
-    scene = example.scene
-    for _ in range(10):
-        if other_object:
-            others = [o for o in scene.objects if o.color != first.color]
-            if first.kind in ("background", "add") or not others:
-                return None
-            obj = rng.choice(others)
-            wrong = Edit(first.kind, obj.color, obj.shape, first.value, first.size)
-        else:
-            candidate = random_edit(rng, scene, first.kind)
-            if candidate is None:
-                return None
-            wrong = Edit(first.kind, first.color, first.shape, candidate.value, first.size) if first.kind != "add" else candidate
-        if wrong == first:
-            continue
-        try:
-            result = wrong.apply(scene)
-            for edit in rest:
-                result = edit.apply(result)
-        except EditRLError:
-            continue
-        return render(result, example.size)
-    return None
-
-
 def _content(example: WorldExample, kind: str, rng: random.Random) -> Image.Image | None:
+    """The exact target, or one clean wrong outcome of ``editrl.world.audit`` (None if it does not apply)."""
     if kind == "exact":
         return example.target
-    if kind == "unchanged":
-        return example.source
-    if kind == "partial":
-        if len(example.edits) > 1:
-            return render(example.edits[0].apply(example.scene), example.size)
-        src, tgt = np.asarray(example.source), np.asarray(example.target)
-        changed = (src != tgt).any(-1)
-        cols = np.nonzero(changed.any(0))[0]
-        cut = int(np.median(cols)) if len(cols) else 0
-        out = tgt.copy()
-        out[:, cut:] = src[:, cut:]  # only the left part of the change is done
-        return Image.fromarray(out)
-    if kind in ("wrong-object", "wrong-value"):
-        return _retarget(example, rng, other_object=kind == "wrong-object")
-    if kind == "overedit":
-        touched = set().union(*(e.touched() for e in example.edits))
-        extra = random_edit(rng, example.target_scene, rng.choice(["recolor", "remove"]), avoid=touched)
-        return render(extra.apply(example.target_scene), example.size) if extra else None
-    raise EditRLError(f"content corruption: expected one of {sorted(CONTENT)}, got {kind!r}")
+    if kind not in CONTENT:
+        raise EditRLError(f"content corruption: expected one of {sorted(CONTENT)}, got {kind!r}")
+    return wrong_outcome(example, kind, rng)
 
 
 def _quality(image: Image.Image, kind: str, rng: random.Random) -> Image.Image:

@@ -66,37 +66,45 @@ def target_wins(reward, kind: str, n: int = 20, seed: int = 2024) -> int:
 def contrast_candidates(example, n: int, seed: int) -> list:
     """Two candidate edits for training the world reward, mostly differing in ONE visible factor.
 
-    - 35%: the same content (the exact target, or another content corruption 30% of the time) clean
-      vs with noise or blur;
-    - 25%: the exact target vs the unchanged source (both clean, or both with the same degradation);
-    - 40%: a random pair of ``corrupted_candidates`` (content and quality both vary).
+    - 55%: the exact target against one clean wrong outcome of ``editrl.world.audit`` (the object
+      deleted instead, another object edited, a wrong value, nothing done, an unrequested change, ...),
+      both clean or both with the same degradation: what instruction following is;
+    - 25%: the same content (the exact target, or a wrong outcome 30% of the time) clean against noisy,
+      blurred or JPEG-compressed: what visual quality is;
+    - 20%: a random pair of ``corrupted_candidates`` (content and quality both vary).
 
-    A tiny backbone learning from scratch gets almost no signal from random pairs alone (it stays at
-    chance on them for hundreds of steps, see TRAINING.md), but learns the single-factor contrasts
-    within ~100 steps. The labels still come from the simulated annotators.
+    A reward trained mostly on pairs about visual quality learned "fewer objects look cleaner" and
+    preferred the target with its edited object deleted to the target itself in 99% of held-out cases;
+    the target-against-wrong-outcome pairs teach the instruction. Labels come from the annotators.
     """
     import random
 
-    from .datasets import CONTENT, _content, _quality, corrupted_candidates
+    from .audit import CATEGORIES, wrong_outcome
+    from .datasets import _quality, corrupted_candidates
 
     if n != 2:
         raise EditRLError(f"contrast_candidates makes pairs: asked for {n} candidates, expected 2")
     rng = random.Random(f"contrast-{seed}-{example.instruction}")
     draw = rng.random()
-    if draw < 0.35:
-        content = "exact" if rng.random() < 0.7 else rng.choice([c for c in CONTENT if c != "exact"])
-        base = _content(example, content, rng)
-        if base is None:
-            content, base = "exact", example.target
-        bad = rng.choice(["noise", "blur"])
-        pair = [(content, base), (f"{content}+{bad}", _quality(base, bad, rng))]
-    elif draw < 0.6:
-        quality = rng.choice(["clean", "clean", "noise", "blur"])
+    if draw < 0.55:
+        categories = list(CATEGORIES)
+        rng.shuffle(categories)
+        category, wrong = next(((c, im) for c in categories if (im := wrong_outcome(example, c, rng)) is not None))
+        quality = rng.choice(["clean", "clean", "noise", "blur", "jpeg"])
         state = rng.getstate()
         good = _quality(example.target, quality, rng)
         rng.setstate(state)  # the same degradation draw on both
         suffix = "" if quality == "clean" else f"+{quality}"
-        pair = [(f"exact{suffix}", good), (f"unchanged{suffix}", _quality(example.source, quality, rng))]
+        pair = [(f"exact{suffix}", good), (f"{category}{suffix}", _quality(wrong, quality, rng))]
+    elif draw < 0.8:
+        content, base = "exact", example.target
+        if rng.random() < 0.3:
+            content = rng.choice(CATEGORIES)
+            base = wrong_outcome(example, content, rng)
+            if base is None:
+                content, base = "exact", example.target
+        bad = rng.choice(["noise", "blur", "jpeg"])
+        pair = [(content, base), (f"{content}+{bad}", _quality(base, bad, rng))]
     else:
         return corrupted_candidates(example, 2, seed)
     rng.shuffle(pair)
@@ -120,7 +128,7 @@ def editor_pair_candidates(editor, steps: int | None = None):
     return candidates
 
 
-def make_reward_data(out: str | Path, train_pairs: int = 3000, val_pairs: int = 300, editor_pairs: int = 0,
+def make_reward_data(out: str | Path, train_pairs: int = 5000, val_pairs: int = 300, editor_pairs: int = 0,
                      editor: str | None = None) -> dict[str, Path]:
     """The data of ``configs/reward/world*.yaml`` in the EditReward-Data schema with annotator labels:
     ``out/train-contrast/train.parquet`` (``train_pairs`` pairs of ``contrast_candidates``, seed 0) and
