@@ -123,7 +123,9 @@ def open_image(image: ImageLike, name: str = "image", max_pixels: int | None = N
             raise EditRLError(f"{name}: no image file at {str(path)!r}")
         return _decode(path, repr(str(path)), name, max_pixels, formats)
     if isinstance(image, (bytes, bytearray)):
-        return _decode(io.BytesIO(image), "the bytes", name, max_pixels, formats)
+        image = io.BytesIO(image)
+    if hasattr(image, "read") and hasattr(image, "seek"):  # an open binary file
+        return _decode(image, "the bytes", name, max_pixels, formats)
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # torch tensor, CHW or HWC
         image = image.detach().float().cpu().numpy()
     if isinstance(image, np.ndarray):
