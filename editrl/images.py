@@ -81,26 +81,27 @@ def to_rgb(image: Image.Image, conversion: str = "editrl") -> Image.Image:
 def _decode(source, what: str, name: str, max_pixels: int | None, formats: tuple[str, ...] | None) -> Image.Image:
     """Open ``source`` (a path or a file object), check its declared size, then decode it (mode kept)."""
     limit = max_pixels or MAX_IMAGE_PIXELS
+    plural = what == "the bytes"  # grammar of the messages below
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
             opened = Image.open(source, formats=formats)
     except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{name}: {what} declares over {2 * Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); "
+        raise ImageTooLarge(f"{name}: {what} declare{'' if plural else 's'} over {2 * Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); "
                             f"the limit is {limit} pixels") from None
     except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files; all mean "unreadable"
-        raise EditRLError(f"{name}: {what} is not a readable image ({type(err).__name__}: {err})") from None
+        raise EditRLError(f"{name}: {what} {'are' if plural else 'is'} not a readable image ({type(err).__name__}: {err})") from None
     try:
         width, height = opened.size  # read from the header: nothing is decoded yet
         if width * height > limit:
-            raise ImageTooLarge(f"{name}: {what} is a {width}x{height} image ({width * height} pixels), over the limit of {limit} pixels")
+            raise ImageTooLarge(f"{name}: {what} {'are' if plural else 'is'} a {width}x{height} image ({width * height} pixels), over the limit of {limit} pixels")
         opened.load()
     except EditRLError:
         opened.close()
         raise
     except Exception as err:  # noqa: BLE001 - truncated or damaged pixel data
         opened.close()
-        raise EditRLError(f"{name}: {what} is not a readable image ({type(err).__name__}: {err})") from None
+        raise EditRLError(f"{name}: {what} {'are' if plural else 'is'} not a readable image ({type(err).__name__}: {err})") from None
     if getattr(opened, "n_frames", 1) > 1:  # multi-frame files keep their handle open: keep the first frame
         first = opened.copy()
         opened.close()
