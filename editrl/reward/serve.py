@@ -75,6 +75,9 @@ class ServeConfig:
     """Most image pixels (declared sizes, summed) decoded or queued at once, which bounds the server's
     memory (about 3-4 bytes per pixel); a request over it alone gets 413, one that must wait for
     others gets 503 (retry later)."""
+    max_bytes_in_flight: int = 256 * 1024 * 1024
+    """Most request-body bytes (declared Content-Length, summed) being received or handled at once;
+    a request beyond it gets 503 before its body is read."""
     max_connections: int = 256
     """Most open connections and requests in progress; beyond it uvicorn answers 503."""
     keep_alive_s: float = 5.0
@@ -91,7 +94,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes",
-                    "max_pixels_in_flight", "max_connections"):
+                    "max_pixels_in_flight", "max_bytes_in_flight", "max_connections"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise EditRLError(f"reward serve: {key} must be an integer >= 1, got {value!r}")
@@ -467,6 +470,7 @@ class Guard:
     def __init__(self, app, config: ServeConfig, metrics: Metrics) -> None:
         self.app, self.config, self.metrics = app, config, metrics
         self.max_bytes = config.max_request_bytes
+        self.bytes_in_flight = 0
 
     def _error(self, size: str) -> HTTPException:
         return HTTPException(413, f"request body of {size} bytes exceeds the server's limit of {self.max_bytes} bytes")
@@ -516,12 +520,20 @@ class Guard:
         if length.isdigit() and int(length) > self.max_bytes:
             response = JSONResponse(status_code=413, content={"detail": self._error(length.decode()).detail})
             return await response(scope, receive, counting_send)
+        declared = int(length) if length.isdigit() else 0
+        if declared and self.bytes_in_flight + declared > self.config.max_bytes_in_flight:
+            response = JSONResponse(status_code=503, headers={"Retry-After": "1"},
+                                    content={"detail": "the server is busy receiving other requests; retry later"})
+            return await response(scope, receive, counting_send)
+        self.bytes_in_flight += declared
         try:
             await self.app(scope, limited_receive, counting_send)
         except Exception:
             if not started and scope["path"] == "/v1/score":
                 self.metrics.responses[500] += 1  # Starlette's error middleware answers it outside this one
             raise
+        finally:
+            self.bytes_in_flight -= declared
 
 
 def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> FastAPI:
