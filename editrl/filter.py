@@ -160,32 +160,57 @@ class FilterConfig:
     bins: int = 30
     """Histogram bins."""
 
+    def __post_init__(self) -> None:
+        from .reward.score import check_positive
+
+        check_cut(self.by, self.top_k, self.top_fraction)
+        for name in ("batch_size", "chunk_size", "bins"):
+            check_positive(getattr(self, name), name)
+        for name in ("min_if", "min_vq", "top_fraction"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise EditRLError(f"{name}: expected a finite number, got {value!r}")
+
 
 def _count_rows(path: Path) -> int:
     """Row count from Parquet metadata / JSONL lines, without decoding any image."""
-    import pyarrow.parquet as pq
-
-    from .reward.score import _table_files
+    from .reward.score import _table_files, parquet_file
 
     total = 0
     for file in _table_files(path):
         if file.suffix == ".parquet":
-            total += pq.ParquetFile(file).metadata.num_rows
+            total += parquet_file(file).metadata.num_rows
         else:
-            with open(file, encoding="utf-8") as handle:
+            with open(file, "rb") as handle:
                 total += sum(1 for line in handle if line.strip())
     return total
 
 
-def _check_model(scores_dir: Path, reward_name: str) -> None:
-    """Refuse to resume into score tables written by another reward (they would mix)."""
-    meta = scores_dir / "reward.json"
-    if meta.is_file():
-        previous = json.loads(meta.read_text())["reward"]
-        if previous != reward_name:
-            raise EditRLError(f"--out {str(scores_dir.parent)!r}: holds scores of reward {previous!r}, not {reward_name!r}; use another --out")
-    else:
-        _write_text(meta, json.dumps({"reward": reward_name}))
+def check_inputs(config: FilterConfig) -> int:
+    """The data's row count, after refusing (before any model loads) empty data and an unusable --out."""
+    from .reward.score import check_output
+
+    check_output(config.out, folder=True)
+    total = _count_rows(Path(config.data))
+    if total == 0:
+        raise EditRLError(f"--data {config.data!r}: the table has no rows; nothing to score")
+    return total
+
+
+def _together(state, work):
+    """Run ``work()`` on every rank; if it fails with an ``EditRLError`` on any rank, every rank raises
+    that error (a rank that failed alone would leave the others waiting for it forever)."""
+    from accelerate.utils import gather_object
+
+    try:
+        result, problem = work(), None
+    except EditRLError as err:
+        result, problem = None, str(err)
+    problems = gather_object([problem]) if state.num_processes > 1 else [problem]
+    failed = [p for p in problems if p is not None]
+    if failed:
+        raise EditRLError(failed[0])
+    return result
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -223,18 +248,22 @@ def _absolute_images(row: dict) -> dict:
 
 
 def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Path:
-    """Stream the input again and write the kept rows (input order) with their scores."""
+    """Stream the input again and write the kept rows (input order) with their scores; a kept row that
+    changed since it was scored stops the run (its scores would be attached to another row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .reward.score import _table_files, read_rows
+    from .reward.score import _table_files, read_rows, table_row_digest
 
     score_columns = [c for c in scores.column_names if c in ("score", "score_sigma") or c.startswith(("mu_", "sigma_"))]
     by_row = {r: i for i, r in enumerate(scores.column("row").to_pylist())}
     columns = {c: scores.column(c).to_pylist() for c in score_columns}
+    hashes = scores.column("row_hash").to_pylist()
     records = []
     for index, row in enumerate(read_rows(data)):
         if index in kept_rows:
+            if table_row_digest(row, index) != hashes[by_row[index]]:
+                raise EditRLError(f"data {str(data)!r}: {row.get('_where')} changed while the run was scoring; rerun to rescore")
             record = _absolute_images(row)
             record.update({f"reward_{c}": columns[c][by_row[index]] for c in score_columns})
             record["reward_rank"] = kept_rows[index] + 1
@@ -265,25 +294,23 @@ def process_state():
 
 def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: str = "reward") -> dict | None:
     """Score (resumably, sharded by process rank) and cut; returns the summary on rank 0, None elsewhere."""
+    from .reward.identity import reward_identity
     from .reward.score import read_rows, score_table
 
-    check_cut(config.by, config.top_k, config.top_fraction)
-    data, out = Path(config.data), Path(config.out)
-    total = _count_rows(data)
-    if total == 0:
-        raise EditRLError(f"data {config.data!r}: no rows to score")
+    data, out, total = Path(config.data), Path(config.out), check_inputs(config)
     state = process_state()
     rank, world = state.process_index, state.num_processes
     scores_dir = out / "scores"
     if state.is_main_process:
         scores_dir.mkdir(parents=True, exist_ok=True)
-        _check_model(scores_dir, reward_name)
     state.wait_for_everyone()
     shard_total = len(range(rank, total, world))
-    stats = score_table(
-        reward, islice(read_rows(data), rank, None, world), scores_dir / f"shard-{rank}-of-{world}.parquet",
+    identity = reward_identity(reward)
+    stats = _together(state, lambda: score_table(
+        reward, lambda: islice(read_rows(data), rank, None, world), scores_dir / f"shard-{rank}-of-{world}.parquet",
         batch_size=config.batch_size, chunk_size=config.chunk_size, total=shard_total, progress=state.is_local_main_process,
-    )
+        identity=identity,
+    ))
     logger.info("rank %d/%d: %d rows scored now, %d already scored", rank, world, stats["scored"], stats["skipped"])
     _write_text(scores_dir / f"shard-{rank}-of-{world}.json", json.dumps(stats))
     state.wait_for_everyone()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .errors import EditRLError
 
@@ -42,8 +43,30 @@ def _array_to_pil(array: np.ndarray, name: str) -> Image.Image:
     return Image.fromarray(a)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB with alpha composited on white; 16-bit and CMYK converted properly (PIL's ``convert`` clips I;16)."""
+CONVERSIONS = ("editrl", "official")
+"""How an image in any mode becomes RGB: ``"editrl"`` applies the EXIF orientation, composites alpha
+on white and rescales 16-bit to 8-bit (what a user of a phone photo or a transparent PNG expects);
+``"official"`` is PIL's ``image.convert("RGB")`` as is, what the official EditReward code (qwen-vl-utils'
+``fetch_image``) does, so released checkpoints score every input exactly as the official release."""
+
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
+"""Largest image (width x height) decoded from a file or bytes: PIL's own decompression-bomb limit."""
+
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageTooLarge(EditRLError):
+    """An image whose declared size is over the pixel limit (refused before it is decoded)."""
+
+
+def to_rgb(image: Image.Image, conversion: str = "editrl") -> Image.Image:
+    """RGB pixels of ``image`` under ``conversion`` (see ``CONVERSIONS``)."""
+    if conversion not in CONVERSIONS:
+        raise EditRLError(f"image conversion {conversion!r}: expected one of {list(CONVERSIONS)}")
+    if conversion == "official":
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(image, dtype=np.float64)
         scale = 257.0 if a.max() > 255 else 1.0
@@ -55,36 +78,69 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_image(image: ImageLike, name: str = "image") -> Image.Image:
-    """Load ``image`` as RGB; ``name`` is what the error message calls it (e.g. ``"edits[3]"``)."""
+def _decode(source, what: str, name: str, max_pixels: int | None, formats: tuple[str, ...] | None) -> Image.Image:
+    """Open ``source`` (a path or a file object), check its declared size, then decode it (mode kept)."""
+    limit = max_pixels or MAX_IMAGE_PIXELS
+    plural = what == "the bytes"  # grammar of the messages below
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+            opened = Image.open(source, formats=formats)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{name}: {what} declare{'' if plural else 's'} over {2 * Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?); "
+                            f"the limit is {limit} pixels") from None
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for damaged files; all mean "unreadable"
+        raise EditRLError(f"{name}: {what} {'are' if plural else 'is'} not a readable image ({type(err).__name__}: {err})") from None
+    try:
+        width, height = opened.size  # read from the header: nothing is decoded yet
+        if width * height > limit:
+            raise ImageTooLarge(f"{name}: {what} {'are' if plural else 'is'} a {width}x{height} image ({width * height} pixels), over the limit of {limit} pixels")
+        opened.load()
+    except EditRLError:
+        opened.close()
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated or damaged pixel data
+        opened.close()
+        raise EditRLError(f"{name}: {what} {'are' if plural else 'is'} not a readable image ({type(err).__name__}: {err})") from None
+    if getattr(opened, "n_frames", 1) > 1:  # multi-frame files keep their handle open: keep the first frame
+        first = opened.copy()
+        opened.close()
+        return first
+    return opened
+
+
+def open_image(image: ImageLike, name: str = "image", max_pixels: int | None = None,
+               formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Decode a path or bytes into a PIL image in its own mode (no conversion, no rotation); PIL images
+    pass through and arrays/tensors become PIL images. Sizes are checked before decoding: over
+    ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) raises ``ImageTooLarge``."""
     if isinstance(image, Image.Image):
-        return to_rgb(image)
+        return image
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
+        if "\x00" in str(path):
+            raise EditRLError(f"{name}: the path {str(path)!r} contains a NUL byte")
         if not path.is_file():
             raise EditRLError(f"{name}: no image file at {str(path)!r}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                return to_rgb(opened)
-        except (UnidentifiedImageError, OSError) as err:
-            raise EditRLError(f"{name}: {str(path)!r} is not a readable image ({err})") from None
+        return _decode(path, repr(str(path)), name, max_pixels, formats)
     if isinstance(image, (bytes, bytearray)):
-        try:
-            with Image.open(io.BytesIO(image)) as opened:
-                opened.load()
-                return to_rgb(opened)
-        except (UnidentifiedImageError, OSError) as err:
-            raise EditRLError(f"{name}: the bytes are not a readable image ({err})") from None
+        image = io.BytesIO(image)
+    if hasattr(image, "read") and hasattr(image, "seek"):  # an open binary file
+        return _decode(image, "the bytes", name, max_pixels, formats)
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # torch tensor, CHW or HWC
         image = image.detach().float().cpu().numpy()
     if isinstance(image, np.ndarray):
-        return to_rgb(_array_to_pil(image, name))
+        return _array_to_pil(image, name)
     raise EditRLError(f"{name}: expected a path, bytes, PIL image, numpy array or tensor, got {type(image).__name__}")
 
 
-def load_images(images: list[ImageLike] | tuple, name: str) -> list[Image.Image]:
-    return [load_image(image, f"{name}[{i}]") for i, image in enumerate(images)]
+def load_image(image: ImageLike, name: str = "image", conversion: str = "editrl", max_pixels: int | None = None) -> Image.Image:
+    """Load ``image`` as RGB; ``name`` is what the error message calls it (e.g. ``"row 3 edit"``)."""
+    return to_rgb(open_image(image, name, max_pixels), conversion)
+
+
+def load_images(images: list[ImageLike] | tuple, name: str, conversion: str = "editrl") -> list[Image.Image]:
+    return [load_image(image, f"{name}[{i}]", conversion) for i, image in enumerate(images)]
 
 
 def check_instruction(instruction: Any, name: str = "instruction") -> str:

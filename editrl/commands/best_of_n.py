@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
                         "Default: the built-in world example")
     parser.add_argument("--instruction", default=None, help="the edit instruction (required with --image)")
-    parser.add_argument("--n", type=int, default=8, help="number of candidates (default 8)")
+    parser.add_argument("--n", type=positive_int, default=8, help="number of candidates (default 8)")
     parser.add_argument("--editor", default="world", help="world (default, the shipped tiny Kontext), flux-kontext, "
                         "qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix, or a diffusers pipeline folder")
     parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
@@ -30,17 +32,17 @@ def register(subparsers) -> None:
                         "or module:Class")
     parser.add_argument("--select", choices=("mean", "lcb", "if", "vq"), default="mean",
                         help="rank by the fused mean (default), the lower bound mean - k*sigma, instruction following or visual quality")
-    parser.add_argument("--k", type=float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
+    parser.add_argument("--k", type=nonnegative_float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
     parser.add_argument("--search", choices=("full", "halving"), default="full",
                         help="full: every candidate runs to the end; halving: prune on x0 previews (less compute)")
-    parser.add_argument("--keep", type=float, default=0.5, help="halving: fraction kept at each pruning step (default 0.5)")
-    parser.add_argument("--horizon", type=float, default=0.5,
+    parser.add_argument("--keep", type=open_fraction, default=0.5, help="halving: fraction kept at each pruning step (default 0.5)")
+    parser.add_argument("--horizon", type=open_fraction, default=0.5,
                         help="halving: prune within this first fraction of the steps (default 0.5)")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the editor's)")
-    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the editor's)")
-    parser.add_argument("--seed", type=int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="denoising steps (default: the editor's)")
+    parser.add_argument("--guidance", type=nonnegative_float, default=None, help="guidance scale (default: the editor's)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
-    parser.add_argument("--batch-size", type=int, default=None, help="candidates per denoiser call (default: all)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="candidates per denoiser call (default: all)")
     parser.add_argument("--out", default="best-of-n", help="output folder (default ./best-of-n)")
     parser.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..argtypes import finite_float, fraction, nonnegative_int, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,25 +22,26 @@ def register(subparsers) -> None:
                    help="reward: 'world' (shipped tiny model), 'oracle', http(s)://host:port of `editrl reward serve`, "
                    "or an EditReward folder / Hub id (default: world)")
     cut = p.add_mutually_exclusive_group()
-    cut.add_argument("--top-k", type=int, default=None, help="keep the best K rows")
-    cut.add_argument("--top-fraction", type=float, default=None, help="keep the best ceil(F * rows) rows")
+    cut.add_argument("--top-k", type=nonnegative_int, default=None, help="keep the best K rows")
+    cut.add_argument("--top-fraction", type=fraction, default=None, help="keep the best ceil(F * rows) rows")
     p.add_argument("--by", default="fused", choices=["fused", "instruction_following", "visual_quality"],
                    help="score to rank by (default: fused)")
-    p.add_argument("--min-if", type=float, default=None, help="drop rows whose instruction-following mu is below this")
-    p.add_argument("--min-vq", type=float, default=None, help="drop rows whose visual-quality mu is below this")
-    p.add_argument("--batch-size", type=int, default=8, help="edits per reward call (default: 8)")
-    p.add_argument("--chunk-size", type=int, default=256, help="rows per checkpoint (default: 256)")
+    p.add_argument("--min-if", type=finite_float, default=None, help="drop rows whose instruction-following mu is below this")
+    p.add_argument("--min-vq", type=finite_float, default=None, help="drop rows whose visual-quality mu is below this")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="edits per reward call (default: 8)")
+    p.add_argument("--chunk-size", type=positive_int, default=256, help="rows per checkpoint (default: 256)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..filter import FilterConfig, filter_dataset, process_state
+    from ..filter import FilterConfig, check_inputs, filter_dataset, process_state
     from ..reward.specs import build_reward
 
     config = FilterConfig(
         data=args.data, out=args.out, by=args.by, top_k=args.top_k, top_fraction=args.top_fraction,
         min_if=args.min_if, min_vq=args.min_vq, batch_size=args.batch_size, chunk_size=args.chunk_size,
     )
+    check_inputs(config)  # before the model loads
     summary = filter_dataset(build_reward(args.model, device=process_state().device), config, reward_name=args.model)
     if summary is not None:
         print(json.dumps(summary))

@@ -10,20 +10,37 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Sequence
 
 from ..errors import EditRLError
-from ..images import ImageLike, load_image
+from ..images import ImageLike, open_image
 from .output import RewardOutput
 
 logger = logging.getLogger(__name__)
 
 
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "P", "RGB", "RGBA")  # modes PNG stores losslessly
+
+
 def encode_image(image: ImageLike, name: str = "image") -> str:
-    """Base64 PNG of ``image`` as RGB (the server decodes it to exactly these pixels)."""
+    """Base64 of ``image`` such that the server decodes exactly what the in-process reward would see:
+    a PNG/JPEG/WebP file or bytes as they are (mode and EXIF orientation kept, so the served reward
+    converts them its own way), anything else as a lossless PNG in its own mode (RGB if PNG cannot
+    store that mode)."""
+    from .serve import IMAGE_FORMATS
+
+    raw = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) and Path(image).is_file() else image
+    decoded = open_image(raw, name)
+    if isinstance(raw, (bytes, bytearray)) and decoded.format in IMAGE_FORMATS:
+        return base64.b64encode(raw).decode("ascii")
+    if decoded.mode not in PNG_MODES:
+        decoded = decoded.convert("RGB")
     buffer = io.BytesIO()
-    load_image(image, name).save(buffer, format="PNG", compress_level=1)
+    exif = decoded.getexif()
+    decoded.save(buffer, format="PNG", compress_level=1, **({"exif": exif} if len(exif) else {}))
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -54,6 +71,10 @@ class RemoteReward:
         if not url.startswith(("http://", "https://")):
             raise EditRLError(f"reward url: expected http://host:port or https://..., got {url!r}")
         self.url = url.rstrip("/")
+        if not (timeout > 0 and backoff >= 0 and isinstance(retries, int) and retries >= 0
+                and isinstance(request_items, int) and request_items >= 1):
+            raise EditRLError(f"RemoteReward: need timeout > 0, retries >= 0, backoff >= 0 and request_items >= 1, got "
+                              f"{timeout}, {retries}, {backoff}, {request_items}")
         self.retries, self.backoff, self.request_items = retries, backoff, request_items
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
@@ -73,6 +94,12 @@ class RemoteReward:
     def health(self) -> dict:
         return self._request("GET", "/health")
 
+    def identity(self) -> dict:
+        """The served reward's identity (``editrl.reward.identity``): scores through the server and in
+        process with the same model count as one run."""
+        health = self.health()
+        return health.get("reward") or {"url": self.url, "model": health.get("model")}
+
     def score(
         self,
         sources: Sequence[ImageLike],
@@ -87,6 +114,8 @@ class RemoteReward:
             raise EditRLError(f"reward: sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}")
         if len(sources) == 0:
             raise EditRLError("reward: nothing to score (empty sources)")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         chunk = min(batch_size or self.request_items, self.request_items)
         outputs = []
         for start in range(0, len(sources), chunk):

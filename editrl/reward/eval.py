@@ -29,10 +29,10 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..errors import EditRLError
-from ..images import load_image
+from ..images import check_instruction, open_image
 from . import metrics
 from .output import RewardFunction
-from .score import INSTRUCTION_COLUMNS, SOURCE_COLUMNS, EDIT_COLUMNS, image_cell, pick, read_rows
+from .score import INSTRUCTION_COLUMNS, SOURCE_COLUMNS, EDIT_COLUMNS, check_output, check_positive, image_cell, pick, read_rows
 
 FORMATS = ("editreward-bench", "pairs", "pointwise")
 EDIT_A_COLUMNS = ("candidate_1", "edit_a", "left_output", "left_output_image", "left_image", "image_1", "path1")
@@ -58,6 +58,22 @@ def ranking_label(ranking: str, where: str, comparison_type: str | None = None) 
         return 0
     winner = x if op == ">" else y
     return 1 if winner == first else -1
+
+
+def ranking_letters(row: Mapping) -> str:
+    """The candidate letters a row's ``ranking`` and ``comparison_type`` name (empty without a ranking)."""
+    if row.get("vote_type") is not None or row.get("ranking") is None:
+        return ""
+    return "".join(sorted(set(re.findall(r"[A-Z]", re.sub(r"=Good|=Bad|vs", "", f"{row['ranking']} {row.get('comparison_type') or ''}")))))
+
+
+def check_candidates(letters: str, k: int, ranking, where: str) -> None:
+    """A ranking may only name the first ``k`` letters (a K-candidate group has A..)."""
+    allowed = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:k]
+    outside = [c for c in letters if c not in allowed]
+    if outside:
+        raise EditRLError(f"{where}: ranking {ranking!r} names candidate {outside[0]}, but the group has {k} candidates "
+                          f"({'/'.join(allowed)})")
 
 
 def pair_label(row: Mapping, where: str) -> int:
@@ -104,8 +120,8 @@ class _EditCache:
         chunk = max(batch_size, 1) * 8
         for start in tqdm(range(0, len(self.items), chunk), desc="scoring", disable=not progress, unit="chunk"):
             part = self.items[start: start + chunk]
-            sources = [load_image(s, f"{w} source") for s, _, _, w in part]
-            edits = [load_image(e, f"{w} edit") for _, _, e, w in part]
+            sources = [open_image(s, f"{w} source") for s, _, _, w in part]
+            edits = [open_image(e, f"{w} edit") for _, _, e, w in part]
             out = reward.score(sources, [i for _, i, _, _ in part], edits, batch_size=batch_size)
             scores[start: start + len(part)] = out.score.numpy()
         return scores
@@ -137,15 +153,25 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
         where = f"{Path(file).name} row {number}" + (f" (id {row['id']})" if row.get("id") is not None else "")
         base = row["_base"]
         source = image_cell(pick(row, SOURCE_COLUMNS, "source image", where), base)
-        instruction = pick(row, INSTRUCTION_COLUMNS, "instruction", where)
+        instruction = check_instruction(pick(row, INSTRUCTION_COLUMNS, "instruction", where), f"{where} instruction")
         a = cache.add(source, instruction, image_cell(pick(row, EDIT_A_COLUMNS, "first edit", where), base), where)
         b = cache.add(source, instruction, image_cell(pick(row, EDIT_B_COLUMNS, "second edit", where), base), where)
         row_id = str(row.get("id", number))
         group = row_id.rsplit(group_sep, 1)[0] if group_sep in row_id else row_id
         pairs.append({"id": row_id, "file": Path(file).name, "group": f"{file}:{group}", "a": a, "b": b,
-                      "label": pair_label(row, where), "k": _k_from_name(file)})
+                      "label": pair_label(row, where), "k": _k_from_name(file), "where": where,
+                      "ranking": row.get("ranking"), "letters": ranking_letters(row)})
     if not pairs:
         raise EditRLError(f"bench {str(path)!r}: no rows")
+    if fmt == "pairs":
+        ks = [2] * len(pairs)
+    else:
+        sizes: dict[str, int] = {}
+        for p in pairs:
+            sizes[p["group"]] = sizes.get(p["group"], 0) + 1
+        ks = [p["k"] or _k_from_pairs(sizes[p["group"]]) for p in pairs]
+    for p, k in zip(pairs, ks):  # before scoring: a label that does not fit its group is a broken benchmark
+        check_candidates(p["letters"], max(k, 2), p["ranking"], p["where"])
     scores = cache.score(reward, batch_size, progress)
     deltas = np.array([scores[p["a"]] - scores[p["b"]] for p in pairs])
     labels = np.array([p["label"] for p in pairs])
@@ -155,10 +181,6 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
                   "accuracy_without_ties": metrics.accuracy_without_ties(labels, deltas)}
         epsilons = [eps] * len(pairs)
     else:
-        sizes: dict[str, int] = {}
-        for p in pairs:
-            sizes[p["group"]] = sizes.get(p["group"], 0) + 1
-        ks = [p["k"] or _k_from_pairs(sizes[p["group"]]) for p in pairs]
         result = {"format": fmt, **metrics.kway_accuracy(ks, [p["group"] for p in pairs], labels, deltas)}
         epsilons = [result[f"k{k}"]["epsilon"] for k in ks]
     predictions = [
@@ -177,7 +199,7 @@ def _pointwise(reward, path: Path, batch_size: int, progress: bool) -> tuple[dic
         where = f"{Path(file).name} row {number}"
         base = row["_base"]
         index = cache.add(image_cell(pick(row, SOURCE_COLUMNS, "source image", where), base),
-                          pick(row, INSTRUCTION_COLUMNS, "instruction", where),
+                          check_instruction(pick(row, INSTRUCTION_COLUMNS, "instruction", where), f"{where} instruction"),
                           image_cell(pick(row, EDIT_COLUMNS, "edited image", where), base), where)
         items.append({"id": str(row.get("id", number)), "model": str(pick(row, MODEL_COLUMNS, "editing model", where)),
                       "human": float(pick(row, HUMAN_SCORE_COLUMNS, "human score", where)), "index": index})
@@ -202,9 +224,12 @@ def evaluate(
     """Score a benchmark and return its metrics (JSON-ready); per-item predictions go to a JSONL file."""
     if fmt not in FORMATS:
         raise EditRLError(f"format {fmt!r}: expected one of {list(FORMATS)}")
+    check_positive(batch_size, "batch_size")
     path = Path(bench)
     if not path.exists():
         raise EditRLError(f"bench {str(bench)!r}: no such file or folder")
+    if predictions_path is not None:
+        check_output(predictions_path, "--predictions")
     if fmt == "pointwise":
         result, predictions = _pointwise(reward, path, batch_size, progress)
     else:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import EditRLError
-from ..images import ImageLike, check_instruction, load_images
+from ..images import CONVERSIONS, ImageLike, check_instruction, load_images
 from .inputs import ImageBatch, RewardInputBuilder, common_prefix_length, pad_right
 from .output import DIMENSIONS, RewardOutput
 from .prompts import resolve_templates
@@ -61,6 +61,10 @@ class EditRewardConfig:
         vision_attention: the fast path's vision-tower attention: ``"packed"`` (equal-length windows and
             images batched into one dense call each, see ``vision_attention.py``) or ``"stock"``
             (transformers' own; the two-pass path always uses it, as the official code).
+        image_conversion: how images of other modes become RGB (``editrl.images.CONVERSIONS``):
+            ``"official"`` = PIL's ``convert("RGB")`` as is, no EXIF rotation (what the official code does,
+            so released checkpoints score every input exactly as the official release); ``"editrl"`` =
+            EXIF orientation applied, alpha composited on white, 16-bit rescaled (a deliberate option).
     """
 
     base_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -74,10 +78,12 @@ class EditRewardConfig:
     head_hidden_sizes: tuple[int, int] = (1024, 16)
     head_dropout: float = 0.05
     vision_attention: str = "packed"
+    image_conversion: str = "official"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("head_type", self.head_type, HEAD_TYPES), ("fusion", self.fusion, FUSIONS), ("positions", self.positions, POSITIONS),
-                                     ("vision_attention", self.vision_attention, VISION_ATTENTION)):
+                                     ("vision_attention", self.vision_attention, VISION_ATTENTION),
+                                     ("image_conversion", self.image_conversion, CONVERSIONS)):
             if value not in allowed:
                 raise EditRLError(f"EditRewardConfig.{name}={value!r}: expected one of {list(allowed)}")
         if not 0 < self.min_pixels <= self.max_pixels:
@@ -190,8 +196,8 @@ class EditReward(nn.Module):
             raise EditRLError(f"sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}")
         if len(sources) == 0:
             raise EditRLError("nothing to score: sources, instructions and edits are empty")
-        source_images = load_images(list(sources), "sources")
-        edit_images = load_images(list(edits), "edits")
+        source_images = load_images(list(sources), "sources", self.config.image_conversion)
+        edit_images = load_images(list(edits), "edits", self.config.image_conversion)
         instructions = [check_instruction(s, f"instructions[{i}]") for i, s in enumerate(instructions)]
         images = [image for pair in zip(source_images, edit_images) for image in pair]
         return images, instructions
@@ -329,6 +335,8 @@ class EditReward(nn.Module):
         """
         images, instructions = self._prepare(sources, instructions, edits)
         batch_size = batch_size or 8
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         n = len(instructions)
         order = sorted(range(n), key=lambda i: -self.sequence_length(images[2 * i], images[2 * i + 1], instructions[i]))
         per_dim = torch.empty(n, len(DIMENSIONS), 2)

@@ -6,6 +6,11 @@ temporary name then renamed), so a killed run loses at most the chunk in flight 
 every row already scored. When all rows are scored the parts are consolidated into ``<out>`` (again
 through a temporary file) and removed. ``editrl reward score`` and ``editrl filter`` both use it.
 
+A rerun continues only the same run: every part stores the reward's identity (Parquet metadata) and
+every row the digest of its content (``row_hash``; see ``editrl.reward.identity``). If the reward or
+any already-scored row changed, the rerun stops before scoring anything with one line saying what
+changed, so a table never mixes two runs; appending rows to the data is fine.
+
 Input tables: a JSONL file, a Parquet file, or a folder of them. Image cells may be paths (relative
 to the table's folder), bytes, or Hugging Face ``{"bytes", "path"}`` dicts.
 """
@@ -17,10 +22,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Union
+
+import numpy as np
 
 from ..errors import EditRLError
-from ..images import load_image
+from ..images import check_instruction, open_image
+from .identity import describe_change, reward_identity, row_digest
 from .output import RewardFunction
 
 logger = logging.getLogger(__name__)
@@ -29,6 +37,10 @@ SOURCE_COLUMNS = ("source", "source_image", "source_img", "image_src", "path_src
 INSTRUCTION_COLUMNS = ("instruction", "prompt", "instruct_prompt", "text")
 EDIT_COLUMNS = ("edit", "edited", "edited_image", "output_image", "image", "path")
 TABLE_SUFFIXES = (".jsonl", ".parquet")
+
+
+RUN_KEY = b"editrl.run"  # Parquet metadata key holding the reward identity of a score table
+Rows = Union[Iterable[Mapping], Callable[[], Iterable[Mapping]]]
 
 
 def _table_files(path: Path) -> list[Path]:
@@ -44,40 +56,69 @@ def _table_files(path: Path) -> list[Path]:
     return [path]
 
 
+def _jsonl_rows(file: Path) -> Iterator[dict]:
+    with open(file, "rb") as handle:  # bytes, so a bad byte is reported with its own line number
+        for line_number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise EditRLError(f"{file}:{line_number}: not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
+                                  "save the table as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise EditRLError(f"{file}:{line_number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise EditRLError(f"{file}:{line_number}: expected a JSON object per line, got a {type(row).__name__}")
+            yield {**row, "_base": str(file.parent), "_where": f"{file}:{line_number}"}
+
+
+def parquet_file(file: Path):
+    """``pyarrow.parquet.ParquetFile``, or one line naming the file if it is not Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as err:
+        raise EditRLError(f"{file}: not a readable Parquet file ({err})") from None
+
+
+def _parquet_rows(file: Path) -> Iterator[dict]:
+    number = 0
+    for batch in parquet_file(file).iter_batches(batch_size=64):
+        for row in batch.to_pylist():
+            yield {**row, "_base": str(file.parent), "_where": f"{file} row {number}"}
+            number += 1
+
+
 def read_rows(path: str | os.PathLike) -> Iterator[dict]:
     """Rows of a JSONL/Parquet table or folder, as dicts; image cells resolved to paths or bytes.
 
-    Each row gets ``_base`` (the folder its relative paths resolve against). Parquet files are read
-    batch by batch, so large tables with embedded images stream.
+    Each row gets ``_base`` (the folder its relative paths resolve against) and ``_where`` (its file
+    and line, for error messages). Parquet files are read batch by batch, so large tables with
+    embedded images stream.
     """
     for file in _table_files(Path(path)):
-        if file.suffix == ".jsonl":
-            with open(file, encoding="utf-8") as handle:
-                for line_number, line in enumerate(handle, 1):
-                    if line.strip():
-                        try:
-                            row = json.loads(line)
-                        except json.JSONDecodeError as err:
-                            raise EditRLError(f"{file}:{line_number}: not valid JSON ({err.msg})") from None
-                        yield {**row, "_base": str(file.parent)}
-        else:
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(file).iter_batches(batch_size=64):
-                for row in batch.to_pylist():
-                    yield {**row, "_base": str(file.parent)}
+        yield from (_jsonl_rows(file) if file.suffix == ".jsonl" else _parquet_rows(file))
 
 
 def pick(row: Mapping, names: Iterable[str], what: str, where: str):
     """The first of ``names`` present in ``row``; a clear error naming the row otherwise."""
+    names = list(names)
     for name in names:
-        if name in row and row[name] is not None:
+        if row.get(name) is not None:
             return row[name]
-    raise EditRLError(f"{where}: no {what} column; expected one of {list(names)}")
+    empty = [name for name in names if name in row]
+    if empty:
+        raise EditRLError(f"{where}: the {what} ({empty[0]}) is empty (null)")
+    raise EditRLError(f"{where}: no {what} column; expected one of {names}")
 
 
 def image_cell(value, base: str):
-    """A table cell as something ``load_image`` reads: bytes, or a path resolved against ``base``."""
+    """A table cell as something ``open_image`` reads: bytes, or a path resolved against ``base``."""
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if isinstance(value, str) and not os.path.isabs(value):
@@ -90,38 +131,113 @@ def _describe(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a file where a folder is wanted (or
+    the reverse), or a location inside a file or a folder without write permission."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise EditRLError(f"{flag} {str(path)!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
+    ancestor = path if folder and path.is_dir() else path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise EditRLError(f"{flag} {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise EditRLError(f"{flag} {str(path)!r}: no permission to write in {str(ancestor)!r}")
+    return path
+
+
+def check_positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EditRLError(f"{name}: expected an integer >= 1, got {value!r}")
+    return value
+
+
 def _result_files(out_path: Path, parts: Path) -> list[Path]:
     """The consolidated table (if any) and the part files of an unfinished run."""
     files = [out_path] if out_path.is_file() else []
     return files + (sorted(parts.glob("part-*.parquet")) if parts.is_dir() else [])
 
 
-def _done_rows(out_path: Path, parts: Path) -> set[int]:
-    import pyarrow.parquet as pq
-
-    done: set[int] = set()
+def _stored_rows(out_path: Path, parts: Path, identity: dict) -> dict[int, str]:
+    """row -> content digest of every row already scored in ``out_path``; one line if another reward wrote them."""
+    stored: dict[int, str] = {}
     for file in _result_files(out_path, parts):
-        done.update(pq.read_table(file, columns=["row"]).column("row").to_pylist())
-    return done
+        pf = parquet_file(file)
+        meta = (pf.schema_arrow.metadata or {}).get(RUN_KEY)
+        if meta is None or "row_hash" not in pf.schema_arrow.names:
+            raise EditRLError(f"--out {str(out_path)!r}: {file.name} holds scores without a run fingerprint (written by an older "
+                              "editrl or another tool); use another --out")
+        previous = json.loads(meta)["reward"]
+        if previous != identity:
+            raise EditRLError(f"--out {str(out_path)!r}: holds scores of another run ({describe_change(previous, identity)}); "
+                              "use another --out, or delete it to rescore")
+        table = pf.read(columns=["row", "row_hash"])
+        stored.update(zip(table.column("row").to_pylist(), table.column("row_hash").to_pylist()))
+    return stored
 
 
-def _write_parquet(records: list[dict], path: Path) -> None:
+def _row_parts(row: Mapping, index: int) -> tuple[str, object, str, object]:
+    """(where, source cell, instruction, edit cell) of a row, each checked."""
+    where = row.get("_where") or f"row {index}"
+    if row.get("id") is not None:
+        where += f" (id {row['id']})"
+    source = pick(row, SOURCE_COLUMNS, "source image", where)
+    edit = pick(row, EDIT_COLUMNS, "edited image", where)
+    instruction = check_instruction(pick(row, INSTRUCTION_COLUMNS, "instruction", where), f"{where} instruction")
+    return where, source, instruction, edit
+
+
+def table_row_digest(row: Mapping, index: int) -> str:
+    """The content digest ``row_hash`` of a table row (see ``editrl.reward.identity.row_digest``)."""
+    where, source, instruction, edit = _row_parts(row, index)
+    source, edit = (v.get("bytes") or v.get("path") if isinstance(v, dict) else v for v in (source, edit))
+    return row_digest(row.get("id"), instruction, source, edit, row.get("_base", "."))
+
+
+def _check_rows(rows: Iterable[Mapping], stored: dict[int, str], out_path: Path) -> None:
+    """Every stored row must still be the same row of the data (appending rows is fine)."""
+    seen = changed = 0
+    first = None
+    for index, row in enumerate(rows):
+        seen += 1
+        if index in stored and table_row_digest(row, index) != stored[index]:
+            changed += 1
+            first = first or (row.get("_where") or f"row {index}")
+    if changed:
+        raise EditRLError(f"--out {str(out_path)!r}: {changed} of the {len(stored)} rows scored there changed in the data since "
+                          f"(first: {first}); use another --out, or delete it to rescore")
+    extra = sorted(r for r in stored if r >= seen)
+    if extra:
+        raise EditRLError(f"--out {str(out_path)!r}: holds scores of row {extra[0]} but the data now has {seen} rows; "
+                          "use another --out, or delete it to rescore")
+
+
+def _write_parquet(records: list[dict], path: Path, identity: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    table = pa.Table.from_pylist(records)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(records), tmp)
+    pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
     os.replace(tmp, path)
 
 
-def _consolidate(out_path: Path, parts: Path) -> int:
+def _consolidate(out_path: Path, parts: Path, identity: dict) -> int:
+    """One table sorted by row, each row once (a kill between the rename and the removal of the parts
+    leaves both; the rows they share are the same rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.concat_tables([pq.read_table(f) for f in _result_files(out_path, parts)], promote_options="default")
-    table = table.sort_by("row")
+    table = table.replace_schema_metadata(None).sort_by("row")
+    rows = table.column("row").to_numpy()
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    table = table.filter(pa.array(first)) if not first.all() else table
     tmp = out_path.with_name(out_path.name + ".tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
     os.replace(tmp, out_path)
     shutil.rmtree(parts)
     return table.num_rows
@@ -129,63 +245,97 @@ def _consolidate(out_path: Path, parts: Path) -> int:
 
 def score_table(
     reward: RewardFunction,
-    rows: Iterable[Mapping],
+    rows: Rows,
     out_path: str | os.PathLike,
     batch_size: int = 8,
     chunk_size: int = 256,
     total: int | None = None,
     progress: bool = True,
+    identity: dict | None = None,
 ) -> dict:
     """Score every row not yet in ``out_path`` and write one Parquet table sorted by row number.
 
     ``rows``: dicts with a source, an instruction and an edit (column aliases in ``SOURCE_COLUMNS``,
-    ``INSTRUCTION_COLUMNS``, ``EDIT_COLUMNS``; optional ``id``). Output columns: ``row`` (position in
-    ``rows``), ``id``, ``instruction``, ``source``/``edit`` (paths only), ``score``, ``score_sigma``,
-    ``mu_<dim>``, ``sigma_<dim>``. Returns ``{"rows", "scored", "skipped", "out"}``.
+    ``INSTRUCTION_COLUMNS``, ``EDIT_COLUMNS``; optional ``id``), or a function returning a fresh
+    iterator of them (then a resume checks every stored row before scoring anything; with a plain
+    iterable it checks them as they stream by). ``identity``: the reward's identity (default
+    ``reward_identity(reward)``). Output columns: ``row`` (position in ``rows``), ``id``,
+    ``instruction``, ``source``/``edit`` (paths only), ``score``, ``score_sigma``, ``mu_<dim>``,
+    ``sigma_<dim>``, ``row_hash``. Returns ``{"rows", "scored", "skipped", "out"}``.
     """
     from tqdm.auto import tqdm
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    check_positive(batch_size, "batch_size")
+    check_positive(chunk_size, "chunk_size")
+    out_path = check_output(out_path)
+    identity = reward_identity(reward) if identity is None else identity
     parts = out_path.with_name(out_path.name + ".parts")
-    done = _done_rows(out_path, parts)
+    stored = _stored_rows(out_path, parts, identity)
+    verified = False
+    if callable(rows):
+        if stored:
+            _check_rows(rows(), stored, out_path)
+            verified = True
+        rows = rows()
     if total is None and hasattr(rows, "__len__"):
         total = len(rows)  # type: ignore[arg-type]
     scored = seen = 0
-    pending: list[tuple[int, Mapping]] = []
+    pending: list[tuple[int, Mapping, str]] = []
 
     def flush() -> None:
         nonlocal scored
         if not pending:
             return
         sources, instructions, edits, meta = [], [], [], []
-        for index, row in pending:
-            where = f"row {index}" + (f" (id {row['id']})" if row.get("id") is not None else "")
+        for index, row, digest in pending:
+            where, source, instruction, edit = _row_parts(row, index)
             base = row.get("_base", ".")
-            source = image_cell(pick(row, SOURCE_COLUMNS, "source image", where), base)
-            edit = image_cell(pick(row, EDIT_COLUMNS, "edited image", where), base)
-            sources.append(load_image(source, f"{where} source"))
-            edits.append(load_image(edit, f"{where} edit"))
-            instructions.append(pick(row, INSTRUCTION_COLUMNS, "instruction", where))
-            meta.append({"row": index, "id": None if row.get("id") is None else str(row["id"]),
-                         "instruction": instructions[-1], "source": _describe(source), "edit": _describe(edit)})
-        output = reward.score(sources, instructions, edits, batch_size=batch_size)
+            source, edit = image_cell(source, base), image_cell(edit, base)
+            sources.append(open_image(source, f"{where} source"))
+            edits.append(open_image(edit, f"{where} edit"))
+            instructions.append(instruction)
+            meta.append({"row": index, "id": None if row.get("id") is None else str(row["id"]), "instruction": instruction,
+                         "source": _describe(source), "edit": _describe(edit), "row_hash": digest})
+        output = _score_chunk(reward, sources, instructions, edits, [m["row"] for m in meta], pending, batch_size)
         records = [{**m, **r} for m, r in zip(meta, output.to_records())]
-        parts.mkdir(exist_ok=True)
-        _write_parquet(records, parts / f"part-{pending[0][0]:09d}.parquet")
+        parts.mkdir(parents=True, exist_ok=True)
+        _write_parquet(records, parts / f"part-{pending[0][0]:09d}.parquet", identity)
         scored += len(pending)
         bar.update(len(pending))
         pending.clear()
 
-    with tqdm(total=total, initial=len(done), desc="scoring", unit="edit", disable=not progress) as bar:
+    with tqdm(total=total, initial=len(stored), desc="scoring", unit="edit", disable=not progress) as bar:
         for index, row in enumerate(rows):
             seen += 1
-            if index in done:
+            if index in stored:
+                if not verified and table_row_digest(row, index) != stored[index]:
+                    raise EditRLError(f"--out {str(out_path)!r}: {row.get('_where') or f'row {index}'} changed in the data since it "
+                                      "was scored there; use another --out, or delete it to rescore")
                 continue
-            pending.append((index, row))
+            pending.append((index, row, table_row_digest(row, index)))
             if len(pending) >= chunk_size:
                 flush()
         flush()
-    written = _consolidate(out_path, parts) if parts.is_dir() else len(done)
+    if not verified and any(r >= seen for r in stored):
+        raise EditRLError(f"--out {str(out_path)!r}: holds scores of row {max(stored)} but the data now has {seen} rows; "
+                          "use another --out, or delete it to rescore")
+    if seen == 0 and not stored:
+        return {"rows": 0, "scored": 0, "skipped": 0, "out": None}  # nothing to score: nothing written
+    written = _consolidate(out_path, parts, identity) if parts.is_dir() else len(stored)
     logger.info("scored %d rows (%d already in %s)", scored, seen - scored, out_path)
     return {"rows": written, "scored": scored, "skipped": seen - scored, "out": str(out_path)}
+
+
+def _score_chunk(reward, sources, instructions, edits, rows, pending, batch_size):
+    """Score one chunk; if the reward refuses it, find the row it refuses so the error names it."""
+    try:
+        return reward.score(sources, instructions, edits, batch_size=batch_size)
+    except EditRLError:
+        if len(sources) == 1:
+            raise
+    for k, (index, row, _) in enumerate(pending):
+        try:
+            reward.score(sources[k:k + 1], instructions[k:k + 1], edits[k:k + 1], batch_size=batch_size)
+        except EditRLError as err:
+            raise EditRLError(f"{row.get('_where') or f'row {index}'}: {err}") from None
+    raise EditRLError("the reward refused a chunk of rows but accepted each row alone")

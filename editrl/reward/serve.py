@@ -23,6 +23,7 @@ import secrets
 import socket
 import threading
 import time
+import warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -31,16 +32,16 @@ from pathlib import Path
 from typing import Iterator, Union
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EditRLError
-from ..images import check_instruction, load_image
+from ..images import ImageTooLarge, check_instruction, open_image
+from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
 
 logger = logging.getLogger(__name__)
@@ -69,18 +70,41 @@ class ServeConfig:
     max_image_pixels: int = 2048 * 2048
     """Most pixels (width x height) in one image (413 above), checked before decoding."""
     max_request_bytes: int = 64 * 1024 * 1024
-    """Largest request body in bytes (413 above)."""
+    """Largest request body in bytes (413 above); also the largest image file read from ``--image-root``."""
+    max_pixels_in_flight: int = 128 * 1024 * 1024
+    """Most image pixels (declared sizes, summed) decoded or queued at once, which bounds the server's
+    memory (about 3-4 bytes per pixel); a request over it alone gets 413, one that must wait for
+    others gets 503 (retry later)."""
+    max_bytes_in_flight: int = 256 * 1024 * 1024
+    """Most request-body bytes (declared Content-Length, summed) being received or handled at once;
+    a request beyond it gets 503 before its body is read."""
+    max_connections: int = 256
+    """Most open connections and requests in progress; beyond it uvicorn answers 503."""
+    keep_alive_s: float = 5.0
+    """An idle keep-alive connection is closed after this many seconds."""
+    header_timeout_s: float = 10.0
+    """A client that has not sent a complete request head this long after connecting (or after its
+    previous response) is disconnected: slow-header clients cannot hold connections forever."""
+    body_timeout_s: float = 30.0
+    """A request body not fully received this long after its head gets 408."""
     image_root: str | None = None
     """Folder from which ``{"path": ...}`` images may be read; paths are refused when unset."""
     model_name: str = "reward"
     """Name reported by ``/health``."""
 
     def __post_init__(self) -> None:
-        for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes"):
-            if getattr(self, key) < 1:
-                raise EditRLError(f"reward serve: {key} must be at least 1, got {getattr(self, key)}")
-        if self.max_wait_ms < 0:
-            raise EditRLError(f"reward serve: max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes",
+                    "max_pixels_in_flight", "max_bytes_in_flight", "max_connections"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise EditRLError(f"reward serve: {key} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
+            raise EditRLError(f"reward serve: port must be in 0..65535, got {self.port!r}")
+        if not (0 <= self.max_wait_ms < float("inf")):
+            raise EditRLError(f"reward serve: max_wait_ms must be a finite number >= 0, got {self.max_wait_ms}")
+        for key in ("keep_alive_s", "header_timeout_s", "body_timeout_s"):
+            if not (0 < getattr(self, key) < float("inf")):
+                raise EditRLError(f"reward serve: {key} must be a finite number > 0, got {getattr(self, key)}")
         if self.image_root is not None and not Path(self.image_root).is_dir():
             raise EditRLError(f"reward serve: --image-root {self.image_root!r} is not a folder")
 
@@ -156,9 +180,12 @@ def response_to_output(body: dict) -> RewardOutput:
 # ---------------------------------------------------------------- image decoding
 
 
-def _read_under_root(path: str, root: str | None, name: str) -> bytes:
+def _path_under_root(path: str, root: str | None, name: str, max_bytes: int) -> Path:
+    """The file a ``{"path": ...}`` names, refused unless it lies under the root and is at most ``max_bytes``."""
     if root is None:
         raise HTTPException(403, f"{name}: image paths are disabled on this server (start it with --image-root DIR), send base64 instead")
+    if "\x00" in path:
+        raise HTTPException(400, f"{name}: path contains a NUL byte")
     base = Path(root).resolve()
     # resolve() follows symlinks and '..', so anything that lands outside the root is refused
     target = (base / path).resolve()
@@ -166,7 +193,10 @@ def _read_under_root(path: str, root: str | None, name: str) -> bytes:
         raise HTTPException(403, f"{name}: path {path!r} is outside the server's image root")
     if not target.is_file():
         raise HTTPException(400, f"{name}: no image file at {path!r} under the server's image root")
-    return target.read_bytes()
+    size = target.stat().st_size
+    if size > max_bytes:
+        raise HTTPException(413, f"{name}: the file {path!r} has {size} bytes, over the server's limit of {max_bytes} bytes")
+    return target
 
 
 def _b64decode(value: str, name: str) -> bytes:
@@ -177,32 +207,82 @@ def _b64decode(value: str, name: str) -> bytes:
         raise HTTPException(400, f"{name}: not valid base64 (expected a base64 PNG/JPEG/WebP string or {{'path': ...}})") from None
 
 
-def decode_image(value: ImageField, name: str, config: ServeConfig) -> Image.Image:
-    """Bytes or server path -> RGB image, refusing oversize images before they are decoded."""
-    raw = _read_under_root(value.path, config.image_root, name) if isinstance(value, ImagePath) else _b64decode(value, name)
+def _image_source(value: ImageField, name: str, config: ServeConfig):
+    """A path under the root or an in-memory file of the decoded base64."""
+    if isinstance(value, ImagePath):
+        return _path_under_root(value.path, config.image_root, name, config.max_request_bytes)
+    return io.BytesIO(_b64decode(value, name))
+
+
+def image_pixels(value: ImageField, name: str, config: ServeConfig) -> int:
+    """Declared width x height from the image header (nothing decoded); 413 over ``max_image_pixels``."""
     try:
-        with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as header:
-            width, height = header.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(_image_source(value, name, config), formats=IMAGE_FORMATS) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"{name}: the image declares over {2 * Image.MAX_IMAGE_PIXELS} pixels, over the server's limit of "
+                                 f"{config.max_image_pixels} pixels (--max-image-pixels)") from None
+    except HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - any header PIL cannot read
         raise HTTPException(400, f"{name}: not a readable {'/'.join(IMAGE_FORMATS)} image") from None
     if width * height > config.max_image_pixels:
         raise HTTPException(413, f"{name}: {width}x{height} image exceeds the server's limit of {config.max_image_pixels} pixels (--max-image-pixels)")
+    return width * height
+
+
+def decode_image(value: ImageField, name: str, config: ServeConfig) -> Image.Image:
+    """Bytes or server path -> decoded image in its own mode (the reward converts it to RGB its own way,
+    so a served EditReward scores exactly as in process), size checked before decoding."""
     try:
-        return load_image(raw, name)
+        return open_image(_image_source(value, name, config), name, config.max_image_pixels, IMAGE_FORMATS)
+    except ImageTooLarge as err:
+        raise HTTPException(413, str(err)) from None
     except EditRLError as err:
         raise HTTPException(400, str(err)) from None
+
+
+def request_pixels(request: ScoreRequest, config: ServeConfig) -> int:
+    """Declared pixels of every image of the request (headers only); 400/413 for a bad or oversize one."""
+    total = 0
+    for i, item in enumerate(request.items):
+        try:
+            check_instruction(item.instruction, f"items[{i}].instruction")
+        except EditRLError as err:
+            raise HTTPException(400, str(err)) from None
+        total += image_pixels(item.source, f"items[{i}].source", config) + image_pixels(item.edit, f"items[{i}].edit", config)
+    return total
 
 
 def decode_request(request: ScoreRequest, config: ServeConfig) -> tuple[list, list[str], list]:
     sources, instructions, edits = [], [], []
     for i, item in enumerate(request.items):
-        try:
-            instructions.append(check_instruction(item.instruction, f"items[{i}].instruction"))
-        except EditRLError as err:
-            raise HTTPException(400, str(err)) from None
+        instructions.append(item.instruction)
         sources.append(decode_image(item.source, f"items[{i}].source", config))
         edits.append(decode_image(item.edit, f"items[{i}].edit", config))
     return sources, instructions, edits
+
+
+class PixelBudget:
+    """Image pixels admitted at once (decoding, queued or being scored); only touched from the event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        if pixels > self.limit:
+            raise HTTPException(413, f"the request's images hold {pixels} pixels, over the server's limit of {self.limit} pixels "
+                                     "in flight; split the request")
+        if self.used + pixels > self.limit:
+            raise HTTPException(503, "the server is busy decoding or scoring other images; retry later", headers={"Retry-After": "1"})
+        self.used += pixels
+        try:
+            yield
+        finally:
+            self.used -= pixels
 
 
 # ---------------------------------------------------------------- batching
@@ -378,40 +458,82 @@ def _format_validation_error(err: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-class Guard:
-    """Pure ASGI middleware: 413 for request bodies over ``max_bytes`` (at once from Content-Length,
-    else while a chunked body streams in, before anything parses it) and a count of the status
-    codes of ``/v1/score``."""
+PROTECTED = ("/v1/score", "/metrics")  # paths that need the bearer token when the server has one
 
-    def __init__(self, app, max_bytes: int, metrics: Metrics) -> None:
-        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+
+class Guard:
+    """Pure ASGI middleware, in front of everything that reads a request: 401 for a missing or wrong
+    token on ``PROTECTED`` paths (before the body is read or parsed), 413 for bodies over ``max_bytes``
+    (at once from Content-Length, else while a chunked body streams in), 408 for a body not received
+    within ``body_timeout`` seconds, and a count of the status codes of ``/v1/score`` (including 500s)."""
+
+    def __init__(self, app, config: ServeConfig, metrics: Metrics) -> None:
+        self.app, self.config, self.metrics = app, config, metrics
+        self.max_bytes = config.max_request_bytes
+        self.bytes_in_flight = 0
 
     def _error(self, size: str) -> HTTPException:
         return HTTPException(413, f"request body of {size} bytes exceeds the server's limit of {self.max_bytes} bytes")
+
+    def _authorized(self, headers: dict) -> bool:
+        if self.config.token is None:
+            return True
+        scheme, _, credentials = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(credentials.strip().encode(), self.config.token.encode())
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         seen = 0
+        body_done = False
+        deadline = time.monotonic() + self.config.body_timeout_s
+        started = False
 
         async def limited_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:
+                return await receive()  # e.g. waiting for a disconnect: no deadline
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise HTTPException(408, f"the request body was not received within {self.config.body_timeout_s:g} s") from None
             seen += len(message.get("body", b""))
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if seen > self.max_bytes:
                 raise self._error(f"more than {self.max_bytes}")  # FastAPI answers an HTTPException raised here
             return message
 
         async def counting_send(message) -> None:
-            if message["type"] == "http.response.start" and scope["path"] == "/v1/score":
-                self.metrics.responses[message["status"]] += 1
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if scope["path"] == "/v1/score":
+                    self.metrics.responses[message["status"]] += 1
             await send(message)
 
-        length = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        if scope["path"] in PROTECTED and not self._authorized(headers):
+            response = JSONResponse(status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                                    content={"detail": "missing or wrong bearer token (send 'Authorization: Bearer <token>')"})
+            return await response(scope, receive, counting_send)
+        length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
             response = JSONResponse(status_code=413, content={"detail": self._error(length.decode()).detail})
             return await response(scope, receive, counting_send)
-        await self.app(scope, limited_receive, counting_send)
+        declared = int(length) if length.isdigit() else 0
+        if declared and self.bytes_in_flight + declared > self.config.max_bytes_in_flight:
+            response = JSONResponse(status_code=503, headers={"Retry-After": "1"},
+                                    content={"detail": "the server is busy receiving other requests; retry later"})
+            return await response(scope, receive, counting_send)
+        self.bytes_in_flight += declared
+        try:
+            await self.app(scope, limited_receive, counting_send)
+        except Exception:
+            if not started and scope["path"] == "/v1/score":
+                self.metrics.responses[500] += 1  # Starlette's error middleware answers it outside this one
+            raise
+        finally:
+            self.bytes_in_flight -= declared
 
 
 def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> FastAPI:
@@ -434,27 +556,22 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> Fas
         version="1",
         lifespan=lifespan,
     )
-    bearer = HTTPBearer(auto_error=False)
-
-    def check_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if config.token is None:
-            return
-        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), config.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
-                                headers={"WWW-Authenticate": "Bearer"})
+    identity = reward_identity(reward)
+    budget = PixelBudget(config.max_pixels_in_flight)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _format_validation_error(err)})
 
-    app.add_middleware(Guard, max_bytes=config.max_request_bytes, metrics=metrics)
+    app.add_middleware(Guard, config=config, metrics=metrics)
 
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": config.model_name, "max_batch": config.max_batch,
-                "max_request_items": config.max_request_items, "max_image_pixels": config.max_image_pixels}
+                "max_request_items": config.max_request_items, "max_image_pixels": config.max_image_pixels,
+                "reward": identity}
 
-    @app.get("/metrics", dependencies=[Depends(check_token)])
+    @app.get("/metrics", responses={401: {}})
     async def get_metrics(format: str = "json"):
         snapshot = metrics.snapshot(state["batcher"].depth)
         if format == "prometheus":
@@ -463,19 +580,22 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> Fas
             raise HTTPException(400, f"format: expected 'json' or 'prometheus', got {format!r}")
         return snapshot
 
-    @app.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(check_token)],
-              responses={400: {}, 401: {}, 403: {}, 413: {}, 422: {}, 503: {}})
+    @app.post("/v1/score", response_model=ScoreResponse,
+              responses={400: {}, 401: {}, 403: {}, 408: {}, 413: {}, 422: {}, 503: {}})
     async def score(request: ScoreRequest) -> dict:
         start = time.perf_counter()
         n = len(request.items)
         if n > config.max_request_items:
             raise HTTPException(413, f"items: {n} items exceed the server's limit of {config.max_request_items} per request; split the request")
-        sources, instructions, edits = await run_in_threadpool(decode_request, request, config)
-        try:
-            output = await state["batcher"].score(sources, instructions, edits)
-        except QueueFull:
-            raise HTTPException(503, f"the scoring queue is full ({config.max_queue} items); retry later",
-                                headers={"Retry-After": "1"}) from None
+        pixels = await run_in_threadpool(request_pixels, request, config)  # headers only: nothing decoded yet
+        with budget.hold(pixels):  # bounds the decoded images held at once, whatever the clients send
+            sources, instructions, edits = await run_in_threadpool(decode_request, request, config)
+            try:
+                output = await state["batcher"].score(sources, instructions, edits)
+            except QueueFull:
+                raise HTTPException(503, f"the scoring queue is full ({config.max_queue} items); retry later",
+                                    headers={"Retry-After": "1"}) from None
+            del sources, edits
         metrics.requests += 1
         metrics.items += n
         metrics.latencies.append(time.perf_counter() - start)
@@ -484,24 +604,70 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> Fas
     return app
 
 
-def serve(reward: RewardFunction, config: ServeConfig) -> None:
-    """Run the server in the foreground until interrupted."""
+def _protocol(config: ServeConfig):
+    """uvicorn's h11 protocol with a deadline for the request head: uvicorn closes idle keep-alive
+    connections itself but waits forever for a head that trickles in byte by byte."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def _arm(self) -> None:
+            cycle = self.cycle
+            self.loop.call_later(config.header_timeout_s, self._head_overdue, cycle)
+
+        def _head_overdue(self, cycle) -> None:
+            if self.cycle is cycle and not self.transport.is_closing():  # no new request head since armed
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+    return HeadTimeoutProtocol
+
+
+def _server(reward: RewardFunction, config: ServeConfig, log_level: str):
     import uvicorn
 
-    uvicorn.run(create_app(reward, config), host=config.host, port=config.port, log_level="info")
+    return uvicorn.Server(uvicorn.Config(
+        create_app(reward, config), log_level=log_level, lifespan="on", http=_protocol(config),
+        timeout_keep_alive=config.keep_alive_s, limit_concurrency=config.max_connections,
+        h11_max_incomplete_event_size=64 * 1024,  # a request head over 64 KiB is refused
+    ))
+
+
+def _listen(config: ServeConfig) -> socket.socket:
+    """The listening socket, or one line saying why the address cannot be used."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as err:
+        sock.close()
+        raise EditRLError(f"reward serve: cannot listen on {config.host}:{config.port} ({err.strerror or err})") from None
+    return sock
+
+
+def serve(reward: RewardFunction, config: ServeConfig) -> None:
+    """Run the server in the foreground until interrupted."""
+    sock = _listen(config)
+    try:
+        _server(reward, config, "info").run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @contextmanager
 def serve_in_thread(reward: RewardFunction, config: ServeConfig | None = None) -> Iterator[str]:
     """Run the server in a background thread on a free port; yields its base URL (tests, benchmarks)."""
-    import uvicorn
-
     config = config or ServeConfig(port=0)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
+    sock = _listen(config)
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(uvicorn.Config(create_app(reward, config), log_level="warning", lifespan="on"))
+    server = _server(reward, config, "warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="editrl-reward-server")
     thread.start()
     deadline = time.monotonic() + 30

@@ -17,6 +17,7 @@ from PIL import Image
 from editrl.errors import EditRLError
 from editrl.filter import FilterConfig, filter_dataset, select_rows
 from editrl.world import Oracle, make_examples
+from editrl.world.oracle import OracleConfig
 from editrl.world.datasets import corrupted_candidates, png_cell
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,8 +143,11 @@ def test_killed_run_resumes_without_rescoring(tmp_path, jsonl_data, world_rows):
     again = CountingOracle()
     assert filter_dataset(again, FilterConfig(str(jsonl_data), str(out), top_k=2, by="visual_quality"), "oracle")["kept"] == 2
     assert again.items == 0
-    with pytest.raises(EditRLError, match="holds scores of reward 'oracle'"):
-        filter_dataset(CountingOracle(), config, "world")
+    other = CountingOracle()
+    other.config = OracleConfig(color_tolerance=20.0)  # another reward: its scores must not join these
+    with pytest.raises(EditRLError, match=r"holds scores of another run \(the reward config changed \(color_tolerance: 30.0 -> 20.0\)\)"):
+        filter_dataset(other, config, "oracle")
+    assert other.items == 0
 
 
 def test_filter_parquet_keeps_format_and_minimums(tmp_path, world_rows):

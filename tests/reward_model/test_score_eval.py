@@ -78,7 +78,7 @@ def test_score_table_resumes_without_rescoring_or_rewriting(table, tmp_path):
 def test_score_table_names_a_bad_row(table, tmp_path):
     rows = list(read_rows(table))
     rows[3]["edit"] = "missing.png"
-    with pytest.raises(EditRLError, match="row 3 .id r3. edit"):
+    with pytest.raises(EditRLError, match=r"data.jsonl:4 \(id r3\) edit: no image file at '.*missing.png'$"):
         score_table(Brightness(), rows, tmp_path / "o.parquet", chunk_size=10, progress=False)
     with pytest.raises(EditRLError, match="no instruction column"):
         score_table(Brightness(), [{"source": _png(0), "edit": _png(1)}], tmp_path / "p.parquet", progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import numpy.random  # noqa: F401 - imported here, not lazily by two threads at once (numpy 2 lazy-import race)
 import pytest
 import torch
 from PIL import Image

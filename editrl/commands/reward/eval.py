@@ -30,10 +30,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...errors import EditRLError
     from ...reward.eval import evaluate
+    from ...reward.score import check_output
 
     if not Path(args.bench).exists():
         raise EditRLError(f"--bench {args.bench}: no such file or folder")
     predictions = args.predictions or f"{Path(args.bench).name.split('.')[0]}.predictions.jsonl"
+    check_output(predictions, "--predictions")  # before the model loads
     result = evaluate(reward_from_args(args), args.bench, args.format, predictions, batch_size=args.batch_size, group_sep=args.group_sep)
     print(json.dumps(result))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ...argtypes import positive_int
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -18,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         "folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct; known for the TIGER-Lab release ids)")
     parser.add_argument("--device", default=None, help="torch device for an EditReward model (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPES, help="backbone dtype of an EditReward model (default: as stored)")
-    parser.add_argument("--batch-size", type=int, default=8, help="edits per forward pass (default: 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="edits per forward pass (default: 8)")
 
 
 def reward_from_args(args: argparse.Namespace):
@@ -53,23 +55,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", required=True, help="a .jsonl or .parquet table, or a folder of them")
     p.add_argument("--out", required=True, help="output .parquet file")
-    p.add_argument("--chunk-size", type=int, default=256, help="rows per saved chunk (default: 256)")
+    p.add_argument("--chunk-size", type=positive_int, default=256, help="rows per saved chunk (default: 256)")
     add_model_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...reward.score import read_rows, score_table
+    from ...errors import EditRLError
+    from ...reward.score import check_output, read_rows, score_table
 
-    rows = read_rows(args.data)
-    first = next(rows, None)  # validate the data path before loading a model
+    check_output(args.out)  # before any work: a folder or an unwritable place is refused now
+    if next(read_rows(args.data), None) is None:  # the data path and its first row, before loading a model
+        raise EditRLError(f"--data {args.data!r}: the table has no rows; nothing to score")
     reward = reward_from_args(args)
-    summary = score_table(reward, _chain(first, rows), args.out, batch_size=args.batch_size, chunk_size=args.chunk_size)
+    summary = score_table(reward, lambda: read_rows(args.data), args.out, batch_size=args.batch_size, chunk_size=args.chunk_size)
     print(json.dumps(summary))
     return 0
-
-
-def _chain(first, rest):
-    if first is not None:
-        yield first
-        yield from rest

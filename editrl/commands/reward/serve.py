@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ...argtypes import nonnegative_float, port, positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,18 +23,18 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="world",
                    help="reward: an EditReward folder or Hub id, 'world' (shipped tiny model) or 'oracle' (default: world)")
     p.add_argument("--host", default=d.host, help=f"interface to bind (default: {d.host})")
-    p.add_argument("--port", type=int, default=d.port, help=f"TCP port (default: {d.port})")
+    p.add_argument("--port", type=port, default=d.port, help=f"TCP port (default: {d.port})")
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on /v1/score and /metrics")
-    p.add_argument("--max-batch", type=int, default=d.max_batch, help=f"most items per forward call (default: {d.max_batch})")
-    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+    p.add_argument("--max-batch", type=positive_int, default=d.max_batch, help=f"most items per forward call (default: {d.max_batch})")
+    p.add_argument("--max-wait-ms", type=nonnegative_float, default=d.max_wait_ms,
                    help=f"longest wait for a batch to fill, in ms (default: {d.max_wait_ms})")
-    p.add_argument("--max-queue", type=int, default=d.max_queue,
+    p.add_argument("--max-queue", type=positive_int, default=d.max_queue,
                    help=f"most items waiting; more gets 503 (default: {d.max_queue})")
-    p.add_argument("--max-request-items", type=int, default=d.max_request_items,
+    p.add_argument("--max-request-items", type=positive_int, default=d.max_request_items,
                    help=f"most items per request; more gets 413 (default: {d.max_request_items})")
-    p.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels,
+    p.add_argument("--max-image-pixels", type=positive_int, default=d.max_image_pixels,
                    help=f"most pixels per image; more gets 413 (default: {d.max_image_pixels})")
-    p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes,
+    p.add_argument("--max-request-bytes", type=positive_int, default=d.max_request_bytes,
                    help=f"largest request body; more gets 413 (default: {d.max_request_bytes})")
     p.add_argument("--image-root", default=None,
                    help="folder whose files requests may name as {'path': ...}; paths are refused without it")
