@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import json
 
+EPILOG = """examples:
+  editrl best-of-n --n 8 --out runs/bon                 # a built-in world example, shipped world models
+  editrl best-of-n --image cat.png --instruction "make the cat blue" --editor flux-kontext \\
+      --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --search halving --n 16 --out runs/cat
+
+scores.json records how the run was made (editor, model, LoRA, reward, steps, guidance, seeds,
+selection, search, editrl version). An --out folder holding a previous run is refused: pick a new one."""
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -15,6 +23,7 @@ def register(subparsers) -> None:
         "Writes best.png, candidate_XX_seedS.png for every candidate, contact_sheet.png (scores under each "
         "candidate, the best framed) and scores.json (seed, mu and sigma per dimension, fused score, rank, NFE) "
         "to --out, and prints a JSON summary. With no --image it edits a built-in world example.",
+        epilog=EPILOG,
     )
     parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
                         "Default: the built-in world example")
