@@ -50,14 +50,14 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
     parser.add_argument("--batch-size", type=int, default=None, help="candidates per denoiser call (default: all)")
-    parser.add_argument("--out", default="best-of-n", help="output folder (default ./best-of-n)")
+    parser.add_argument("--out", default="best-of-n", help="output folder, new or without a previous run (default ./best-of-n)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..errors import EditRLError
     from ..reward.specs import build_reward
-    from ..sampler.best_of_n import best_of_n
+    from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import load_editor
     from ..sampler.search import HalvingConfig
 
@@ -72,12 +72,13 @@ def run(args) -> int:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
         source, instruction = args.image, args.instruction
+    check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
     reward = build_reward(args.reward, device=args.device)
     result = best_of_n(
         editor, reward, source, instruction, n=args.n, seeds=range(args.seed, args.seed + args.n),
         select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
-        halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size,
+        halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size, reward_name=args.reward,
     )
     out = result.save(args.out)
     best = result.best
