@@ -6,6 +6,9 @@ With no arguments it edits a built-in world example with the shipped world edito
 from __future__ import annotations
 
 import json
+import logging
+
+logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   editrl best-of-n --n 8 --out runs/bon                 # a built-in world example, shipped world models
@@ -74,6 +77,10 @@ def run(args) -> int:
         source, instruction = args.image, args.instruction
     check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
+    from ..demo import world_notes
+
+    for note in world_notes(editor, None, instruction):  # an instruction the world editor does not know
+        logger.warning("%s", note)
     reward = build_reward(args.reward, device=args.device)
     result = best_of_n(
         editor, reward, source, instruction, n=args.n, seeds=range(args.seed, args.seed + args.n),
