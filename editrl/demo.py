@@ -212,7 +212,7 @@ def build_demo(
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for note in notes:
             gr.Warning(note)
-        return cards, best, summary, gr.Dataframe(value=rows, headers=headers), "\n\n".join(f"⚠ {n}" for n in notes)
+        return cards, best, summary, {"headers": headers, "data": rows}, "\n\n".join(f"⚠ {n}" for n in notes)
 
     def on_score(source, instruction, edits):
         try:
@@ -220,7 +220,7 @@ def build_demo(
         except EditRLError as err:
             gr.Warning(toast_text(err))
             return gr.skip(), gr.skip()
-        return cards, gr.Dataframe(value=rows, headers=headers)
+        return cards, {"headers": headers, "data": rows}
 
     first = examples[0] if examples else (None, "")
     with gr.Blocks(title="editrl demo", analytics_enabled=False) as demo:
