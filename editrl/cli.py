@@ -1,8 +1,13 @@
 """The ``editrl`` command: one sub-command per workflow, each defined in ``editrl.commands.<module>``.
 
-Every command module exposes ``register(subparsers)``, which adds its sub-parser(s) and sets
-``func`` (called with the parsed arguments, returns an exit code). This file only wires them up and
-turns an ``EditRLError`` into one clear line on stderr.
+Every command module exposes ``register(subparsers)``, which adds its sub-parser(s) (with an
+``epilog`` of examples) and sets ``func`` (called with the parsed arguments, returns an exit code).
+This file only wires them up, gives every parser the same help layout (defaults shown, examples kept
+as written) and the ``-v``/``-q`` flags, and turns an ``EditRLError`` into one clear line on stderr.
+
+Parsing must stay fast (``--help`` well under a second): command modules import torch, diffusers
+and friends inside ``run``, never at import or ``register`` time; a parser whose arguments need a
+heavy import declares them with ``EditRLParser.defer``.
 """
 
 from __future__ import annotations
@@ -12,18 +17,95 @@ import importlib
 import logging
 import pkgutil
 import sys
+from typing import Callable
 
-from . import commands
+from . import __version__, commands
 from .errors import EditRLError
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and example epilogs as written; every option's default shown.
+
+    A help text that already says what its default is (it contains "default") is left alone, so
+    defaults like "the editor's" keep their words; store-true flags and required options show none.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is argparse.SUPPRESS or action.required:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction, argparse._VersionAction)) or not action.option_strings:
+            return text
+        if action.default is None or action.default == []:
+            return f"{text} (default: none)"
+        return f"{text} (default: %(default)s)"
+
+
+def add_verbosity_flags(parser: argparse.ArgumentParser, default=False) -> None:
+    """-v/--verbose and -q/--quiet. Sub-commands get them with ``default=SUPPRESS`` so that a flag given
+    before the sub-command is not reset by the sub-parser's default."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=default, help="log at DEBUG level")
+    group.add_argument("-q", "--quiet", action="store_true", default=default, help="log warnings and errors only (no INFO lines)")
+
+
+class _Subcommands(argparse._SubParsersAction):
+    """Sub-parsers with the shared formatter and verbosity flags."""
+
+    def add_parser(self, name, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        parser = super().add_parser(name, **kwargs)
+        add_verbosity_flags(parser, default=argparse.SUPPRESS)
+        return parser
+
+
+class EditRLParser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-parsers share the help layout, and whose arguments may be added on
+    first use (``defer``), so that listing the commands imports nothing heavy."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Subcommands)
+        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def defer(self, add_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+        """Run ``add_arguments(self)`` only when this parser parses or prints its help."""
+        self._deferred.append(add_arguments)
+
+    def _realise(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._realise()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._realise()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._realise()
+        return super().format_usage()
+
+
+EPILOG = """examples:
+  editrl best-of-n --n 8                      # best-of-8 on a built-in world example, shipped models
+  editrl demo                                 # the Gradio page at http://127.0.0.1:7860
+  editrl reward eval --bench bench/ --format editreward-bench
+  editrl COMMAND --help                       # every option of one command, with its default"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = EditRLParser(
         prog="editrl",
         description="Reward-guided improvement of instruction-based image editors. "
         "With no model arguments every command uses the world's shipped tiny models.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"editrl {__version__}")
+    add_verbosity_flags(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
@@ -33,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,21 +1,29 @@
 """``editrl demo``: a Gradio page for best-of-N editing and for scoring your own edits.
 
 Tab "Best-of-N": pick a world example or upload a source image, type an instruction, choose the
-editor, N, the selection rule and the seed, and run. The candidates appear best first with the fused
-score and the instruction-following (IF) and visual-quality (VQ) mu and sigma under each; the
-selected one is marked and shown on its own. The page calls ``editrl.sampler.best_of_n`` — the
-function behind ``editrl best-of-n`` — so the same seed gives the same candidates and scores.
+editor, N, the selection rule, the search and its settings, and run. The selected edit appears at the
+top beside the controls; below, every candidate best first, each image whole with its scores under
+it (fused score, then mu and sigma per reward dimension), the selected one ringed and pruned ones
+marked. The page calls ``editrl.sampler.best_of_n`` — the function behind ``editrl best-of-n`` — so
+the same seed gives the same candidates and scores.
 
 Tab "Score your edits": upload a source, an instruction and any number of edited images; they come
 back ranked by the reward.
 
-``build_demo(editors, reward, examples)`` takes models already in memory (tests inject tiny ones);
-``editrl demo`` loads the shipped world models by default, on CPU.
+The candidates are drawn as plain HTML (figure + figcaption) rather than a Gradio gallery, whose
+captions overlay the images and whose box scrolls. A bad input leaves the previous results in place
+and says what was wrong in a short toast. ``build_demo(editors, reward, examples)`` takes models
+already in memory (tests inject tiny ones); ``editrl demo`` loads the shipped world models by
+default, on CPU.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import logging
+import re
 from typing import Mapping, Sequence
 
 from PIL import Image
@@ -27,81 +35,162 @@ from .reward.output import RewardFunction, RewardOutput
 logger = logging.getLogger(__name__)
 
 RULE_LABELS = {  # the rules of editrl.sampler.selection, described for the page
-    "mean": "fused mean score",
-    "lcb": "lower confidence bound (mu - k sigma)",
-    "if": "instruction following only",
-    "vq": "visual quality only",
+    "mean": "mean: fused score",
+    "lcb": "lcb: fused μ − k·σ",
+    "if": "if: instruction following",
+    "vq": "vq: visual quality",
 }
-SCORE_COLUMNS = ["score", "IF mu", "IF sigma", "VQ mu", "VQ sigma"]
-COLUMNS = ["rank", "seed", "rule value", *SCORE_COLUMNS, "NFE", "selected"]
 SELECTED_MARK = "★ SELECTED"
-# Captions wrap instead of being cut; the first (selected) candidate gets a gold ring; the tiny world
-# images are enlarged without blurring.
+MAX_N = 16
+SCALE_NOTE = (
+    "**Reading the scores.** A reward gives each edit a mean μ and an uncertainty σ per dimension; the fused "
+    "score is their mean. The numbers have no fixed scale (EditReward's μ is unnormalised): compare candidates "
+    "of one source and instruction with one reward, not across rewards. Higher is better."
+)
+WORLD_NOTE = (
+    "**What the shipped world models understand.** The default editor and reward were trained only on the "
+    "editing world: 64×64 px toy scenes of flat shapes (circle, square, triangle, ring, …) on a plain background, "
+    "and its instruction words — recolor, remove, add, move, resize, change the background, and two joined by "
+    "\"and\" (e.g. *Make the red ring small.*). A photo is squashed to 64×64 and not edited meaningfully. "
+    "For real images start the page with a real editor and reward, e.g. "
+    "`editrl demo --editor flux-kontext --model /models/FLUX.1-Kontext-dev --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --device cuda`."
+)
 CSS = """
-#candidates .caption-label, #own-candidates .caption-label { white-space: normal; max-width: 100%; left: 0; }
-#candidates .gallery-item:first-child .thumbnail-item, #own-candidates .gallery-item:first-child .thumbnail-item { outline: 5px solid #f5b301; outline-offset: -5px; }
-#source img, #best img, #own-source img { min-width: 192px; min-height: 192px; object-fit: contain; }
-#source img, #best img, #own-source img, #candidates img, #own-candidates img { image-rendering: pixelated; }
+.editrl-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; }
+.editrl-card { margin: 0; padding: 6px; border: 1px solid #ddd; border-radius: 6px; background: #fff; }
+.editrl-card.selected { border: 4px solid #f5b301; }
+.editrl-card.pruned img { opacity: 0.6; }
+.editrl-card img { display: block; width: 100%; aspect-ratio: 1 / 1; object-fit: contain; image-rendering: pixelated; }
+.editrl-card figcaption { font-size: 13px; line-height: 1.35; color: #222; margin-top: 4px; overflow-wrap: anywhere; }
+.editrl-card .tag { font-weight: 700; }
+.editrl-card.pruned .tag { color: #888; }
+#source img, #best img, #own-source img { image-rendering: pixelated; object-fit: contain; }
 """
 
 
-def caption(rank: int, record: dict, name: str, selected: bool = False) -> str:
-    """The text under one candidate: rank, seed or file name, fused score, IF and VQ mu/sigma (4 decimals)."""
-    head = f"{SELECTED_MARK} · " if selected else ""
-    return (
-        f"{head}#{rank} {name} · score {record['score']:.4f} · "
-        f"IF μ {record['mu_instruction_following']:.4f} σ {record['sigma_instruction_following']:.4f} · "
-        f"VQ μ {record['mu_visual_quality']:.4f} σ {record['sigma_visual_quality']:.4f}"
-    )
+def _short(dim: str) -> str:
+    """instruction_following -> IF: initials of a dimension name, as the page's column headers."""
+    return "".join(part[0] for part in dim.split("_")).upper()
 
 
-def _scores_row(record: dict) -> list[float]:
-    return [round(record[key], 4) for key in (
-        "score", "mu_instruction_following", "sigma_instruction_following", "mu_visual_quality", "sigma_visual_quality")]
+def dimensions(record: dict) -> list[str]:
+    """The reward's dimension names, from the ``mu_<dim>`` keys of one record (whatever the reward)."""
+    return [key[3:] for key in record if key.startswith("mu_")]
+
+
+def caption(rank: int, record: dict, name: str, selected: bool = False, pruned_at: int | None = None) -> str:
+    """The text under one candidate: rank, seed or file name, fused score, then μ and σ per dimension."""
+    head = f"{SELECTED_MARK} · " if selected else f"pruned at step {pruned_at} (preview) · " if pruned_at is not None else ""
+    dims = " · ".join(f"{_short(d)} μ {record['mu_' + d]:.4f} σ {record['sigma_' + d]:.4f}" for d in dimensions(record))
+    return f"{head}#{rank} {name} · score {record['score']:.4f} · {dims}"
+
+
+def _data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def cards_html(items: Sequence[tuple[Image.Image, str, str]], grid_id: str) -> str:
+    """A grid of (image, caption, kind) cards, kind in {"selected", "pruned", ""}: each image whole, its caption under it."""
+    cards = []
+    for image, text, kind in items:
+        cards.append(f'<figure class="editrl-card {kind}"><img alt="{html.escape(text)}" src="{_data_uri(image)}">'
+                     f"<figcaption>{html.escape(text)}</figcaption></figure>")
+    return f'<div class="editrl-grid" id="{grid_id}-grid">{"".join(cards)}</div>'
+
+
+def _table(rows_records: Sequence[tuple[list, dict]]) -> tuple[list[str], list[list]]:
+    dims = dimensions(rows_records[0][1])
+    headers = ["score", *(f"{_short(d)} {s}" for d in dims for s in ("μ", "σ"))]
+    rows = [[*lead, round(r["score"], 4), *(round(r[f"{s}_{d}"], 4) for d in dims for s in ("mu", "sigma"))]
+            for lead, r in rows_records]
+    return headers, rows
+
+
+def world_notes(editor, source: Image.Image | None, instruction: str) -> list[str]:
+    """Warnings for a narrow editor (one with a ``scope``, the world editor): a source that is not one of
+    its scenes or is squashed, and an instruction outside the world's vocabulary."""
+    notes = list(editor.source_notes(source)) if source is not None else []
+    if getattr(editor, "scope", None):
+        from .world.instructions import parse_instruction
+
+        try:
+            parse_instruction(instruction)
+        except EditRLError:
+            notes.append(f"editor {editor.label}: the instruction is not one the world editor knows (e.g. 'Make the "
+                         "red ring small.'); it will return near copies of the source")
+    return notes
 
 
 def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction: str, n: int, select: str, seed: int,
-                  search: str = "full"):
+                  search: str = "full", k: float = 1.0, keep: float = 0.5, horizon: float = 0.5,
+                  steps: int | None = None, guidance: float | None = None, max_n: int = MAX_N):
     """``best_of_n`` with seeds ``seed .. seed+n-1`` (as ``editrl best-of-n --seed``), laid out for the
-    page: (gallery items best first, selected image, its caption, table rows)."""
+    page: (candidate cards HTML, selected image, its caption, (table headers, rows), result)."""
     from .sampler.best_of_n import best_of_n
+    from .sampler.search import HalvingConfig
 
     if source is None:
         raise EditRLError("source image: upload one or pick an example")
-    n, seed = int(n), int(seed)
-    result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select, search=search)
-    gallery = [(c.image, caption(c.rank, c.record, f"seed {c.seed}", selected=c.rank == 1)) for c in result.candidates]
-    table = [[c.rank, c.seed, round(c.value, 4), *_scores_row(c.record), c.nfe, "yes" if c.rank == 1 else ""]
-             for c in result.candidates]
+    n = _whole(n, "N")
+    if not 1 <= n <= max_n:
+        raise EditRLError(f"N: expected 1 to {max_n} candidates on this page, got {n} (use `editrl best-of-n --n {n}` for more)")
+    seed = _whole(seed, "seed")
+    steps = None if steps in (None, "", 0) else _whole(steps, "steps")
+    guidance = None if guidance in (None, "", 0) else float(guidance)  # 0 on the page: the editor's default
+    result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select, k=float(k),
+                       search=search, num_steps=steps, guidance=guidance,
+                       halving=HalvingConfig(keep=float(keep), horizon=float(horizon)))
+    items = [(c.image, caption(c.rank, c.record, f"seed {c.seed}", c.rank == 1, c.pruned_at),
+              "selected" if c.rank == 1 else "pruned" if c.pruned_at is not None else "") for c in result.candidates]
+    headers, rows = _table([([c.rank, c.seed, round(c.value, 4)], c.record) for c in result.candidates])
+    headers = ["rank", "seed", "rule value", *headers, "NFE", "pruned at step"]
+    rows = [[*row, c.nfe, "" if c.pruned_at is None else c.pruned_at] for row, c in zip(rows, result.candidates)]
     best = result.best
     summary = f"{caption(1, best.record, f'seed {best.seed}', selected=True)}\n" \
               f"select={select}, search={search}: {result.nfe} denoiser evaluations, {result.reward_calls} reward calls"
-    return gallery, best.image, summary, table
+    return cards_html(items, "candidates"), best.image, summary, (headers, rows), result
+
+
+def _whole(value, name: str) -> int:
+    if value is None or float(value) != int(float(value)):
+        raise EditRLError(f"{name}: expected a whole number, got {value!r}")
+    return int(float(value))
 
 
 def score_uploads(reward: RewardFunction, source: ImageLike, instruction: str, edits: Sequence[str] | None):
-    """Score a user's edited images of one source: (gallery best first, table rows)."""
+    """Score a user's edited images of one source: (cards HTML best first, (table headers, rows))."""
     if source is None:
         raise EditRLError("source image: upload the image the edits were made from")
     if not edits:
         raise EditRLError("edited images: upload at least one")
     instruction = check_instruction(instruction, "instruction")
-    images = [load_image(path, f"edited image {i + 1}") for i, path in enumerate(edits)]
+    names = [str(getattr(p, "name", p)).replace("\\", "/").rsplit("/", 1)[-1] for p in edits]
+    images = [load_image(path, f"edited image {name}") for path, name in zip(edits, names)]
     source = load_image(source, "source image")
     out: RewardOutput = reward.score([source] * len(images), [instruction] * len(images), images)
     records = out.to_records()
     order = sorted(range(len(images)), key=lambda i: -records[i]["score"])
-    names = [str(getattr(p, "name", p)).rsplit("/", 1)[-1] for p in edits]
-    gallery = [(images[i], caption(rank + 1, records[i], names[i], selected=rank == 0)) for rank, i in enumerate(order)]
-    table = [[rank + 1, names[i], *_scores_row(records[i])] for rank, i in enumerate(order)]
-    return gallery, table
+    items = [(images[i], caption(rank + 1, records[i], names[i], selected=rank == 0), "selected" if rank == 0 else "")
+             for rank, i in enumerate(order)]
+    headers, rows = _table([([rank + 1, names[i]], records[i]) for rank, i in enumerate(order)])
+    return cards_html(items, "own-candidates"), (["rank", "name", *headers], rows)
+
+
+_PATH = re.compile(r"'?(/[^\s',]+/)([^/\s',]+)'?")
+
+
+def toast_text(err: Exception) -> str:
+    """An error for the page: one line, folders of (temporary upload) paths cut to the file name."""
+    return _PATH.sub(lambda m: m.group(2), str(err).splitlines()[0])[:300]
 
 
 def build_demo(
     editors: Mapping[str, object],
     reward: RewardFunction,
     examples: Sequence[tuple[Image.Image, str]] = (),
-    max_n: int = 16,
+    max_n: int = MAX_N,
     default_n: int = 4,
 ):
     """The Gradio Blocks app. ``editors``: name -> Editor; ``examples``: (source, instruction) pairs,
@@ -112,56 +201,78 @@ def build_demo(
         raise EditRLError("demo: needs at least one editor")
     names = list(editors)
 
-    def on_run(source, instruction, editor_name, n, select, search, seed):
+    def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance):
+        editor = editors[editor_name]
         try:
-            return run_best_of_n(editors[editor_name], reward, source, instruction, n, select, seed, search)
+            notes = world_notes(editor, load_image(source, "source image") if source is not None else None, instruction or "")
+            cards, best, summary, (headers, rows), _ = run_best_of_n(
+                editor, reward, source, instruction, n, select, seed, search, k, keep, horizon, steps, guidance, max_n)
         except EditRLError as err:
-            raise gr.Error(str(err)) from None
+            gr.Warning(toast_text(err))
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for note in notes:
+            gr.Warning(note)
+        return cards, best, summary, {"headers": headers, "data": rows}, "\n\n".join(f"⚠ {n}" for n in notes)
 
     def on_score(source, instruction, edits):
         try:
-            return score_uploads(reward, source, instruction, edits)
+            cards, (headers, rows) = score_uploads(reward, source, instruction, edits)
         except EditRLError as err:
-            raise gr.Error(str(err)) from None
+            gr.Warning(toast_text(err))
+            return gr.skip(), gr.skip()
+        return cards, {"headers": headers, "data": rows}
 
     first = examples[0] if examples else (None, "")
     with gr.Blocks(title="editrl demo", analytics_enabled=False) as demo:
-        gr.Markdown("# editrl: best-of-N image editing with a reward model\n"
-                    "Draw N edits, score each with the reward (instruction following **IF**, visual quality **VQ**: "
-                    "mean μ and uncertainty σ), keep the best.")
+        gr.Markdown("### editrl — best-of-N image editing with a reward model: draw N edits, score each, keep the best")
         with gr.Tab("Best-of-N"):
-            with gr.Row():
-                with gr.Column():
-                    source = gr.Image(value=first[0], type="pil", image_mode="RGB", format="png", label="Source image", elem_id="source")
-                    instruction = gr.Textbox(value=first[1], label="Instruction", elem_id="instruction")
-                    if examples:
-                        gr.Examples(examples=[[image, text] for image, text in examples], inputs=[source, instruction], label="World examples")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=260):
+                    source = gr.Image(value=first[0], type="pil", image_mode="RGB", format="png", label="Source image",
+                                      height=240, elem_id="source")
+                    instruction = gr.Textbox(value=first[1], label="Instruction", lines=1, elem_id="instruction")
+                with gr.Column(scale=3, min_width=300):
+                    editor = gr.Dropdown(names, value=names[0], label="Editor", elem_id="editor")
                     with gr.Row():
-                        editor = gr.Dropdown(names, value=names[0], label="Editor", elem_id="editor")
-                        select = gr.Dropdown([(f"{k}: {v}", k) for k, v in RULE_LABELS.items()], value="mean", label="Selection rule", elem_id="select")
-                        search = gr.Dropdown([("full: plain best-of-N", "full"), ("halving: prune on x0 previews", "halving")],
-                                             value="full", label="Search", elem_id="search")
-                    with gr.Row():
-                        n = gr.Slider(1, max_n, value=default_n, step=1, label="N (candidates)", elem_id="n")
-                        seed = gr.Number(value=0, precision=0, label="Seed (candidates use seed .. seed+N-1)", elem_id="seed")
+                        n = gr.Number(value=default_n, precision=0, label=f"N (1–{max_n})", min_width=90, elem_id="n")
+                        seed = gr.Number(value=0, precision=0, label="Seed (uses seed…seed+N−1)", min_width=150, elem_id="seed")
+                    select = gr.Dropdown([(label, key) for key, label in RULE_LABELS.items()], value="mean",
+                                         label="Selection rule", elem_id="select")
                     run = gr.Button("Run best-of-N", variant="primary", elem_id="run")
-                with gr.Column():
-                    best = gr.Image(label="Selected edit", format="png", interactive=False, elem_id="best")
-                    best_caption = gr.Textbox(label="Selected edit's scores", interactive=False, lines=2, elem_id="best-caption")
-            gallery = gr.Gallery(label="Candidates, best first", columns=4, height="auto", format="png", object_fit="contain", elem_id="candidates")
-            table = gr.Dataframe(headers=COLUMNS, label="Scores", interactive=False, elem_id="scores")
-            run.click(on_run, [source, instruction, editor, n, select, search, seed], [gallery, best, best_caption, table])
+                with gr.Column(scale=3, min_width=260):
+                    best = gr.Image(label="Selected edit", format="png", interactive=False, height=240, elem_id="best")
+                    best_caption = gr.Textbox(label="Selected edit's scores", interactive=False, lines=3, elem_id="best-caption")
+            with gr.Accordion("Search and sampling settings", open=True):
+                with gr.Row():
+                    search = gr.Dropdown([("full", "full"), ("halving (prune early)", "halving")],
+                                         value="full", label="Search", min_width=240, elem_id="search")
+                    k = gr.Number(value=1.0, label="k (lcb: μ − k·σ)", min_width=110, elem_id="k")
+                    keep = gr.Number(value=0.5, label="keep (halving)", min_width=110, elem_id="keep")
+                    horizon = gr.Number(value=0.5, label="horizon (halving)", min_width=110, elem_id="horizon")
+                    steps = gr.Number(value=0, precision=0, label="steps (0: editor's)", min_width=130, elem_id="steps")
+                    guidance = gr.Number(value=0, label="guidance (0: editor's)", min_width=130, elem_id="guidance")
+            notes = gr.Markdown(elem_id="notes")
+            gr.Markdown("#### Candidates, best first")
+            cards = gr.HTML(elem_id="candidates")
+            table = gr.Dataframe(label="Scores", interactive=False, elem_id="scores")
+            if examples:
+                gr.Examples(examples=[[image, text] for image, text in examples], inputs=[source, instruction], label="World examples")
+            run.click(on_run, [source, instruction, editor, n, select, search, seed, k, keep, horizon, steps, guidance],
+                      [cards, best, best_caption, table, notes], api_name="on_run")
         with gr.Tab("Score your edits"):
             with gr.Row():
                 with gr.Column():
-                    own_source = gr.Image(type="pil", image_mode="RGB", format="png", label="Source image", elem_id="own-source")
+                    own_source = gr.Image(type="pil", image_mode="RGB", format="png", label="Source image", height=240, elem_id="own-source")
                     own_instruction = gr.Textbox(label="Instruction", elem_id="own-instruction")
+                with gr.Column():
                     own_edits = gr.File(file_count="multiple", file_types=["image"], label="Edited images", elem_id="own-edits")
                     score_button = gr.Button("Score", variant="primary", elem_id="score")
-                with gr.Column():
-                    own_gallery = gr.Gallery(label="Your edits, best first", columns=3, height="auto", format="png", elem_id="own-candidates")
-            own_table = gr.Dataframe(headers=["rank", "name", *SCORE_COLUMNS], label="Scores", interactive=False, elem_id="own-scores")
-            score_button.click(on_score, [own_source, own_instruction, own_edits], [own_gallery, own_table])
+            own_cards = gr.HTML(elem_id="own-candidates")
+            own_table = gr.Dataframe(label="Scores", interactive=False, elem_id="own-scores")
+            score_button.click(on_score, [own_source, own_instruction, own_edits], [own_cards, own_table], api_name="on_score")
+        with gr.Tab("About the models and scores"):
+            gr.Markdown(f"{WORLD_NOTE}\n\n{SCALE_NOTE}")
+        gr.Markdown(f"<small>{WORLD_NOTE} {SCALE_NOTE}</small>")
     return demo
 
 

@@ -102,12 +102,15 @@ def histogram_png(
     cut: float | None,
     title: str,
     bins: int = 30,
-    size: tuple[int, int] = (640, 360),
+    size: tuple[int, int] = (640, 380),
+    x_label: str = "score",
+    y_label: str = "rows",
 ) -> None:
-    """A bar histogram of ``values`` with a red line at ``cut``, drawn with PIL (no plotting library)."""
+    """A bar histogram of ``values`` with a red line at ``cut`` and labelled axes, drawn with PIL (no
+    plotting library)."""
     values = np.asarray(values, dtype=np.float64)
     width, height = size
-    left, right, top, bottom = 50, 20, 30, 40
+    left, right, top, bottom = 60, 20, 30, 56
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
@@ -129,6 +132,11 @@ def histogram_png(
     draw.text((5, top - 4), str(peak), fill="black")
     draw.text((5, top + plot_h - 10), "0", fill="black")
     draw.text((left, 8), title, fill="black")
+    draw.text((left + plot_w / 2 - 3 * len(x_label), height - 18), x_label, fill="black")
+    label = Image.new("RGB", (8 * len(y_label) + 4, 14), "white")
+    ImageDraw.Draw(label).text((2, 1), y_label, fill="black")
+    label = label.rotate(90, expand=True)
+    image.paste(label, (18, int(top + plot_h / 2 - label.height / 2)))
     if cut is not None:
         draw.line([x(cut), top, x(cut), top + plot_h], fill=(220, 30, 30), width=3)
         draw.text((min(x(cut) + 4, width - 90), top + 2), f"cut {cut:.3g}", fill=(220, 30, 30))
@@ -330,7 +338,8 @@ def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: st
     selection = select_rows(values, config.by, config.top_k, config.top_fraction, config.min_if, config.min_vq)
     kept_path = _write_kept(data, {row: position for position, row in enumerate(selection.kept)}, scores, out)
     histogram_png(values[selection.column], str(out / "histogram.png"), selection.threshold,
-                  f"{config.by} score of {total} rows, kept {len(selection.kept)} (red: cut)", bins=config.bins)
+                  f"{config.by} score of {total} rows, kept {len(selection.kept)} (red: cut)", bins=config.bins,
+                  x_label=f"{config.by} score (reward mu: higher is better, no fixed scale)", y_label="rows")
     summary = {
         "rows": total, "kept": len(selection.kept), "eligible": selection.eligible, "cut": selection.threshold,
         "scored_now": scored_now, "processes": world, "reward": reward_name, **asdict(config),

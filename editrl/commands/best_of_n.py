@@ -6,6 +6,17 @@ With no arguments it edits a built-in world example with the shipped world edito
 from __future__ import annotations
 
 import json
+import logging
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """examples:
+  editrl best-of-n --n 8 --out runs/bon                 # a built-in world example, shipped world models
+  editrl best-of-n --image cat.png --instruction "make the cat blue" --editor flux-kontext \\
+      --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --search halving --n 16 --out runs/cat
+
+scores.json records how the run was made (editor, model, LoRA, reward, steps, guidance, seeds,
+selection, search, editrl version). An --out folder holding a previous run is refused: pick a new one."""
 
 from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int
 
@@ -17,6 +28,7 @@ def register(subparsers) -> None:
         "Writes best.png, candidate_XX_seedS.png for every candidate, contact_sheet.png (scores under each "
         "candidate, the best framed) and scores.json (seed, mu and sigma per dimension, fused score, rank, NFE) "
         "to --out, and prints a JSON summary. With no --image it edits a built-in world example.",
+        epilog=EPILOG,
     )
     parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
                         "Default: the built-in world example")
@@ -43,14 +55,14 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="candidates per denoiser call (default: all)")
-    parser.add_argument("--out", default="best-of-n", help="output folder (default ./best-of-n)")
+    parser.add_argument("--out", default="best-of-n", help="output folder, new or without a previous run (default ./best-of-n)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..errors import EditRLError
     from ..reward.specs import build_reward
-    from ..sampler.best_of_n import best_of_n
+    from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import load_editor
     from ..sampler.search import HalvingConfig
 
@@ -65,12 +77,17 @@ def run(args) -> int:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
         source, instruction = args.image, args.instruction
+    check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
+    from ..demo import world_notes
+
+    for note in world_notes(editor, None, instruction):  # an instruction the world editor does not know
+        logger.warning("%s", note)
     reward = build_reward(args.reward, device=args.device)
     result = best_of_n(
         editor, reward, source, instruction, n=args.n, seeds=range(args.seed, args.seed + args.n),
         select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
-        halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size,
+        halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size, reward_name=args.reward,
     )
     out = result.save(args.out)
     best = result.best

@@ -6,6 +6,10 @@ import argparse
 
 from ..errors import EditRLError
 
+EPILOG = """examples:
+  editrl demo                                   # http://127.0.0.1:7860, shipped world editor + reward, CPU
+  editrl demo --editor flux-kontext --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --device cuda"""
+
 
 def _flag(value: str) -> bool:
     if value.lower() in ("true", "1", "yes"):
@@ -20,7 +24,9 @@ def register(subparsers) -> None:
         "demo",
         help="open the Gradio page: best-of-N with scores under each candidate, and scoring of your own edits",
         description="A Gradio page for best-of-N editing (same candidates and scores as `editrl best-of-n` for the "
-        "same seed) and for scoring your own edited images. Runs on the shipped world models on CPU by default.",
+        "same seed) and for scoring your own edited images. Runs on the shipped world models on CPU by default: "
+        "they know only the world's 64 px toy scenes and its instruction words (see `editrl world --help`).",
+        epilog=EPILOG,
     )
     p.add_argument("--editor", action="append", default=None,
                    help="editor name (world, flux-kontext, qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix); "

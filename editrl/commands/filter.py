@@ -15,6 +15,9 @@ def register(subparsers) -> None:
         description="Score a JSONL/Parquet table (or a folder of them) with a reward, resumably, and keep the top "
         "rows. Shard across processes with `accelerate launch --multi_gpu --num_processes N -m editrl.cli filter ...` "
         "(CPU processes where there is no CUDA).",
+        epilog="""examples:
+  editrl filter --data edits.jsonl --out filtered --top-fraction 0.2      # best 20% by fused score
+  editrl filter --data edits.parquet --out filtered --top-k 1000 --by instruction_following --min-vq 0.5""",
     )
     p.add_argument("--data", required=True, help="JSONL or Parquet table, or a folder of them")
     p.add_argument("--out", required=True, help="output folder: kept.jsonl|parquet, scores.parquet, histogram.png, summary.json")

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
             description=f"{what}. Writes log.jsonl (one JSON line per iteration), checkpoints/step-N/ (LoRA in "
             "diffusers format + trainer state) and the final lora/ (load it with `editrl best-of-n --lora`) "
             "under the config's output_dir, and prints the last log record as JSON.",
+            epilog=f"""examples:
+  editrl {name} --config {example}
+  editrl {name} --config {example} --set learning_rate=1e-4 --set output_dir=runs/try
+  editrl {name} --config {example} --resume            # continue from the newest checkpoint""",
         )
         parser.add_argument("--config", default=None, help=f"YAML config (every key is documented in the config dataclass), e.g. {example}; "
                             "default: the world defaults")

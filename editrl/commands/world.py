@@ -48,26 +48,37 @@ def _pretrain_vlm(args) -> int:
 
 def _common(parser, what: str) -> None:
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help=f"seed; the same seed writes the same {what}")
+    parser.add_argument("--seed", type=int, default=0, help=f"seed; the same seed writes the same {what} (default: 0)")
     parser.add_argument("--size", type=int, default=64, help="image size in pixels, 64 to 128 (default 64)")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("world", help="the procedural editing world: make datasets and benchmarks")
+    parser = subparsers.add_parser(
+        "world", help="the procedural editing world: make datasets and benchmarks",
+        description="The procedural editing world: 64 px scenes of flat shapes, an exact oracle, and the shipped "
+        "tiny editor and reward trained on it.",
+        epilog="""examples:
+  editrl world make-data --out data/world --n 1000
+  editrl world make-bench --out data/world --n-groups 100""",
+    )
     world = parser.add_subparsers(dest="world_command", metavar="WORLD_COMMAND")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
-    data = world.add_parser("make-data", help="write OUT/train.parquet: preference pairs in the EditReward-Data schema")
+    data = world.add_parser("make-data", help="write OUT/train.parquet: preference pairs in the EditReward-Data schema",
+                            epilog="example:\n  editrl world make-data --out data/world --n 1000 --seed 0")
     _common(data, "file")
     data.add_argument("--n", type=int, default=1000, help="number of preference pairs (default 1000)")
     data.set_defaults(func=_make_data)
 
-    bench = world.add_parser("make-bench", help="write OUT/{2,3,4}pair.parquet: a benchmark in the EditReward-Bench schema")
+    bench = world.add_parser("make-bench", help="write OUT/{2,3,4}pair.parquet: a benchmark in the EditReward-Bench schema",
+                             epilog="example:\n  editrl world make-bench --out data/world --n-groups 100\n"
+                             "  editrl reward eval --bench data/world --format editreward-bench")
     _common(bench, "files")
     bench.add_argument("--n-groups", type=int, default=100, help="candidate groups per K = 2, 3, 4 (default 100)")
     bench.set_defaults(func=_make_bench)
 
-    train = world.add_parser("train-editor", help="train the tiny world editor (FluxKontextPipeline) by flow matching")
+    train = world.add_parser("train-editor", help="train the tiny world editor (FluxKontextPipeline) by flow matching",
+                             epilog="example:\n  editrl world train-editor --out runs/editor --set steps=200")
     train.add_argument("--config", default=None, help="YAML file of EditorTrainingConfig keys (default: the shipped editor's)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
     train.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, training.json and model/ "

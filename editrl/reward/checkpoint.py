@@ -110,6 +110,8 @@ def load_editreward(
     ``model.safetensors``) on top of ``base_model`` (default: known for the released ids, else
     ``config.base_model``). ``dtype`` casts the backbone (heads stay fp32); default: as stored."""
     from accelerate import init_empty_weights
+
+    from ..loading import quiet_loading
     from safetensors.torch import load_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -128,8 +130,9 @@ def load_editreward(
                               "pass base_model= (e.g. Qwen/Qwen2.5-VL-7B-Instruct) so its config and processor can be loaded")
         cfg = config or EditRewardConfig(base_model=base)
         config_folder = resolve_folder(base, "base model", _CONFIG_FILES)
-    processor = load_processor(config_folder)
-    backbone_config = Qwen2_5_VLConfig.from_pretrained(str(config_folder), local_files_only=True)
+    with quiet_loading():
+        processor = load_processor(config_folder)
+        backbone_config = Qwen2_5_VLConfig.from_pretrained(str(config_folder), local_files_only=True)
     tokenizer = processor.tokenizer
     if cfg.reward_token not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [cfg.reward_token]}, replace_extra_special_tokens=False)

@@ -39,6 +39,11 @@ EDIT_A_COLUMNS = ("candidate_1", "edit_a", "left_output", "left_output_image", "
 EDIT_B_COLUMNS = ("candidate_2", "edit_b", "right_output", "right_output_image", "right_image", "image_2", "path2")
 HUMAN_SCORE_COLUMNS = ("human_score", "score", "rating", "human_rating")
 MODEL_COLUMNS = ("model", "editing_model", "model_name")
+ORACLE_COLUMNS = ("oracle_1", "oracle_2")
+"""Exact quality of each candidate, where the bench has it (the world's benches do): the metrics of these
+values against the human (or simulated-annotator) labels are the ``ceiling`` a reward can hope to reach."""
+CHANCE_DRAWS = 20
+"""Random scorers averaged for the ``chance`` reference: what the metrics give a reward that ignores the images."""
 VOTES = {"leftvote": 1, "rightvote": -1, "tievote": 0, "tie": 0, "bothbad_vote": 0, "bothgood_vote": 0}
 
 
@@ -148,7 +153,7 @@ def _rows_with_file(path: Path, fmt: str) -> Iterable[tuple[str, dict]]:
 
 def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, progress: bool) -> tuple[dict, list[dict]]:
     cache = _EditCache()
-    pairs = []
+    pairs, oracle = [], []
     for number, (file, row) in enumerate(_rows_with_file(path, fmt)):
         where = f"{Path(file).name} row {number}" + (f" (id {row['id']})" if row.get("id") is not None else "")
         base = row["_base"]
@@ -158,6 +163,8 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
         b = cache.add(source, instruction, image_cell(pick(row, EDIT_B_COLUMNS, "second edit", where), base), where)
         row_id = str(row.get("id", number))
         group = row_id.rsplit(group_sep, 1)[0] if group_sep in row_id else row_id
+        if all(row.get(column) is not None for column in ORACLE_COLUMNS):
+            oracle.append(float(row[ORACLE_COLUMNS[0]]) - float(row[ORACLE_COLUMNS[1]]))
         pairs.append({"id": row_id, "file": Path(file).name, "group": f"{file}:{group}", "a": a, "b": b,
                       "label": pair_label(row, where), "k": _k_from_name(file), "where": where,
                       "ranking": row.get("ranking"), "letters": ranking_letters(row)})
@@ -172,17 +179,29 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
         ks = [p["k"] or _k_from_pairs(sizes[p["group"]]) for p in pairs]
     for p, k in zip(pairs, ks):  # before scoring: a label that does not fit its group is a broken benchmark
         check_candidates(p["letters"], max(k, 2), p["ranking"], p["where"])
+    if len(oracle) != len(pairs):
+        oracle = []  # a ceiling only where every row carries the exact values
     scores = cache.score(reward, batch_size, progress)
-    deltas = np.array([scores[p["a"]] - scores[p["b"]] for p in pairs])
     labels = np.array([p["label"] for p in pairs])
     if fmt == "pairs":
-        acc, eps = metrics.tie_calibrated_accuracy(labels, deltas)
-        result = {"format": fmt, "pairs": len(pairs), "accuracy_with_ties": acc, "epsilon": eps,
-                  "accuracy_without_ties": metrics.accuracy_without_ties(labels, deltas)}
-        epsilons = [eps] * len(pairs)
+        def pair_metrics(deltas):
+            acc, eps = metrics.tie_calibrated_accuracy(labels, deltas)
+            return {"pairs": len(pairs), "accuracy_with_ties": acc, "epsilon": eps,
+                    "accuracy_without_ties": metrics.accuracy_without_ties(labels, deltas)}
     else:
-        result = {"format": fmt, **metrics.kway_accuracy(ks, [p["group"] for p in pairs], labels, deltas)}
-        epsilons = [result[f"k{k}"]["epsilon"] for k in ks]
+        def pair_metrics(deltas):
+            return metrics.kway_accuracy(ks, [p["group"] for p in pairs], labels, deltas)
+
+    def deltas_of(values):
+        return np.array([values[p["a"]] - values[p["b"]] for p in pairs])
+
+    deltas = deltas_of(scores)
+    result = {"format": fmt, **pair_metrics(deltas)}
+    epsilons = [result["epsilon"]] * len(pairs) if fmt == "pairs" else [result[f"k{k}"]["epsilon"] for k in ks]
+    rng = np.random.default_rng(0)
+    result["chance"] = _mean_metrics([pair_metrics(deltas_of(rng.standard_normal(len(scores)))) for _ in range(CHANCE_DRAWS)])
+    if oracle:
+        result["ceiling"] = pair_metrics(np.array(oracle))
     predictions = [
         {"id": p["id"], "file": p["file"], "group": p["group"].split(":", 1)[1], "label": p["label"],
          "score_1": float(scores[p["a"]]), "score_2": float(scores[p["b"]]), "delta": float(d),
@@ -190,6 +209,16 @@ def _pairwise(reward, path: Path, fmt: str, batch_size: int, group_sep: str, pro
         for p, d, eps in zip(pairs, deltas, epsilons)
     ]
     return result, predictions
+
+
+def _mean_metrics(results: list[dict]):
+    """Leaf-wise mean of metric dicts of one shape (counts and names are equal across them)."""
+    first = results[0]
+    if isinstance(first, dict):
+        return {key: _mean_metrics([r[key] for r in results]) for key in first}
+    if isinstance(first, float):
+        return float(np.nanmean(results)) if not all(math.isnan(r) for r in results) else float("nan")
+    return first
 
 
 def _pointwise(reward, path: Path, batch_size: int, progress: bool) -> tuple[dict, list[dict]]:

@@ -15,6 +15,7 @@ Two ways to compute the same scores:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -29,6 +30,13 @@ from .inputs import ImageBatch, RewardInputBuilder, common_prefix_length, pad_ri
 from .output import DIMENSIONS, RewardOutput
 from .prompts import resolve_templates
 from .vision_attention import packed_vision_attention
+
+
+
+def _cache_kwarg(language_model: nn.Module) -> str:
+    """The key/value-cache keyword of the language model's forward: recent transformers renamed
+    ``past_key_values`` to ``cache`` (the old name still works there, with a FutureWarning)."""
+    return "cache" if "cache" in inspect.signature(language_model.forward).parameters else "past_key_values"
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +296,7 @@ class EditReward(nn.Module):
         prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
         embeds = self._embed(prefix_ids, self._image_embeds(images, packed=self.config.vision_attention == "packed"))
         cache = DynamicCache(config=self.model.language_model.config)
-        self.model.language_model(inputs_embeds=embeds, attention_mask=prefix_mask, position_ids=prefix_pos.to(device), past_key_values=cache, use_cache=True)
+        self.model.language_model(inputs_embeds=embeds, attention_mask=prefix_mask, position_ids=prefix_pos.to(device), **{_cache_kwarg(self.model.language_model): cache}, use_cache=True)
         cache.batch_repeat_interleave(n_dim)
         # the suffixes: row i * D + d continues item i's prefix with dimension d's text
         suffixes = [full[r][prefix_lens[r // n_dim]:] for r in range(n * n_dim)]
@@ -302,7 +310,7 @@ class EditReward(nn.Module):
         mask = torch.cat([prefix_mask.repeat_interleave(n_dim, dim=0), suffix_mask], dim=1)
         hidden = self.model.language_model(
             inputs_embeds=self._embed(suffix_ids, None), attention_mask=mask, position_ids=suffix_pos.to(device),
-            past_key_values=cache, use_cache=True,
+            **{_cache_kwarg(self.model.language_model): cache}, use_cache=True,
         ).last_hidden_state
         out = self._read_heads(hidden, suffix_ids, [r % n_dim for r in range(n * n_dim)])
         return out.view(n, n_dim, 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -59,6 +59,9 @@ class BestOfNResult:
     search: str
     source: Image.Image
     instruction: str
+    run: dict = field(default_factory=dict)
+    """How the candidates were made: editrl version, editor (name, model, LoRA), reward, steps, guidance,
+    seeds, selection and search settings — written to scores.json so a result can be reproduced."""
 
     @property
     def best(self) -> Candidate:
@@ -70,17 +73,18 @@ class BestOfNResult:
 
     def to_json(self) -> dict:
         return {
-            "instruction": self.instruction, "select": self.select, "search": self.search,
+            "instruction": self.instruction, "run": self.run, "select": self.select, "search": self.search,
             "n": len(self.candidates), "nfe": self.nfe, "reward_calls": self.reward_calls,
             "best_seed": self.best.seed, "candidates": [c.to_json() for c in self.candidates],
         }
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write best.png, candidate_XX_seedS.png (XX = index in seed order), contact_sheet.png and
-        scores.json into ``out_dir``; each file is written to a temporary name then renamed."""
+        scores.json into ``out_dir``; each file is written to a temporary name then renamed. A folder
+        holding a previous run is refused (``check_out_dir``): its files would mix with these."""
         from .contact_sheet import contact_sheet
 
-        out = Path(out_dir)
+        out = check_out_dir(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         _save_png(self.best.image, out / "best.png")
         scores = self.to_json()
@@ -92,6 +96,22 @@ class BestOfNResult:
         tmp.write_text(json.dumps(scores, indent=2))
         tmp.replace(out / "scores.json")
         return out
+
+
+RUN_FILES = ("scores.json", "best.png", "contact_sheet.png", "candidate_*.png")
+
+
+def check_out_dir(out_dir: str | os.PathLike, label: str = "out") -> Path:
+    """``out_dir`` as a Path if it holds no earlier best-of-N output; else one error naming it. Refusing
+    (rather than deleting) never loses a run, and a rerun can never leave a mix of two runs' candidates."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise EditRLError(f"{label} {str(out)!r}: is a file, expected a folder")
+    found = sorted(p.name for pattern in RUN_FILES for p in out.glob(pattern)) if out.is_dir() else []
+    if found:
+        raise EditRLError(f"{label} {str(out)!r}: holds a previous best-of-N run ({found[0]}, ...); "
+                          "choose a new folder or remove that one")
+    return out
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
@@ -120,6 +140,7 @@ def best_of_n(
     halving: HalvingConfig | None = None,
     batch_size: int | None = None,
     reward_batch_size: int | None = None,
+    reward_name: str | None = None,
 ) -> BestOfNResult:
     """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
 
@@ -129,6 +150,8 @@ def best_of_n(
         search: "full" (plain best-of-N) or "halving" (prune on x0 previews, see ``HalvingConfig``).
         num_steps, guidance: override the editor's defaults.
         batch_size: candidates per denoiser call (memory); reward_batch_size: edits per reward call.
+        reward_name: how the reward was named (e.g. the ``--reward`` spec), recorded in ``result.run``;
+            default: its class name.
     """
     check_select(select)
     instruction = check_instruction(instruction, "instruction")
@@ -150,4 +173,14 @@ def best_of_n(
         "best-of-%d (%s, select=%s): best seed %d, value %.4f; NFE %d, reward calls %d",
         n, search, select, candidates[0].seed, candidates[0].value, result.nfe, result.reward_calls,
     )
-    return BestOfNResult(candidates, result.nfe, result.reward_calls, select, search, cond.sources[0], instruction)
+    from .. import __version__
+
+    run = {
+        "editrl_version": __version__, **(editor.origin or {"editor": editor.name}),
+        "reward": reward_name or type(reward).__name__, "resolution": editor.resolution,
+        "steps": int(num_steps or editor.default_steps),
+        "guidance": float(editor.default_guidance if guidance is None else guidance), "seeds": seeds,
+        "select": select, "k": k if select == "lcb" else None, "search": search,
+        "halving": asdict(halving or HalvingConfig()) if search == "halving" else None,
+    }
+    return BestOfNResult(candidates, result.nfe, result.reward_calls, select, search, cond.sources[0], instruction, run)

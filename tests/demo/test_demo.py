@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editrl.demo import build_demo, caption, launch, run_best_of_n, score_uploads, world_examples
+from editrl.demo import build_demo, caption, launch, run_best_of_n, score_uploads, toast_text, world_examples, world_notes
 from editrl.errors import EditRLError
 from editrl.sampler.best_of_n import best_of_n
 
@@ -21,19 +23,75 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def expected_captions(editor, reward, source, instruction, n, seed, select="mean") -> list[str]:
     result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select)
-    return [caption(c.rank, c.record, f"seed {c.seed}", selected=c.rank == 1) for c in result.candidates]
+    return [caption(c.rank, c.record, f"seed {c.seed}", c.rank == 1, c.pruned_at) for c in result.candidates]
+
+
+def assert_same_captions(got: list[str], expected: list[str]) -> None:
+    """Same words and ranks; the 4-decimal numbers within 2e-4 (the page's server thread may sum in
+    another order than the test's call, which moves the last printed digit)."""
+    number = r"-?\d+\.\d{4}"
+    assert [re.sub(number, "#", t) for t in got] == [re.sub(number, "#", t) for t in expected]
+    for g, e in zip(got, expected):
+        assert np.allclose([float(x) for x in re.findall(number, g)], [float(x) for x in re.findall(number, e)], atol=2e-4)
+
+
+def captions_of(cards: str) -> list[str]:
+    return [html.unescape(t) for t in re.findall(r"<figcaption>(.*?)</figcaption>", cards)]
 
 
 def test_run_best_of_n_is_best_of_n(tiny_editor, tiny_reward):
     source, instruction = world_examples(1)[0]
-    gallery, best, summary, table = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 3, "vq", 7)
-    assert [text for _, text in gallery] == expected_captions(tiny_editor, tiny_reward, source, instruction, 3, 7, "vq")
+    cards, best, summary, (headers, table), _ = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 3, "vq", 7)
+    assert captions_of(cards) == expected_captions(tiny_editor, tiny_reward, source, instruction, 3, 7, "vq")
+    assert cards.count('class="editrl-card selected"') == 1
     assert sorted(row[1] for row in table) == [7, 8, 9] and [row[0] for row in table] == [1, 2, 3]
-    vq = [row[6] for row in table]  # ranked by the visual-quality mu under select="vq"
-    assert vq == sorted(vq, reverse=True) and table[0][-1] == "yes"
-    assert np.array_equal(np.asarray(best), np.asarray(gallery[0][0])) and summary.startswith("★ SELECTED · #1 seed")
+    vq = [row[headers.index("VQ μ")] for row in table]  # ranked by the visual-quality mu under select="vq"
+    assert vq == sorted(vq, reverse=True)
+    assert summary.startswith("★ SELECTED · #1 seed")
     with pytest.raises(EditRLError, match="source image"):
         run_best_of_n(tiny_editor, tiny_reward, None, instruction, 2, "mean", 0)
+
+
+def test_n_above_the_maximum_is_refused_not_clamped(tiny_editor, tiny_reward):
+    source, instruction = world_examples(1)[0]
+    with pytest.raises(EditRLError, match=r"^N: expected 1 to 16 candidates on this page, got 64"):
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 64, "mean", 0)
+    with pytest.raises(EditRLError, match="N: expected a whole number"):
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 2.5, "mean", 0)
+
+
+def test_pruned_candidates_are_marked_and_settings_reach_best_of_n(tiny_editor, tiny_reward):
+    source, instruction = world_examples(1)[0]
+    cards, _, _, (headers, table), result = run_best_of_n(
+        tiny_editor, tiny_reward, source, instruction, 4, "lcb", 0, "halving", k=2.0, keep=0.5, horizon=0.5, steps=4, guidance=3.0)
+    assert result.run["steps"] == 4 and result.run["guidance"] == 3.0 and result.run["k"] == 2.0
+    assert result.run["halving"]["keep"] == 0.5
+    pruned = [c for c in result.candidates if c.pruned_at is not None]
+    assert pruned and cards.count('class="editrl-card pruned"') == len(pruned)
+    assert [t for t in captions_of(cards) if t.startswith("pruned at step")] == [
+        caption(c.rank, c.record, f"seed {c.seed}", False, c.pruned_at) for c in pruned]
+    assert [row[-1] for row in table] == ["" if c.pruned_at is None else c.pruned_at for c in result.candidates]
+
+
+def test_captions_follow_the_rewards_dimensions():
+    record = {"score": 0.5, "score_sigma": 0.1, "mu_realism": 0.25, "sigma_realism": 0.125}
+    assert caption(2, record, "a.png") == "#2 a.png · score 0.5000 · R μ 0.2500 σ 0.1250"
+
+
+def test_toast_has_no_temporary_folders():
+    err = EditRLError("edited image x.png: cannot read '/tmp/gradio/0a1b2c/x.png' (not an image)")
+    assert toast_text(err) == "edited image x.png: cannot read x.png (not an image)"
+
+
+def test_world_notes_warn_on_photos_and_unknown_instructions(tiny_editor):
+    tiny_editor.scope = "knows only toy scenes"
+    try:
+        photo = Image.new("RGB", (120, 80))
+        notes = world_notes(tiny_editor, photo, "paint a sunset")
+        assert len(notes) == 3 and "toy scenes" in notes[0] and "squashed" in notes[1] and "not one the world editor knows" in notes[2]
+        assert world_notes(tiny_editor, Image.new("RGB", (64, 64)), "Make the red ring small.") == []
+    finally:
+        tiny_editor.scope = None
 
 
 def test_score_uploads_ranks_by_reward(tiny_reward, tmp_path):
@@ -42,12 +100,12 @@ def test_score_uploads_ranks_by_reward(tiny_reward, tmp_path):
     for i, color in enumerate([(255, 0, 0), (0, 0, 255), (30, 200, 30)]):
         paths.append(str(tmp_path / f"edit{i}.png"))
         Image.new("RGB", (64, 64), color).save(paths[-1])
-    gallery, table = score_uploads(tiny_reward, source, instruction, paths)
+    cards, (headers, table) = score_uploads(tiny_reward, source, instruction, paths)
     out = tiny_reward.score([source] * 3, [instruction] * 3, paths)
     order = sorted(range(3), key=lambda i: -float(out.score[i]))
     assert [row[1] for row in table] == [f"edit{i}.png" for i in order]
     assert [row[2] for row in table] == [round(float(out.score[i]), 4) for i in order]
-    assert gallery[0][1].startswith("★ SELECTED · #1 edit")
+    assert captions_of(cards)[0].startswith("★ SELECTED · #1 edit")
     with pytest.raises(EditRLError, match="at least one"):
         score_uploads(tiny_reward, source, instruction, [])
     with pytest.raises(EditRLError, match="instruction"):
@@ -67,10 +125,23 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+FULLY_VISIBLE_JS = """(selector) => [...document.querySelectorAll(selector)].map((img) => {
+    img.scrollIntoView({block: "center"});
+    const r = img.getBoundingClientRect();
+    const points = [[r.left + 2, r.top + 2], [r.right - 2, r.top + 2], [r.left + 2, r.bottom - 2],
+                    [r.right - 2, r.bottom - 2], [(r.left + r.right) / 2, (r.top + r.bottom) / 2]];
+    return r.width > 20 && r.height > 20 && points.every(([x, y]) => document.elementFromPoint(x, y) === img);
+})"""
+IN_VIEWPORT_JS = """(selector) => { const r = document.querySelector(selector).getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; }"""
+
+
 @pytest.mark.slow
 def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
-    """Load the page in a real browser, run best-of-3 with seed 5 and check the gallery against
-    best_of_n; then score two uploads on the second tab."""
+    """The page as a user at 1440x900 meets it: controls and Run above the fold; best-of-8 shows every
+    candidate whole (no caption or box over any image) with the captions of best_of_n; the selected
+    edit is on screen after the run; a bad N leaves the results in place with a short toast; then
+    two uploads are scored on the second tab. EDITRL_DEMO_SCREENSHOTS=folder keeps the screenshots."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
     browser_path = _browser_path()
     if browser_path is None:
@@ -80,27 +151,38 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
     demo = build_demo({"tiny-kontext": tiny_editor}, tiny_reward, examples)
     port = _free_port()
     launch(demo, port=port, block=False)
-    screenshot = Path(os.environ.get("EDITRL_DEMO_SCREENSHOT", tmp_path / "demo.png"))
+    shots = Path(os.environ.get("EDITRL_DEMO_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
     try:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
             page.wait_for_selector("#run", timeout=60_000)
             assert page.input_value("#instruction textarea") == instruction
-            page.fill("#n input[type=number]", "3")
-            page.press("#n input[type=number]", "Enter")
+            for control in ("#n", "#seed", "#select", "#editor", "#run"):
+                assert page.evaluate(IN_VIEWPORT_JS, control), f"{control} is not in the first 1440x900 viewport"
+            page.fill("#n input", "8")
             page.fill("#seed input", "5")
-            page.press("#seed input", "Enter")
             page.click("#run")
-            page.wait_for_function("document.querySelectorAll('#candidates .caption-label').length === 3", timeout=120_000)
-            captions = page.locator("#candidates .caption-label").all_inner_texts()
-            assert page.locator("#candidates img").count() == 3
-            assert captions == expected_captions(tiny_editor, tiny_reward, source, instruction, 3, 5)
+            page.wait_for_function("document.querySelectorAll('#candidates-grid figcaption').length === 8", timeout=180_000)
+            captions = page.locator("#candidates-grid figcaption").all_inner_texts()
+            assert_same_captions(captions, expected_captions(tiny_editor, tiny_reward, source, instruction, 8, 5))
+            assert page.evaluate(FULLY_VISIBLE_JS, "#candidates-grid img") == [True] * 8
+            page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_function("document.querySelector('#best-caption textarea').value.length > 0", timeout=30_000)
             assert page.input_value("#best-caption textarea").startswith(captions[0])
-            assert page.locator("#best img").count() == 1
-            page.screenshot(path=str(screenshot), full_page=True)
+            assert page.evaluate(IN_VIEWPORT_JS, "#best img"), "the selected edit is not on screen after the run"
+            page.screenshot(path=str(shots / "demo-best-of-n.png"))
+            page.screenshot(path=str(shots / "demo-best-of-n-full.png"), full_page=True)
+
+            page.fill("#n input", "64")
+            page.click("#run")
+            toast = page.get_by_text("N: expected 1 to 16 candidates on this page, got 64")
+            toast.first.wait_for(timeout=30_000)
+            assert page.locator("#candidates-grid figcaption").all_inner_texts() == captions
+            assert page.locator("text=Error").count() == 0
+            page.screenshot(path=str(shots / "demo-error.png"))
 
             page.get_by_role("tab", name="Score your edits").click()
             paths = []
@@ -114,11 +196,12 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             page.locator("#own-edits input[type=file]").set_input_files(paths)
             page.wait_for_function("document.querySelectorAll('#own-edits .file-preview tr, #own-edits tr').length >= 2", timeout=30_000)
             page.click("#score")
-            page.wait_for_function("document.querySelectorAll('#own-candidates .caption-label').length === 2", timeout=60_000)
-            own = page.locator("#own-candidates .caption-label").all_inner_texts()
-            expected_gallery, _ = score_uploads(tiny_reward, source, instruction, paths)
-            assert own == [text for _, text in expected_gallery]
-            page.screenshot(path=str(screenshot.with_name(screenshot.stem + "-score.png")), full_page=True)
+            page.wait_for_function("document.querySelectorAll('#own-candidates-grid figcaption').length === 2", timeout=60_000)
+            own = page.locator("#own-candidates-grid figcaption").all_inner_texts()
+            expected_cards, _ = score_uploads(tiny_reward, source, instruction, paths)
+            assert own == captions_of(expected_cards)
+            assert page.evaluate(FULLY_VISIBLE_JS, "#own-candidates-grid img") == [True, True]
+            page.screenshot(path=str(shots / "demo-score.png"), full_page=True)
             browser.close()
     finally:
         demo.close()
@@ -162,14 +245,14 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
         source, instruction = world_examples(1)[0]
         source.save(tmp_path / "source.png")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        gallery, _, summary, table = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3, "mean",
-                                                    "full", 4, api_name="/on_run")
+        cards, _, summary, table, _ = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3,
+                                                     "mean", "full", 4, 1.0, 0.5, 0.5, None, None, api_name="/on_run")
         rows = table["data"]
         assert [row[1] for row in rows] == [c["seed"] for c in expected]
         for row, candidate in zip(rows, expected):
             assert row[3] == round(candidate["score"], 4) and row[4] == round(candidate["mu_instruction_following"], 4)
             assert row[6] == round(candidate["mu_visual_quality"], 4)
-        assert len(gallery) == 3 and summary.startswith(f"★ SELECTED · #1 seed {expected[0]['seed']}")
+        assert len(captions_of(cards)) == 3 and summary.startswith(f"★ SELECTED · #1 seed {expected[0]['seed']}")
     finally:
         demo.terminate()
         demo.wait(timeout=60)

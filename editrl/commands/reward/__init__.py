@@ -8,7 +8,13 @@ import pkgutil
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("reward", help="train, score with, evaluate and serve EditReward models")
+    parser = subparsers.add_parser(
+        "reward", help="train, score with, evaluate and serve EditReward models",
+        epilog="""examples:
+  editrl reward score --data edits.jsonl --out scores.parquet
+  editrl reward eval --bench data/world --format editreward-bench
+  editrl reward serve --model world --port 8765""",
+    )
     reward_subparsers = parser.add_subparsers(dest="reward_command", metavar="REWARD_COMMAND")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
         "in <out>.parts/ while running, so a rerun after a kill skips the rows already scored. Columns: source "
         "(or source_image, source_img, ...), instruction (or prompt), edit (or edited_image, image, ...); image "
         "cells are paths relative to the table, bytes, or {'bytes', 'path'} dicts.",
+        epilog="""examples:
+  editrl reward score --data edits.jsonl --out scores.parquet                 # the shipped world reward
+  editrl reward score --data edits.parquet --out scores.parquet --model TIGER-Lab/EditReward-Qwen2.5-VL-7B --dtype bfloat16""",
     )
     p.add_argument("--data", required=True, help="a .jsonl or .parquet table, or a folder of them")
     p.add_argument("--out", required=True, help="output .parquet file")

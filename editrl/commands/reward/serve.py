@@ -11,15 +11,23 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from ...reward.serve import ServeConfig
-
-    d = ServeConfig()
     p = subparsers.add_parser(
         "serve",
         help="serve a reward over HTTP (POST /v1/score, GET /health, /metrics, /openapi.json)",
         description="Score (source, instruction, edit) triples over HTTP with dynamic batching across "
         "concurrent requests. Binds 127.0.0.1 unless --host says otherwise.",
+        epilog="""examples:
+  editrl reward serve --model world --port 8765
+  curl -s localhost:8765/health""",
     )
+    p.defer(_add_arguments)  # the defaults live in ServeConfig, whose module imports fastapi and torch
+    p.set_defaults(func=run)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from ...reward.serve import ServeConfig
+
+    d = ServeConfig()
     p.add_argument("--model", default="world",
                    help="reward: an EditReward folder or Hub id, 'world' (shipped tiny model) or 'oracle' (default: world)")
     p.add_argument("--host", default=d.host, help=f"interface to bind (default: {d.host})")
@@ -38,7 +46,6 @@ def register(subparsers) -> None:
                    help=f"largest request body; more gets 413 (default: {d.max_request_bytes})")
     p.add_argument("--image-root", default=None,
                    help="folder whose files requests may name as {'path': ...}; paths are refused without it")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

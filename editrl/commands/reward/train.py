@@ -15,6 +15,9 @@ def register(subparsers) -> None:
         description="Train an EditReward model as configured in a YAML file (see configs/reward/). Writes "
         "checkpoints, metrics.jsonl and the final model (final/) under the config's output_dir and prints a "
         "JSON summary.",
+        epilog="""examples:
+  editrl reward train --config configs/reward/tiny.yaml
+  editrl reward train --config configs/reward/tiny.yaml --set learning_rate=1e-3 --resume""",
     )
     parser.add_argument("--config", required=True, help="YAML config, e.g. configs/reward/tiny.yaml")
     parser.add_argument("--resume", action="store_true",

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ...errors import EditRLError
+from ...loading import quiet_loading
 from .base import EditCondition, Editor, SampleResult, seed_generators
 from .flux_kontext import FluxKontextEditor
 
@@ -56,6 +57,8 @@ EDITORS: dict[str, EditorSpec] = {
         "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
     ),
 }
+WORLD_SCOPE = ("knows only the editing world's 64 px toy scenes (flat shapes on a plain background) and its "
+               "instruction words (editrl.world.instructions.vocabulary())")
 SPEC_BY_PIPELINE = {spec.pipeline: spec for name, spec in EDITORS.items() if name != "world"}
 
 
@@ -68,16 +71,18 @@ def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype |
 def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype):
     import diffusers
 
-    pipeline_cls = getattr(diffusers, pipeline_name)
+    with quiet_loading():  # importing a pipeline imports its transformers processors (torchvision notices)
+        pipeline_cls = getattr(diffusers, pipeline_name)
     local = Path(model).expanduser()
     if local.is_dir() and not (local / "model_index.json").is_file():
         raise EditRLError(f"{label}: {str(local)!r} is not a diffusers pipeline folder (no model_index.json)")
     source = str(local) if local.is_dir() else model
-    kwargs = {"torch_dtype": dtype, "local_files_only": True}
+    kwargs = {"dtype": dtype, "local_files_only": True}
     if pipeline_name == "StableDiffusionInstructPix2PixPipeline":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
-        pipe = pipeline_cls.from_pretrained(source, **kwargs)
+        with quiet_loading():
+            pipe = pipeline_cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:  # hub "not cached" errors are OSError/ValueError subclasses
         if local.is_dir():
             raise EditRLError(f"{label}: could not load the {pipeline_name} in {str(local)!r}: {err}") from None
@@ -143,6 +148,9 @@ def load_editor(
     editor = adapter_class(pipe, **options)
     if lora:
         editor.load_lora(lora)
+    editor.origin = {"editor": name, "model": model, "lora": lora}  # recorded in best-of-N outputs
+    if name == "world":
+        editor.scope = WORLD_SCOPE
     logger.info("loaded editor %s from %s: %r", name, model, editor)
     return editor
 

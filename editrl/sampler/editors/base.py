@@ -29,6 +29,7 @@ from PIL import Image
 
 from ...errors import EditRLError
 from ...images import ImageLike, check_instruction, load_images
+from ...loading import quiet_loading
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class Editor:
     """
 
     name: str = "editor"
+    origin: dict | None = None  # {"editor", "model", "lora"} as ``load_editor`` was asked: provenance of outputs
+    scope: str | None = None  # what a narrow editor knows (the world editor: its toy scenes); see ``source_notes``
     nfe_per_step: int = 1
     DEFAULT_STEPS: int = 28
     DEFAULT_GUIDANCE: float = 2.5
@@ -106,6 +109,7 @@ class Editor:
         default_guidance: float | None = None,
     ):
         self.pipe = pipe
+        self._warned: set[str] = set()
         self.resolution = int(resolution or self.DEFAULT_RESOLUTION)
         multiple = self.resolution_multiple
         if self.resolution % multiple:
@@ -164,11 +168,36 @@ class Editor:
         side = self.resolution
         out = []
         for i, image in enumerate(images):
+            for note in self.source_notes(image):
+                if note not in self._warned:
+                    self._warned.add(note)
+                    logger.warning("%s", note)
             if image.size != (side, side):
-                logger.info("sources[%d]: resized from %dx%d to %dx%d for %s", i, *image.size, side, side, self.name)
+                logger.info("sources[%d]: resized from %dx%d to %dx%d for %s", i, *image.size, side, side, self.label)
                 image = image.resize((side, side), Image.Resampling.LANCZOS)
             out.append(image)
         return out
+
+    @property
+    def label(self) -> str:
+        """The name the user chose (``load_editor``'s), else the adapter's."""
+        return (self.origin or {}).get("editor") or self.name
+
+    def source_notes(self, image: Image.Image) -> list[str]:
+        """What the user should know about editing ``image`` with this editor (each said once per editor):
+        a squashed aspect ratio, and for an editor with a ``scope`` (the world editor) a source unlike
+        the images it knows."""
+        side, notes = self.resolution, []
+        if image.size == (side, side):
+            return notes
+        if self.scope:
+            notes.append(f"editor {self.label}: {self.scope}; a {image.width}x{image.height} image is not one of its "
+                         "scenes and will not be edited meaningfully. For real photos pass --editor flux-kontext, "
+                         "qwen-image-edit or instruct-pix2pix (with --model a local folder) and a real --reward")
+        if abs(image.width / image.height - 1) > 0.01:
+            notes.append(f"editor {self.label}: works on {side}x{side} squares, so a {image.width}x{image.height} source "
+                         "is squashed to that aspect ratio (crop it to a square first to avoid this)")
+        return notes
 
     def encode(
         self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None
@@ -256,7 +285,8 @@ class Editor:
         if not Path(path).exists():
             raise EditRLError(f"lora: no LoRA weights at {path!r} (expected a folder or .safetensors file in diffusers format)")
         try:
-            self.pipe.load_lora_weights(path, adapter_name=adapter_name)
+            with quiet_loading():  # no "No LoRA keys ... text encoder" notice: our adapters are denoiser-only
+                self.pipe.load_lora_weights(path, adapter_name=adapter_name)
         except (OSError, ValueError, KeyError) as err:
             raise EditRLError(f"lora: could not load {path!r} into {self.name}: {err}") from None
         logger.info("loaded LoRA %s into %s", path, self.name)

@@ -1,0 +1,91 @@
+"""The command line as a user meets it: --version, fast --help with examples and defaults, -q/-v after
+the sub-command, and no third-party chatter on stderr from the main commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from editrl import __version__
+from editrl.cli import build_parser
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+OURS = re.compile(r"^(INFO|WARNING|DEBUG) editrl[.\w]*: |^(scoring|benchmark groups|filter\w*): +(\d+%\||\d+\w+ \[)|^metric |^\S.*\s+[-–\d.]+\s+[-–\d.]+\s+[-–\d.]+$|^\s*$")
+
+
+def editrl(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "editrl.cli", *args], env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def leaf_parsers(parser, path=()):
+    actions = [a for a in parser._actions if a.__class__.__name__ == "_Subcommands"]
+    if not actions:
+        yield path, parser
+    for action in actions:
+        for name, sub in action.choices.items():
+            yield from leaf_parsers(sub, (*path, name))
+
+
+def test_version():
+    result = editrl("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"editrl {__version__}"
+
+
+def test_help_is_fast_and_imports_no_torch():
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", "import sys; from editrl.cli import main\n"
+                             "try: main(['best-of-n', '--help'])\nexcept SystemExit: pass\n"
+                             "print(sorted(m for m in ('torch', 'fastapi', 'gradio', 'diffusers') if m in sys.modules))"],
+                            env=ENV, capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert result.stdout.strip().splitlines()[-1] == "[]" and elapsed < 3  # < 1 s on an idle core; slack for CI load
+
+
+def test_every_command_has_examples_and_shows_every_default():
+    for path, parser in leaf_parsers(build_parser()):
+        text = parser.format_help()
+        assert "example" in text and "editrl " in text.split("example", 1)[1], path
+        for action in parser._actions:
+            if action.option_strings and not action.required and action.default is not False and action.nargs != 0:
+                assert "default" in (parser._get_formatter()._get_help_string(action) or "").lower(), (path, action.dest)
+
+
+@pytest.mark.parametrize("argv", [["best-of-n", "-q"], ["-q", "best-of-n"], ["reward", "eval", "--bench", "b", "--format", "pairs", "-v"]])
+def test_verbosity_flags_anywhere(argv):
+    args = build_parser().parse_args(argv)
+    assert args.quiet == ("-q" in argv) and args.verbose == ("-v" in argv)
+
+
+@pytest.mark.slow
+def test_main_commands_print_no_third_party_warnings(tmp_path):
+    """best-of-n (world, 2 steps), reward score, filter and reward eval on a world bench: every stderr
+    line is editrl's own (log lines, the scoring bar, the eval table)."""
+    out = tmp_path / "bon"
+    runs = [editrl("best-of-n", "--n", "2", "--steps", "2", "--out", str(out))]
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["run"]["editor"] == "world" and scores["run"]["steps"] == 2 and scores["run"]["seeds"] == [0, 1]
+    assert scores["run"]["reward"] == "world" and scores["run"]["editrl_version"] == __version__
+    again = editrl("best-of-n", "--n", "2", "--steps", "2", "--out", str(out))
+    assert again.returncode == 2 and again.stderr.strip().endswith("holds a previous best-of-N run (best.png, ...); choose a new folder or remove that one")
+    rows = tmp_path / "edits.jsonl"
+    rows.write_text("".join(json.dumps({"source": str(out / "candidate_00_seed0.png"), "instruction": scores["instruction"],
+                                        "edit": str(out / f)}) + "\n" for f in ("candidate_00_seed0.png", "candidate_01_seed1.png")))
+    runs.append(editrl("reward", "score", "--data", str(rows), "--out", str(tmp_path / "scores.parquet")))
+    runs.append(editrl("filter", "--data", str(rows), "--out", str(tmp_path / "filtered"), "--top-k", "1"))
+    runs.append(editrl("world", "make-bench", "--out", str(tmp_path / "bench"), "--n-groups", "2"))
+    runs.append(editrl("reward", "eval", "--bench", str(tmp_path / "bench"), "--format", "editreward-bench"))
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+        noise = [line for line in run.stderr.replace("\r", "\n").splitlines() if not OURS.match(line)]
+        assert noise == [], run.args
+    table = runs[-1].stderr
+    assert re.search(r"overall pairwise_accuracy\s+[\d.]{5}\s+[\d.]{5}\s+[\d.]{5}", table)
+    result = json.loads(runs[-1].stdout)
+    assert {"chance", "ceiling"} <= set(result)
+    assert result["predictions"] == str(tmp_path / "bench.world.predictions.jsonl")
