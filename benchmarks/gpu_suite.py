@@ -24,7 +24,7 @@ The parts, in the order they run (``--parts`` runs a subset):
 Each figure group first compares the time left of ``--budget`` (default 480 s, counted from the
 script's start) with its estimate (``Scale.needs``) and is skipped with a ``skipped`` note when too
 little is left. A part that fails prints an ``error`` line, the next part still runs, and the exit
-code is 1. ``--tiny`` runs the same code paths with toy models on the CPU in seconds (the test
+code is 1. ``--tiny`` runs the same code paths (bf16 too) with toy models on the CPU in seconds (the test
 ``tests/test_gpu_suite.py`` does, so the script cannot rot).
 
 Needs torch, transformers, accelerate, peft and diffusers (and editrl's own light dependencies:
@@ -449,7 +449,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the whole run; figures that would overrun are skipped (default 480)")
     parser.add_argument("--tiny", action="store_true", help="toy models on the CPU: the same code paths in seconds")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
-    parser.add_argument("--dtype", default=None, choices=("bfloat16", "float32"), help="default: bfloat16, or float32 with --tiny")
+    parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                        help="weights and compute (default bfloat16, with --tiny too: the GPU run's code path)")
     args = parser.parse_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
@@ -468,7 +469,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.tiny and device.type != "cuda":
         parser.error(f"--device {args.device}: the real sizes (7B reward, 12B editor) need a CUDA GPU; --tiny runs on the CPU")
     args.device = device
-    args.dtype = getattr(torch, args.dtype or ("float32" if args.tiny else "bfloat16"))
+    args.dtype = getattr(torch, args.dtype)
     return args
 
 
