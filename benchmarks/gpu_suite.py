@@ -30,14 +30,15 @@ code is 1. ``--tiny`` runs the same code paths (bf16 too) with toy models on the
 Needs torch, transformers, accelerate, peft and diffusers (and editrl's own light dependencies:
 numpy, pillow, pyyaml, tqdm, safetensors). The project's H200 machine has all but diffusers, and no
 internet; diffusers is pure Python and its requirements are already there, so its wheel travels
-with the working tree. Here, once, in the repository root::
+with the working tree in an ignored ``.whl/`` folder. Here, once, in the repository root::
 
     echo /.whl/ >> .git/info/exclude
     python -m pip download --no-deps -d .whl diffusers==0.42.1
 
-then the one command there (``carry: [".whl"]``, ``timeout_s`` 600)::
+then the one command there (device tool: ``carry: [".whl"]``, ``timeout_s: 600``; the suite itself
+keeps to its 480 s budget)::
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_suite.py | tee $OUT/gpu.jsonl
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_suite.py | tee $OUT/gpu.jsonl
 
 On the CPU: ``python benchmarks/gpu_suite.py --tiny``.
 """
