@@ -39,6 +39,7 @@ QWEN25VL = {
         vision=dict(depth=4, hidden_size=128, intermediate_size=256, num_heads=4, fullatt_block_indexes=[3]),
     ),
     "tiny": dict(
+        vocab_size=512,  # more rows than the tokenizer has, as at 7b
         text=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                   mrope_section=[2, 1, 1]),
         vision=dict(depth=2, hidden_size=32, intermediate_size=32, num_heads=4, fullatt_block_indexes=[1]),
@@ -123,7 +124,9 @@ def editreward(size: str | dict, device: str | torch.device, dtype: torch.dtype,
     processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
     backbone = qwen25vl_backbone(size, tokenizer, device, dtype)
     config = EditRewardConfig(base_model="random", templates=templates, min_pixels=pixels, max_pixels=pixels)
-    reward = EditReward.from_backbone(backbone, processor, config).to(device).eval()
+    # the constructor, not from_backbone: that resizes the embeddings to the byte-level tokenizer's few hundred
+    # tokens, and the real vocabulary's embedding and LM head are part of the 7B size (its ids are a subset)
+    reward = EditReward(backbone, processor, config).to(device).eval()
     reward.rm_heads.float()
     return reward
 
