@@ -98,10 +98,7 @@ class Scale:
     rl_iterations: int  # the first is a warm-up; the last is reported
     train_rows: int  # synthetic comparisons for reward training
     train_steps: int  # optimizer steps timed (the first is a warm-up)
-    needs: dict  # seconds each figure group is expected to take, builds included
-
-    def estimate(self, key: str) -> float:
-        return self.needs[key]
+    needs: dict[str, float]  # seconds each figure group is expected to take on its machine, model builds included
 
 
 REAL = Scale(
@@ -152,7 +149,7 @@ class Budget:
         return self.seconds - (time.perf_counter() - START)
 
     def skip_note(self, key: str) -> str | None:
-        need, left = self.scale.estimate(key), self.left()
+        need, left = self.scale.needs[key], self.left()
         if left >= need:
             return None
         return f"needs about {need:g} s, {max(left, 0):.0f} s left of the {self.seconds:g} s budget"
