@@ -16,12 +16,9 @@ lines go to stdout and ``--out``; the plot to ``--plot`` (matplotlib if installe
 
     python benchmarks/best_of_n.py                          # 200 pairs, shipped world editor + reward
     python benchmarks/best_of_n.py --n-pairs 20             # a quick run
-    python benchmarks/best_of_n.py --device cuda --size flux-kontext   # GPU timing, see below
 
-``--size flux-kontext`` times one best-of-8 with a FLUX.1-Kontext-size editor (random bf16 weights:
-12 B transformer, T5-XXL, CLIP-L, FLUX VAE) at 512x512 and 28 steps, and the scoring of its 8 edits by
-an EditReward of Qwen2.5-VL-7B size, and prints the seconds per image next to the 2.8 s/image anchor
-and the reward's share of the total. (The GPU image has no diffusers: bring its wheel.)
+Wall time at FLUX.1-Kontext size (best-of-8 and the pruned search with a 7B EditReward) is measured
+by ``benchmarks/gpu_suite.py``.
 """
 
 from __future__ import annotations
@@ -31,12 +28,10 @@ import hashlib
 import json
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from editrl.sampler.editors import Editor, load_editor
@@ -44,7 +39,6 @@ from editrl.sampler.search import HalvingConfig, run_search
 
 logger = logging.getLogger("benchmarks.best_of_n")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-ANCHOR_SECONDS_PER_IMAGE = 2.8  # FLUX.1-Kontext, 28 steps, one H100 (the issue's anchor)
 
 
 # ----------------------------------------------------------------------------- world benchmark
@@ -251,92 +245,6 @@ def _plot_pil(series: dict, path: Path, width: int = 720, height: int = 480) -> 
     image.save(path)
 
 
-# ----------------------------------------------------------------------------- GPU timing
-def flux_kontext_full_size(device: str):
-    """A FluxKontextPipeline with FLUX.1-Kontext-dev's sizes and random bf16 weights, built on ``device``."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from editrl.tiny import byte_level_tokenizer
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device(device):
-            transformer = FluxTransformer2DModel(guidance_embeds=True)  # the defaults are FLUX.1's 12 B config
-            vae = AutoencoderKL(
-                in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
-                sample_size=1024, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
-            )
-            clip = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                                num_attention_heads=12, projection_dim=768, max_position_embeddings=77,
-                                                bos_token_id=256, eos_token_id=257, pad_token_id=258))
-            t5 = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24,
-                                         feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, dropout_rate=0.0,
-                                         pad_token_id=258, eos_token_id=257, decoder_start_token_id=258))
-    finally:
-        torch.set_default_dtype(previous)
-    tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",
-                                     eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<|endoftext|>")
-    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    scheduler = FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, max_image_seq_len=4096, base_shift=0.5, max_shift=1.15,
-                                                shift=3.0, use_dynamic_shifting=True)
-    return FluxKontextPipeline(scheduler=scheduler, vae=vae.eval(), text_encoder=clip.eval(), tokenizer=tokenizer,
-                               text_encoder_2=t5.eval(), tokenizer_2=tokenizer_2, transformer=transformer.eval(),
-                               image_encoder=None, feature_extractor=None)
-
-
-def editreward_7b(device: str):
-    """An EditReward with a random Qwen2.5-VL-7B-size backbone (bf16), as benchmarks/reward_scoring.py builds it."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from reward_scoring import SIZE_7B, build_backbone, realistic_templates
-
-    from editrl.reward import EditReward, EditRewardConfig
-    from editrl.tiny import tiny_qwen25vl_processor, tiny_qwen_tokenizer
-
-    pixels = 200704
-    tokenizer = tiny_qwen_tokenizer(["<|Reward|>"])
-    processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
-    backbone = build_backbone(SIZE_7B, tokenizer, device, torch.bfloat16)
-    config = EditRewardConfig(base_model="random", templates=realistic_templates(500), min_pixels=pixels, max_pixels=pixels)
-    reward = EditReward.from_backbone(backbone, processor, config).to(device).eval()
-    reward.rm_heads.float()
-    return reward
-
-
-def run_gpu_timing(args) -> None:
-    from editrl.sampler.editors import FluxKontextEditor
-
-    def synced() -> float:
-        torch.cuda.synchronize()
-        return time.perf_counter()
-
-    torch.manual_seed(0)
-    editor = FluxKontextEditor(flux_kontext_full_size(args.device), resolution=512, default_steps=28)
-    rng = np.random.default_rng(0)
-    source = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
-    instruction = "Replace the red car with a blue bicycle and keep the background unchanged."
-    editor.sample([source], instruction, [0], num_steps=2)  # warm-up (kernels, allocator)
-    t0 = synced()
-    result = editor.sample([source], instruction, list(range(8)), num_steps=28, batch_size=args.gpu_batch_size)
-    t1 = synced()
-    del editor
-    torch.cuda.empty_cache()
-    reward = editreward_7b(args.device)
-    reward.score([source], [instruction], result.images[:1])  # warm-up
-    t2 = synced()
-    reward.score([source] * 8, [instruction] * 8, result.images, batch_size=8)
-    t3 = synced()
-    sampling, scoring = t1 - t0, t3 - t2
-    print(json.dumps({"benchmark": "best_of_n_gpu_timing", "device": torch.cuda.get_device_name(), "editor": "FLUX.1-Kontext size, random bf16",
-                      "resolution": 512, "steps": 28, "n": 8, "nfe": result.nfe, "sampling_seconds": round(sampling, 3),
-                      "seconds_per_image": round(sampling / 8, 3), "anchor_seconds_per_image": ANCHOR_SECONDS_PER_IMAGE,
-                      "ratio_to_anchor": round(sampling / 8 / ANCHOR_SECONDS_PER_IMAGE, 3),
-                      "reward": "EditReward, Qwen2.5-VL-7B size, random bf16", "reward_seconds": round(scoring, 3),
-                      "reward_overhead": round(scoring / sampling, 4)}))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-pairs", type=int, default=200, help="held-out world pairs (default 200)")
@@ -352,21 +260,12 @@ def main() -> None:
                         "(at step s1 keep k1 candidates, ...)")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--size", default="world", choices=("world", "flux-kontext"),
-                        help="world: the oracle benchmark; flux-kontext: GPU timing of one best-of-8 at 512x512")
-    parser.add_argument("--gpu-batch-size", type=int, default=8, help="flux-kontext timing: candidates per transformer call")
     parser.add_argument("--pairs-file", default=str(DOCS / "best_of_n_pairs.jsonl"), help="append-only per-pair results (resume)")
     parser.add_argument("--out", default=str(DOCS / "best_of_n.jsonl"))
     parser.add_argument("--plot", default=str(DOCS / "best_of_n.png"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.size == "flux-kontext":
-        if not torch.cuda.is_available():
-            parser.error("--size flux-kontext needs a CUDA GPU (--device cuda)")
-        args.device = args.device or "cuda"
-        run_gpu_timing(args)
-    else:
-        run_world(args)
+    run_world(args)
 
 
 if __name__ == "__main__":

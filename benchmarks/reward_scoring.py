@@ -23,59 +23,9 @@ import numpy as np
 import torch
 
 from editrl.images import load_image
-from editrl.reward import EditReward, EditRewardConfig
 from editrl.reward.inputs import common_prefix_length
-from editrl.reward.prompts import EDITREWARD_INSTRUCTION_FOLLOWING, EDITREWARD_SUFFIX, EDITREWARD_VISUAL_QUALITY
-from editrl.tiny import tiny_qwen25vl_processor, tiny_qwen_tokenizer
 
-# Qwen2.5-VL-7B-Instruct's config.json
-SIZE_7B = dict(
-    text=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-              mrope_section=[16, 24, 24]),
-    vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, fullatt_block_indexes=[7, 15, 23, 31]),
-)
-# a CPU model large enough that the forward passes, not Python, dominate
-SIZE_CPU = dict(
-    text=dict(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-              mrope_section=[8, 4, 4]),
-    vision=dict(depth=4, hidden_size=128, intermediate_size=256, num_heads=4, fullatt_block_indexes=[3]),
-)
-
-
-def build_backbone(size: dict, tokenizer, device: str, dtype: torch.dtype):
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
-    text = dict(size["text"])
-    mrope = text.pop("mrope_section")
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=32768, rms_norm_eps=1e-6,
-                         rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6},
-                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], **text),
-        vision_config=dict(out_hidden_size=size["text"]["hidden_size"], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                           window_size=112, **size["vision"]),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = Qwen2_5_VLForConditionalGeneration(config)
-    finally:
-        torch.set_default_dtype(previous)
-    return model.eval()
-
-
-def realistic_templates(prompt_tokens: int) -> dict:
-    """Official structure (shared start, dimension text, instruction, reward suffix) at Qwen-token lengths."""
-    shared = common_prefix_length(EDITREWARD_INSTRUCTION_FOLLOWING, EDITREWARD_VISUAL_QUALITY)
-
-    def body(text: str) -> str:
-        filler = (text[shared:] * 2)[:prompt_tokens]
-        return text[:shared] + filler.replace("{", "(").replace("}", ")") + "\nText instruction - {text_prompt}\n"
-    return {"instruction_following": body(EDITREWARD_INSTRUCTION_FOLLOWING), "visual_quality": body(EDITREWARD_VISUAL_QUALITY),
-            "suffix": EDITREWARD_SUFFIX}
+from sizes import QWEN25VL, editreward, realistic_templates
 
 
 def main() -> None:
@@ -98,18 +48,13 @@ def main() -> None:
     dtype = torch.bfloat16 if big else torch.float32
     pixels = args.pixels or (200704 if big else 224 * 224)
     side = args.image_size or (448 if big else 224)
-    tokenizer = tiny_qwen_tokenizer(["<|Reward|>"])
-    processor = tiny_qwen25vl_processor(tokenizer, min_pixels=pixels, max_pixels=pixels)
     torch.manual_seed(0)
-    size = SIZE_7B if big else SIZE_CPU
+    size = QWEN25VL["7b" if big else "small"]
     if args.layers:
-        size = {"text": {**size["text"], "num_hidden_layers": args.layers},
+        size = {**size, "text": {**size["text"], "num_hidden_layers": args.layers},
                 "vision": {**size["vision"], "depth": args.layers, "fullatt_block_indexes": [args.layers - 1]}}
-    backbone = build_backbone(size, tokenizer, args.device, dtype)
     templates = realistic_templates(args.prompt_tokens) if args.templates == "realistic" else args.templates
-    config = EditRewardConfig(base_model="random", templates=templates, min_pixels=pixels, max_pixels=pixels)
-    reward = EditReward.from_backbone(backbone, processor, config).to(args.device).eval()
-    reward.rm_heads.float()
+    reward = editreward(size, args.device, dtype, pixels, templates)
 
     rng = np.random.default_rng(0)
     sources = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(args.items)]

@@ -17,8 +17,8 @@ the held-out oracle score at least as much as best-of-4 does.
     python benchmarks/rl_world.py                       # CPU: ~40 min on one core (4 runs x 60 iterations)
     python benchmarks/rl_world.py --runs grpo_learned dpo_learned --out runs/rl-a   # or split the runs
     python benchmarks/rl_world.py --runs grpo_oracle grpo_hacking --out runs/rl-b   # over two processes
-    python benchmarks/rl_world.py --device cuda --size flux-kontext   # GPU: a few GRPO steps at
-        FLUX.1-Kontext size (12 B, random weights, bf16, 512x512): peak memory and seconds per iteration
+
+Seconds per iteration and peak memory at FLUX.1-Kontext size are measured by ``benchmarks/gpu_suite.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from editrl.reward.output import RewardOutput  # noqa: E402
 from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config  # noqa: E402
 from editrl.reward.specs import build_reward  # noqa: E402
 
@@ -138,95 +137,8 @@ def run_world(args) -> None:
         })
 
 
-class _Brightness:
-    """A stand-in reward for the GPU timing run (the reward model is not what is timed)."""
-
-    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
-        s = torch.tensor([np.asarray(e, dtype=np.float32).mean() / 255 for e in edits])
-        return RewardOutput(mu=s[:, None].repeat(1, 2), sigma=torch.zeros(len(s), 2), score=s, score_sigma=torch.zeros(len(s)))
-
-
-def flux_kontext_size_pipeline(device: str):
-    """FluxKontextPipeline with a FLUX.1-Kontext-size transformer (random bf16 weights, built on the device),
-    the FLUX VAE architecture and small text encoders with the real output widths (T5 4096, CLIP 768)."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    from editrl.tiny import byte_level_tokenizer
-
-    with torch.device(device):
-        torch.set_default_dtype(torch.bfloat16)
-        transformer = FluxTransformer2DModel(
-            patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-            num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
-            axes_dims_rope=(16, 56, 56),
-        )
-        vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2,
-            norm_num_groups=32, sample_size=1024, use_quant_conv=False, use_post_quant_conv=False,
-            shift_factor=0.1159, scaling_factor=0.3611,
-        )
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=300, hidden_size=768, intermediate_size=64, num_attention_heads=4, num_hidden_layers=1,
-            projection_dim=768, bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77,
-        ))
-        text_encoder_2 = T5EncoderModel(T5Config(
-            vocab_size=300, d_model=4096, d_kv=64, d_ff=64, num_layers=1, num_heads=2, dropout_rate=0.0,
-            pad_token_id=258, eos_token_id=257, decoder_start_token_id=258,
-        ))
-        torch.set_default_dtype(torch.float32)
-    tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",
-                                     eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<|endoftext|>")
-    tokenizer_2 = byte_level_tokenizer(["<unk>", "</s>", "<pad>"], 512, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    for m in (transformer, vae, text_encoder, text_encoder_2):
-        m.eval()
-    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                               tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
-                               transformer=transformer, image_encoder=None, feature_extractor=None)
-
-
-def run_flux_kontext_size(args) -> None:
-    from PIL import Image
-
-    from editrl.sampler.editors import FluxKontextEditor
-
-    if not torch.cuda.is_available():
-        emit({"run": "grpo_flux_kontext_size", "skipped": "no CUDA device: this mode needs a GPU"})
-        return
-    pipe = flux_kontext_size_pipeline(args.device)
-    editor = FluxKontextEditor(pipe, resolution=args.resolution, default_steps=6)
-    config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "flux-kontext.yaml", [
-        f"resolution={args.resolution}", f"num_iterations={args.iterations}", "groups_per_step=1",
-        f"group_size={args.k}", f"batch_size={args.k}", "num_minibatches=1", "eval_every=0", "judge=null",
-        f"save_every={args.iterations}", f"output_dir={args.out}/flux-kontext-size",
-    ])
-    shutil.rmtree(config.output_dir, ignore_errors=True)
-    rng = np.random.default_rng(0)
-    prompts = [(Image.fromarray(rng.integers(0, 255, (args.resolution, args.resolution, 3), dtype=np.uint8)), "make it blue")]
-    trainer = GRPOTrainer(config, editor=editor, reward=_Brightness(), train_prompts=prompts, eval_prompts=prompts)
-    torch.cuda.reset_peak_memory_stats()
-    times = []
-    for step in range(args.iterations):
-        torch.cuda.synchronize()
-        start = time.time()
-        record = trainer.iteration(step)
-        torch.cuda.synchronize()
-        times.append(time.time() - start)
-    emit({
-        "run": "grpo_flux_kontext_size", "device": torch.cuda.get_device_name(), "resolution": args.resolution,
-        "group_size": args.k, "num_steps": config.num_steps, "lora_rank": config.lora_rank,
-        "transformer_params_b": sum(p.numel() for p in pipe.transformer.parameters()) / 1e9,
-        "seconds_per_iteration": float(np.median(times[1:] if len(times) > 1 else times)),
-        "seconds_first_iteration": times[0], "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "ratio_min": record["ratio_min"], "ratio_max": record["ratio_max"],
-    })
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", default="world", choices=["world", "flux-kontext"])
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
     parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking"])
@@ -241,18 +153,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (the hacking run's own keys win), e.g. --set learning_rate=1e-3")
     parser.add_argument("--hacking-lr", type=float, default=5e-2)
-    parser.add_argument("--resolution", type=int, default=512, help="flux-kontext mode only")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-rl-world")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    if args.size == "flux-kontext":
-        args.k = args.k or 4
-        args.iterations = args.iterations or 3
-        run_flux_kontext_size(args)
-    else:
-        run_world(args)
+    run_world(args)
 
 
 if __name__ == "__main__":

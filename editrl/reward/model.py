@@ -245,7 +245,7 @@ class EditReward(nn.Module):
         out = torch.empty(ids.shape[0], 2, device=hidden.device, dtype=torch.float32)
         for d in sorted(set(dim_indices)):
             sel = torch.tensor([r for r, dd in enumerate(dim_indices) if dd == d], device=hidden.device)
-            out[sel] = self.head(d)(states[sel])
+            out[sel] = self.head(d)(states[sel]).float()  # under bf16 autocast the head computes in bf16
         return out
 
     # ------------------------------------------------------------------ two-pass (official) path

@@ -464,40 +464,50 @@ class RewardTrainer:
         return metrics_from_statistics(acc.reduce(total, reduction="sum").cpu(), self.dimensions)
 
     # ------------------------------------------------------------------ training
+    def micro_batches(self, start_step: int) -> Iterator[PairBatch]:
+        """This process's collated micro-batches from optimizer step ``start_step`` on, in the plan's order."""
+        batches = (idx for _, idx in self.plan.micro_batches(start_step, self.accelerator.process_index))
+        return iter(_loader(self.train_pairs, batches, self.config.data.num_workers))
+
+    def optimizer_step(self, loader: Iterator[PairBatch], step: int, last_checkpoint: Path | None = None) -> float:
+        """Optimizer step ``step + 1``: ``gradient_accumulation_steps`` micro-batches from ``loader``,
+        clipped, stepped, the scheduler advanced; returns the loss averaged over micro-batches and processes."""
+        acc, config = self.accelerator, self.config
+        step_loss = torch.zeros((), device=acc.device)
+        for micro in range(self.plan.accumulation):
+            batch = next(loader)
+            with acc.accumulate(self.model), acc.autocast():
+                loss, _, _ = batch_loss(self.model, self.fuse, batch, config)
+                loss = loss.mean()
+                bad = acc.reduce((~torch.isfinite(loss.detach())).float().reshape(1), reduction="sum")
+                if bad.item() > 0:
+                    raise EditRLError(
+                        f"non-finite loss ({loss.item()}) at step {step + 1}, micro-batch {micro}, pairs "
+                        f"{batch.pair_ids} on process {acc.process_index}; last good checkpoint: "
+                        f"{last_checkpoint or 'none (lower learning_rate or check the data, then start again)'}")
+                acc.backward(loss)
+                if acc.sync_gradients and config.max_grad_norm is not None:
+                    acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            step_loss += loss.detach() / self.plan.accumulation
+        self.scheduler.step()
+        return acc.reduce(step_loss, reduction="mean").item()
+
     def train(self, resume: bool = False) -> dict:
         from tqdm.auto import tqdm
 
         acc, config = self.accelerator, self.config
         start_step, samples_seen, last_checkpoint = self._resume() if resume else (0, 0, None)
         stop_at = min(self.max_steps, config.stop_after_steps or self.max_steps)
-        batches = ((idx for _, idx in self.plan.micro_batches(start_step, acc.process_index)))
-        loader = iter(_loader(self.train_pairs, batches, config.data.num_workers))
+        loader = self.micro_batches(start_step)
         progress = tqdm(total=self.max_steps, initial=start_step, desc="reward train", disable=not acc.is_main_process)
         step, running, started = start_step, None, time.time()
         last_eval = None
         while step < stop_at:
-            step_loss = torch.zeros((), device=acc.device)
-            for micro in range(self.plan.accumulation):
-                batch = next(loader)
-                with acc.accumulate(self.model), acc.autocast():
-                    loss, _, _ = batch_loss(self.model, self.fuse, batch, config)
-                    loss = loss.mean()
-                    bad = acc.reduce((~torch.isfinite(loss.detach())).float().reshape(1), reduction="sum")
-                    if bad.item() > 0:
-                        raise EditRLError(
-                            f"non-finite loss ({loss.item()}) at step {step + 1}, micro-batch {micro}, pairs "
-                            f"{batch.pair_ids} on process {acc.process_index}; last good checkpoint: "
-                            f"{last_checkpoint or 'none (lower learning_rate or check the data, then start again)'}")
-                    acc.backward(loss)
-                    if acc.sync_gradients and config.max_grad_norm is not None:
-                        acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad()
-                step_loss += loss.detach() / self.plan.accumulation
-            self.scheduler.step()
+            step_loss = self.optimizer_step(loader, step, last_checkpoint)
             step += 1
             samples_seen += self.plan.global_batch * self.plan.accumulation
-            step_loss = acc.reduce(step_loss, reduction="mean").item()
             running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
             progress.update(1)
             progress.set_postfix(loss=f"{running:.4f}")

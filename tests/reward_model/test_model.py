@@ -47,6 +47,17 @@ def test_training_forward_is_differentiable_and_matches_score(reward, batch):
     assert torch.allclose(out.sigma, per_dim[..., 1].detach().exp(), atol=1e-5)
 
 
+def test_training_forward_under_bf16_autocast_returns_fp32(reward, batch):
+    """Reward training on a GPU runs under bf16 autocast (mixed_precision: bf16): the heads then compute in
+    bf16, and their outputs must still land in the fp32 result (this raised a dtype error before)."""
+    reward.rm_heads.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        per_dim = reward(*batch)
+    exact = reward(*batch)
+    assert per_dim.dtype == torch.float32 and per_dim.shape == (3, 2, 2)
+    assert torch.allclose(per_dim, exact, atol=0.05) and not torch.equal(per_dim, exact)  # bf16 rounding, same values
+
+
 def _reference_hidden(reward, batch, dim_index, position_ids):
     """The stock Qwen2.5-VL model forward (input_ids + pixels), independent of EditReward's embedding code."""
     sources, instructions, edits = batch
