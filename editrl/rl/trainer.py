@@ -217,7 +217,8 @@ class RLTrainer:
         """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights:
         mean training reward and judge score, averaged over all processes' share of the prompts."""
         mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
-        totals = torch.zeros(3)
+        measure_names = list(getattr(self.judge, "measure_names", ()))  # e.g. the world oracle's exact / lost_object
+        totals = torch.zeros(3 + len(measure_names))
         if mine:
             prompts = [self.eval_prompts[i] for i in mine]
             weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
@@ -231,11 +232,15 @@ class RLTrainer:
             totals[0] = self.reward.score(sources, instructions, result.images, batch_size=bs).score.sum()
             if self.judge is not None:
                 totals[1] = self.judge.score(sources, instructions, result.images, batch_size=bs).score.sum()
+                if measure_names:
+                    measures = self.judge.measures(sources, instructions, result.images)
+                    totals[3:] = torch.stack([measures[name].sum() for name in measure_names])
             totals[2] = len(mine)
         totals = self.accelerator.reduce(totals.to(self.accelerator.device), "sum").cpu()
         out = {"eval_reward": float(totals[0] / totals[2])}
         if self.judge is not None:
             out["judge_score"] = float(totals[1] / totals[2])
+            out.update({f"{name}_share": float(totals[3 + i] / totals[2]) for i, name in enumerate(measure_names)})
         return out
 
     # ------------------------------------------------------------------ loop, log, checkpoints
@@ -277,7 +282,8 @@ class RLTrainer:
         metrics = self.evaluate()
         record.update(metrics)
         if "judge_score" in metrics:
-            warning = self.monitor.update(self.step, metrics["eval_reward"], metrics["judge_score"])
+            measures = {k.removesuffix("_share"): v for k, v in metrics.items() if k.endswith("_share")}
+            warning = self.monitor.update(self.step, metrics["eval_reward"], metrics["judge_score"], measures)
             if warning is not None:
                 record["hacking_warning"] = warning
 

@@ -114,14 +114,20 @@ def judge(scenes: list[Scene], parsed: Scene) -> Judgement:
     unrequested = []
     if target.background == source.background and parsed.background != target.background:
         unrequested.append(f"background {parsed.background}")
+    deleted = {}  # position -> untouched object of the target missing from the edit
     for color, obj in wanted.items():
         if color not in requested and found.get(color) != [obj]:
             got = found.get(color, [])
-            unrequested.append(f"{obj.name} deleted" if not got else f"{obj.name} changed to "
-                               + " and ".join(f"{g.size} {g.shape} {g.position}" for g in got))
+            if got:
+                unrequested.append(f"{obj.name} changed to " + " and ".join(f"{g.size} {g.shape} {g.position}" for g in got))
+            else:
+                deleted[obj.position] = obj
     for color, objs in found.items():
         if color not in wanted and color not in requested:
-            unrequested.append(f"{objs[0].name} added")
+            for obj in objs:  # a new colour where an untouched object went missing is one change: a recolour
+                gone = deleted.pop(obj.position, None)
+                unrequested.append(f"{gone.name} recoloured {color}" if gone else f"{obj.name} added")
+    unrequested += [f"{obj.name} deleted" for obj in deleted.values()]
     return Judgement(float(np.mean(done)) if done else 1.0, tuple(unrequested))
 
 
@@ -154,6 +160,7 @@ class Oracle:
     """Exact two-dimensional scorer of world edits; implements ``editrl.reward.RewardFunction``."""
 
     dimensions = DIMENSIONS
+    measure_names = ("exact", "lost_object")  # what ``measures`` returns (read by the RL monitor)
 
     def __init__(self, config: OracleConfig | None = None):
         self.config = config or OracleConfig()
@@ -189,23 +196,41 @@ class Oracle:
             for i, (s, t, e) in enumerate(zip(sources, instructions, edits))
         ]
 
-    def score_one(self, source: Image.Image, instruction: str, edit: Image.Image, index: int = 0) -> tuple[float, float]:
+    def scenes(self, source: Image.Image, instruction: str, index: int = 0) -> list[Scene]:
+        """[source scene, after edit 1, ..., target scene] of one (source image, instruction)."""
         src = np.asarray(source)
         size = src.shape[0]
         if src.shape[1] != size:
             raise EditRLError(f"sources[{index}]: expected a square world rendering, got {src.shape[1]}x{size}")
-        if edit.size != source.size:
-            edit = edit.resize(source.size, Image.BILINEAR)
         scene = parse_scene(src)
         clean = render_array(scene, size)
         if (_dist(clean, src) > self.config.color_tolerance).mean() > 0.02:
             raise EditRLError(f"sources[{index}]: not a world rendering (the oracle only scores world sources)")
         try:
-            scenes = apply_edits(scene, parse_instruction(instruction))
+            return apply_edits(scene, parse_instruction(instruction))
         except EditRLError as err:
             raise EditRLError(f"instructions[{index}]: {err}") from None
+
+    def score_one(self, source: Image.Image, instruction: str, edit: Image.Image, index: int = 0) -> tuple[float, float]:
+        scenes = self.scenes(source, instruction, index)
+        if edit.size != source.size:
+            edit = edit.resize(source.size, Image.BILINEAR)
         edit_array = np.asarray(edit)
         return self.instruction_following(scenes, edit_array), self.visual_quality(edit_array)
+
+    def measures(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> dict[str, torch.Tensor]:
+        """Per-edit indicators that depend on no scoring rule (``outcome``): ``exact`` (the parsed edit is the
+        target scene) and ``lost_object`` (an object that should be there is missing); (B,) floats of 0/1.
+        The RL monitor reads them beside the judge's score."""
+        rows = []
+        for i, (s, t, e) in enumerate(zip(sources, instructions, edits)):
+            source = load_image(s, f"sources[{i}]")
+            edit = load_image(e, f"edits[{i}]")
+            result = outcome(self.scenes(source, check_instruction(t, f"instructions[{i}]"), i)[-1],
+                             edit if edit.size == source.size else edit.resize(source.size, Image.BILINEAR))
+            rows.append((float(result.exact), float(result.lost_object)))
+        values = torch.tensor(rows, dtype=torch.float32).reshape(-1, 2)
+        return {"exact": values[:, 0], "lost_object": values[:, 1]}
 
     def object_score(self, scenes: list[Scene], edit: np.ndarray) -> float:
         """What the edit contains against the instruction (``judge`` on its parsed scene)."""

@@ -147,8 +147,8 @@ class PretrainConfig:
     tiny: dict = config_field({"hidden_size": 128, "num_hidden_layers": 4, "intermediate_size": 256,
                                "vision_hidden_size": 128, "vision_depth": 2},
                               "keyword arguments of editrl.tiny.tiny_qwen25vl_config (the backbone's size)")
-    image_size: int = config_field(84, "side in pixels each 64 px world image is resized to (a multiple of 28; "
-                                       "84 = one merged visual token per grid cell)")
+    image_size: int = config_field(168, "side in pixels each 64 px world image is resized to (a multiple of 28; 168 = "
+                                        "2x2 merged visual tokens per grid cell; at 84 px, one per cell, shapes were never learned)")
     task_weights: dict = config_field({"describe": 0.4, "compare": 0.4, "apply": 0.2}, "share of each task in a batch")
     editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
