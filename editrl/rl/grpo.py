@@ -34,11 +34,12 @@ class GRPOConfig(RLConfig):
     noise_level: float = config_field(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
     sde_type: str = config_field("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
     sde_window_size: int = config_field(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
-    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps where the window may start; null = anywhere it fits.")
+    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps the whole window lies in; null = every step but the last.")
     timestep_fraction: float = config_field(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
     clip_range: float = config_field(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
     kl_beta: float = config_field(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
-    advantage_mode: str = config_field("group", "Reward normalisation: group (per-group mean/std) | batch (global mean/std).")
+    advantage_mode: str = config_field("global_std", "Reward normalisation: global_std (the group's mean, the std of the whole "
+                                       "gathered batch: flow_grpo's default) | group (per-group mean and std) | batch (global mean and std).")
     advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
     min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
     num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
@@ -99,11 +100,12 @@ class GRPOTrainer(RLTrainer):
         last = cfg.num_steps - 1  # the final step (to sigma = 0) is ODE and never trained
         if cfg.sde_window_size == 0:
             return list(range(last))
-        lo, hi = cfg.sde_window_range or (0, last - cfg.sde_window_size + 1)
-        hi = min(hi, last - cfg.sde_window_size + 1)
-        if not 0 <= lo < hi:
+        lo, hi = cfg.sde_window_range or (0, last)
+        hi = min(hi, last)
+        if not 0 <= lo <= hi - cfg.sde_window_size:
             raise EditRLError(f"config key sde_window_range: {cfg.sde_window_range} leaves no room for a window of {cfg.sde_window_size}")
-        start = int(self.step_rng(step).integers(lo, hi))
+        # flow_grpo: start = randint(lo, hi - size) inclusive, so the whole window lies in [lo, hi)
+        start = int(self.step_rng(step, "window").integers(lo, hi - cfg.sde_window_size + 1))
         return list(range(start, start + cfg.sde_window_size))
 
     @torch.no_grad()
@@ -163,7 +165,7 @@ class GRPOTrainer(RLTrainer):
         advantages, keep = adv.values[mine], adv.keep[mine]
 
         # 3. policy update on a random subset of the SDE steps, accumulated over steps and batches
-        rng = self.step_rng(step)
+        rng = self.step_rng(step, "trained_steps")
         n_train = max(1, round(cfg.timestep_fraction * len(noisy)))
         trained = sorted(rng.choice(len(noisy), size=n_train, replace=False).tolist())
         batches = [list(range(lo, min(lo + cfg.batch_size, n))) for lo in range(0, n, cfg.batch_size)]
@@ -172,7 +174,7 @@ class GRPOTrainer(RLTrainer):
         stats: dict[str, list[torch.Tensor]] = {"ratio": [], "policy_loss": [], "kl": [], "clipped": []}
         grad_norms = []
         for minibatch in minibatches:
-            kept = sum(int(keep[rows].sum()) for rows in minibatch)
+            kept = self.global_count(sum(int(keep[rows].sum()) for rows in minibatch))
             for rows in minibatch:
                 if not keep[rows].any():
                     continue
@@ -186,12 +188,12 @@ class GRPOTrainer(RLTrainer):
                         with torch.no_grad(), adapter_disabled(self.transformer):
                             v_ref = self.editor.velocity(x, sigma, c)
                         ref = self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
-                        kl = kl_to_reference(out.mean, ref.mean, out.std)
+                        kl = kl_to_reference(out, ref)
                     device = out.log_prob.device
                     loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(device), advantages[rows].to(device),
                                          cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(device))
                     # weight so the accumulated gradient is the mean over kept samples and trained steps
-                    (loss * int(keep[rows].sum()) / (kept * n_train)).backward()
+                    (loss * self.loss_weight(int(keep[rows].sum()), kept) / n_train).backward()
                     for key, value in st.items():
                         stats[key].append(value[keep[rows]].cpu())
             grad_norms.append(self.optimizer_step())

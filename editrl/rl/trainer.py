@@ -10,6 +10,7 @@ wrapping the denoiser).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from ..reward.output import RewardFunction
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
+from .sde import ode_step, sde_step
 from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
 
@@ -36,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STATE_FILE = "trainer_state.pt"
+TRAIN_TIMESTEPS = 1000
+RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
 
 def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
@@ -61,6 +65,13 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
     if not prompts:
         raise EditRLError(f"data {spec!r}: no prompts in the file")
     return prompts[:n] if split == "test" else prompts
+
+
+def equal_sample_weight(n_here: int, n_all: int, world_size: int) -> float:
+    """Weight of a loss averaged over ``n_here`` local samples so that, after the gradients are averaged
+    across ``world_size`` processes, each of the ``n_all`` samples of all processes counts equally (a
+    process with fewer kept samples does not weigh each of them more)."""
+    return n_here * world_size / max(n_all, 1)
 
 
 class RLTrainer:
@@ -150,15 +161,28 @@ class RLTrainer:
     def world_size(self) -> int:
         return self.accelerator.num_processes
 
-    def step_rng(self, step: int) -> np.random.Generator:
-        """The same random stream on every process for a step (and again after a resume)."""
-        return np.random.default_rng([self.config.seed, step])
+    def step_rng(self, step: int, stream: str) -> np.random.Generator:
+        """The random stream ``stream`` of a step: the same on every process and again after a resume.
+
+        Each use (prompt choice, SDE window, trained steps, DPO/NFT timesteps) has its own stream, so
+        one draw never correlates with another (one shared seed made them correlate up to 0.87).
+        """
+        return np.random.default_rng([self.config.seed, step, RANDOM_STREAMS.index(stream)])
+
+    def global_count(self, n: int) -> int:
+        """``n`` summed over processes (the number of kept samples or pairs a loss is normalised by)."""
+        if self.world_size == 1:
+            return int(n)
+        return int(self.accelerator.reduce(torch.tensor([float(n)], device=self.accelerator.device), "sum").item())
+
+    def loss_weight(self, n_here: int, n_all: int) -> float:
+        return equal_sample_weight(n_here, n_all, self.world_size)
 
     def step_prompts(self, step: int) -> list[tuple[Any, str]]:
         """This process's ``groups_per_step`` prompts of the step (distinct across processes when possible)."""
         g = self.config.groups_per_step
         total = g * self.world_size
-        rng = self.step_rng(step)
+        rng = self.step_rng(step, "prompts")
         replace = total > len(self.train_prompts)
         chosen = rng.choice(len(self.train_prompts), size=total, replace=replace)
         return [self.train_prompts[i] for i in chosen[self.rank * g : (self.rank + 1) * g]]
@@ -170,6 +194,49 @@ class RLTrainer:
     def sample_seeds(self, step: int, n: int) -> list[int]:
         """Distinct noise seeds per (seed, step, process, sample)."""
         return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]
+
+    @torch.no_grad()
+    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0) -> tuple[torch.Tensor, list]:
+        """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
+        ``batch_size``: the editor's Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step
+        but the last (noise from a generator seeded by the batch's first seed)."""
+        latents, images = [], []
+        for lo in range(0, len(seeds), self.config.batch_size):
+            rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
+            x, c = self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows)
+            if noise_level > 0:
+                generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
+                for i in range(len(sigmas) - 1):
+                    v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
+                    if i < len(sigmas) - 2:
+                        x = sde_step(x, v, sigmas[i], sigmas[i + 1], noise_level, generator=generator,
+                                     sigma_max=float(sigmas[1])).prev_sample
+                    else:
+                        x = ode_step(x, v, sigmas[i], sigmas[i + 1])
+            else:
+                x = self.editor.denoise(x, c, sigmas)
+            latents.append(x)
+            images += self.editor.decode(x)
+        return torch.cat(latents), images
+
+    def conditional(self, cond):
+        """``cond`` with guidance off where guidance mixes several denoiser branches (true CFG, the
+        3-way InstructPix2Pix guidance), so ``velocity`` is the conditional prediction, as Diffusion-DPO
+        and DiffusionNFT train; a guidance *embedding* (FLUX.1-Kontext, one forward) is kept."""
+        if self.editor.step_nfe(cond) == 1:
+            return cond
+        shared = {**cond.shared, "guidance": 1.0}
+        if "image_guidance" in shared:
+            shared["image_guidance"] = 1.0
+        out = dataclasses.replace(cond, shared=shared)
+        if self.editor.step_nfe(out) != 1:
+            raise EditRLError(f"{self.editor.name}: could not switch guidance off for the conditional prediction")
+        return out
+
+    def timestep_table(self) -> torch.Tensor:
+        """The flow times training draws t from: the editor's (shifted) schedule at 1000 steps, so t is
+        never noisier than the model's largest training sigma (InstructPix2Pix's is below 1)."""
+        return self.editor.sigmas(TRAIN_TIMESTEPS)[:-1].float()
 
     def encode(self, prompts: list[tuple[Any, str]]):
         """Encode once; the tensors are cloned out of inference mode so autograd can use them."""
@@ -220,7 +287,7 @@ class RLTrainer:
         totals = torch.zeros(3)
         if mine:
             prompts = [self.eval_prompts[i] for i in mine]
-            weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+            weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
             with swapped_lora(self.transformer, weights):
                 result = self.editor.sample(
                     [p[0] for p in prompts], [p[1] for p in prompts], seeds=mine, num_steps=self.config.eval_steps,
@@ -283,7 +350,7 @@ class RLTrainer:
 
     def save_lora(self, directory: Path) -> Path:
         """The adapter users load (EMA weights when EMA is on), in diffusers format."""
-        weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+        weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
         with swapped_lora(self.transformer, weights):
             return save_lora(self.editor.pipe, self.transformer, directory)
 
