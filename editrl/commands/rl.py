@@ -1,4 +1,4 @@
-"""``editrl grpo`` and ``editrl dpo``: post-train an editor with a reward (LoRA), from a YAML config.
+"""``editrl grpo``, ``editrl dpo`` and ``editrl nft``: post-train an editor with a reward (LoRA), from a YAML config.
 
 Several processes / GPUs: run the same command under accelerate, e.g.
 ``accelerate launch --num_processes 8 -m editrl.cli grpo --config configs/grpo/flux-kontext.yaml``
@@ -14,6 +14,8 @@ ALGORITHMS = {
              "configs/grpo/world.yaml"),
     "dpo": ("flow Diffusion-DPO on best-vs-worst pairs scored by the reward (offline or online reference)",
             "configs/dpo/world.yaml"),
+    "nft": ("DiffusionNFT: deterministic rollouts of an old policy, positive/negative implicit policies on re-noised "
+            "samples weighted by the reward's advantage, CFG-free", "configs/nft/world.yaml"),
 }
 
 
@@ -35,9 +37,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config
+    from ..rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer, load_config
 
-    config_cls, trainer_cls = {"grpo": (GRPOConfig, GRPOTrainer), "dpo": (DPOConfig, DPOTrainer)}[args.algorithm]
+    config_cls, trainer_cls = {"grpo": (GRPOConfig, GRPOTrainer), "dpo": (DPOConfig, DPOTrainer),
+                               "nft": (NFTConfig, NFTTrainer)}[args.algorithm]
     config = load_config(config_cls, args.config, args.overrides)
     trainer = trainer_cls(config)
     record = trainer.train(resume=args.resume)

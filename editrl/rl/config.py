@@ -12,8 +12,9 @@ from typing import Any
 
 from ..config import config_field, load_config
 from ..errors import EditRLError
+from .advantages import ADVANTAGE_MODES
 
-__all__ = ["RLConfig", "load_config"]
+__all__ = ["GroupConfig", "RLConfig", "load_config"]
 
 
 @dataclass
@@ -90,3 +91,28 @@ class RLConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class GroupConfig(RLConfig):
+    """Keys shared by the trainers that learn from group-normalised advantages (``editrl grpo``, ``editrl nft``)."""
+
+    timestep_fraction: float = config_field(1.0, "Fraction of the trainable timesteps trained per sample and iteration (random subset).")
+    kl_beta: float = config_field(0.01, "Weight of the pull to the reference (the denoiser with LoRA disabled); 0 = none, no reference forward.")
+    advantage_mode: str = config_field("global_std", "Reward normalisation: global_std (the group's mean, the std of the whole "
+                                       "gathered batch: flow_grpo's default) | group (per-group mean and std) | batch (global mean and std).")
+    advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
+    min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
+    num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.advantage_mode not in ADVANTAGE_MODES:
+            raise EditRLError(f"config key advantage_mode: expected one of {ADVANTAGE_MODES}, got {self.advantage_mode!r}")
+        if not 0 < self.timestep_fraction <= 1:
+            raise EditRLError(f"config key timestep_fraction: expected 0 < f <= 1, got {self.timestep_fraction}")
+        if self.kl_beta < 0 or self.advantage_clip <= 0:
+            raise EditRLError(f"config keys kl_beta >= 0 and advantage_clip > 0 expected, got {self.kl_beta} and {self.advantage_clip}")
+        n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
+        if not 1 <= self.num_minibatches <= n_batches:
+            raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..errors import EditRLError
 from ..images import check_instruction, load_image
 from ..reward.output import RewardFunction
+from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
@@ -253,6 +254,21 @@ class RLTrainer:
             means = self.gather(out.mu.float()).mean(0)
             components = {f"reward_{name}": float(m) for name, m in zip(out.dimensions, means)}
         return out.score.float(), components
+
+    def group_advantages(self, rewards: torch.Tensor) -> tuple[torch.Tensor, Advantages, slice]:
+        """The gathered rewards of every process, their advantages (``GroupConfig`` keys) and this
+        process's slice of them; group ids are global (``groups_per_step`` groups per process)."""
+        cfg, n = self.config, len(rewards)
+        group_ids = torch.arange(n) // cfg.group_size + self.rank * cfg.groups_per_step
+        all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
+        adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
+                                 min_group_std=cfg.min_group_std)
+        return all_rewards, adv, slice(self.rank * n, (self.rank + 1) * n)
+
+    def minibatches(self, n: int) -> list[list[list[int]]]:
+        """The rollout's forward batches of ``batch_size`` rows, dealt into ``num_minibatches`` optimizer steps."""
+        batches = [list(range(lo, min(lo + self.config.batch_size, n))) for lo in range(0, n, self.config.batch_size)]
+        return [batches[m :: self.config.num_minibatches] for m in range(self.config.num_minibatches)]
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """Concatenate a tensor from every process (identity in a single process)."""
