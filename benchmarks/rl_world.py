@@ -6,13 +6,21 @@ Starting from the shipped world editor, each run sees the same number of sampled
 - ``grpo_oracle``: Flow-GRPO with the oracle itself as reward (an upper reference);
 - ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
 - ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
-  the reward-hacking monitor should flag.
+  the reward-hacking monitor should flag;
+- ``nft_learned``: DiffusionNFT with the shipped reward (configs/nft/world.yaml), the same number of
+  sampled images per iteration as GRPO.
 
 For each: the oracle score of the editor on held-out world prompts (test split, one ODE sample per
 prompt, fixed seeds; the trainer's own monitor evaluation) before, after and along training. Next to
 them, ``best_of_4``: the oracle score of the *initial* editor when the shipped reward picks the best
 of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
-the held-out oracle score at least as much as best-of-4 does.
+the held-out oracle score at least as much as best-of-4 does. At every evaluation the parsed scene of
+each held-out sample is also compared with the exact target scene: ``exact_edit`` is the share equal
+to it, ``lost_object`` the share missing the colour of an object of the target. With both GRPO and NFT
+run, ``nft_vs_grpo`` reports the sampled images each needs to reach GRPO's final oracle score (goal:
+NFT with at most a quarter of GRPO's).
+
+    python benchmarks/rl_world.py --runs grpo_learned nft_learned --iterations 3 --eval-every 1 --eval-prompts 8   # pilot
 
     python benchmarks/rl_world.py                       # CPU: ~40 min on one core (4 runs x 60 iterations)
     python benchmarks/rl_world.py --runs grpo_learned dpo_learned --out runs/rl-a   # or split the runs
@@ -38,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from editrl.reward.output import RewardOutput  # noqa: E402
-from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config  # noqa: E402
+from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer, load_config  # noqa: E402
 from editrl.reward.specs import build_reward  # noqa: E402
 
 
@@ -46,11 +54,39 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
+class SceneJudge:
+    """The oracle as judge, recording at each call the share of edits whose parsed scene is exactly the
+    target scene (``exact_edit``) and the share missing the colour of a target object (``lost_object``)."""
+
+    def __init__(self, oracle, examples):
+        from editrl.world import parse_scene
+
+        self.oracle, self.parse = oracle, parse_scene
+        self.targets = {(e.instruction, e.source.tobytes()): e.target_scene for e in examples}
+        self.history: list[dict[str, float]] = []
+
+    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
+        exact = lost = 0
+        for source, instruction, edit in zip(sources, instructions, edits):
+            target = self.targets[(instruction, source.tobytes())]
+            parsed = self.parse(np.asarray(edit.convert("RGB")))
+            exact += parsed == target
+            colours = {o.color for o in parsed.objects}
+            lost += any(o.color not in colours for o in target.objects)
+        self.history.append({"exact_edit": exact / len(edits), "lost_object": lost / len(edits)})
+        return self.oracle.score(sources, instructions, edits, batch_size=batch_size)
+
+
+def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_step: int) -> int | None:
+    """Sampled images at the first evaluation whose oracle score reaches ``target`` (None if never)."""
+    return next((step * images_per_step for step, score in curve if score >= target), None)
+
+
 def run_world(args) -> None:
     from editrl.sampler.best_of_n import best_of_n
     from editrl.sampler.editors import load_editor
     from editrl.rl.trainer import load_prompts
-    from editrl.world import Oracle
+    from editrl.world import Oracle, make_examples
 
     oracle = Oracle()
     reward = build_reward(args.reward)
@@ -75,7 +111,9 @@ def run_world(args) -> None:
         "dpo_learned": (DPOConfig, "dpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_hacking": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0}), "kl_beta": 0, "ema_decay": 0,
                                                "learning_rate": args.hacking_lr, "clip_range": 0.01}),
+        "nft_learned": (NFTConfig, "nft", {"rewards": json.dumps({args.reward: 1.0})}),
     }
+    trainers = {GRPOConfig: GRPOTrainer, DPOConfig: DPOTrainer, NFTConfig: NFTTrainer}
     eval_prompts = None
     results = {}
     for name in args.runs:
@@ -83,10 +121,11 @@ def run_world(args) -> None:
         overrides = common + args.set + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
         ed = editor()
-        eval_prompts = eval_prompts or load_prompts("world", config.eval_prompts, "test", args.seed, ed.resolution)
-        trainer_cls = GRPOTrainer if cls is GRPOConfig else DPOTrainer
-        trainer = trainer_cls(
-            config, editor=ed, reward=oracle if "oracle" in name else reward, judge=oracle, eval_prompts=eval_prompts,
+        examples = make_examples(config.eval_prompts, seed=args.seed, split="test", size=ed.resolution)
+        eval_prompts = eval_prompts or [(e.source, e.instruction) for e in examples]
+        judge = SceneJudge(oracle, examples)
+        trainer = trainers[cls](
+            config, editor=ed, reward=oracle if "oracle" in name else reward, judge=judge, eval_prompts=eval_prompts,
         )
         start = time.time()
         trainer.train()
@@ -101,14 +140,33 @@ def run_world(args) -> None:
             "oracle_after": judged[-1][1],
             "oracle_gain": judged[-1][1] - judged[0][1],
             "oracle_curve": [[s, round(j, 4)] for s, j, _ in judged],
+            "exact_edit_curve": [[s, h["exact_edit"]] for (s, _, _), h in zip(judged, judge.history)],
+            "lost_object_curve": [[s, h["lost_object"]] for (s, _, _), h in zip(judged, judge.history)],
+            "images_per_iteration": log[-1]["images"] // config.num_iterations,
             "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e in judged],
             "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
             "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in config.to_dict().items() if k in (
-                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards")},
+                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
         }
         emit(results[name])
+
+    if "grpo_learned" in results and "nft_learned" in results:
+        grpo, nft = results["grpo_learned"], results["nft_learned"]
+        target = grpo["oracle_after"]
+        need = {name: images_to_reach([tuple(p) for p in r["oracle_curve"]], target, r["images_per_iteration"])
+                for name, r in (("grpo", grpo), ("nft", nft))}
+        emit({
+            "summary": "nft_vs_grpo", "images_per_run": [grpo["images"], nft["images"]],
+            "grpo_final_oracle": target, "nft_final_oracle": nft["oracle_after"],
+            "grpo_images_to_reach": need["grpo"], "nft_images_to_reach": need["nft"],
+            "nft_over_grpo_images": need["nft"] / need["grpo"] if need["nft"] and need["grpo"] else None,
+            "final_exact_edit": [grpo["exact_edit_curve"][-1][1], nft["exact_edit_curve"][-1][1]],
+            "final_lost_object": [grpo["lost_object_curve"][-1][1], nft["lost_object_curve"][-1][1]],
+            "seconds": [grpo["seconds"], nft["seconds"]],
+            "goal_nft_le_quarter": bool(need["nft"] and need["grpo"] and need["nft"] <= need["grpo"] / 4),
+        })
 
     # best-of-4 of the initial editor, picked by the learned reward, judged by the oracle
     ed = editor()
@@ -229,7 +287,7 @@ def main() -> None:
     parser.add_argument("--size", default="world", choices=["world", "flux-kontext"])
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
-    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking"])
+    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking", "nft_learned"])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
     parser.add_argument("--k", type=int, default=None, help="samples per group")

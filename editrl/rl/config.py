@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import config_field, load_config
 from ..errors import EditRLError
+from ..runs import REPORT_TO
 from .advantages import ADVANTAGE_MODES
 
 __all__ = ["GroupConfig", "RLConfig", "load_config"]
@@ -69,7 +70,9 @@ class RLConfig:
     monitor_window: int = config_field(3, "Evaluations over which the monitor fits the reward and judge trends.")
     monitor_min_rise: float = config_field(0.0, "Training-reward slope (per evaluation) above which it counts as rising.")
     monitor_min_fall: float = config_field(0.0, "Judge slope (per evaluation) below minus this counts as falling.")
-    output_dir: str = config_field("runs/rl", "Where log.jsonl, checkpoints/ and the final lora/ go.")
+    output_dir: str = config_field("runs/rl", "Where config.yaml, log.jsonl, samples/, curves.png, checkpoints/ and lora/ go.")
+    report_to: str = config_field("auto", "Experiment tracker through accelerate: auto (tensorboard when installed, else none) | "
+                                  "tensorboard | wandb | none. log.jsonl is written either way.")
     save_every: int = config_field(10, "Checkpoint every N iterations (and at the end).")
     keep_checkpoints: int = config_field(2, "Checkpoints kept on disk (oldest deleted).")
 
@@ -86,6 +89,8 @@ class RLConfig:
             raise EditRLError(f"config key ema_decay: expected 0 <= decay < 1, got {self.ema_decay}")
         if self.dtype not in (None, "float32", "bfloat16", "float16"):
             raise EditRLError(f"config key dtype: expected float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.report_to not in REPORT_TO:
+            raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
 

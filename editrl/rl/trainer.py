@@ -32,6 +32,7 @@ from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .sde import ode_step, sde_step
+from ..runs import check_resume_config, curves_image, image_grid, log_images, tracker_config, trackers, write_config
 from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STATE_FILE = "trainer_state.pt"
+# keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
+MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
+                        "monitor_window", "monitor_min_rise", "monitor_min_fall")
 TRAIN_TIMESTEPS = 1000
 RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
@@ -66,6 +70,16 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
     if not prompts:
         raise EditRLError(f"data {spec!r}: no prompts in the file")
     return prompts[:n] if split == "test" else prompts
+
+
+def scene_outcome(image: Image.Image, target) -> tuple[bool, bool]:
+    """(exact edit, lost object) of a world edit: its parsed scene equals the target scene; a colour of
+    a target object is missing from the parsed scene."""
+    from ..world import parse_scene
+
+    parsed = parse_scene(np.asarray(image.convert("RGB")))
+    colours = {o.color for o in parsed.objects}
+    return parsed == target, any(o.color not in colours for o in target.objects)
 
 
 def equal_sample_weight(n_here: int, n_all: int, world_size: int) -> float:
@@ -102,7 +116,8 @@ class RLTrainer:
         config.validate()
         self.config = config
         # cpu=True is what makes accelerate set up gloo for several CPU processes
-        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
+        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available(),
+                                                      log_with=trackers(config.report_to) or None, project_dir=config.output_dir)
         device = torch.device(config.device) if config.device else self.accelerator.device
         if editor is None:
             from ..sampler.editors import load_editor
@@ -136,6 +151,13 @@ class RLTrainer:
         self.eval_prompts = (eval_prompts or load_prompts(config.eval_data, config.eval_prompts, "test", config.seed, size))[
             : config.eval_prompts
         ]
+        # the exact target scenes of the world's evaluation prompts: exact-edit and lost-object shares
+        self.eval_targets = None
+        if eval_prompts is None and config.eval_data == "world":
+            from ..world import make_examples
+
+            self.eval_targets = [e.target_scene for e in make_examples(len(self.eval_prompts), seed=config.seed,
+                                                                      split="test", size=size)]
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
         self.output_dir = Path(config.output_dir)
@@ -297,10 +319,12 @@ class RLTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights:
-        mean training reward and judge score, averaged over all processes' share of the prompts."""
+        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights: mean
+        training reward and judge score (and in the world the exact-edit and lost-object shares),
+        averaged over all processes' share of the prompts; the main process's samples are saved as a
+        PNG grid (``samples/step-N.png``) and sent to the trackers."""
         mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
-        totals = torch.zeros(3)
+        totals = torch.zeros(5)
         if mine:
             prompts = [self.eval_prompts[i] for i in mine]
             weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
@@ -311,14 +335,26 @@ class RLTrainer:
                 )
             sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
             bs = self.config.reward_batch_size
-            totals[0] = self.reward.score(sources, instructions, result.images, batch_size=bs).score.sum()
+            rewards = self.reward.score(sources, instructions, result.images, batch_size=bs).score
+            totals[0] = rewards.sum()
             if self.judge is not None:
                 totals[1] = self.judge.score(sources, instructions, result.images, batch_size=bs).score.sum()
             totals[2] = len(mine)
+            if self.eval_targets is not None:
+                outcomes = [scene_outcome(image, self.eval_targets[i]) for image, i in zip(result.images, mine)]
+                totals[3], totals[4] = sum(o[0] for o in outcomes), sum(o[1] for o in outcomes)
+            if self.accelerator.is_main_process:
+                grid = image_grid(result.images, [f"r {float(r):.2f}" for r in rewards])
+                path = self.output_dir / "samples" / f"step-{self.step:06d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                grid.save(path)
+                log_images(self.accelerator, "eval_samples", grid, self.step)
         totals = self.accelerator.reduce(totals.to(self.accelerator.device), "sum").cpu()
         out = {"eval_reward": float(totals[0] / totals[2])}
         if self.judge is not None:
             out["judge_score"] = float(totals[1] / totals[2])
+        if self.eval_targets is not None:
+            out["exact_edit"], out["lost_object"] = float(totals[3] / totals[2]), float(totals[4] / totals[2])
         return out
 
     # ------------------------------------------------------------------ loop, log, checkpoints
@@ -327,15 +363,21 @@ class RLTrainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"},
+                             step=record["step"])
 
-    def train(self, resume: bool = False) -> dict[str, Any]:
-        """Run to ``num_iterations``; returns the last logged record. ``resume`` continues from the
-        newest checkpoint in ``output_dir`` (and drops log lines written after it)."""
+    def train(self, resume: bool | str = False) -> dict[str, Any]:
+        """Run to ``num_iterations``; returns the last logged record. ``resume=True`` continues from the
+        newest checkpoint in ``output_dir`` (and drops log lines written after it), ``resume=path`` from
+        that checkpoint (a ``checkpoints/step-N`` folder or its trainer_state.pt)."""
         if resume:
-            self.resume()
+            self.resume(None if resume is True else resume)
         elif self.accelerator.is_main_process and self.log_path.exists():
             raise EditRLError(f"output_dir {str(self.output_dir)!r} already has a log.jsonl: pass --resume or choose another output_dir")
         cfg = self.config
+        if self.accelerator.is_main_process:
+            write_config(cfg, self.output_dir)
+        self.accelerator.init_trackers(type(self).__name__.removesuffix("Trainer").lower(), config=tracker_config(cfg))
         record: dict[str, Any] = {}
         if self.step == 0 and self.judge is not None and cfg.eval_every:
             self._evaluate_and_monitor(record := {"step": 0})
@@ -353,8 +395,21 @@ class RLTrainer:
                 self.save_checkpoint()
         if self.accelerator.is_main_process:
             self.save_lora(self.output_dir / "lora")
+            self.save_curves()
         self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
         return record
+
+    def save_curves(self) -> Path:
+        """``curves.png``: training reward, held-out judge and (in the world) exact-edit share over iterations."""
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        records = [json.loads(line) for line in lines if line]
+        series = {key: [(r["step"], r[key]) for r in records if key in r]
+                  for key in ("reward_mean", "judge_score", "exact_edit")}
+        image = curves_image({k: v for k, v in series.items() if v}, f"{type(self).__name__} {self.output_dir.name}")
+        image.save(self.output_dir / "curves.png")
+        log_images(self.accelerator, "curves", image, self.step)
+        return self.output_dir / "curves.png"
 
     def _evaluate_and_monitor(self, record: dict[str, Any]) -> None:
         metrics = self.evaluate()
@@ -393,19 +448,35 @@ class RLTrainer:
         torch.save(state, tmp / STATE_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        # lora/ (what users load) follows every checkpoint, not only the end of the run
+        lora_tmp = self.output_dir / ".tmp-lora"
+        shutil.rmtree(lora_tmp, ignore_errors=True)
+        shutil.copytree(final, lora_tmp, ignore=shutil.ignore_patterns(STATE_FILE))
+        shutil.rmtree(self.output_dir / "lora", ignore_errors=True)
+        os.replace(lora_tmp, self.output_dir / "lora")
         for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         logger.info("saved checkpoint %s", final)
         self.accelerator.wait_for_everyone()
 
-    def resume(self) -> None:
-        checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
+    def resume(self, checkpoint: str | Path | None = None) -> None:
+        """Load the newest checkpoint of ``output_dir`` (or ``checkpoint``); its config must match the
+        current one except for ``MAY_CHANGE_ON_RESUME`` keys."""
+        if checkpoint is not None:
+            path = Path(checkpoint)
+            path = path / STATE_FILE if path.is_dir() else path
+            if not path.is_file():
+                raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
+            checkpoints = [path]
+        else:
+            checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
         if not checkpoints:
             logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
             if self.accelerator.is_main_process and self.log_path.exists():
                 self.log_path.unlink()
             return
         state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+        check_resume_config(state["config"], self.config, MAY_CHANGE_ON_RESUME)
         load_lora_state(self.transformer, state["lora"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
