@@ -131,3 +131,29 @@ def test_world_evaluation_measures_exact_edits_and_lost_objects(tiny_editor, tmp
 def test_report_to_is_validated(tmp_path):
     with pytest.raises(EditRLError, match="report_to"):
         small_config(GRPOConfig, tmp_path, report_to="mlflow").validate()
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "dpo", "nft"])
+def test_help_lists_every_config_key_with_default_and_help(algorithm, capsys):
+    import dataclasses
+
+    from editrl.cli import main
+    from editrl.commands.rl import config_classes
+
+    with pytest.raises(SystemExit) as exit_:
+        main([algorithm, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    cls = config_classes()[algorithm][0]
+    for f in dataclasses.fields(cls):
+        assert f"\n  {f.name} (default: " in text, f.name
+        assert f.metadata["help"] in text
+    assert "  learning_rate (default: 0.0003)" in text
+
+
+def test_unknown_key_suggests_the_closest(capsys):
+    from editrl.cli import main
+
+    assert main(["nft", "--set", "old_decay_rat=0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown config key old_decay_rat (did you mean old_decay_rate?)" in err[0]
