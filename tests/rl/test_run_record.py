@@ -157,3 +157,4 @@ def test_unknown_key_suggests_the_closest(capsys):
     assert main(["nft", "--set", "old_decay_rat=0.1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown config key old_decay_rat (did you mean old_decay_rate?)" in err[0]
+
