@@ -54,29 +54,6 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-class SceneJudge:
-    """The oracle as judge, recording at each call the share of edits whose parsed scene is exactly the
-    target scene (``exact_edit``) and the share missing the colour of a target object (``lost_object``)."""
-
-    def __init__(self, oracle, examples):
-        from editrl.world import parse_scene
-
-        self.oracle, self.parse = oracle, parse_scene
-        self.targets = {(e.instruction, e.source.tobytes()): e.target_scene for e in examples}
-        self.history: list[dict[str, float]] = []
-
-    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
-        exact = lost = 0
-        for source, instruction, edit in zip(sources, instructions, edits):
-            target = self.targets[(instruction, source.tobytes())]
-            parsed = self.parse(np.asarray(edit.convert("RGB")))
-            exact += parsed == target
-            colours = {o.color for o in parsed.objects}
-            lost += any(o.color not in colours for o in target.objects)
-        self.history.append({"exact_edit": exact / len(edits), "lost_object": lost / len(edits)})
-        return self.oracle.score(sources, instructions, edits, batch_size=batch_size)
-
-
 def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_step: int) -> int | None:
     """Sampled images at the first evaluation whose oracle score reaches ``target`` (None if never)."""
     return next((step * images_per_step for step, score in curve if score >= target), None)
@@ -86,7 +63,7 @@ def run_world(args) -> None:
     from editrl.sampler.best_of_n import best_of_n
     from editrl.sampler.editors import load_editor
     from editrl.rl.trainer import load_prompts
-    from editrl.world import Oracle, make_examples
+    from editrl.world import Oracle
 
     oracle = Oracle()
     reward = build_reward(args.reward)
@@ -120,18 +97,16 @@ def run_world(args) -> None:
         cls, algo, extra = runs[name]
         overrides = common + args.set + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
-        ed = editor()
-        examples = make_examples(config.eval_prompts, seed=args.seed, split="test", size=ed.resolution)
-        eval_prompts = eval_prompts or [(e.source, e.instruction) for e in examples]
-        judge = SceneJudge(oracle, examples)
-        trainer = trainers[cls](
-            config, editor=ed, reward=oracle if "oracle" in name else reward, judge=judge, eval_prompts=eval_prompts,
-        )
+        # the trainer builds the held-out world prompts itself (the same for every run: same seed and count),
+        # and then also logs the exact-edit and lost-object shares of its evaluation samples
+        trainer = trainers[cls](config, editor=editor(), reward=oracle if "oracle" in name else reward, judge=oracle)
+        eval_prompts = eval_prompts or trainer.eval_prompts
         start = time.time()
         trainer.train()
         seconds = time.time() - start
         log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
-        judged = [(r["step"], r["judge_score"], r["eval_reward"]) for r in log if "judge_score" in r]
+        judged = [(r["step"], r["judge_score"], r["eval_reward"], r["exact_edit"], r["lost_object"])
+                  for r in log if "judge_score" in r]
         results[name] = {
             "run": name,
             "images": log[-1]["images"],
@@ -139,12 +114,13 @@ def run_world(args) -> None:
             "oracle_before": judged[0][1],
             "oracle_after": judged[-1][1],
             "oracle_gain": judged[-1][1] - judged[0][1],
-            "oracle_curve": [[s, round(j, 4)] for s, j, _ in judged],
-            "exact_edit_curve": [[s, h["exact_edit"]] for (s, _, _), h in zip(judged, judge.history)],
-            "lost_object_curve": [[s, h["lost_object"]] for (s, _, _), h in zip(judged, judge.history)],
+            "oracle_curve": [[s, j] for s, j, *_ in judged],
+            "exact_edit_curve": [[s, x] for s, _, _, x, _ in judged],
+            "lost_object_curve": [[s, lost] for s, *_, lost in judged],
             "images_per_iteration": log[-1]["images"] // config.num_iterations,
-            "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e in judged],
+            "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e, *_ in judged],
             "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
+            "curves_png": str(out / name / "curves.png"),
             "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in config.to_dict().items() if k in (
