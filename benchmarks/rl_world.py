@@ -25,8 +25,8 @@ NFT with at most a quarter of GRPO's).
     python benchmarks/rl_world.py                       # CPU: ~40 min on one core (4 runs x 60 iterations)
     python benchmarks/rl_world.py --runs grpo_learned dpo_learned --out runs/rl-a   # or split the runs
     python benchmarks/rl_world.py --runs grpo_oracle grpo_hacking --out runs/rl-b   # over two processes
-    python benchmarks/rl_world.py --device cuda --size flux-kontext   # GPU: a few GRPO steps at
-        FLUX.1-Kontext size (12 B, random weights, bf16, 512x512): peak memory and seconds per iteration
+    python benchmarks/rl_world.py --device cuda --size flux-kontext --runs grpo nft   # GPU: a few GRPO and NFT
+        steps at FLUX.1-Kontext size (12 B, random weights, bf16, 512x512): peak memory and seconds per iteration
 """
 
 from __future__ import annotations
@@ -221,24 +221,34 @@ def flux_kontext_size_pipeline(device: str):
 
 
 def run_flux_kontext_size(args) -> None:
+    if not torch.cuda.is_available():
+        emit({"run": "flux_kontext_size", "skipped": "no CUDA device: this mode needs a GPU"})
+        return
+    pipe = flux_kontext_size_pipeline(args.device)
+    for algo, (config_cls, trainer_cls) in (("grpo", (GRPOConfig, GRPOTrainer)), ("nft", (NFTConfig, NFTTrainer))):
+        if not any(run.startswith(algo) for run in args.runs):
+            continue
+        if hasattr(pipe.transformer, "peft_config"):  # the second algorithm starts from the plain transformer
+            pipe.transformer.delete_adapters("default")
+        time_iterations(args, algo, config_cls, trainer_cls, pipe)
+
+
+def time_iterations(args, algo, config_cls, trainer_cls, pipe) -> None:
+    """Seconds per iteration and peak memory of ``algo`` on the FLUX.1-Kontext-size pipeline."""
     from PIL import Image
 
     from editrl.sampler.editors import FluxKontextEditor
 
-    if not torch.cuda.is_available():
-        emit({"run": "grpo_flux_kontext_size", "skipped": "no CUDA device: this mode needs a GPU"})
-        return
-    pipe = flux_kontext_size_pipeline(args.device)
     editor = FluxKontextEditor(pipe, resolution=args.resolution, default_steps=6)
-    config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "flux-kontext.yaml", [
+    config = load_config(config_cls, ROOT / "configs" / algo / "flux-kontext.yaml", [
         f"resolution={args.resolution}", f"num_iterations={args.iterations}", "groups_per_step=1",
         f"group_size={args.k}", f"batch_size={args.k}", "num_minibatches=1", "eval_every=0", "judge=null",
-        f"save_every={args.iterations}", f"output_dir={args.out}/flux-kontext-size",
+        f"save_every={args.iterations}", f"output_dir={args.out}/flux-kontext-size-{algo}", "report_to=none",
     ])
     shutil.rmtree(config.output_dir, ignore_errors=True)
     rng = np.random.default_rng(0)
     prompts = [(Image.fromarray(rng.integers(0, 255, (args.resolution, args.resolution, 3), dtype=np.uint8)), "make it blue")]
-    trainer = GRPOTrainer(config, editor=editor, reward=_Brightness(), train_prompts=prompts, eval_prompts=prompts)
+    trainer = trainer_cls(config, editor=editor, reward=_Brightness(), train_prompts=prompts, eval_prompts=prompts)
     torch.cuda.reset_peak_memory_stats()
     times = []
     for step in range(args.iterations):
@@ -248,12 +258,12 @@ def run_flux_kontext_size(args) -> None:
         torch.cuda.synchronize()
         times.append(time.time() - start)
     emit({
-        "run": "grpo_flux_kontext_size", "device": torch.cuda.get_device_name(), "resolution": args.resolution,
+        "run": f"{algo}_flux_kontext_size", "device": torch.cuda.get_device_name(), "resolution": args.resolution,
         "group_size": args.k, "num_steps": config.num_steps, "lora_rank": config.lora_rank,
         "transformer_params_b": sum(p.numel() for p in pipe.transformer.parameters()) / 1e9,
         "seconds_per_iteration": float(np.median(times[1:] if len(times) > 1 else times)),
         "seconds_first_iteration": times[0], "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "ratio_min": record["ratio_min"], "ratio_max": record["ratio_max"],
+        **{k: record[k] for k in ("ratio_min", "ratio_max", "kl", "positive_loss", "negative_loss") if k in record},
     })
 
 

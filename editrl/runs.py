@@ -92,6 +92,13 @@ def tracker_config(config: Any) -> dict[str, Any]:
             for k, v in _flatten(resolved_config(config)).items()}
 
 
+def finish_trackers(accelerator) -> None:
+    """Close the trackers (flush their files) without ``end_training``, which also tears down the
+    process group that the caller may still need."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+
+
 def log_images(accelerator, name: str, image: Image.Image, step: int) -> None:
     """Send an image to every tracker that takes images (tensorboard, wandb)."""
     import numpy as np

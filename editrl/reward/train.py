@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import EditRLError
-from ..runs import tracker_config, trackers, write_config
+from ..runs import finish_trackers, tracker_config, trackers, write_config
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
@@ -317,7 +317,7 @@ class MetricsLog:
                               if isinstance(value, (int, float)) and key != "step"}, step=record["step"])
 
     def close(self) -> None:
-        self.accelerator.end_training()
+        finish_trackers(self.accelerator)
 
 
 # --------------------------------------------------------------------------- the trainer

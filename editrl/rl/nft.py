@@ -22,7 +22,6 @@ Facts from NVlabs/DiffusionNFT (scripts/train_nft_sd3.py, config/nft.py) and the
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +31,6 @@ from ..errors import EditRLError
 from .config import GroupConfig
 from .lora import adapter_disabled, lora_state, swapped_lora
 from .trainer import RLTrainer
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

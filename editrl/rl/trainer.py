@@ -32,7 +32,7 @@ from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .sde import ode_step, sde_step
-from ..runs import check_resume_config, curves_image, image_grid, log_images, tracker_config, trackers, write_config
+from ..runs import check_resume_config, curves_image, finish_trackers, image_grid, log_images, tracker_config, trackers, write_config
 from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
 
@@ -397,7 +397,7 @@ class RLTrainer:
             self.save_lora(self.output_dir / "lora")
             self.save_curves()
         self.accelerator.wait_for_everyone()
-        self.accelerator.end_training()
+        finish_trackers(self.accelerator)
         return record
 
     def save_curves(self) -> Path:
