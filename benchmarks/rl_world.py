@@ -6,13 +6,21 @@ Starting from the shipped world editor, each run sees the same number of sampled
 - ``grpo_oracle``: Flow-GRPO with the oracle itself as reward (an upper reference);
 - ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
 - ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
-  the reward-hacking monitor should flag.
+  the reward-hacking monitor should flag;
+- ``nft_learned``: DiffusionNFT with the shipped reward (configs/nft/world.yaml), the same number of
+  sampled images per iteration as GRPO.
 
 For each: the oracle score of the editor on held-out world prompts (test split, one ODE sample per
 prompt, fixed seeds; the trainer's own monitor evaluation) before, after and along training. Next to
 them, ``best_of_4``: the oracle score of the *initial* editor when the shipped reward picks the best
 of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
-the held-out oracle score at least as much as best-of-4 does.
+the held-out oracle score at least as much as best-of-4 does. At every evaluation the parsed scene of
+each held-out sample is also compared with the exact target scene: ``exact_edit`` is the share equal
+to it, ``lost_object`` the share missing the colour of an object of the target. With both GRPO and NFT
+run, ``nft_vs_grpo`` reports the sampled images each needs to reach GRPO's final oracle score (goal:
+NFT with at most a quarter of GRPO's).
+
+    python benchmarks/rl_world.py --runs grpo_learned nft_learned --iterations 3 --eval-every 1 --eval-prompts 8   # pilot
 
     python benchmarks/rl_world.py                       # CPU: ~40 min on one core (4 runs x 60 iterations)
     python benchmarks/rl_world.py --runs grpo_learned dpo_learned --out runs/rl-a   # or split the runs
@@ -37,12 +45,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, load_config  # noqa: E402
+from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer, load_config  # noqa: E402
 from editrl.reward.specs import build_reward  # noqa: E402
 
 
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
+
+
+def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_step: int) -> int | None:
+    """Sampled images at the first evaluation whose oracle score reaches ``target`` (None if never)."""
+    return next((step * images_per_step for step, score in curve if score >= target), None)
 
 
 def run_world(args) -> None:
@@ -74,24 +87,25 @@ def run_world(args) -> None:
         "dpo_learned": (DPOConfig, "dpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_hacking": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0}), "kl_beta": 0, "ema_decay": 0,
                                                "learning_rate": args.hacking_lr, "clip_range": 0.01}),
+        "nft_learned": (NFTConfig, "nft", {"rewards": json.dumps({args.reward: 1.0})}),
     }
+    trainers = {GRPOConfig: GRPOTrainer, DPOConfig: DPOTrainer, NFTConfig: NFTTrainer}
     eval_prompts = None
     results = {}
     for name in args.runs:
         cls, algo, extra = runs[name]
         overrides = common + args.set + [f"output_dir={out / name}"] + [f"{k}={v}" for k, v in extra.items()]
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
-        ed = editor()
-        eval_prompts = eval_prompts or load_prompts("world", config.eval_prompts, "test", args.seed, ed.resolution)
-        trainer_cls = GRPOTrainer if cls is GRPOConfig else DPOTrainer
-        trainer = trainer_cls(
-            config, editor=ed, reward=oracle if "oracle" in name else reward, judge=oracle, eval_prompts=eval_prompts,
-        )
+        # the trainer builds the held-out world prompts itself (the same for every run: same seed and count),
+        # and then also logs the exact-edit and lost-object shares of its evaluation samples
+        trainer = trainers[cls](config, editor=editor(), reward=oracle if "oracle" in name else reward, judge=oracle)
+        eval_prompts = eval_prompts or trainer.eval_prompts
         start = time.time()
         trainer.train()
         seconds = time.time() - start
         log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
-        judged = [(r["step"], r["judge_score"], r["eval_reward"]) for r in log if "judge_score" in r]
+        judged = [(r["step"], r["judge_score"], r["eval_reward"], r["exact_edit"], r["lost_object"])
+                  for r in log if "judge_score" in r]
         results[name] = {
             "run": name,
             "images": log[-1]["images"],
@@ -99,15 +113,35 @@ def run_world(args) -> None:
             "oracle_before": judged[0][1],
             "oracle_after": judged[-1][1],
             "oracle_gain": judged[-1][1] - judged[0][1],
-            "oracle_curve": [[s, round(j, 4)] for s, j, _ in judged],
-            "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e in judged],
+            "oracle_curve": [[s, j] for s, j, *_ in judged],
+            "exact_edit_curve": [[s, x] for s, _, _, x, _ in judged],
+            "lost_object_curve": [[s, lost] for s, *_, lost in judged],
+            "images_per_iteration": log[-1]["images"] // config.num_iterations,
+            "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e, *_ in judged],
             "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
+            "curves_png": str(out / name / "curves.png"),
             "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in config.to_dict().items() if k in (
-                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards")},
+                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
         }
         emit(results[name])
+
+    if "grpo_learned" in results and "nft_learned" in results:
+        grpo, nft = results["grpo_learned"], results["nft_learned"]
+        target = grpo["oracle_after"]
+        need = {name: images_to_reach([tuple(p) for p in r["oracle_curve"]], target, r["images_per_iteration"])
+                for name, r in (("grpo", grpo), ("nft", nft))}
+        emit({
+            "summary": "nft_vs_grpo", "images_per_run": [grpo["images"], nft["images"]],
+            "grpo_final_oracle": target, "nft_final_oracle": nft["oracle_after"],
+            "grpo_images_to_reach": need["grpo"], "nft_images_to_reach": need["nft"],
+            "nft_over_grpo_images": need["nft"] / need["grpo"] if need["nft"] and need["grpo"] else None,
+            "final_exact_edit": [grpo["exact_edit_curve"][-1][1], nft["exact_edit_curve"][-1][1]],
+            "final_lost_object": [grpo["lost_object_curve"][-1][1], nft["lost_object_curve"][-1][1]],
+            "seconds": [grpo["seconds"], nft["seconds"]],
+            "goal_nft_le_quarter": bool(need["nft"] and need["grpo"] and need["nft"] <= need["grpo"] / 4),
+        })
 
     # best-of-4 of the initial editor, picked by the learned reward, judged by the oracle
     ed = editor()
@@ -141,7 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
-    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking"])
+    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking", "nft_learned"])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
     parser.add_argument("--k", type=int, default=None, help="samples per group")

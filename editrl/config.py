@@ -9,6 +9,7 @@ default. A config class may define ``validate()`` for checks across keys.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import field
@@ -84,7 +85,9 @@ def build_dataclass(cls: type[C], data: Any, prefix: str = "") -> C:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key not in names]
     if unknown:
-        raise EditRLError(f"unknown config key {prefix}{unknown[0]}; known keys of {section}: {sorted(names)}")
+        close = difflib.get_close_matches(str(unknown[0]), names, n=1)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        raise EditRLError(f"unknown config key {prefix}{unknown[0]}{hint}; known keys of {section}: {sorted(names)}")
     kwargs = {}
     for key, value in data.items():
         sub = _dataclass_in(hints[key])
@@ -133,3 +136,20 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not isinstance(data, dict):
             raise EditRLError(f"config {str(path)!r}: expected a mapping of keys to values")
     return build_dataclass(cls, apply_overrides(data, list(overrides or ())))
+
+
+def config_help(cls: type, prefix: str = "", indent: str = "  ") -> str:
+    """Every key of a config dataclass (nested sections as dotted keys) with its default and help,
+    for a command's ``--help``: the dataclass is the one place keys are documented."""
+    lines = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        sub = _dataclass_in(hints[f.name])
+        if sub is not None:
+            lines.append(config_help(sub, f"{prefix}{f.name}.", indent))
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        lines.append(f"{indent}{prefix}{f.name} (default: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()})")
+        if f.metadata.get("help"):
+            lines.append(f"{indent}    {f.metadata['help']}")
+    return "\n".join(lines)

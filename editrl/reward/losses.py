@@ -11,8 +11,9 @@ dimension's mu to its human score.
   Gauss-Hermite quadrature, which is deterministic and has no sampling noise in its gradient
   (64 nodes: error < 1e-11 for a pair std sigma_z <= 2, ~1e-6 at sigma_z = 4; more nodes for wider).
 - ``bt``: Bradley-Terry, -logsigmoid(mu_c - mu_r), sigma unused.
-- ``regression`` (paper Table 4 variant I): pointwise MSE of each dimension's mu to the human score
-  minus a centre, applied to both edits of a pair.
+- ``regression`` (paper Eq. 5, Table 4 variant I): the aggregated Gaussian N(mu_1 + mu_2, ...) of
+  an edit is fitted by MSE of its mean mu_1 + mu_2 to T(z_1 + z_2) = z_1 + z_2 - centre (the
+  official ``reg`` loss subtracts 4.5 from the overall score), applied to both edits of a pair.
 
 Pairs carry a soft ``label`` in [0, 1]: 1 means "chosen preferred", 0.5 a kept tie. A pairwise loss
 is ``label * L(c > r) + (1 - label) * L(r > c)``, so a kept tie is the average of both orders (the
@@ -82,8 +83,8 @@ class LossConfig:
     """Monte-Carlo draws per pair (official: 1000)."""
     num_nodes: int = 64
     """Gauss-Hermite nodes."""
-    regression_centre: float = 2.5
-    """regression only: subtracted from each per-dimension Likert score (1..4) to centre the target."""
+    regression_centre: float = 4.5
+    """regression only: T(z) = z - centre on the summed human score z_1 + z_2 (official: 4.5)."""
 
     def __post_init__(self) -> None:
         if self.type not in LOSS_TYPES:
@@ -120,8 +121,8 @@ def pairwise_loss(
 
 
 def regression_loss(per_dim: torch.Tensor, scores: torch.Tensor, config: LossConfig) -> torch.Tensor:
-    """Per-edit loss (N,): mean over dimensions of (mu_d - (score_d - centre))^2."""
-    return ((per_dim[..., 0] - (scores - config.regression_centre)) ** 2).mean(-1)
+    """Per-edit loss (N,) of paper Eq. 5: ``(sum_d mu_d - (sum_d score_d - centre))^2``."""
+    return (per_dim[..., 0].sum(-1) - (scores.sum(-1) - config.regression_centre)) ** 2
 
 
 def reward_loss(

@@ -243,9 +243,11 @@ class EditReward(nn.Module):
             raise EditRLError(f"every sequence must hold the reward token {self.config.reward_token!r} exactly once")
         states = hidden[rows, cols].float()
         out = torch.empty(ids.shape[0], 2, device=hidden.device, dtype=torch.float32)
-        for d in sorted(set(dim_indices)):
-            sel = torch.tensor([r for r, dd in enumerate(dim_indices) if dd == d], device=hidden.device)
-            out[sel] = self.head(d)(states[sel]).float()  # under bf16 autocast the head computes in bf16
+        # fp32 heads even under autocast (bf16 training), as the official code runs them
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            for d in sorted(set(dim_indices)):
+                sel = torch.tensor([r for r, dd in enumerate(dim_indices) if dd == d], device=hidden.device)
+                out[sel] = self.head(d)(states[sel])
         return out
 
     # ------------------------------------------------------------------ two-pass (official) path

@@ -9,9 +9,10 @@ model/optimizer/scheduler/RNG state in ``data_state.json``).
 
 Layout of ``output_dir``::
 
+    config.yaml                the resolved config and editrl's version (written at the start)
     checkpoints/step-000050/   accelerate save_state + data_state.json (written last: marks it complete)
     metrics.jsonl              one JSON object per log/validation event (append-only)
-    tensorboard/               when tensorboard is installed
+    editrl-reward/             the tracker's files (report_to: tensorboard)
     final/                     EditReward.save_pretrained of the trained model (LoRA merged)
 """
 
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import EditRLError
+from ..runs import finish_trackers, tracker_config, trackers, write_config
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
@@ -300,34 +302,22 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 class MetricsLog:
-    """Append-only metrics.jsonl (main process) plus TensorBoard when installed."""
+    """Append-only metrics.jsonl (main process) plus the accelerate trackers of ``report_to``."""
 
-    def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool):
-        self.enabled = enabled
+    def __init__(self, output_dir: Path, accelerator):
+        self.enabled = accelerator.is_main_process
+        self.accelerator = accelerator
         self.path = output_dir / "metrics.jsonl"
-        self.writer = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(str(output_dir / "tensorboard"))
-            except ImportError:
-                logger.info("tensorboard is not installed; metrics go to %s only", self.path)
 
     def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step",):
-                    self.writer.add_scalar(f"{record['split']}/{key}", value, record["step"])
-            self.writer.flush()
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.accelerator.log({f"{record['split']}/{key}": value for key, value in record.items()
+                              if isinstance(value, (int, float)) and key != "step"}, step=record["step"])
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        finish_trackers(self.accelerator)
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -345,7 +335,8 @@ class RewardTrainer:
         if mixed == "auto":
             mixed = "bf16" if torch.cuda.is_available() else "no"
         self.accelerator = Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps,
-                                       mixed_precision=mixed)
+                                       mixed_precision=mixed, log_with=trackers(config.report_to) or None,
+                                       project_dir=config.output_dir)
         if self.accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
             # accelerate launch with a DeepSpeed config sets it from the accelerate config file
             raise EditRLError(
@@ -391,7 +382,7 @@ class RewardTrainer:
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         # stepped once per optimizer step by us; registered so save_state/load_state include it
         self.accelerator.register_for_checkpointing(self.scheduler)
-        self.log = MetricsLog(self.output_dir, main, config.tensorboard)
+        self.log = MetricsLog(self.output_dir, self.accelerator)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         embedding = self.model.model.get_input_embeddings().weight
@@ -499,6 +490,9 @@ class RewardTrainer:
 
         acc, config = self.accelerator, self.config
         start_step, samples_seen, last_checkpoint = self._resume() if resume else (0, 0, None)
+        if acc.is_main_process:
+            write_config(config, self.output_dir)
+        acc.init_trackers("editrl-reward", config=tracker_config(config))
         stop_at = min(self.max_steps, config.stop_after_steps or self.max_steps)
         loader = self.micro_batches(start_step)
         progress = tqdm(total=self.max_steps, initial=start_step, desc="reward train", disable=not acc.is_main_process)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import load_config as load_dataclass_config
+from ..runs import REPORT_TO
 from ..errors import EditRLError
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
@@ -158,14 +159,17 @@ class RewardTrainingConfig:
     """Pairs per process per validation batch."""
     log_every: int = 10
     """Write a training line to metrics.jsonl every N optimizer steps."""
-    tensorboard: bool = True
-    """Also log to TensorBoard under output_dir/tensorboard when tensorboard is installed."""
+    report_to: str = "auto"
+    """Experiment tracker through accelerate: auto (tensorboard when installed, else none) | tensorboard | wandb | none.
+    metrics.jsonl is written either way."""
 
     def __post_init__(self) -> None:
         for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
                      "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.report_to not in REPORT_TO:
+            raise EditRLError(f"report_to {self.report_to!r}: expected one of {REPORT_TO}")
         if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
             raise EditRLError(f"mixed_precision {self.mixed_precision!r}: expected auto, bf16, fp16 or no")
         if not 0 <= self.warmup_ratio < 1:

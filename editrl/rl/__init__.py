@@ -1,13 +1,14 @@
-"""RL post-training of editors: Flow-GRPO and Diffusion-DPO with LoRA."""
+"""RL post-training of editors: Flow-GRPO, Diffusion-DPO and DiffusionNFT with LoRA."""
 
 from .config import RLConfig, load_config
 from .dpo import DPOConfig, DPOTrainer
 from .grpo import GRPOConfig, GRPOTrainer
 from .monitor import HackingMonitor
+from .nft import NFTConfig, NFTTrainer
 from ..reward.specs import build_reward
 from .rewards import WeightedReward
 
 __all__ = [
-    "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "HackingMonitor", "RLConfig", "WeightedReward",
+    "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "HackingMonitor", "NFTConfig", "NFTTrainer", "RLConfig", "WeightedReward",
     "build_reward", "load_config",
 ]

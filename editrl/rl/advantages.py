@@ -1,4 +1,4 @@
-"""GRPO advantages: rewards normalised within each group of k samples (or over the whole batch).
+"""GRPO advantages: rewards normalised per group of k samples (or over the whole batch).
 
 A group is the k samples of one (source image, instruction). Groups whose rewards barely differ
 carry no learning signal (and their normalised advantages would be noise blown up by a tiny std),
@@ -14,7 +14,7 @@ import torch
 
 from ..errors import EditRLError
 
-ADVANTAGE_MODES = ("group", "batch")
+ADVANTAGE_MODES = ("global_std", "group", "batch")
 
 
 @dataclass
@@ -30,15 +30,17 @@ class Advantages:
 def compute_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
-    mode: str = "group",
+    mode: str = "global_std",
     clip: float = 5.0,
     eps: float = 1e-4,
     min_group_std: float = 1e-6,
 ) -> Advantages:
     """``(r - mean) / (std + eps)`` clipped to ``[-clip, clip]``.
 
-    ``mode="group"``: mean and std of each sample's group; ``mode="batch"``: mean and std of all
-    rewards (the Flow-GRPO default without per-prompt tracking). Either way, groups whose own std is
+    ``mode="global_std"`` (flow_grpo's published configs: per-prompt stat tracking with global std):
+    the mean of the sample's group, the std of all rewards; ``mode="group"``: mean and std of each
+    sample's group; ``mode="batch"``: mean and std of all rewards (flow_grpo without per-prompt
+    tracking; a prompt's difficulty then leaks into its advantages). Either way, groups whose own std is
     below ``min_group_std`` are dropped (``keep`` False, advantage 0). Stds are population stds
     (unbiased=False), so a group of two rewards r, r' gives advantages of exactly +-1 (up to eps).
     """
@@ -56,6 +58,8 @@ def compute_advantages(
     group_std = group_var.sqrt()[inverse]
     if mode == "group":
         values = (rewards - group_mean[inverse]) / (group_std + eps)
+    elif mode == "global_std":
+        values = (rewards - group_mean[inverse]) / (rewards.std(unbiased=False) + eps)
     else:
         values = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + eps)
     keep = group_std >= min_group_std

@@ -12,8 +12,10 @@ from typing import Any
 
 from ..config import config_field, load_config
 from ..errors import EditRLError
+from ..runs import REPORT_TO
+from .advantages import ADVANTAGE_MODES
 
-__all__ = ["RLConfig", "load_config"]
+__all__ = ["GroupConfig", "RLConfig", "load_config"]
 
 
 @dataclass
@@ -68,7 +70,9 @@ class RLConfig:
     monitor_window: int = config_field(3, "Evaluations over which the monitor fits the reward and judge trends.")
     monitor_min_rise: float = config_field(0.0, "Training-reward slope (per evaluation) above which it counts as rising.")
     monitor_min_fall: float = config_field(0.0, "Judge slope (per evaluation) below minus this counts as falling.")
-    output_dir: str = config_field("runs/rl", "Where log.jsonl, checkpoints/ and the final lora/ go.")
+    output_dir: str = config_field("runs/rl", "Where config.yaml, log.jsonl, samples/, curves.png, checkpoints/ and lora/ go.")
+    report_to: str = config_field("auto", "Experiment tracker through accelerate: auto (tensorboard when installed, else none) | "
+                                  "tensorboard | wandb | none. log.jsonl is written either way.")
     save_every: int = config_field(10, "Checkpoint every N iterations (and at the end).")
     keep_checkpoints: int = config_field(2, "Checkpoints kept on disk (oldest deleted).")
 
@@ -85,8 +89,35 @@ class RLConfig:
             raise EditRLError(f"config key ema_decay: expected 0 <= decay < 1, got {self.ema_decay}")
         if self.dtype not in (None, "float32", "bfloat16", "float16"):
             raise EditRLError(f"config key dtype: expected float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.report_to not in REPORT_TO:
+            raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class GroupConfig(RLConfig):
+    """Keys shared by the trainers that learn from group-normalised advantages (``editrl grpo``, ``editrl nft``)."""
+
+    timestep_fraction: float = config_field(1.0, "Fraction of the trainable timesteps trained per sample and iteration (random subset).")
+    kl_beta: float = config_field(0.01, "Weight of the pull to the reference (the denoiser with LoRA disabled); 0 = none, no reference forward.")
+    advantage_mode: str = config_field("global_std", "Reward normalisation: global_std (the group's mean, the std of the whole "
+                                       "gathered batch: flow_grpo's default) | group (per-group mean and std) | batch (global mean and std).")
+    advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
+    min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
+    num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.advantage_mode not in ADVANTAGE_MODES:
+            raise EditRLError(f"config key advantage_mode: expected one of {ADVANTAGE_MODES}, got {self.advantage_mode!r}")
+        if not 0 < self.timestep_fraction <= 1:
+            raise EditRLError(f"config key timestep_fraction: expected 0 < f <= 1, got {self.timestep_fraction}")
+        if self.kl_beta < 0 or self.advantage_clip <= 0:
+            raise EditRLError(f"config keys kl_beta >= 0 and advantage_clip > 0 expected, got {self.kl_beta} and {self.advantage_clip}")
+        n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
+        if not 1 <= self.num_minibatches <= n_batches:
+            raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")

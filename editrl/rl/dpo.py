@@ -1,13 +1,14 @@
 """Diffusion-DPO in flow form for editors, the whole algorithm in ``DPOTrainer.iteration``.
 
-Per iteration: sample k edits per (source, instruction) (offline: with the frozen initial policy =
-LoRA disabled; online: with the current policy), score them, pair the best with the worst of each
-group, then noise winner and loser with the *same* noise and flow time t and minimise
+Per iteration: sample k edits per (source, instruction) with the reference policy and flow_grpo's
+SDE sampler, score them, pair the best with the worst of each group, then noise winner and loser
+with the *same* noise and flow time t (logit-normal over the editor's training schedule) and minimise
 
     d(model) = ||v_w - model(x_t^w)||^2 - ||v_l - model(x_t^l)||^2      (v = noise - x0)
     loss     = -log sigmoid(-beta / 2 * (d(theta) - d(ref)))
 
-with a constant beta (a timestep-dependent beta over-optimises high noise). The reference is the
+on the conditional predictions (no CFG mixing), with a constant beta (a timestep-dependent beta
+over-optimises high noise). The reference (which also draws the pairs) is the
 initial policy (LoRA disabled) offline, or a copy of the LoRA refreshed every ``ref_update_every``
 iterations online.
 """
@@ -15,7 +16,6 @@ iterations online.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -38,15 +38,26 @@ class DPOConfig(RLConfig):
     ref_update_every: int = config_field(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
                                  "online: pairs from the current policy, reference = copy of the LoRA refreshed every K iterations.")
     timesteps_per_pair: int = config_field(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
+    noise_level: float = config_field(0.7, "SDE noise level of the pair rollouts (flow_grpo samples DPO pairs with its SDE "
+                                      "sampler); 0 = the deterministic ODE sampler.")
     min_reward_gap: float = config_field(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
 
     def validate(self) -> None:
         super().validate()
+        if self.noise_level < 0:
+            raise EditRLError(f"config key noise_level: expected >= 0, got {self.noise_level}")
         if self.beta <= 0:
             raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
         if self.ref_update_every < 0 or self.timesteps_per_pair < 1:
             raise EditRLError("config keys ref_update_every >= 0 and timesteps_per_pair >= 1 expected, got "
                               f"{self.ref_update_every} and {self.timesteps_per_pair}")
+
+
+def logit_normal_timesteps(table: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n flow times: ``u = sigmoid(N(0, 1))`` mapped to ``table[floor(u * len(table))]`` (flow_grpo's DPO,
+    as diffusers' SD3/FLUX training scripts draw them); ``table`` is the (shifted) training schedule."""
+    u = torch.sigmoid(torch.randn(n, generator=generator))
+    return table[(u * len(table)).long().clamp(max=len(table) - 1)]
 
 
 def flow_dpo_loss(
@@ -89,27 +100,16 @@ class DPOTrainer(RLTrainer):
     def load_extra_state(self, state: dict) -> None:
         self.ref_state = state.get("ref_state")
 
-    @torch.no_grad()
-    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """Clean latents and images by the ODE sampler, in batches of ``batch_size``."""
-        latents, images = [], []
-        policy = adapter_disabled(self.transformer) if self.ref_state is None else nullcontext()
-        with policy:
-            for lo in range(0, len(seeds), self.config.batch_size):
-                rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
-                x = self.editor.denoise(self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows), sigmas)
-                latents.append(x)
-                images += self.editor.decode(x)
-        return torch.cat(latents), images
-
     def iteration(self, step: int) -> dict[str, float]:
         cfg = self.config
         k = cfg.group_size
-        # 1. k samples per (source, instruction): frozen initial policy (offline) or current (online)
+        # 1. k samples per (source, instruction) from the reference: the frozen initial policy (offline)
+        # or the refreshed copy (online), with the SDE sampler as flow_grpo draws them (ODE: noise_level 0)
         cond = self.step_groups(step)
         n = len(cond)
         self.transformer.eval()
-        x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps))
+        with self.reference():
+            x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps), cfg.noise_level)
 
         # 2. best-vs-worst pair of each group by the reward
         rewards, components = self.score(cond, images)
@@ -119,17 +119,20 @@ class DPOTrainer(RLTrainer):
         valid = (grouped.max(1).values - grouped.min(1).values) >= cfg.min_reward_gap
         best, worst = best[valid], worst[valid]
 
-        # 3. shared noise and t for winner and loser; loss against the reference, accumulated
+        # 3. shared noise and t for winner and loser; conditional predictions (no CFG mixing) against
+        # the reference, accumulated; t logit-normal over the editor's training schedule
         rng = torch.Generator().manual_seed(self.sample_seeds(step, 1)[0] + 104729)
+        table = self.timestep_table()
         stats: dict[str, list[torch.Tensor]] = {"loss": [], "accuracy": [], "d_theta": [], "d_ref": []}
         n_pairs = len(best)
+        all_pairs = self.global_count(n_pairs)
         pair_batch = max(1, cfg.batch_size // 2)
         for lo in range(0, n_pairs, pair_batch):
             w, l = best[lo : lo + pair_batch], worst[lo : lo + pair_batch]
-            c = cond.select(torch.cat([w, l]))
+            c = self.conditional(cond.select(torch.cat([w, l])))
             x0_pair = torch.cat([x0[w], x0[l]])
             for _ in range(cfg.timesteps_per_pair):
-                t = torch.rand(len(w), generator=rng)
+                t = logit_normal_timesteps(table, len(w), rng)
                 noise = torch.randn(x0[w].shape, generator=rng).to(x0.device)
                 t2, noise2 = t.repeat(2).to(x0.device), noise.repeat(2, 1, 1)
                 x_t = (1 - t2[:, None, None]) * x0_pair + t2[:, None, None] * noise2
@@ -139,7 +142,7 @@ class DPOTrainer(RLTrainer):
                 v = self.editor.velocity(x_t, t2, c)
                 m = len(w)
                 loss, st = flow_dpo_loss(v[:m], v[m:], v_ref[:m], v_ref[m:], target[:m], target[m:], cfg.beta)
-                (loss * m / (n_pairs * cfg.timesteps_per_pair)).backward()
+                (loss * self.loss_weight(m, all_pairs) / cfg.timesteps_per_pair).backward()
                 stats["loss"].append(loss.detach().expand(m).cpu())
                 for key in ("accuracy", "d_theta", "d_ref"):
                     stats[key].append(st[key].cpu())
@@ -152,7 +155,7 @@ class DPOTrainer(RLTrainer):
         return {
             "reward_mean": float(all_rewards.mean()),
             "reward_std": float(all_rewards.std(unbiased=False)),
-            "pairs": int(self.gather(torch.tensor([n_pairs])).sum()),
+            "pairs": all_pairs,
             "reward_margin": float((rewards[best] - rewards[worst]).mean()) if n_pairs else 0.0,
             "dpo_loss": float(cat["loss"].mean()),
             "dpo_accuracy": float(cat["accuracy"].mean()),

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import EditRLError
-from .advantages import ADVANTAGE_MODES, compute_advantages
 from ..config import config_field
-from .config import RLConfig
+from .config import GroupConfig
 from .lora import adapter_disabled
 from .sde import SDE_TYPES, kl_to_reference, ode_step, sde_step
 from .trainer import RLTrainer
@@ -28,36 +27,26 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class GRPOConfig(RLConfig):
-    """``editrl grpo`` keys (on top of ``RLConfig``)."""
+class GRPOConfig(GroupConfig):
+    """``editrl grpo`` keys (on top of ``GroupConfig``)."""
 
     noise_level: float = config_field(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
     sde_type: str = config_field("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
     sde_window_size: int = config_field(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
-    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps where the window may start; null = anywhere it fits.")
+    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps the whole window lies in; null = every step but the last.")
     timestep_fraction: float = config_field(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
     clip_range: float = config_field(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
     kl_beta: float = config_field(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
-    advantage_mode: str = config_field("group", "Reward normalisation: group (per-group mean/std) | batch (global mean/std).")
-    advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
-    min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
     num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
 
     def validate(self) -> None:
         super().validate()
         if self.sde_type not in SDE_TYPES:
             raise EditRLError(f"config key sde_type: expected one of {SDE_TYPES}, got {self.sde_type!r}")
-        if self.advantage_mode not in ADVANTAGE_MODES:
-            raise EditRLError(f"config key advantage_mode: expected one of {ADVANTAGE_MODES}, got {self.advantage_mode!r}")
         if self.num_steps < 2:
             raise EditRLError("config key num_steps: GRPO needs at least 2 steps (the last step is never trained)")
         if not 0 <= self.sde_window_size <= self.num_steps - 1:
             raise EditRLError(f"config key sde_window_size: expected 0..num_steps-1={self.num_steps - 1}, got {self.sde_window_size}")
-        if not 0 < self.timestep_fraction <= 1:
-            raise EditRLError(f"config key timestep_fraction: expected 0 < f <= 1, got {self.timestep_fraction}")
-        n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
-        if not 1 <= self.num_minibatches <= n_batches:
-            raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")
 
 
 def grpo_loss(
@@ -99,11 +88,12 @@ class GRPOTrainer(RLTrainer):
         last = cfg.num_steps - 1  # the final step (to sigma = 0) is ODE and never trained
         if cfg.sde_window_size == 0:
             return list(range(last))
-        lo, hi = cfg.sde_window_range or (0, last - cfg.sde_window_size + 1)
-        hi = min(hi, last - cfg.sde_window_size + 1)
-        if not 0 <= lo < hi:
+        lo, hi = cfg.sde_window_range or (0, last)
+        hi = min(hi, last)
+        if not 0 <= lo <= hi - cfg.sde_window_size:
             raise EditRLError(f"config key sde_window_range: {cfg.sde_window_range} leaves no room for a window of {cfg.sde_window_size}")
-        start = int(self.step_rng(step).integers(lo, hi))
+        # flow_grpo: start = randint(lo, hi - size) inclusive, so the whole window lies in [lo, hi)
+        start = int(self.step_rng(step, "window").integers(lo, hi - cfg.sde_window_size + 1))
         return list(range(start, start + cfg.sde_window_size))
 
     @torch.no_grad()
@@ -155,24 +145,19 @@ class GRPOTrainer(RLTrainer):
 
         # 2. rewards -> advantages, with statistics over the groups of every process
         rewards, components = self.score(cond, traj["images"])
-        group_ids = torch.arange(n) // k + self.rank * cfg.groups_per_step
-        all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
-        adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
-                                 min_group_std=cfg.min_group_std)
-        mine = slice(self.rank * n, (self.rank + 1) * n)
+        all_rewards, adv, mine = self.group_advantages(rewards)
         advantages, keep = adv.values[mine], adv.keep[mine]
 
         # 3. policy update on a random subset of the SDE steps, accumulated over steps and batches
-        rng = self.step_rng(step)
+        rng = self.step_rng(step, "trained_steps")
         n_train = max(1, round(cfg.timestep_fraction * len(noisy)))
         trained = sorted(rng.choice(len(noisy), size=n_train, replace=False).tolist())
-        batches = [list(range(lo, min(lo + cfg.batch_size, n))) for lo in range(0, n, cfg.batch_size)]
         # every group flat everywhere: nothing to learn (and all processes agree, adv is global)
-        minibatches = [batches[m :: cfg.num_minibatches] for m in range(cfg.num_minibatches)] if adv.keep.any() else []
+        minibatches = self.minibatches(n) if adv.keep.any() else []
         stats: dict[str, list[torch.Tensor]] = {"ratio": [], "policy_loss": [], "kl": [], "clipped": []}
         grad_norms = []
         for minibatch in minibatches:
-            kept = sum(int(keep[rows].sum()) for rows in minibatch)
+            kept = self.global_count(sum(int(keep[rows].sum()) for rows in minibatch))
             for rows in minibatch:
                 if not keep[rows].any():
                     continue
@@ -186,12 +171,12 @@ class GRPOTrainer(RLTrainer):
                         with torch.no_grad(), adapter_disabled(self.transformer):
                             v_ref = self.editor.velocity(x, sigma, c)
                         ref = self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
-                        kl = kl_to_reference(out.mean, ref.mean, out.std)
+                        kl = kl_to_reference(out, ref)
                     device = out.log_prob.device
                     loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(device), advantages[rows].to(device),
                                          cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(device))
                     # weight so the accumulated gradient is the mean over kept samples and trained steps
-                    (loss * int(keep[rows].sum()) / (kept * n_train)).backward()
+                    (loss * self.loss_weight(int(keep[rows].sum()), kept) / n_train).backward()
                     for key, value in st.items():
                         stats[key].append(value[keep[rows]].cpu())
             grad_norms.append(self.optimizer_step())

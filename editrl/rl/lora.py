@@ -76,23 +76,36 @@ def swapped_lora(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -
 
 
 class LoraEMA:
-    """Exponential moving average of the LoRA weights, used for evaluation and the saved adapter."""
+    """Exponential moving average of the LoRA weights, used for evaluation and the saved adapter.
+
+    flow_grpo's warm-up: the n-th update (n = 1, 2, ...) uses ``decay_n = min((1 + n) / (10 + n), decay)``,
+    so the first updates follow the fast-moving early weights instead of the LoRA's zero start.
+    """
 
     def __init__(self, transformer: torch.nn.Module, decay: float):
         self.decay = decay
         self.shadow = lora_state(transformer)
+        self.updates = 0
+
+    def current_decay(self) -> float:
+        """The decay the next update uses."""
+        n = self.updates + 1
+        return min((1 + n) / (10 + n), self.decay)
 
     @torch.no_grad()
     def update(self, transformer: torch.nn.Module) -> None:
+        decay = self.current_decay()
         for name, p in transformer.named_parameters():
             if name in self.shadow:
-                self.shadow[name].lerp_(p.detach(), 1 - self.decay)
+                self.shadow[name].lerp_(p.detach(), 1 - decay)
+        self.updates += 1
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.shadow
+    def state_dict(self) -> dict:
+        return {"shadow": self.shadow, "updates": self.updates}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.shadow = {k: v.clone() for k, v in state.items()}
+    def load_state_dict(self, state: dict) -> None:
+        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+        self.updates = int(state["updates"])
 
 
 def save_lora(pipe, transformer: torch.nn.Module, directory: str | Path) -> Path:

@@ -6,7 +6,8 @@ sigma runs from ~1 (noise) down to 0, ``dt = sigma_next - sigma < 0``.
 Two stochastic forms (see shared/reference/rl-algorithms.md):
 
 - ``"flow_grpo"`` (Flow-GRPO): the reverse SDE with the same marginals as the ODE, noise level ``a``:
-  ``std_t = a * sqrt(sigma / (1 - sigma))``,
+  ``std_t = a * sqrt(sigma / (1 - sigma))`` (at sigma == 1 exactly, and only there, the denominator
+  uses the schedule's second sigma instead, as flow_grpo does),
   ``mean = x (1 + std_t^2 dt / (2 sigma)) + v (1 + std_t^2 (1 - sigma) / (2 sigma)) dt``,
   ``x_next = mean + std_t sqrt(-dt) eps``; the log-prob is the Gaussian log-density, averaged over
   the latent dimensions (so ratios stay near 1 whatever the latent size).
@@ -37,13 +38,16 @@ class SDEStep:
 
     ``prev_sample`` is x at the next (lower) sigma, ``log_prob`` (B,) its log-probability under the
     step's Gaussian, ``mean`` the Gaussian mean (B, ...) (the KL to the reference is taken on it) and
-    ``std`` (B,) the standard deviation of the added noise.
+    ``std`` (B,) the standard deviation of the added noise. ``std_t`` (B,) is the scale the KL to the
+    reference divides by, as in flow_grpo: the SDE's ``std_t`` *before* the ``sqrt(-dt)`` factor for
+    ``"flow_grpo"``, the transition std itself for ``"cps"``.
     """
 
     prev_sample: torch.Tensor
     log_prob: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
+    std_t: torch.Tensor
 
 
 def _per_sample(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +86,8 @@ def sde_step(
 
     If ``prev_sample`` is given (training: re-scoring a stored rollout transition) no noise is drawn
     and the log-probability of that transition is returned; otherwise noise is drawn from
-    ``generator`` (a CPU generator). ``sigma_max`` guards ``sigma = 1`` where ``std_t`` is infinite (the Flow-GRPO
-    recipe clamps to the schedule's second sigma).
+    ``generator`` (a CPU generator). ``sigma_max`` replaces sigma in the denominator of ``std_t``
+    where sigma is exactly 1 (``std_t`` would be infinite there); every other sigma is used as is.
     """
     if sde_type not in SDE_TYPES:
         raise EditRLError(f"sde_type={sde_type!r} is not supported; expected one of {SDE_TYPES}")
@@ -92,12 +96,11 @@ def sde_step(
     s_next = _per_sample(sigma_next, x)
     dt = s_next - s
     if sde_type == "flow_grpo":
-        s_std = s.clamp(max=sigma_max)
-        std_t = noise_level * torch.sqrt(s_std / (1 - s_std))
+        std_t = noise_level * torch.sqrt(s / (1 - torch.where(s == 1, torch.full_like(s, sigma_max), s)))
         mean = x * (1 + std_t**2 / (2 * s) * dt) + v * (1 + std_t**2 * (1 - s) / (2 * s)) * dt
         std = std_t * torch.sqrt(-dt)
     else:
-        std = s_next * math.sin(noise_level * math.pi / 2)
+        std = std_t = s_next * math.sin(noise_level * math.pi / 2)
         x0 = x - s * v
         x1 = x + (1 - s) * v
         mean = x0 * (1 - s_next) + x1 * torch.sqrt((s_next**2 - std**2).clamp(min=0))
@@ -112,10 +115,15 @@ def sde_step(
         )
     else:
         log_prob = -((prev_sample.detach() - mean) ** 2)
-    return SDEStep(prev_sample=prev_sample, log_prob=_mean_over_latent(log_prob), mean=mean, std=std.flatten())
+    return SDEStep(prev_sample=prev_sample, log_prob=_mean_over_latent(log_prob), mean=mean, std=std.flatten(),
+                   std_t=std_t.flatten())
 
 
-def kl_to_reference(mean: torch.Tensor, mean_ref: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """(B,) KL between two Gaussians of the same std: ``||mean - mean_ref||^2 / (2 std^2)``, averaged over dims."""
-    std = std.reshape(-1, *([1] * (mean.ndim - 1)))
-    return _mean_over_latent((mean - mean_ref) ** 2 / (2 * std**2))
+def kl_to_reference(step: SDEStep, reference: SDEStep) -> torch.Tensor:
+    """(B,) flow_grpo's KL term: ``mean over dims of (mean - mean_ref)^2 / (2 std_t^2)``.
+
+    flow_grpo divides by the SDE's ``std_t``, not by the transition variance ``std_t^2 (-dt)``: with
+    the latter the same ``kl_beta`` would be a 1/(-dt) times (4-18x on 6-step schedules) stronger KL.
+    """
+    std_t = step.std_t.reshape(-1, *([1] * (step.mean.ndim - 1)))
+    return _mean_over_latent((step.mean - reference.mean) ** 2 / (2 * std_t**2))

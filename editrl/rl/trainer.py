@@ -10,6 +10,7 @@ wrapping the denoiser).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,9 +27,12 @@ from tqdm.auto import tqdm
 from ..errors import EditRLError
 from ..images import check_instruction, load_image
 from ..reward.output import RewardFunction
+from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
+from .sde import ode_step, sde_step
+from ..runs import check_resume_config, curves_image, finish_trackers, image_grid, log_images, tracker_config, trackers, write_config
 from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
 
@@ -36,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 STATE_FILE = "trainer_state.pt"
+# keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
+MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
+                        "monitor_window", "monitor_min_rise", "monitor_min_fall")
+TRAIN_TIMESTEPS = 1000
+RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
 
 def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
@@ -61,6 +70,13 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
     if not prompts:
         raise EditRLError(f"data {spec!r}: no prompts in the file")
     return prompts[:n] if split == "test" else prompts
+
+
+def equal_sample_weight(n_here: int, n_all: int, world_size: int) -> float:
+    """Weight of a loss averaged over ``n_here`` local samples so that, after the gradients are averaged
+    across ``world_size`` processes, each of the ``n_all`` samples of all processes counts equally (a
+    process with fewer kept samples does not weigh each of them more)."""
+    return n_here * world_size / max(n_all, 1)
 
 
 class RLTrainer:
@@ -90,7 +106,8 @@ class RLTrainer:
         config.validate()
         self.config = config
         # cpu=True is what makes accelerate set up gloo for several CPU processes
-        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available())
+        self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available(),
+                                                      log_with=trackers(config.report_to) or None, project_dir=config.output_dir)
         device = torch.device(config.device) if config.device else self.accelerator.device
         if editor is None:
             from ..sampler.editors import load_editor
@@ -124,6 +141,9 @@ class RLTrainer:
         self.eval_prompts = (eval_prompts or load_prompts(config.eval_data, config.eval_prompts, "test", config.seed, size))[
             : config.eval_prompts
         ]
+        # the exact target scenes of the world's evaluation prompts: exact-edit and lost-object shares
+        # a judge may measure more than its score (the world oracle: the shares of exact edits and lost objects)
+        self.measure_names = tuple(getattr(judge, "measure_names", ())) if judge is not None else ()
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
         self.output_dir = Path(config.output_dir)
@@ -150,15 +170,28 @@ class RLTrainer:
     def world_size(self) -> int:
         return self.accelerator.num_processes
 
-    def step_rng(self, step: int) -> np.random.Generator:
-        """The same random stream on every process for a step (and again after a resume)."""
-        return np.random.default_rng([self.config.seed, step])
+    def step_rng(self, step: int, stream: str) -> np.random.Generator:
+        """The random stream ``stream`` of a step: the same on every process and again after a resume.
+
+        Each use (prompt choice, SDE window, trained steps, DPO/NFT timesteps) has its own stream, so
+        one draw never correlates with another (one shared seed made them correlate up to 0.87).
+        """
+        return np.random.default_rng([self.config.seed, step, RANDOM_STREAMS.index(stream)])
+
+    def global_count(self, n: int) -> int:
+        """``n`` summed over processes (the number of kept samples or pairs a loss is normalised by)."""
+        if self.world_size == 1:
+            return int(n)
+        return int(self.accelerator.reduce(torch.tensor([float(n)], device=self.accelerator.device), "sum").item())
+
+    def loss_weight(self, n_here: int, n_all: int) -> float:
+        return equal_sample_weight(n_here, n_all, self.world_size)
 
     def step_prompts(self, step: int) -> list[tuple[Any, str]]:
         """This process's ``groups_per_step`` prompts of the step (distinct across processes when possible)."""
         g = self.config.groups_per_step
         total = g * self.world_size
-        rng = self.step_rng(step)
+        rng = self.step_rng(step, "prompts")
         replace = total > len(self.train_prompts)
         chosen = rng.choice(len(self.train_prompts), size=total, replace=replace)
         return [self.train_prompts[i] for i in chosen[self.rank * g : (self.rank + 1) * g]]
@@ -170,6 +203,49 @@ class RLTrainer:
     def sample_seeds(self, step: int, n: int) -> list[int]:
         """Distinct noise seeds per (seed, step, process, sample)."""
         return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]
+
+    @torch.no_grad()
+    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0) -> tuple[torch.Tensor, list]:
+        """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
+        ``batch_size``: the editor's Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step
+        but the last (noise from a generator seeded by the batch's first seed)."""
+        latents, images = [], []
+        for lo in range(0, len(seeds), self.config.batch_size):
+            rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
+            x, c = self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows)
+            if noise_level > 0:
+                generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
+                for i in range(len(sigmas) - 1):
+                    v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
+                    if i < len(sigmas) - 2:
+                        x = sde_step(x, v, sigmas[i], sigmas[i + 1], noise_level, generator=generator,
+                                     sigma_max=float(sigmas[1])).prev_sample
+                    else:
+                        x = ode_step(x, v, sigmas[i], sigmas[i + 1])
+            else:
+                x = self.editor.denoise(x, c, sigmas)
+            latents.append(x)
+            images += self.editor.decode(x)
+        return torch.cat(latents), images
+
+    def conditional(self, cond):
+        """``cond`` with guidance off where guidance mixes several denoiser branches (true CFG, the
+        3-way InstructPix2Pix guidance), so ``velocity`` is the conditional prediction, as Diffusion-DPO
+        and DiffusionNFT train; a guidance *embedding* (FLUX.1-Kontext, one forward) is kept."""
+        if self.editor.step_nfe(cond) == 1:
+            return cond
+        shared = {**cond.shared, "guidance": 1.0}
+        if "image_guidance" in shared:
+            shared["image_guidance"] = 1.0
+        out = dataclasses.replace(cond, shared=shared)
+        if self.editor.step_nfe(out) != 1:
+            raise EditRLError(f"{self.editor.name}: could not switch guidance off for the conditional prediction")
+        return out
+
+    def timestep_table(self) -> torch.Tensor:
+        """The flow times training draws t from: the editor's (shifted) schedule at 1000 steps, so t is
+        never noisier than the model's largest training sigma (InstructPix2Pix's is below 1)."""
+        return self.editor.sigmas(TRAIN_TIMESTEPS)[:-1].float()
 
     def encode(self, prompts: list[tuple[Any, str]]):
         """Encode once; the tensors are cloned out of inference mode so autograd can use them."""
@@ -186,6 +262,21 @@ class RLTrainer:
             means = self.gather(out.mu.float()).mean(0)
             components = {f"reward_{name}": float(m) for name, m in zip(out.dimensions, means)}
         return out.score.float(), components
+
+    def group_advantages(self, rewards: torch.Tensor) -> tuple[torch.Tensor, Advantages, slice]:
+        """The gathered rewards of every process, their advantages (``GroupConfig`` keys) and this
+        process's slice of them; group ids are global (``groups_per_step`` groups per process)."""
+        cfg, n = self.config, len(rewards)
+        group_ids = torch.arange(n) // cfg.group_size + self.rank * cfg.groups_per_step
+        all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
+        adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
+                                 min_group_std=cfg.min_group_std)
+        return all_rewards, adv, slice(self.rank * n, (self.rank + 1) * n)
+
+    def minibatches(self, n: int) -> list[list[list[int]]]:
+        """The rollout's forward batches of ``batch_size`` rows, dealt into ``num_minibatches`` optimizer steps."""
+        batches = [list(range(lo, min(lo + self.config.batch_size, n))) for lo in range(0, n, self.config.batch_size)]
+        return [batches[m :: self.config.num_minibatches] for m in range(self.config.num_minibatches)]
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """Concatenate a tensor from every process (identity in a single process)."""
@@ -214,14 +305,16 @@ class RLTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights:
-        mean training reward and judge score, averaged over all processes' share of the prompts."""
+        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights: mean
+        training reward and judge score (and in the world the exact-edit and lost-object shares),
+        averaged over all processes' share of the prompts; the main process's samples are saved as a
+        PNG grid (``samples/step-N.png``) and sent to the trackers."""
         mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
-        measure_names = list(getattr(self.judge, "measure_names", ()))  # e.g. the world oracle's exact / lost_object
+        measure_names = self.measure_names
         totals = torch.zeros(3 + len(measure_names))
         if mine:
             prompts = [self.eval_prompts[i] for i in mine]
-            weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+            weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
             with swapped_lora(self.transformer, weights):
                 result = self.editor.sample(
                     [p[0] for p in prompts], [p[1] for p in prompts], seeds=mine, num_steps=self.config.eval_steps,
@@ -229,18 +322,25 @@ class RLTrainer:
                 )
             sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
             bs = self.config.reward_batch_size
-            totals[0] = self.reward.score(sources, instructions, result.images, batch_size=bs).score.sum()
+            rewards = self.reward.score(sources, instructions, result.images, batch_size=bs).score
+            totals[0] = rewards.sum()
             if self.judge is not None:
                 totals[1] = self.judge.score(sources, instructions, result.images, batch_size=bs).score.sum()
                 if measure_names:
                     measures = self.judge.measures(sources, instructions, result.images)
                     totals[3:] = torch.stack([measures[name].sum() for name in measure_names])
             totals[2] = len(mine)
+            if self.accelerator.is_main_process:
+                grid = image_grid(result.images, [f"r {float(r):.2f}" for r in rewards])
+                path = self.output_dir / "samples" / f"step-{self.step:06d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                grid.save(path)
+                log_images(self.accelerator, "eval_samples", grid, self.step)
         totals = self.accelerator.reduce(totals.to(self.accelerator.device), "sum").cpu()
         out = {"eval_reward": float(totals[0] / totals[2])}
         if self.judge is not None:
             out["judge_score"] = float(totals[1] / totals[2])
-            out.update({f"{name}_share": float(totals[3 + i] / totals[2]) for i, name in enumerate(measure_names)})
+            out.update({name: float(totals[3 + i] / totals[2]) for i, name in enumerate(measure_names)})
         return out
 
     # ------------------------------------------------------------------ loop, log, checkpoints
@@ -249,15 +349,21 @@ class RLTrainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"},
+                             step=record["step"])
 
-    def train(self, resume: bool = False) -> dict[str, Any]:
-        """Run to ``num_iterations``; returns the last logged record. ``resume`` continues from the
-        newest checkpoint in ``output_dir`` (and drops log lines written after it)."""
+    def train(self, resume: bool | str = False) -> dict[str, Any]:
+        """Run to ``num_iterations``; returns the last logged record. ``resume=True`` continues from the
+        newest checkpoint in ``output_dir`` (and drops log lines written after it), ``resume=path`` from
+        that checkpoint (a ``checkpoints/step-N`` folder or its trainer_state.pt)."""
         if resume:
-            self.resume()
+            self.resume(None if resume is True else resume)
         elif self.accelerator.is_main_process and self.log_path.exists():
             raise EditRLError(f"output_dir {str(self.output_dir)!r} already has a log.jsonl: pass --resume or choose another output_dir")
         cfg = self.config
+        if self.accelerator.is_main_process:
+            write_config(cfg, self.output_dir)
+        self.accelerator.init_trackers(type(self).__name__.removesuffix("Trainer").lower(), config=tracker_config(cfg))
         record: dict[str, Any] = {}
         if self.step == 0 and self.judge is not None and cfg.eval_every:
             self._evaluate_and_monitor(record := {"step": 0})
@@ -275,21 +381,34 @@ class RLTrainer:
                 self.save_checkpoint()
         if self.accelerator.is_main_process:
             self.save_lora(self.output_dir / "lora")
+            self.save_curves()
         self.accelerator.wait_for_everyone()
+        finish_trackers(self.accelerator)
         return record
+
+    def save_curves(self) -> Path:
+        """``curves.png``: training reward, held-out judge and (in the world) exact-edit share over iterations."""
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        records = [json.loads(line) for line in lines if line]
+        series = {key: [(r["step"], r[key]) for r in records if key in r]
+                  for key in ("reward_mean", "judge_score", "exact_edit")}
+        image = curves_image({k: v for k, v in series.items() if v}, f"{type(self).__name__} {self.output_dir.name}")
+        image.save(self.output_dir / "curves.png")
+        log_images(self.accelerator, "curves", image, self.step)
+        return self.output_dir / "curves.png"
 
     def _evaluate_and_monitor(self, record: dict[str, Any]) -> None:
         metrics = self.evaluate()
         record.update(metrics)
         if "judge_score" in metrics:
-            measures = {k.removesuffix("_share"): v for k, v in metrics.items() if k.endswith("_share")}
+            measures = {name: metrics[name] for name in self.measure_names}
             warning = self.monitor.update(self.step, metrics["eval_reward"], metrics["judge_score"], measures)
             if warning is not None:
                 record["hacking_warning"] = warning
 
     def save_lora(self, directory: Path) -> Path:
         """The adapter users load (EMA weights when EMA is on), in diffusers format."""
-        weights = self.ema.state_dict() if self.ema is not None else lora_state(self.transformer)
+        weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
         with swapped_lora(self.transformer, weights):
             return save_lora(self.editor.pipe, self.transformer, directory)
 
@@ -316,19 +435,35 @@ class RLTrainer:
         torch.save(state, tmp / STATE_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        # lora/ (what users load) follows every checkpoint, not only the end of the run
+        lora_tmp = self.output_dir / ".tmp-lora"
+        shutil.rmtree(lora_tmp, ignore_errors=True)
+        shutil.copytree(final, lora_tmp, ignore=shutil.ignore_patterns(STATE_FILE))
+        shutil.rmtree(self.output_dir / "lora", ignore_errors=True)
+        os.replace(lora_tmp, self.output_dir / "lora")
         for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         logger.info("saved checkpoint %s", final)
         self.accelerator.wait_for_everyone()
 
-    def resume(self) -> None:
-        checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
+    def resume(self, checkpoint: str | Path | None = None) -> None:
+        """Load the newest checkpoint of ``output_dir`` (or ``checkpoint``); its config must match the
+        current one except for ``MAY_CHANGE_ON_RESUME`` keys."""
+        if checkpoint is not None:
+            path = Path(checkpoint)
+            path = path / STATE_FILE if path.is_dir() else path
+            if not path.is_file():
+                raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
+            checkpoints = [path]
+        else:
+            checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
         if not checkpoints:
             logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
             if self.accelerator.is_main_process and self.log_path.exists():
                 self.log_path.unlink()
             return
         state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+        check_resume_config(state["config"], self.config, MAY_CHANGE_ON_RESUME)
         load_lora_state(self.transformer, state["lora"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:

@@ -160,7 +160,7 @@ class Oracle:
     """Exact two-dimensional scorer of world edits; implements ``editrl.reward.RewardFunction``."""
 
     dimensions = DIMENSIONS
-    measure_names = ("exact", "lost_object")  # what ``measures`` returns (read by the RL monitor)
+    measure_names = ("exact_edit", "lost_object")  # what ``measures`` returns (read by the RL monitor)
 
     def __init__(self, config: OracleConfig | None = None):
         self.config = config or OracleConfig()
@@ -219,7 +219,7 @@ class Oracle:
         return self.instruction_following(scenes, edit_array), self.visual_quality(edit_array)
 
     def measures(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> dict[str, torch.Tensor]:
-        """Per-edit indicators that depend on no scoring rule (``outcome``): ``exact`` (the parsed edit is the
+        """Per-edit indicators that depend on no scoring rule (``outcome``): ``exact_edit`` (the parsed edit is the
         target scene) and ``lost_object`` (an object that should be there is missing); (B,) floats of 0/1.
         The RL monitor reads them beside the judge's score."""
         rows = []
@@ -230,7 +230,7 @@ class Oracle:
                              edit if edit.size == source.size else edit.resize(source.size, Image.BILINEAR))
             rows.append((float(result.exact), float(result.lost_object)))
         values = torch.tensor(rows, dtype=torch.float32).reshape(-1, 2)
-        return {"exact": values[:, 0], "lost_object": values[:, 1]}
+        return {"exact_edit": values[:, 0], "lost_object": values[:, 1]}
 
     def object_score(self, scenes: list[Scene], edit: np.ndarray) -> float:
         """What the edit contains against the instruction (``judge`` on its parsed scene)."""

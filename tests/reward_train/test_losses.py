@@ -87,13 +87,19 @@ def test_fusion_changes_the_loss():
     assert minimum.item() == pytest.approx(math.log1p(math.exp(1.0)), rel=1e-6)
 
 
-def test_regression_is_pointwise_per_dimension():
-    cfg = LossConfig(type="regression", regression_centre=2.5)
-    per_c = torch.tensor([[[1.5, 0.0], [0.5, 9.0]]])  # mu = score - 2.5 exactly for scores (4, 3)
-    per_r = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]])  # targets (-1.5, 0.5)
+def test_regression_fits_the_summed_means_to_the_shifted_summed_scores():
+    # paper Eq. 5: ((mu_1 + mu_2) - (z_1 + z_2 - centre))^2, per edit, averaged over the pair's two edits
+    cfg = LossConfig(type="regression", regression_centre=4.5)
+    per_c = torch.tensor([[[3.0, 0.0], [-0.5, 9.0]]])  # mu sum 2.5 = (4 + 3) - 4.5 exactly: no loss
+    per_r = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])  # mu sum 3, target (1 + 3) - 4.5 = -0.5
     loss = reward_loss(per_c, per_r, torch.ones(1), torch.tensor([[4.0, 3.0]]), torch.tensor([[1.0, 3.0]]),
                        mean_fuse, cfg)
-    assert loss.item() == pytest.approx(0.5 * (0.0 + (1.5 ** 2 + 0.5 ** 2) / 2))
+    assert loss.item() == pytest.approx(0.5 * (0.0 + 3.5**2))
+    # only the sum is fitted: moving mass between the two heads changes nothing (the per-dimension fit would)
+    shifted = per_c + torch.tensor([[[1.0, 0.0], [-1.0, 0.0]]])
+    again = reward_loss(shifted, per_r, torch.ones(1), torch.tensor([[4.0, 3.0]]), torch.tensor([[1.0, 3.0]]),
+                        mean_fuse, cfg)
+    assert again.item() == pytest.approx(loss.item())
     with pytest.raises(EditRLError, match="regression"):
         reward_loss(per_c, per_r, torch.ones(1), None, None, mean_fuse, cfg)
 

@@ -196,3 +196,24 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed = {r["step"]: r["loss"] for r in records(tmp_path / "killed", "train")}
     plain = {r["step"]: r["loss"] for r in records(tmp_path / "straight", "train")}
     assert sorted(killed) == list(range(1, 19)) and all(abs(killed[s] - plain[s]) < 1e-5 for s in plain)
+
+
+def test_run_writes_its_config_and_logs_through_the_trackers(make_config, monkeypatch):
+    import yaml
+    from accelerate import Accelerator
+
+    import editrl
+
+    logged, configs = [], []
+    monkeypatch.setattr(Accelerator, "log", lambda self, values, step=None, **kw: logged.append((step, values)))
+    monkeypatch.setattr(Accelerator, "init_trackers", lambda self, name, config=None, **kw: configs.append((name, config)))
+    config = make_config("max_steps=2", "save_every=2", "eval_every=2")
+    trainer = RewardTrainer(config)
+    trainer.train()
+    saved = yaml.safe_load((trainer.output_dir / "config.yaml").read_text())
+    assert saved["editrl_version"] == editrl.__version__ and saved["max_steps"] == 2
+    assert saved["data"]["train"]["num_rows"] == 48 and saved["report_to"] == "auto"
+    assert configs == [("editrl-reward", configs[0][1])] and configs[0][1]["data.train.num_rows"] == 48
+    steps = {step for step, _ in logged}
+    assert steps == {1, 2} and any("validation/loss" in values for _, values in logged)
+    assert any("train/loss" in values for _, values in logged)

@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from editrl.errors import EditRLError
-from editrl.rl import DPOConfig, GRPOConfig, load_config
+from editrl.rl import DPOConfig, GRPOConfig, NFTConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ALL = [(p, GRPOConfig) for p in sorted((CONFIGS / "grpo").glob("*.yaml"))] + [
     (p, DPOConfig) for p in sorted((CONFIGS / "dpo").glob("*.yaml"))
-]
+] + [(p, NFTConfig) for p in sorted((CONFIGS / "nft").glob("*.yaml"))]
 
 
 def test_configs_exist_for_every_model():
     names = {(p.parent.name, p.stem) for p, _ in ALL}
-    for algo in ("grpo", "dpo"):
+    for algo in ("grpo", "dpo", "nft"):
         for model in ("world", "flux-kontext", "qwen-image-edit"):
             assert (algo, model) in names
 
@@ -40,7 +40,7 @@ def test_public_recipe_lora_targets_exist_in_the_real_classes(model):
 
     transformer = (tiny_flux_kontext() if model == "flux-kontext" else tiny_qwen_image_edit()).transformer
     names = _linear_suffixes(transformer)
-    for cls in (GRPOConfig, DPOConfig):
+    for cls in (GRPOConfig, DPOConfig, NFTConfig):
         targets = load_config(cls, CONFIGS / cls.__name__[:-6].lower() / f"{model}.yaml").lora_target_modules
         for target in targets:
             assert any(n == target or n.endswith("." + target) for n in names), target
@@ -81,7 +81,7 @@ def test_overrides_are_parsed_as_yaml_and_win_over_the_file():
     assert config.rewards == {"world": 1.0, "oracle": 0.5} and config.judge is None and config.sde_window_size == 2
 
 
-@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig])
+@pytest.mark.parametrize("cls", [GRPOConfig, DPOConfig, NFTConfig])
 def test_every_key_is_documented(cls):
     for f in dataclasses.fields(cls):
         assert len(f.metadata.get("help", "")) > 10, f.name

@@ -45,13 +45,15 @@ def test_offline_dpo_learns_pairs_and_samples_from_the_frozen_policy(tiny_editor
     trainer = _trainer(tiny_editor, prompts, tmp_path, num_iterations=4, ref_update_every=0)
     cond = trainer.encode(prompts)
     sigmas = tiny_editor.sigmas(4)
-    before, _ = trainer.sample(cond, [1, 2], sigmas)
+    with trainer.reference():
+        before, _ = trainer.sample(cond, [1, 2], sigmas, trainer.config.noise_level)
     trainer.train()
     log = _log(trainer)
     assert log[0]["dpo_loss"] == pytest.approx(math.log(2), abs=1e-6)  # LoRA B = 0: policy == reference
     assert log[0]["pairs"] == 2 and log[0]["reward_margin"] > 0
     assert log[-1]["d_theta_minus_ref"] < 0  # the policy now fits winners better than losers, relative to the reference
-    after, _ = trainer.sample(cond, [1, 2], sigmas)
+    with trainer.reference():
+        after, _ = trainer.sample(cond, [1, 2], sigmas, trainer.config.noise_level)
     assert torch.equal(before, after)  # offline pairs come from the initial policy whatever the LoRA
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in lora_state(trainer.transformer).items() if "lora_B" in k)
 

@@ -71,12 +71,41 @@ def test_sde_step_is_fp32_for_bf16_inputs_and_sigma_one_is_guarded():
     assert out.log_prob.dtype == torch.float32 and torch.isfinite(out.log_prob).all()
 
 
-def test_kl_is_zero_for_equal_means_and_matches_formula():
-    x, _ = _inputs()
-    std = torch.tensor([0.5, 1.0, 2.0])
-    assert torch.equal(kl_to_reference(x, x, std), torch.zeros(3))
-    kl = kl_to_reference(x + 1.0, x, std)
-    torch.testing.assert_close(kl, 1 / (2 * std**2))
+def test_kl_is_zero_for_equal_means_and_divides_by_std_t_not_the_transition_variance():
+    x, v = _inputs()
+    sigma, sigma_next, a = 0.8, 0.6, 0.9
+    step = sde_step(x, v, sigma, sigma_next, a, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(kl_to_reference(step, step), torch.zeros(3))
+    ref = sde_step(x, v + 0.5, sigma, sigma_next, a, prev_sample=step.prev_sample)
+    # independent: flow_grpo's KL = mean((mean - mean_ref)^2) / (2 std_t^2), std_t = a sqrt(sigma / (1 - sigma))
+    std_t = a * math.sqrt(sigma / (1 - sigma))
+    mean = lambda vv: x * (1 + std_t**2 / (2 * sigma) * (sigma_next - sigma)) + vv * (1 + std_t**2 * (1 - sigma) / (2 * sigma)) * (sigma_next - sigma)
+    expected = ((mean(v) - mean(v + 0.5)) ** 2).mean(dim=(1, 2)) / (2 * std_t**2)
+    torch.testing.assert_close(kl_to_reference(step, ref), expected)  # the transition variance would give 5x this
+
+
+def test_cps_kl_divides_by_its_transition_std():
+    x, v = _inputs()
+    step = sde_step(x, v, 0.6, 0.4, 0.8, sde_type="cps", generator=torch.Generator().manual_seed(0))
+    ref = sde_step(x, v + 1.0, 0.6, 0.4, 0.8, sde_type="cps", prev_sample=step.prev_sample)
+    std = 0.4 * math.sin(0.8 * math.pi / 2)
+    expected = ((step.mean - ref.mean) ** 2).mean(dim=(1, 2)) / (2 * std**2)
+    torch.testing.assert_close(kl_to_reference(step, ref), expected)
+
+
+def test_sigma_one_guard_only_touches_the_denominator_and_only_at_one():
+    x, v = _inputs()
+    a, sigma_max = 0.9, 0.8
+    # below 1 (Kontext's first sigma ~0.97, InstructPix2Pix's below any guard): no clamp at all
+    out = sde_step(x, v, 0.97, 0.85, a, generator=torch.Generator().manual_seed(0), sigma_max=sigma_max)
+    torch.testing.assert_close(out.std_t, torch.full((3,), a * math.sqrt(0.97 / 0.03)))
+    # at exactly 1: the numerator stays 1, the denominator uses 1 - sigma_max
+    out = sde_step(x, v, 1.0, 0.85, a, generator=torch.Generator().manual_seed(0), sigma_max=sigma_max)
+    std_t = a * math.sqrt(1.0 / (1 - sigma_max))
+    torch.testing.assert_close(out.std_t, torch.full((3,), std_t))
+    mean = x * (1 + std_t**2 / 2 * -0.15) + v * (1 + 0.0) * -0.15
+    torch.testing.assert_close(out.mean, mean)
+    torch.testing.assert_close(out.std, torch.full((3,), std_t * math.sqrt(0.15)))
 
 
 def test_unknown_sde_type_is_one_clear_error():

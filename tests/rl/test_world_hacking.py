@@ -21,7 +21,7 @@ def test_fewer_objects_reward_pays_for_deleting_and_the_oracle_measures_it():
     reward = FewerObjectsReward().score([example.source] * 2, [example.instruction] * 2, [example.target, emptied]).score
     assert reward[1] > reward[0]  # the hackable reward prefers deleting everything to the exact target
     measures = Oracle().measures([example.source] * 2, [example.instruction] * 2, [example.target, emptied])
-    assert measures["exact"].tolist() == [1.0, 0.0] and measures["lost_object"].tolist() == [0.0, 1.0]
+    assert measures["exact_edit"].tolist() == [1.0, 0.0] and measures["lost_object"].tolist() == [0.0, 1.0]
     assert Oracle().score([example.source] * 2, [example.instruction] * 2, [example.target, emptied]).score[1] < 0.7
 
 
@@ -38,9 +38,9 @@ def test_grpo_against_a_hackable_reward_is_flagged(tmp_path):
     trainer.train()
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     evals = [r for r in log if "judge_score" in r]
-    assert all({"exact_share", "lost_object_share"} <= r.keys() for r in evals)
+    assert all({"exact_edit", "lost_object"} <= r.keys() for r in evals)
     # the policy learns to delete: the training reward rises, objects go missing, and the monitor says so
     assert evals[-1]["eval_reward"] > evals[0]["eval_reward"]
-    assert evals[-1]["lost_object_share"] > evals[0]["lost_object_share"]
+    assert evals[-1]["lost_object"] > evals[0]["lost_object"]
     warnings = [r["hacking_warning"] for r in log if "hacking_warning" in r]
     assert warnings and "lost_object" in warnings[-1]["worse"]
