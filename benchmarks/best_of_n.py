@@ -50,9 +50,12 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
                       progress=False)
     images = [t.image for t in full.trajectories]
     oracle_scores = oracle.score([example.source] * len(images), [example.instruction] * len(images), images).score
+    measures = oracle.measures([example.source] * len(images), [example.instruction] * len(images), images)
     record = {
         "reward_values": [t.value for t in full.trajectories],
         "oracle": oracle_scores.tolist(),
+        "exact_edit": measures["exact_edit"].tolist(),
+        "lost_object": measures["lost_object"].tolist(),
         "nfe_per_candidate": full.trajectories[0].nfe,
         "halving": [],
     }
@@ -62,8 +65,10 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
                             search="halving", select=args.select, halving=config, progress=False)
         best = max((t for t in result.trajectories if t.pruned_at is None), key=lambda t: t.value)
         score = float(oracle.score([example.source], [example.instruction], [best.image]).score[0])
+        picked = oracle.measures([example.source], [example.instruction], [best.image])
         record["halving"].append({"spec": spec, "n": n, "nfe": result.nfe, "reward_calls": result.reward_calls,
-                                  "oracle": score, "seed": best.seed})
+                                  "oracle": score, "seed": best.seed, "exact_edit": float(picked["exact_edit"][0]),
+                                  "lost_object": float(picked["lost_object"][0])})
     return record
 
 
@@ -89,24 +94,38 @@ def summarise(records: list[dict], args) -> list[dict]:
     rows = []
     nfe1 = records[0]["nfe_per_candidate"]
     for n in range(1, args.max_n + 1):
-        chosen = [r["oracle"][int(np.argmax(r["reward_values"][:n]))] for r in records]
-        ceiling = [max(r["oracle"][:n]) for r in records]
-        for method, values in (("best_of_n", chosen), ("oracle_best_of_n", ceiling)):
-            mean, se = _mean_se(values)
+        by_reward = [int(np.argmax(r["reward_values"][:n])) for r in records]
+        by_oracle = [int(np.argmax(r["oracle"][:n])) for r in records]
+        for method, picks in (("best_of_n", by_reward), ("oracle_best_of_n", by_oracle)):
+            mean, se = _mean_se([r["oracle"][i] for r, i in zip(records, picks)])
             rows.append({"method": "single" if (n == 1 and method == "best_of_n") else method, "n": n, "nfe": n * nfe1,
-                         "reward_calls": n if method == "best_of_n" else 0, "oracle_score": mean, "oracle_se": se})
+                         "reward_calls": n if method == "best_of_n" else 0, "oracle_score": mean, "oracle_se": se,
+                         # measures that depend on no scoring rule, of the selected edit
+                         "exact_edit": float(np.mean([r["exact_edit"][i] for r, i in zip(records, picks)])),
+                         "lost_object": float(np.mean([r["lost_object"][i] for r, i in zip(records, picks)]))})
     for j, h in enumerate(records[0]["halving"]):
         values = [r["halving"][j]["oracle"] for r in records]
         mean, se = _mean_se(values)
         rows.append({"method": "halving", "spec": h["spec"], "n": h["n"],
                      "nfe": float(np.mean([r["halving"][j]["nfe"] for r in records])),
                      "reward_calls": float(np.mean([r["halving"][j]["reward_calls"] for r in records])),
-                     "oracle_score": mean, "oracle_se": se})
+                     "oracle_score": mean, "oracle_se": se,
+                     "exact_edit": float(np.mean([r["halving"][j]["exact_edit"] for r in records])),
+                     "lost_object": float(np.mean([r["halving"][j]["lost_object"] for r in records]))})
     for row in rows:
         row["n_pairs"] = len(records)
     bo8 = next((r for r in rows if r["method"] == "best_of_n" and r["n"] == 8), None)
     if bo8 is not None:
-        halving = [r for r in rows if r["method"] == "halving"]
+        one = next(r for r in rows if r["method"] == "single")
+        top = next(r for r in rows if r["method"] == "oracle_best_of_n" and r["n"] == 8)
+        closed = {key: (bo8[key] - one[key]) / (top[key] - one[key]) if top[key] > one[key] else None
+                  for key in ("oracle_score", "exact_edit")}
+        rows.append({"goal": "best-of-8 with the reward closes >= 60% of the gap between one sample and the oracle's "
+                             "best-of-8, in oracle score and in exact edits",
+                     "gap_closed": closed, "met": all(v is not None and v >= 0.6 for v in closed.values()),
+                     "lost_object": {"single": one["lost_object"], "best_of_8": bo8["lost_object"],
+                                     "oracle_best_of_8": top["lost_object"]}, "n_pairs": len(records)})
+        halving = [r for r in rows if r.get("method") == "halving"]
         within_half = [r for r in halving if r["nfe"] <= bo8["nfe"] / 2]
         best = max(within_half, key=lambda r: r["oracle_score"], default=None)
         met = best is not None and best["oracle_score"] >= bo8["oracle_score"]
@@ -127,7 +146,8 @@ def summarise(records: list[dict], args) -> list[dict]:
 
 def settings_key(args) -> str:
     keys = ("editor", "model", "reward", "steps", "max_n", "halving", "keep", "select", "seed")
-    return hashlib.sha1(json.dumps({k: getattr(args, k) for k in keys}, sort_keys=True).encode()).hexdigest()[:12]
+    # "record": 2 = records with the exact-edit / lost-object measures (the object-level oracle)
+    return hashlib.sha1(json.dumps({"record": 2, **{k: getattr(args, k) for k in keys}}, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_done(path: Path, key: str) -> dict[int, dict]:

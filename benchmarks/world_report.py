@@ -114,12 +114,14 @@ def read_pairs(path: Path) -> list[dict]:
     rows = []
     for row in pq.read_table(path).to_pylist():
         overall = [(row[f"{side}_oracle_instruction_following"] + row[f"{side}_oracle_quality"]) / 2 for side in ("left", "right")]
+        follow = [row[f"{side}_oracle_instruction_following"] for side in ("left", "right")]
         annotator_delta = float(row["left_overall_score"] - row["right_overall_score"])
         rows.append({
             "k": 2, "group": row["id"], "instruction": row["instruction"], "source": row["source_img"]["bytes"],
             "a": row["left_output_image"]["bytes"], "b": row["right_output_image"]["bytes"],
             "annotator_label": int(np.sign(annotator_delta)), "annotator_delta": annotator_delta,
-            "oracle_delta": overall[0] - overall[1], "hard": False,
+            "oracle_delta": overall[0] - overall[1], "oracle_if_delta": follow[0] - follow[1], "hard": False,
+            "annotator_if_delta": float(row["left_instruction_following_score"] - row["right_instruction_following_score"]),
         })
     return rows
 
@@ -132,8 +134,9 @@ def oracle_labels(rows: list[dict], tie: float) -> np.ndarray:
 # --------------------------------------------------------------------------- scoring and metrics
 
 
-def reward_deltas(reward, rows: list[dict], batch_size: int = 32) -> np.ndarray:
-    """score(a) - score(b) per comparison; every distinct (source, instruction, candidate) scored once."""
+def reward_deltas(reward, rows: list[dict], batch_size: int = 32, dimension: int | None = None) -> np.ndarray:
+    """score(a) - score(b) per comparison (or mu[dimension](a) - mu[dimension](b)); every distinct
+    (source, instruction, candidate) scored once."""
     from editrl.images import load_image
 
     keys, items = {}, []
@@ -151,7 +154,7 @@ def reward_deltas(reward, rows: list[dict], batch_size: int = 32) -> np.ndarray:
         part = items[start: start + chunk]
         out = reward.score([load_image(s, "source") for s, _, _ in part], [i for _, i, _ in part],
                            [load_image(e, "edit") for _, _, e in part], batch_size=batch_size)
-        scores[start: start + len(part)] = out.score.numpy()
+        scores[start: start + len(part)] = (out.score if dimension is None else out.mu[:, dimension]).numpy()
     return np.array([scores[a] - scores[b] for a, b in pairs])
 
 
@@ -171,13 +174,47 @@ def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
     }
 
 
+def audit_rows(n: int, seed: int) -> list[dict]:
+    """Held-out comparisons of the exact target (candidate a) against each audit category's clean wrong
+    outcome and against the unchanged source (candidate b); ``group`` names the category."""
+    import io
+    import random
+
+    from editrl.world.audit import CATEGORIES, wrong_outcome
+    from editrl.world.examples import make_examples
+
+    def png(image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    rng, rows = random.Random(seed), []
+    for example in make_examples(n, seed=seed, split="test"):
+        source, target = png(example.source), png(example.target)
+        for category in CATEGORIES:
+            wrong = wrong_outcome(example, category, rng)
+            if wrong is not None:
+                rows.append({"group": category, "instruction": example.instruction, "source": source, "a": target, "b": png(wrong)})
+    return rows
+
+
+def audit_wins(reward, rows: list[dict]) -> dict:
+    """Per audit category: the share of held-out cases where the reward scores the exact target above the wrong outcome."""
+    wins = reward_deltas(reward, rows) > 0
+    return {category: round(float(np.mean([w for w, r in zip(wins, rows) if r["group"] == category])), 4)
+            for category in dict.fromkeys(r["group"] for r in rows)}
+
+
 def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict,
-                   editor_rows: list[dict], editor_truth: np.ndarray) -> dict:
+                   editor_rows: list[dict], editor_truth: np.ndarray, audit: list[dict], editor_if_truth: np.ndarray) -> dict:
     start = time.perf_counter()
     deltas = reward_deltas(reward, rows)
     editor_deltas = reward_deltas(reward, editor_rows)
     record = {"model": name, **extra, "vs_oracle": measure(rows, truth, deltas),
               "editor_pairs_vs_oracle": metrics.accuracy_without_ties(editor_truth, editor_deltas),
+              "editor_pairs_if_head_vs_oracle_if": metrics.accuracy_without_ties(
+                  editor_if_truth, reward_deltas(reward, editor_rows, dimension=0)),
+              "audit_target_wins": audit_wins(reward, audit),
               "vs_annotators": measure(rows, annotators, deltas), "scoring_s": round(time.perf_counter() - start, 1),
               "target_wins_of_20": {kind: target_wins(reward, kind) for kind in CORRUPTIONS}}
     emit(record)
@@ -255,6 +292,25 @@ def chance_note(records: list[dict]) -> str:
             "refute the paper; rerun with a larger --steps.\n")
 
 
+def audit_table(records: list[dict], bench_info: dict) -> str:
+    """Per audit category, how often each reward prefers the exact target (goal: >= 95% everywhere, >= 98% vs
+    the unchanged source), and the instruction-following head on editor pairs (goal >= 85%)."""
+    scored = [r for r in records if "audit_target_wins" in r]
+    if not scored:
+        return ""
+    categories = list(scored[0]["audit_target_wins"])
+    rows = [f"| {r['model']} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | "
+            + " | ".join(fmt(r["audit_target_wins"][c]) for c in categories) + " |" for r in scored]
+    return ("## The exact target against each clean wrong outcome\n\n"
+            f"{bench_info['audit_cases']} held-out comparisons (`editrl.world.audit`, test split): how often the reward "
+            "scores the exact target above the wrong outcome (goal: >= 95% in every category, >= 98% against the "
+            "unchanged source), and the instruction-following head's accuracy on the editor-sample pairs against the "
+            "oracle's instruction following (goal >= 85%; the annotators' own IF labels score "
+            + next((fmt(r["editor_pairs_if_head_vs_oracle_if"]) for r in records if r["model"] == "annotator ceiling"), "–")
+            + "%).\n\n| model | IF head, editor pairs | " + " | ".join(categories) + " |\n|---|---|"
+            + "---|" * len(categories) + "\n" + "\n".join(rows) + "\n")
+
+
 def markdown(records: list[dict], args, bench_info: dict) -> str:
     head = ("| model | loss | head | fusion | ties | pairwise acc. (no ties) | pairwise acc. (tie-calibrated) | hard pairs | "
             "K=2 group | K=3 group | K=4 group | vs annotators (no ties) | editor-sample pairs | "
@@ -285,7 +341,7 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         "the target with noise / with blur. 'editor-sample pairs': oracle pairwise accuracy (no ties) on "
         f"{bench_info['editor_pairs']} pairs of the shipped editor's own samples on held-out prompts "
         "(`runs/world-reward/data/validation-editor`, what best-of-N and RL ask the reward to rank).\n\n"
-        + head + "\n".join(lines) + "\n\n## The paper's Table-4 claims in the world\n\n"
+        + head + "\n".join(lines) + "\n\n" + audit_table(records, bench_info) + "\n## The paper's Table-4 claims in the world\n\n"
         "| claim | difference (points, oracle pairwise acc.) | 2 SE | verdict |\n|---|---|---|---|\n"
         + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | {100 * c['two_se']:.1f} | {c['verdict']} |" if "difference" in c
                     else f"| {c['claim']} | – | – | {c['verdict']} |" for c in comparisons(records)) + "\n"
@@ -299,6 +355,7 @@ def main() -> None:
     parser.add_argument("--bench-groups", type=int, default=60, help="benchmark groups per K")
     parser.add_argument("--bench-seed", type=int, default=101, help="benchmark seed (the training data uses seeds 0 and 1)")
     parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
+    parser.add_argument("--audit-examples", type=int, default=150, help="held-out examples of the audit comparisons")
     parser.add_argument("--jobs", type=int, default=2, help="ablation trainings run at once (one CPU thread each)")
     parser.add_argument("--skip-ablation", action="store_true", help="only the shipped reward and the annotator ceiling")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation variants to run")
@@ -321,7 +378,10 @@ def main() -> None:
     emit({"benchmark": str(bench), **bench_info})
     editor_rows = read_pairs(REPO / "runs/world-reward/data/validation-editor/train.parquet")
     editor_truth = oracle_labels(editor_rows, args.oracle_tie)
+    editor_if_truth = oracle_labels([{"oracle_delta": r["oracle_if_delta"]} for r in editor_rows], args.oracle_tie)
     bench_info["editor_pairs"] = int((editor_truth != 0).sum())
+    audit = audit_rows(args.audit_examples, args.bench_seed)
+    bench_info["audit_cases"] = len(audit)
 
     trained = []
     if not args.skip_ablation:  # train first: the shipped model may still be replaced meanwhile
@@ -333,7 +393,9 @@ def main() -> None:
     ceiling = {"model": "annotator ceiling", "vs_oracle": measure(rows, truth, np.array([r["annotator_delta"] for r in rows])),
                "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows])),
                "editor_pairs_vs_oracle": metrics.accuracy_without_ties(
-                   editor_truth, np.array([r["annotator_delta"] for r in editor_rows]))}
+                   editor_truth, np.array([r["annotator_delta"] for r in editor_rows])),
+               "editor_pairs_if_head_vs_oracle_if": metrics.accuracy_without_ties(
+                   editor_if_truth, np.array([r["annotator_if_delta"] for r in editor_rows]))}
     emit(ceiling)
     records.append(ceiling)
     start = time.perf_counter()
@@ -341,13 +403,14 @@ def main() -> None:
     records.append(evaluate_model("shipped world reward", shipped, rows, truth, annotators,
                                   {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
                                    "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"},
-                                  editor_rows, editor_truth))
+                                  editor_rows, editor_truth, audit, editor_if_truth))
     for name, (final, summary) in zip(args.variants, trained):
         loss, head, fusion, ties = VARIANTS[name]
         records.append(evaluate_model(name, EditReward.from_pretrained(str(final)), rows, truth, annotators, {
             "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
             "train_wall_s": summary.get("train_wall_s"), "config": f"configs/reward/{CONFIG_OF[name]}",
-            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truth))
+            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truth, audit,
+            editor_if_truth))
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(records, args, bench_info))

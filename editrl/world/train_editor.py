@@ -380,20 +380,26 @@ def evaluate_editor(editor, n: int = 50, k: int = 8, seed: int = 0, num_steps: i
     Returns the mean oracle score (mean of the two dimensions) of one sample, of the oracle's best
     of ``k`` (an upper bound for best-of-N with a perfect reward) and of the worst, with the mean
     instruction following / visual quality of the single sample and the share of examples where at
-    least one of the ``k`` samples follows the instruction (oracle IF >= 0.85).
+    least one of the ``k`` samples follows the instruction (oracle IF >= 0.85); beside them, measures that
+    depend on no scoring rule: the share of single samples that are exactly right (parsed scene = target
+    scene) or lost an object that should be there, and the share of examples with an exactly right sample
+    among the ``k``.
     """
     from .oracle import Oracle
 
     oracle = Oracle()
     examples = make_examples(n, seed, "test", editor.resolution)
-    scores, ifs, vqs = [], [], []
+    scores, ifs, vqs, exact, lost = [], [], [], [], []
     for i, e in enumerate(tqdm(examples, desc="evaluate", leave=False)):
         result = editor.sample([e.source], [e.instruction], seeds=[seed * 1000 + i * k + j for j in range(k)], num_steps=num_steps)
         out = oracle.score([e.source] * k, [e.instruction] * k, result.images)
         scores.append(out.score.numpy())
         ifs.append(out.mu[:, 0].numpy())
         vqs.append(out.mu[:, 1].numpy())
-    scores, ifs, vqs = np.stack(scores), np.stack(ifs), np.stack(vqs)
+        measures = oracle.measures([e.source] * k, [e.instruction] * k, result.images)
+        exact.append(measures["exact_edit"].numpy())
+        lost.append(measures["lost_object"].numpy())
+    scores, ifs, vqs, exact, lost = np.stack(scores), np.stack(ifs), np.stack(vqs), np.stack(exact), np.stack(lost)
     return {
         "examples": n, "k": k, "steps": num_steps or editor.default_steps,
         "oracle_1_sample": round(float(scores[:, 0].mean()), 4),
@@ -403,4 +409,7 @@ def evaluate_editor(editor, n: int = 50, k: int = 8, seed: int = 0, num_steps: i
         "vq_1_sample": round(float(vqs[:, 0].mean()), 4),
         "share_if_ge_0.85_1_sample": round(float((ifs[:, 0] >= 0.85).mean()), 4),
         f"share_if_ge_0.85_any_of_{k}": round(float((ifs >= 0.85).any(1).mean()), 4),
+        "exact_edit_1_sample": round(float(exact[:, 0].mean()), 4),
+        "lost_object_1_sample": round(float(lost[:, 0].mean()), 4),
+        f"exact_edit_any_of_{k}": round(float(exact.any(1).mean()), 4),
     }

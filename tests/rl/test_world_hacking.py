@@ -29,8 +29,8 @@ def test_fewer_objects_reward_pays_for_deleting_and_the_oracle_measures_it():
 def test_grpo_against_a_hackable_reward_is_flagged(tmp_path):
     torch.manual_seed(0)
     config = load_config(GRPOConfig, "configs/grpo/world.yaml", [
-        "kl_beta=0", "ema_decay=0", "learning_rate=0.05", "group_size=4", "groups_per_step=2", "batch_size=8",
-        "num_iterations=4", "eval_every=1", "eval_prompts=8", "world_train_examples=16", f"output_dir={tmp_path / 'run'}",
+        "kl_beta=0", "ema_decay=0", "learning_rate=0.01", "group_size=8", "groups_per_step=2", "batch_size=16",
+        "num_iterations=6", "eval_every=2", "eval_prompts=8", "world_train_examples=16", f"output_dir={tmp_path / 'run'}",
         "save_every=100",
     ])
     config.rewards = {"editrl.world.hackable:FewerObjectsReward": 1.0}

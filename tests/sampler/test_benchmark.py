@@ -23,9 +23,11 @@ def bench():
 def test_summarise_selects_by_reward_and_checks_the_goal(bench):
     records = [
         {"reward_values": [0.1, 0.9, 0.5], "oracle": [0.2, 0.4, 0.8], "nfe_per_candidate": 4,
-         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.8}]},
+         "exact_edit": [0.0, 0.0, 1.0], "lost_object": [1.0, 0.0, 0.0],
+         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.8, "exact_edit": 1.0, "lost_object": 0.0}]},
         {"reward_values": [0.7, 0.1, 0.2], "oracle": [0.6, 0.9, 0.1], "nfe_per_candidate": 4,
-         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.6}]},
+         "exact_edit": [0.0, 1.0, 0.0], "lost_object": [0.0, 0.0, 1.0],
+         "halving": [{"spec": "3/0.5", "n": 3, "nfe": 6, "reward_calls": 5, "oracle": 0.6, "exact_edit": 0.0, "lost_object": 0.0}]},
     ]
     rows = bench.summarise(records, Namespace(max_n=3, keep=0.5))
     by = {(r.get("method"), r.get("n")): r for r in rows if "method" in r}
@@ -33,6 +35,11 @@ def test_summarise_selects_by_reward_and_checks_the_goal(bench):
     assert by[("best_of_n", 2)]["oracle_score"] == pytest.approx((0.4 + 0.6) / 2)  # reward argmax of the first 2
     assert by[("oracle_best_of_n", 2)]["oracle_score"] == pytest.approx((0.4 + 0.9) / 2)  # the ceiling
     assert by[("best_of_n", 3)]["nfe"] == 12 and by[("halving", 3)]["nfe"] == 6
+    # the second measures are those of the selected edit, not of the best one
+    assert by[("single", 1)]["exact_edit"] == 0.0 and by[("single", 1)]["lost_object"] == 0.5
+    assert by[("best_of_n", 2)]["lost_object"] == 0.0 and by[("oracle_best_of_n", 2)]["exact_edit"] == 0.5
+    assert by[("best_of_n", 3)]["exact_edit"] == 0.0 and by[("oracle_best_of_n", 3)]["exact_edit"] == 1.0
+    assert by[("halving", 3)]["exact_edit"] == 0.5
     assert all("goal" not in r for r in rows)  # no best-of-8 at max_n = 3: no goal line
 
 
@@ -54,6 +61,8 @@ def test_tiny_run_resumes(bench, flux_pipe, tmp_path, capsys, monkeypatch):
     bench.main()
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     goal = lines[-1]
+    gap = lines[-2]
+    assert set(gap["gap_closed"]) == {"oracle_score", "exact_edit"} and set(gap["lost_object"]) == {"single", "best_of_8", "oracle_best_of_8"}
     # step 0: 8 candidates, then 2 at step 1, then 1 for steps 2-3
     assert goal["best_of_8_nfe"] == 32 and goal["best_halving_within_half_nfe"]["nfe"] == 8 + 2 + 1 * 2
     assert (tmp_path / "plot.png").stat().st_size > 0
