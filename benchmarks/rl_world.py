@@ -7,6 +7,9 @@ Starting from the shipped world editor, each run sees the same number of sampled
 - ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
 - ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
   the reward-hacking monitor should flag;
+- ``grpo_fewer_objects``: GRPO against ``editrl.world.hackable.FewerObjectsReward`` (pays for deleted
+  objects: the failure the second shipped reward had), no KL, no EMA, ``--hacking-lr``; the monitor
+  must flag it from the oracle's lost-object and exact-edit shares;
 - ``nft_learned``: DiffusionNFT with the shipped reward (configs/nft/world.yaml), the same number of
   sampled images per iteration as GRPO.
 
@@ -63,6 +66,7 @@ def run_world(args) -> None:
     from editrl.sampler.editors import load_editor
     from editrl.rl.trainer import load_prompts
     from editrl.world import Oracle
+    from editrl.world.hackable import FewerObjectsReward
 
     oracle = Oracle()
     reward = build_reward(args.reward)
@@ -87,6 +91,7 @@ def run_world(args) -> None:
         "dpo_learned": (DPOConfig, "dpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_hacking": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0}), "kl_beta": 0, "ema_decay": 0,
                                                "learning_rate": args.hacking_lr, "clip_range": 0.01}),
+        "grpo_fewer_objects": (GRPOConfig, "grpo", {"kl_beta": 0, "ema_decay": 0, "learning_rate": args.hacking_lr}),
         "nft_learned": (NFTConfig, "nft", {"rewards": json.dumps({args.reward: 1.0})}),
     }
     trainers = {GRPOConfig: GRPOTrainer, DPOConfig: DPOTrainer, NFTConfig: NFTTrainer}
@@ -98,7 +103,8 @@ def run_world(args) -> None:
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
         # the trainer builds the held-out world prompts itself (the same for every run: same seed and count),
         # and then also logs the exact-edit and lost-object shares of its evaluation samples
-        trainer = trainers[cls](config, editor=editor(), reward=oracle if "oracle" in name else reward, judge=oracle)
+        run_reward = oracle if "oracle" in name else FewerObjectsReward() if name == "grpo_fewer_objects" else reward
+        trainer = trainers[cls](config, editor=editor(), reward=run_reward, judge=oracle)
         eval_prompts = eval_prompts or trainer.eval_prompts
         start = time.time()
         trainer.train()
@@ -121,6 +127,9 @@ def run_world(args) -> None:
             "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
             "curves_png": str(out / name / "curves.png"),
             "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
+            # the goal of a real improvement: the judge rises, exact edits rise, lost objects do not
+            "judge_up_exact_up_lost_not_up": judged[-1][1] > judged[0][1] and judged[-1][3] > judged[0][3]
+            and judged[-1][4] <= judged[0][4],
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in config.to_dict().items() if k in (
                 "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
@@ -175,7 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
-    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking", "nft_learned"])
+    parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking",
+                                                      "grpo_fewer_objects", "nft_learned"])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
     parser.add_argument("--k", type=int, default=None, help="samples per group")

@@ -40,7 +40,9 @@ def test_grpo_against_a_hackable_reward_is_flagged(tmp_path):
     evals = [r for r in log if "judge_score" in r]
     assert all({"exact_edit", "lost_object"} <= r.keys() for r in evals)
     # the policy learns to delete: the training reward rises, objects go missing, and the monitor says so
-    assert evals[-1]["eval_reward"] > evals[0]["eval_reward"]
-    assert evals[-1]["lost_object"] > evals[0]["lost_object"]
-    warnings = [r["hacking_warning"] for r in log if "hacking_warning" in r]
-    assert warnings and "lost_object" in warnings[-1]["worse"]
+    train = [r["reward_mean"] for r in log if "reward_mean" in r]
+    assert max(train[1:]) > train[0]
+    flagged = [r for r in log if "hacking_warning" in r]
+    assert flagged and any("lost_object" in r["hacking_warning"]["worse"] for r in flagged)
+    first = flagged[0]
+    assert first["lost_object"] > evals[0]["lost_object"] and first["hacking_warning"]["train_reward_slope"] > 0

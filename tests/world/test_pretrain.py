@@ -1,0 +1,105 @@
+"""Pretraining the world VLM: exact answers, the reward's sequence layout, loss only on answers, resume."""
+
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from editrl.errors import EditRLError
+from editrl.world.pretrain import (
+    PretrainConfig, SequenceBuilder, answer_logits, build_vlm, compare, describe, exact_match, lm_loss, make_sample,
+    pretrain, vlm_vocabulary,
+)
+from editrl.world.scenes import Scene, WorldObject
+
+RING = WorldObject("ring", "red", "large", "center")
+SQUARE = WorldObject("square", "blue", "medium", "top left")
+TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 37, "vision_hidden_size": 32, "vision_depth": 1}
+
+
+def test_describe_and_compare_are_exact_and_in_grid_order():
+    scene = Scene("white", (RING, SQUARE))
+    assert describe(scene) == "white background . blue square medium top left . red ring large center"
+    after = Scene("black", (replace(RING, size="small", position="top"), WorldObject("cross", "green", "small", "left")))
+    assert compare(scene, after) == ("background black . blue square removed . green cross added small left . "
+                                     "red ring size small . red ring moved top")
+    assert compare(scene, scene) == "no change"
+
+
+def test_every_answer_and_prompt_is_in_the_vocabulary():
+    words = set(vlm_vocabulary())
+    rng = random.Random(0)
+    from editrl.tiny import split_words
+
+    for task in ("describe", "compare", "apply"):
+        for _ in range(50):
+            sample = make_sample(task, rng)
+            assert set(split_words(sample.answer)) <= words and set(split_words(sample.prompt)) <= words
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm():
+    config = PretrainConfig(tiny=TINY, image_size=56)
+    model, processor = build_vlm(config)
+    return config, model, SequenceBuilder(processor, config.image_size)
+
+
+def test_sequences_put_the_loss_on_the_answer_only(tiny_vlm):
+    config, model, builder = tiny_vlm
+    rng = random.Random(1)
+    samples = [make_sample("compare", rng), make_sample("describe", rng)]
+    encoded = builder.encode(samples)
+    tokenizer = builder.tokenizer
+    for row, sample in enumerate(samples):
+        labelled = encoded["labels"][row][encoded["labels"][row] != -100].tolist()
+        assert labelled == tokenizer(sample.answer)["input_ids"] + [tokenizer.eos_token_id]
+        n_images = (encoded["ids"][row] == builder.image_token_id).sum().item()
+        assert n_images == len(sample.images) * 4  # 56 px: 2x2 merged tokens per image
+    logits = answer_logits(model, encoded)
+    assert logits.shape[:2] == encoded["ids"].shape
+    # the loss is the mean cross-entropy of the answer tokens given what precedes them (an independent computation)
+    expected = []
+    for row in range(len(samples)):
+        for t in range(1, encoded["ids"].shape[1]):
+            if encoded["labels"][row, t] != -100:
+                expected.append(-torch.log_softmax(logits[row, t - 1], -1)[encoded["labels"][row, t]])
+    assert lm_loss(logits, encoded["labels"]).item() == pytest.approx(torch.stack(expected).mean().item(), rel=1e-5)
+
+
+def test_exact_match_counts_whole_answers(tiny_vlm, monkeypatch):
+    config, model, builder = tiny_vlm
+    rng = random.Random(2)
+    samples = [make_sample("describe", rng) for _ in range(3)]
+
+    def oracle_logits(model, encoded):  # a model that predicts every answer token, except in row 1
+        labels = encoded["labels"]
+        logits = torch.zeros(*labels.shape, len(builder.tokenizer))
+        target = labels[:, 1:].clamp(min=0)
+        logits[:, :-1].scatter_(-1, target.unsqueeze(-1), 1.0)
+        last = int((labels[1] != -100).nonzero().max())
+        logits[1, last - 1] = 0  # its end token is now a tie, which argmax gives to token 0 (not the end token)
+        return logits
+
+    monkeypatch.setattr("editrl.world.pretrain.answer_logits", oracle_logits)
+    assert exact_match(model, builder, samples) == pytest.approx(2 / 3)
+
+
+def test_tiny_pretraining_stops_resumes_and_saves(tmp_path):
+    config = PretrainConfig(tiny=TINY, image_size=56, steps=6, batch_size=4, learning_rate=3e-3, warmup_steps=1,
+                            checkpoint_every=3, eval_every=6, eval_samples=4, task_weights={"describe": 1.0})
+    folder = pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # stops after one step, with a checkpoint
+    assert folder == tmp_path / "run" and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert pretrain(config, tmp_path / "run") == tmp_path / "run" / "model"
+    import json
+
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "exact_describe" in r] == [6]  # the held-out evaluation at the end
+    saved = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "run" / "model")
+    assert saved.config.text_config.hidden_size == 32
+    with pytest.raises(EditRLError, match="another config"):
+        pretrain(replace(config, learning_rate=1e-2), tmp_path / "run")
+    with pytest.raises(EditRLError, match="image_size"):
+        pretrain(replace(config, image_size=60), tmp_path / "other")
