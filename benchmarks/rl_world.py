@@ -93,6 +93,7 @@ def run_world(args) -> None:
                                                "learning_rate": args.hacking_lr, "clip_range": 0.01}),
         "grpo_fewer_objects": (GRPOConfig, "grpo", {"kl_beta": 0, "ema_decay": 0, "learning_rate": args.hacking_lr}),
         "nft_learned": (NFTConfig, "nft", {"rewards": json.dumps({args.reward: 1.0})}),
+        "nft_oracle": (NFTConfig, "nft", {"rewards": "{oracle: 1.0}"}),
     }
     trainers = {GRPOConfig: GRPOTrainer, DPOConfig: DPOTrainer, NFTConfig: NFTTrainer}
     eval_prompts = None
@@ -136,13 +137,15 @@ def run_world(args) -> None:
         }
         emit(results[name])
 
-    if "grpo_learned" in results and "nft_learned" in results:
-        grpo, nft = results["grpo_learned"], results["nft_learned"]
+    for reward_name in ("learned", "oracle"):  # NFT against GRPO with the same reward, at equal sampled images
+        if f"grpo_{reward_name}" not in results or f"nft_{reward_name}" not in results:
+            continue
+        grpo, nft = results[f"grpo_{reward_name}"], results[f"nft_{reward_name}"]
         target = grpo["oracle_after"]
         need = {name: images_to_reach([tuple(p) for p in r["oracle_curve"]], target, r["images_per_iteration"])
                 for name, r in (("grpo", grpo), ("nft", nft))}
         emit({
-            "summary": "nft_vs_grpo", "images_per_run": [grpo["images"], nft["images"]],
+            "summary": "nft_vs_grpo", "reward": reward_name, "images_per_run": [grpo["images"], nft["images"]],
             "grpo_final_oracle": target, "nft_final_oracle": nft["oracle_after"],
             "grpo_images_to_reach": need["grpo"], "nft_images_to_reach": need["nft"],
             "nft_over_grpo_images": need["nft"] / need["grpo"] if need["nft"] and need["grpo"] else None,
@@ -152,6 +155,8 @@ def run_world(args) -> None:
             "goal_nft_le_quarter": bool(need["nft"] and need["grpo"] and need["nft"] <= need["grpo"] / 4),
         })
 
+    if args.no_best_of_4:
+        return
     # best-of-4 of the initial editor, picked by the learned reward, judged by the oracle
     ed = editor()
     eval_prompts = eval_prompts or load_prompts("world", args.eval_prompts or 32, "test", args.seed, ed.resolution)
@@ -185,7 +190,8 @@ def main() -> None:
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
     parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking",
-                                                      "grpo_fewer_objects", "nft_learned"])
+                                                      "grpo_fewer_objects", "nft_learned"],
+                        help="grpo_learned grpo_oracle dpo_learned grpo_hacking grpo_fewer_objects nft_learned nft_oracle")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
     parser.add_argument("--k", type=int, default=None, help="samples per group")
@@ -197,6 +203,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run (the hacking run's own keys win), e.g. --set learning_rate=1e-3")
     parser.add_argument("--hacking-lr", type=float, default=5e-2)
+    parser.add_argument("--no-best-of-4", action="store_true", help="skip the best-of-4 reference (e.g. while the reward is retrained)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-rl-world")
     args = parser.parse_args()
