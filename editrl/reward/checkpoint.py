@@ -90,7 +90,7 @@ def remap_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def load_processor(folder: Path):
-    from ..tiny import ImageOnlyQwen2_5_VLProcessor
+    from .processor import ImageOnlyQwen2_5_VLProcessor
 
     try:
         return ImageOnlyQwen2_5_VLProcessor.from_pretrained(str(folder), local_files_only=True)

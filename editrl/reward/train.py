@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import EditRLError
+from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import finish_trackers, tracker_config, trackers, write_config
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
@@ -58,17 +59,12 @@ def build_reward_model(section: ModelSection):
         positions=section.positions, templates=section.templates, min_pixels=section.min_pixels,
         max_pixels=section.max_pixels, head_dropout=section.head_dropout,
     )
-    if section.tiny is not None:
-        from ..tiny import tiny_qwen25vl
-
-        words = None
-        if section.tokenizer == "world":
-            from ..world.reward import prompt_vocabulary
-
-            words = prompt_vocabulary(reward_config.templates)
+    if section.tiny is not None:  # built in code by editrl.tiny; a word-level tokenizer's words come from its owner
+        vocabulary = TOKENIZER_WORDS[section.tokenizer]
+        words = vocabulary(reward_config.templates) if vocabulary is not None else None
         try:
-            backbone, processor = tiny_qwen25vl(section.seed, extra_special_tokens=[reward_config.reward_token],
-                                                words=words, **section.tiny)
+            backbone, processor = TINY_BACKBONES["tiny"](section.seed, extra_special_tokens=[reward_config.reward_token],
+                                                         words=words, **section.tiny)
         except TypeError as err:
             raise EditRLError(f"model.tiny: {err}") from None
     else:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..errors import EditRLError
 from ..images import check_instruction, load_image
+from ..registry import PROMPT_SETS
 from ..reward.output import RewardFunction
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
@@ -48,14 +49,14 @@ RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
 
 def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
-    """(source, instruction) pairs: ``n`` world examples of ``split``, or every line of a JSONL file."""
-    if spec == "world":
-        from ..world import make_examples
-
-        return [(e.source, e.instruction) for e in make_examples(n, seed=seed, split=split, size=size)]
+    """(source, instruction) pairs: ``n`` examples of a registered prompt set (the world registers ``world``),
+    or every line of a JSONL file."""
     path = Path(spec)
+    if not path.is_file() and spec in PROMPT_SETS:
+        return PROMPT_SETS[spec](n, split, seed, size)
     if not path.is_file():
-        raise EditRLError(f"data {spec!r}: expected 'world' or a JSONL file with 'source' and 'instruction' per line")
+        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL file with 'source' and "
+                          "'instruction' per line")
     prompts = []
     for i, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
