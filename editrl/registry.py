@@ -50,10 +50,6 @@ class Registry(MutableMapping):
         """Add (or replace) ``name``; ``target`` may be a ``"module:attribute"`` string."""
         self._entries[name] = target
 
-    def builtin(self) -> dict:
-        """The entries registered so far, without loading the plugins (values not resolved)."""
-        return dict(self._entries)
-
     def __getitem__(self, name: str):
         if name not in self._entries:
             load_plugins()

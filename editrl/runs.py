@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -20,6 +19,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import EditRLError
+from .files import write_text_atomic
 
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
@@ -37,10 +37,7 @@ def write_config(config: Any, output_dir: str | Path) -> Path:
     """``output_dir/config.yaml`` (written to a temporary file and renamed: never half written)."""
     path = Path(output_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(resolved_config(config), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(resolved_config(config), sort_keys=False))
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

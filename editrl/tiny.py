@@ -226,7 +226,12 @@ def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
 
 def tiny_instruct_pix2pix(seed: int = 0):
     """A random StableDiffusionInstructPix2PixPipeline (8-channel UNet input: noise + source latents)."""
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(

@@ -54,6 +54,11 @@ def test_world_names_resolve_without_importing_the_world_first():
     assert "editrl.world" in loaded
 
 
+def test_world_imported_before_the_sampler_registers_the_same_editor():
+    loaded_after("import editrl.world\nfrom editrl.sampler.editors import EDITORS, SPEC_BY_PIPELINE\n"
+                 "assert EDITORS['world'].default_model.endswith('editor') and 'world' not in SPEC_BY_PIPELINE")
+
+
 def test_no_module_below_the_world_names_it():
     """Source check: reward, sampler and rl never import the world or tiny, even lazily inside a function."""
     from pathlib import Path

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import load_config as load_dataclass_config
-from ..runs import REPORT_TO
 from ..errors import EditRLError
 from ..registry import TOKENIZER_WORDS
+from ..runs import REPORT_TO
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
 

@@ -25,17 +25,27 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import EditRLError
+from ..files import write_text_atomic
 from ..images import check_instruction, load_image
 from ..registry import PROMPT_SETS
 from ..reward.output import RewardFunction
+from ..reward.specs import build_reward
+from ..runs import (
+    check_resume_config,
+    curves_image,
+    finish_trackers,
+    image_grid,
+    log_images,
+    tracker_config,
+    trackers,
+    write_config,
+)
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
-from .sde import ode_step, sde_step
-from ..runs import check_resume_config, curves_image, finish_trackers, image_grid, log_images, tracker_config, trackers, write_config
-from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
+from .sde import ode_step, sde_step
 
 logger = logging.getLogger(__name__)
 
@@ -475,8 +485,6 @@ class RLTrainer:
         if self.accelerator.is_main_process and self.log_path.exists():
             # steps after the checkpoint are recomputed: keep the log consistent with the state
             kept = [line for line in self.log_path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            tmp = self.log_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.log_path)
+            write_text_atomic(self.log_path, "".join(line + "\n" for line in kept))
         logger.info("resumed from %s at step %d", checkpoints[-1].parent, self.step)
         self.accelerator.wait_for_everyone()

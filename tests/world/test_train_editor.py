@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from editrl.errors import EditRLError
 from editrl.config import build_dataclass as build_config
+from editrl.errors import EditRLError
 from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
 
 TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
@@ -88,8 +88,8 @@ def test_shipped_editor_is_small_and_loads_as_world():
     import numpy as np
 
     from editrl.sampler.editors import load_editor
-    from editrl.world.editor import WORLD_EDITOR_DIR
     from editrl.world import make_examples
+    from editrl.world.editor import WORLD_EDITOR_DIR
 
     files = [p for p in WORLD_EDITOR_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 20 * 2**20

@@ -47,7 +47,7 @@ class EditorSpec:
         return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-EDITORS.update({
+PIPELINE_EDITORS = {
     "flux-kontext": EditorSpec("flux_kontext:FluxKontextEditor", "FluxKontextPipeline", "black-forest-labs/FLUX.1-Kontext-dev"),
     "qwen-image-edit": EditorSpec("qwen_image_edit:QwenImageEditEditor", "QwenImageEditPipeline", "Qwen/Qwen-Image-Edit"),
     "qwen-image-edit-plus": EditorSpec(
@@ -56,8 +56,10 @@ EDITORS.update({
     "instruct-pix2pix": EditorSpec(
         "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
     ),
-})
-SPEC_BY_PIPELINE = {spec.pipeline: spec for spec in EDITORS.builtin().values()}
+}
+"""The adapters of public diffusers pipelines (other names, such as ``world``, are registered from above)."""
+EDITORS.update(PIPELINE_EDITORS)
+SPEC_BY_PIPELINE = {spec.pipeline: spec for spec in PIPELINE_EDITORS.values()}
 """The diffusers pipelines a folder given as the editor name may hold."""
 
 
