@@ -32,10 +32,13 @@ from ..reward.output import RewardFunction
 from ..reward.specs import build_reward
 from ..runs import (
     check_resume_config,
+    checkpoint_dir,
     curves_image,
     finish_trackers,
     image_grid,
+    list_checkpoints,
     log_images,
+    prune_checkpoints,
     tracker_config,
     trackers,
     write_config,
@@ -429,9 +432,8 @@ class RLTrainer:
         if not self.accelerator.is_main_process:
             self.accelerator.wait_for_everyone()
             return
-        root = self.output_dir / "checkpoints"
-        final = root / f"step-{self.step:06d}"
-        tmp = root / f".tmp-step-{self.step:06d}"
+        final = checkpoint_dir(self.output_dir, self.step)
+        tmp = final.with_name(f".tmp-{final.name}")
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_lora(tmp)
         state = {
@@ -452,8 +454,7 @@ class RLTrainer:
         shutil.copytree(final, lora_tmp, ignore=shutil.ignore_patterns(STATE_FILE))
         shutil.rmtree(self.output_dir / "lora", ignore_errors=True)
         os.replace(lora_tmp, self.output_dir / "lora")
-        for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(self.output_dir, STATE_FILE, self.config.keep_checkpoints)
         logger.info("saved checkpoint %s", final)
         self.accelerator.wait_for_everyone()
 
@@ -467,7 +468,7 @@ class RLTrainer:
                 raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
             checkpoints = [path]
         else:
-            checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
+            checkpoints = [folder / STATE_FILE for folder in list_checkpoints(self.output_dir, STATE_FILE)]
         if not checkpoints:
             logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
             if self.accelerator.is_main_process and self.log_path.exists():
