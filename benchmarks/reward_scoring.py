@@ -21,11 +21,10 @@ import time
 
 import numpy as np
 import torch
+from sizes import QWEN25VL, editreward, realistic_templates
 
 from editrl.images import load_image
 from editrl.reward.inputs import common_prefix_length
-
-from sizes import QWEN25VL, editreward, realistic_templates
 
 
 def main() -> None:

@@ -48,8 +48,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer, load_config  # noqa: E402
 from editrl.reward.specs import build_reward  # noqa: E402
+from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer, load_config  # noqa: E402
 
 
 def emit(record: dict) -> None:
@@ -62,9 +62,9 @@ def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_st
 
 
 def run_world(args) -> None:
+    from editrl.rl.trainer import load_prompts
     from editrl.sampler.best_of_n import best_of_n
     from editrl.sampler.editors import load_editor
-    from editrl.rl.trainer import load_prompts
     from editrl.world import Oracle
     from editrl.world.hackable import FewerObjectsReward
 

@@ -365,8 +365,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
-    from editrl.world import load_world_reward
     from editrl.reward.model import EditReward
+    from editrl.world import load_world_reward
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     work = REPO / args.work

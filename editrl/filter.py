@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .errors import EditRLError
+from .files import atomic_path, write_text_atomic
 from .reward.output import RewardFunction
 
 logger = logging.getLogger(__name__)
@@ -221,12 +222,6 @@ def _together(state, work):
     return result
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _merge_shards(scores_dir: Path, world: int, total: int):
     """All shards' tables as one pyarrow table with the global row number, sorted by it."""
     import pyarrow as pa
@@ -278,14 +273,11 @@ def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Pat
             records.append(record)
     as_jsonl = all(f.suffix == ".jsonl" for f in _table_files(data))
     path = out / ("kept.jsonl" if as_jsonl else "kept.parquet")
-    tmp = path.with_name(path.name + ".tmp")
     if as_jsonl:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
+        write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in records))
     else:
-        pq.write_table(pa.Table.from_pylist(records), tmp)
-    os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.Table.from_pylist(records), tmp)
     return path
 
 
@@ -320,7 +312,7 @@ def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: st
         identity=identity,
     ))
     logger.info("rank %d/%d: %d rows scored now, %d already scored", rank, world, stats["scored"], stats["skipped"])
-    _write_text(scores_dir / f"shard-{rank}-of-{world}.json", json.dumps(stats))
+    write_text_atomic(scores_dir / f"shard-{rank}-of-{world}.json", json.dumps(stats))
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
@@ -331,9 +323,8 @@ def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: st
         raise EditRLError(f"data {config.data!r}: {total} rows but {scores.num_rows} scored; was the data changed during the run?")
     import pyarrow.parquet as pq
 
-    tmp = out / "scores.parquet.tmp"
-    pq.write_table(scores, tmp)
-    os.replace(tmp, out / "scores.parquet")
+    with atomic_path(out / "scores.parquet") as tmp:
+        pq.write_table(scores, tmp)
     values = {c: np.asarray(scores.column(c).to_pylist(), dtype=np.float64) for c in BY.values() if c in scores.column_names}
     selection = select_rows(values, config.by, config.top_k, config.top_fraction, config.min_if, config.min_vq)
     kept_path = _write_kept(data, {row: position for position, row in enumerate(selection.kept)}, scores, out)
@@ -345,5 +336,5 @@ def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: st
         "scored_now": scored_now, "processes": world, "reward": reward_name, **asdict(config),
         "kept_file": str(kept_path), "scores_file": str(out / "scores.parquet"), "histogram": str(out / "histogram.png"),
     }
-    _write_text(out / "summary.json", json.dumps(summary, indent=2))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -20,6 +19,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import EditRLError
+from .files import write_text_atomic
 
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
@@ -37,10 +37,29 @@ def write_config(config: Any, output_dir: str | Path) -> Path:
     """``output_dir/config.yaml`` (written to a temporary file and renamed: never half written)."""
     path = Path(output_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(resolved_config(config), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(resolved_config(config), sort_keys=False))
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    """``output_dir/checkpoints/step-NNNNNN``: where every trainer (reward, RL) keeps the state of ``step``."""
+    return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def list_checkpoints(output_dir: str | Path, marker: str) -> list[Path]:
+    """Complete checkpoints of ``output_dir`` (those holding ``marker``, the file a trainer writes last),
+    oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    found = [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / marker).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def prune_checkpoints(output_dir: str | Path, marker: str, keep: int) -> None:
+    """Delete all complete checkpoints but the newest ``keep`` (0 keeps them all)."""
+    import shutil
+
+    if keep:
+        for old in list_checkpoints(output_dir, marker)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

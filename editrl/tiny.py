@@ -18,11 +18,13 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
-    Qwen2_5_VLProcessor,
     Qwen2VLImageProcessorPil,
     T5Config,
     T5EncoderModel,
 )
+
+from .registry import TINY_BACKBONES
+from .reward.processor import ImageOnlyQwen2_5_VLProcessor
 
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -87,17 +89,6 @@ def tiny_tokenizer(special_tokens: list[str], model_max_length: int, words=None,
 def tiny_t5_tokenizer(words=None, model_max_length: int = 512) -> PreTrainedTokenizerFast:
     """The tokenizer of the tiny T5 text encoder of ``tiny_flux_kontext`` (byte- or word-level)."""
     return tiny_tokenizer(["<unk>", "</s>", "<pad>"], model_max_length, words, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-
-
-class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-    """A Qwen2.5-VL processor without a video processor.
-
-    The stock class insists on a video processor, which needs torchvision; editrl only ever feeds
-    images, so the processor is built without one.
-    """
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
 
 def tiny_qwen_tokenizer(extra_special_tokens: list[str] = (), words=None) -> PreTrainedTokenizerFast:
@@ -235,7 +226,12 @@ def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
 
 def tiny_instruct_pix2pix(seed: int = 0):
     """A random StableDiffusionInstructPix2PixPipeline (8-channel UNet input: noise + source latents)."""
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -261,3 +257,6 @@ def tiny_instruct_pix2pix(seed: int = 0):
         scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+TINY_BACKBONES.register("tiny", tiny_qwen25vl)  # a reward config's ``model.tiny``

@@ -4,7 +4,6 @@ existed). Also EXIF orientation and the official image conversion."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path

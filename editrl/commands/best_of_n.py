@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
+from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int
+
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
@@ -17,8 +19,6 @@ EPILOG = """examples:
 
 scores.json records how the run was made (editor, model, LoRA, reward, steps, guidance, seeds,
 selection, search, editrl version). An --out folder holding a previous run is refused: pick a new one."""
-
-from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int
 
 
 def register(subparsers) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import EditRLError
+from ..files import atomic_path
 from .model import EditReward, EditRewardConfig
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def remap_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def load_processor(folder: Path):
-    from ..tiny import ImageOnlyQwen2_5_VLProcessor
+    from .processor import ImageOnlyQwen2_5_VLProcessor
 
     try:
         return ImageOnlyQwen2_5_VLProcessor.from_pretrained(str(folder), local_files_only=True)
@@ -110,10 +111,10 @@ def load_editreward(
     ``model.safetensors``) on top of ``base_model`` (default: known for the released ids, else
     ``config.base_model``). ``dtype`` casts the backbone (heads stay fp32); default: as stored."""
     from accelerate import init_empty_weights
-
-    from ..loading import quiet_loading
     from safetensors.torch import load_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from ..loading import quiet_loading
 
     folder = resolve_folder(path_or_id, "reward model", [WEIGHTS_NAME, *_CONFIG_FILES])
     weights = folder / WEIGHTS_NAME
@@ -166,9 +167,8 @@ def save_editreward(model: EditReward, directory: str | os.PathLike) -> None:
         ptr = tensor.data_ptr()
         state[key] = tensor.detach().clone().contiguous() if ptr in seen else tensor.detach().contiguous()
         seen.add(ptr)
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, directory / WEIGHTS_NAME)
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     model.backbone.config.save_pretrained(str(directory))
     model.processor.save_pretrained(str(directory))
     (directory / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")

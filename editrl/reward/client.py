@@ -30,7 +30,7 @@ def encode_image(image: ImageLike, name: str = "image") -> str:
     a PNG/JPEG/WebP file or bytes as they are (mode and EXIF orientation kept, so the served reward
     converts them its own way), anything else as a lossless PNG in its own mode (RGB if PNG cannot
     store that mode)."""
-    from .serve import IMAGE_FORMATS
+    from .wire import IMAGE_FORMATS
 
     raw = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) and Path(image).is_file() else image
     decoded = open_image(raw, name)
@@ -108,7 +108,7 @@ class RemoteReward:
         batch_size: int | None = None,
     ) -> RewardOutput:
         """Score the triples remotely; ``batch_size`` (if given) caps the items per request."""
-        from .serve import response_to_output
+        from .wire import response_to_output
 
         if not (len(sources) == len(instructions) == len(edits)):
             raise EditRLError(f"reward: sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}")

@@ -29,10 +29,20 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..errors import EditRLError
+from ..files import write_text_atomic
 from ..images import check_instruction, open_image
 from . import metrics
 from .output import RewardFunction
-from .score import INSTRUCTION_COLUMNS, SOURCE_COLUMNS, EDIT_COLUMNS, check_output, check_positive, image_cell, pick, read_rows
+from .score import (
+    EDIT_COLUMNS,
+    INSTRUCTION_COLUMNS,
+    SOURCE_COLUMNS,
+    check_output,
+    check_positive,
+    image_cell,
+    pick,
+    read_rows,
+)
 
 FORMATS = ("editreward-bench", "pairs", "pointwise")
 EDIT_A_COLUMNS = ("candidate_1", "edit_a", "left_output", "left_output_image", "left_image", "image_1", "path1")
@@ -266,11 +276,7 @@ def evaluate(
     if predictions_path is not None:
         predictions_path = Path(predictions_path)
         predictions_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = predictions_path.with_name(predictions_path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in predictions:
-                handle.write(json.dumps(record) + "\n")
-        os.replace(tmp, predictions_path)
+        write_text_atomic(predictions_path, "".join(json.dumps(record) + "\n" for record in predictions))
         result["predictions"] = str(predictions_path)
     return _json_ready(result)
 

@@ -32,7 +32,6 @@ from .prompts import resolve_templates
 from .vision_attention import packed_vision_attention
 
 
-
 def _cache_kwarg(language_model: nn.Module) -> str:
     """The key/value-cache keyword of the language model's forward: recent transformers renamed
     ``past_key_values`` to ``cache`` (the old name still works there, with a FutureWarning)."""

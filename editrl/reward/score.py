@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Union
 import numpy as np
 
 from ..errors import EditRLError
+from ..files import atomic_path
 from ..images import check_instruction, open_image
 from .identity import describe_change, reward_identity, row_digest
 from .output import RewardFunction
@@ -219,9 +220,8 @@ def _write_parquet(records: list[dict], path: Path, identity: dict) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(records)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
 
 
 def _consolidate(out_path: Path, parts: Path, identity: dict) -> int:
@@ -236,9 +236,8 @@ def _consolidate(out_path: Path, parts: Path, identity: dict) -> int:
     first = np.ones(len(rows), dtype=bool)
     first[1:] = rows[1:] != rows[:-1]
     table = table.filter(pa.array(first)) if not first.all() else table
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        pq.write_table(table.replace_schema_metadata({RUN_KEY: json.dumps({"reward": identity})}), tmp)
     shutil.rmtree(parts)
     return table.num_rows
 

@@ -43,11 +43,9 @@ from ..errors import EditRLError
 from ..images import ImageTooLarge, check_instruction, open_image
 from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
+from .wire import IMAGE_FORMATS, output_to_response
 
 logger = logging.getLogger(__name__)
-
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
-
 
 @dataclass
 class ServeConfig:
@@ -144,37 +142,6 @@ class ScoreResult(BaseModel):
 class ScoreResponse(BaseModel):
     dimensions: list[str]
     results: list[ScoreResult]
-
-
-def output_to_response(output: RewardOutput) -> dict:
-    """The JSON body for ``output``; float32 values survive the float64 JSON round trip exactly."""
-    return {
-        "dimensions": list(output.dimensions),
-        "results": [
-            {
-                "score": float(output.score[i]),
-                "score_sigma": float(output.score_sigma[i]),
-                "mu": [float(v) for v in output.mu[i]],
-                "sigma": [float(v) for v in output.sigma[i]],
-            }
-            for i in range(len(output))
-        ],
-    }
-
-
-def response_to_output(body: dict) -> RewardOutput:
-    """Inverse of :func:`output_to_response` (used by the client)."""
-    import torch
-
-    results = body["results"]
-    dims = len(body["dimensions"])
-    return RewardOutput(
-        mu=torch.tensor([r["mu"] for r in results], dtype=torch.float32).reshape(len(results), dims),
-        sigma=torch.tensor([r["sigma"] for r in results], dtype=torch.float32).reshape(len(results), dims),
-        score=torch.tensor([r["score"] for r in results], dtype=torch.float32),
-        score_sigma=torch.tensor([r["score_sigma"] for r in results], dtype=torch.float32),
-        dimensions=tuple(body["dimensions"]),
-    )
 
 
 # ---------------------------------------------------------------- image decoding

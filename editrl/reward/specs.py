@@ -2,8 +2,8 @@
 
 A spec is one string:
 
-- ``"world"``: the world's shipped EditReward model (``editrl.world.load_world_reward``);
-- ``"oracle"``: the world's exact oracle (``editrl.world.Oracle``);
+- a registered word (``editrl.registry.REWARDS``): the world registers ``"world"`` (its shipped EditReward
+  model) and ``"oracle"`` (its exact oracle);
 - ``"http://host:port"`` / ``"https://..."``: a remote ``editrl reward serve`` (``RemoteReward``);
 - ``"package.module:Name"``: a custom ``RewardFunction`` class (or factory) called with no arguments;
 - anything else: an EditReward folder or Hub id (``EditReward.from_pretrained``).
@@ -14,11 +14,13 @@ Each is imported only when asked for, so a run with the oracle needs no reward m
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import torch
 
 from ..errors import EditRLError
+from ..registry import REWARDS
 from .output import RewardFunction
 
 
@@ -26,14 +28,8 @@ def build_reward(spec: str, device: str | torch.device | None = None) -> RewardF
     """The ``RewardFunction`` a spec names (see the module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
         raise EditRLError(f"reward spec: expected 'world', 'oracle', an http(s) URL or an EditReward path, got {spec!r}")
-    if spec == "oracle":
-        from ..world import Oracle
-
-        return Oracle()
-    if spec == "world":
-        from ..world import load_world_reward
-
-        return load_world_reward()
+    if re.fullmatch(r"[\w-]+", spec) and spec in REWARDS:  # a bare word: never a URL, module path or Hub id
+        return REWARDS[spec](device)
     if spec.startswith(("http://", "https://")):
         from .client import RemoteReward
 

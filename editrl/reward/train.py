@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +29,17 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from .. import runs
 from ..errors import EditRLError
-from ..runs import finish_trackers, tracker_config, trackers, write_config
+from ..files import write_text_atomic
+from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
+from ..runs import checkpoint_dir, finish_trackers, prune_checkpoints, tracker_config, trackers, write_config
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "step-"
 DATA_STATE = "data_state.json"
 
 
@@ -58,17 +58,12 @@ def build_reward_model(section: ModelSection):
         positions=section.positions, templates=section.templates, min_pixels=section.min_pixels,
         max_pixels=section.max_pixels, head_dropout=section.head_dropout,
     )
-    if section.tiny is not None:
-        from ..tiny import tiny_qwen25vl
-
-        words = None
-        if section.tokenizer == "world":
-            from ..world.reward import prompt_vocabulary
-
-            words = prompt_vocabulary(reward_config.templates)
+    if section.tiny is not None:  # built in code by editrl.tiny; a word-level tokenizer's words come from its owner
+        vocabulary = TOKENIZER_WORDS[section.tokenizer]
+        words = vocabulary(reward_config.templates) if vocabulary is not None else None
         try:
-            backbone, processor = tiny_qwen25vl(section.seed, extra_special_tokens=[reward_config.reward_token],
-                                                words=words, **section.tiny)
+            backbone, processor = TINY_BACKBONES["tiny"](section.seed, extra_special_tokens=[reward_config.reward_token],
+                                                         words=words, **section.tiny)
         except TypeError as err:
             raise EditRLError(f"model.tiny: {err}") from None
     else:
@@ -294,11 +289,7 @@ def metrics_from_statistics(stats: torch.Tensor, dimensions: Sequence[str]) -> d
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints (their data_state.json exists), oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and (p / DATA_STATE).is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+    return runs.list_checkpoints(output_dir, DATA_STATE)
 
 
 class MetricsLog:
@@ -394,21 +385,15 @@ class RewardTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, step: int, samples_seen: int) -> Path:
-        root = self.output_dir / "checkpoints"
-        final = root / f"{CHECKPOINT_PREFIX}{step:06d}"
+        final = checkpoint_dir(self.output_dir, step)
         self.accelerator.wait_for_everyone()
         self.accelerator.save_state(str(final))
         if self.accelerator.is_main_process:
             state = {"step": step, "samples_seen": samples_seen, "epoch": step // self.plan.steps_per_epoch,
                      "global_batch": self.plan.global_batch, "accumulation": self.plan.accumulation,
                      "num_pairs": self.plan.num_pairs, "seed": self.plan.seed, "max_steps": self.max_steps}
-            tmp = final / (DATA_STATE + ".tmp")
-            tmp.write_text(json.dumps(state, indent=2))
-            os.replace(tmp, final / DATA_STATE)  # written last: the checkpoint is complete
-            limit = self.config.save_total_limit
-            if limit:
-                for old in list_checkpoints(self.output_dir)[:-limit]:
-                    shutil.rmtree(old, ignore_errors=True)
+            write_text_atomic(final / DATA_STATE, json.dumps(state, indent=2))  # written last: the checkpoint is complete
+            prune_checkpoints(self.output_dir, DATA_STATE, self.config.save_total_limit)
         self.accelerator.wait_for_everyone()
         return final
 

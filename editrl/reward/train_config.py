@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import load_config as load_dataclass_config
-from ..runs import REPORT_TO
 from ..errors import EditRLError
+from ..registry import TOKENIZER_WORDS
+from ..runs import REPORT_TO
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
 
@@ -76,8 +77,8 @@ class ModelSection:
             raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
             raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
-        if self.tokenizer not in ("bytes", "world"):
-            raise EditRLError(f"model.tokenizer: expected bytes or world, got {self.tokenizer!r}")
+        if self.tokenizer not in TOKENIZER_WORDS:
+            raise EditRLError(f"model.tokenizer: expected one of {', '.join(sorted(TOKENIZER_WORDS))}, got {self.tokenizer!r}")
 
 
 @dataclass

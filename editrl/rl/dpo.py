@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import EditRLError
 from ..config import config_field
+from ..errors import EditRLError
 from .config import RLConfig
 from .lora import adapter_disabled, lora_state, swapped_lora
 from .trainer import RLTrainer

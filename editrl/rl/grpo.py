@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import EditRLError
 from ..config import config_field
+from ..errors import EditRLError
 from .config import GroupConfig
 from .lora import adapter_disabled
 from .sde import SDE_TYPES, kl_to_reference, ode_step, sde_step
@@ -134,7 +134,6 @@ class GRPOTrainer(RLTrainer):
 
     def iteration(self, step: int) -> dict[str, float]:
         cfg = self.config
-        k = cfg.group_size
         # 1. rollouts: k samples per (source, instruction), SDE on the window, ODE elsewhere
         cond = self.step_groups(step)
         n = len(cond)

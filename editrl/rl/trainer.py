@@ -25,16 +25,30 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import EditRLError
+from ..files import write_text_atomic
 from ..images import check_instruction, load_image
+from ..registry import PROMPT_SETS
 from ..reward.output import RewardFunction
+from ..reward.specs import build_reward
+from ..runs import (
+    check_resume_config,
+    checkpoint_dir,
+    curves_image,
+    finish_trackers,
+    image_grid,
+    list_checkpoints,
+    log_images,
+    prune_checkpoints,
+    tracker_config,
+    trackers,
+    write_config,
+)
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
-from .sde import ode_step, sde_step
-from ..runs import check_resume_config, curves_image, finish_trackers, image_grid, log_images, tracker_config, trackers, write_config
-from ..reward.specs import build_reward
 from .rewards import WeightedReward, build_weighted_reward
+from .sde import ode_step, sde_step
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +62,14 @@ RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
 
 def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
-    """(source, instruction) pairs: ``n`` world examples of ``split``, or every line of a JSONL file."""
-    if spec == "world":
-        from ..world import make_examples
-
-        return [(e.source, e.instruction) for e in make_examples(n, seed=seed, split=split, size=size)]
+    """(source, instruction) pairs: ``n`` examples of a registered prompt set (the world registers ``world``),
+    or every line of a JSONL file."""
     path = Path(spec)
+    if not path.is_file() and spec in PROMPT_SETS:
+        return PROMPT_SETS[spec](n, split, seed, size)
     if not path.is_file():
-        raise EditRLError(f"data {spec!r}: expected 'world' or a JSONL file with 'source' and 'instruction' per line")
+        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL file with 'source' and "
+                          "'instruction' per line")
     prompts = []
     for i, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
@@ -418,9 +432,8 @@ class RLTrainer:
         if not self.accelerator.is_main_process:
             self.accelerator.wait_for_everyone()
             return
-        root = self.output_dir / "checkpoints"
-        final = root / f"step-{self.step:06d}"
-        tmp = root / f".tmp-step-{self.step:06d}"
+        final = checkpoint_dir(self.output_dir, self.step)
+        tmp = final.with_name(f".tmp-{final.name}")
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_lora(tmp)
         state = {
@@ -441,8 +454,7 @@ class RLTrainer:
         shutil.copytree(final, lora_tmp, ignore=shutil.ignore_patterns(STATE_FILE))
         shutil.rmtree(self.output_dir / "lora", ignore_errors=True)
         os.replace(lora_tmp, self.output_dir / "lora")
-        for old in sorted(root.glob("step-*"))[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(self.output_dir, STATE_FILE, self.config.keep_checkpoints)
         logger.info("saved checkpoint %s", final)
         self.accelerator.wait_for_everyone()
 
@@ -456,7 +468,7 @@ class RLTrainer:
                 raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
             checkpoints = [path]
         else:
-            checkpoints = sorted((self.output_dir / "checkpoints").glob("step-*/" + STATE_FILE))
+            checkpoints = [folder / STATE_FILE for folder in list_checkpoints(self.output_dir, STATE_FILE)]
         if not checkpoints:
             logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
             if self.accelerator.is_main_process and self.log_path.exists():
@@ -474,8 +486,6 @@ class RLTrainer:
         if self.accelerator.is_main_process and self.log_path.exists():
             # steps after the checkpoint are recomputed: keep the log consistent with the state
             kept = [line for line in self.log_path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            tmp = self.log_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.log_path)
+            write_text_atomic(self.log_path, "".join(line + "\n" for line in kept))
         logger.info("resumed from %s at step %d", checkpoints[-1].parent, self.step)
         self.accelerator.wait_for_everyone()

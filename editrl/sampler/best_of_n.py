@@ -18,6 +18,7 @@ from typing import Sequence
 from PIL import Image
 
 from ..errors import EditRLError
+from ..files import atomic_path, write_text_atomic
 from ..images import ImageLike, check_instruction
 from ..reward.output import RewardFunction
 from .editors.base import Editor
@@ -92,9 +93,7 @@ class BestOfNResult:
             entry["file"] = f"candidate_{candidate.index:02d}_seed{candidate.seed}.png"
             _save_png(candidate.image, out / entry["file"])
         _save_png(contact_sheet(self), out / "contact_sheet.png")
-        tmp = out / "scores.json.tmp"
-        tmp.write_text(json.dumps(scores, indent=2))
-        tmp.replace(out / "scores.json")
+        write_text_atomic(out / "scores.json", json.dumps(scores, indent=2))
         return out
 
 
@@ -115,9 +114,8 @@ def check_out_dir(out_dir: str | os.PathLike, label: str = "out") -> Path:
 
 
 def _save_png(image: Image.Image, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def _rank(trajectories: list[Trajectory]) -> list[Trajectory]:

@@ -6,6 +6,7 @@ simulates human Likert raters; ``editrl.world.datasets`` writes EditReward-Data 
 Parquet files.
 """
 
+from . import registration  # noqa: F401  (registers the world's editor, reward and prompt names)
 from .annotators import AnnotatorPanel, krippendorff_alpha
 from .examples import WorldExample, make_examples
 from .instructions import Edit, parse_instruction

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from ..errors import EditRLError
 from .annotators import AnnotatorPanel
-from .examples import WorldExample, make_examples
 from .audit import CATEGORIES, wrong_outcome
+from .examples import WorldExample, make_examples
 from .oracle import Oracle
 
 logger = logging.getLogger(__name__)

@@ -43,7 +43,6 @@ from .instructions import apply_edits, parse_instruction
 from .scenes import Scene, median3, object_mask, parse_scene, render_array
 
 
-
 @dataclass
 class OracleConfig:
     """Tolerances of the oracle (RGB distances are Euclidean on 0-255 channels)."""

@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +37,9 @@ from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
-from .instructions import random_edit
 from .examples import make_examples
-from .scenes import BACKGROUNDS, Scene, parse_scene, random_scene, render
+from .instructions import random_edit
+from .scenes import Scene, parse_scene, random_scene, render
 
 logger = logging.getLogger(__name__)
 

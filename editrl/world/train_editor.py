@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import EditRLError
 from ..config import config_field
+from ..errors import EditRLError
+from ..files import atomic_path
 from .examples import make_examples
 
 logger = logging.getLogger(__name__)
@@ -158,9 +159,8 @@ def _schedule(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class EditorTrainer:

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editrl.demo import build_demo, caption, launch, run_best_of_n, score_uploads, toast_text, world_examples, world_notes
+from editrl.demo import (
+    build_demo,
+    caption,
+    launch,
+    run_best_of_n,
+    score_uploads,
+    toast_text,
+    world_examples,
+    world_notes,
+)
 from editrl.errors import EditRLError
 from editrl.sampler.best_of_n import best_of_n
 

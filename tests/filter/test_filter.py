@@ -17,8 +17,8 @@ from PIL import Image
 from editrl.errors import EditRLError
 from editrl.filter import FilterConfig, filter_dataset, select_rows
 from editrl.world import Oracle, make_examples
-from editrl.world.oracle import OracleConfig
 from editrl.world.datasets import corrupted_candidates, png_cell
+from editrl.world.oracle import OracleConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
 import pytest
 import torch
+from PIL import Image
 
 from editrl.errors import EditRLError
 from editrl.reward import EditRewardConfig, RewardFunction, fuse

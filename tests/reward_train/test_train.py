@@ -71,7 +71,9 @@ def test_kill_and_resume_sees_every_sample_once(make_config, monkeypatch):
     a = load_file(str(Path(first.output_dir) / "final" / "model.safetensors"))
     b = load_file(str(Path(straight.output_dir) / "final" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    losses = lambda c: [r["loss"] for r in records(Path(c.output_dir), "train")]
+    def losses(c):
+        return [r["loss"] for r in records(Path(c.output_dir), "train")]
+
     assert losses(first) == pytest.approx(losses(straight), abs=1e-6)
 
 

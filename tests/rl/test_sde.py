@@ -79,7 +79,8 @@ def test_kl_is_zero_for_equal_means_and_divides_by_std_t_not_the_transition_vari
     ref = sde_step(x, v + 0.5, sigma, sigma_next, a, prev_sample=step.prev_sample)
     # independent: flow_grpo's KL = mean((mean - mean_ref)^2) / (2 std_t^2), std_t = a sqrt(sigma / (1 - sigma))
     std_t = a * math.sqrt(sigma / (1 - sigma))
-    mean = lambda vv: x * (1 + std_t**2 / (2 * sigma) * (sigma_next - sigma)) + vv * (1 + std_t**2 * (1 - sigma) / (2 * sigma)) * (sigma_next - sigma)
+    def mean(vv):
+        return x * (1 + std_t**2 / (2 * sigma) * (sigma_next - sigma)) + vv * (1 + std_t**2 * (1 - sigma) / (2 * sigma)) * (sigma_next - sigma)
     expected = ((mean(v) - mean(v + 0.5)) ** 2).mean(dim=(1, 2)) / (2 * std_t**2)
     torch.testing.assert_close(kl_to_reference(step, ref), expected)  # the transition variance would give 5x this
 

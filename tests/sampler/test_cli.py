@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from editrl.cli import main
-from editrl.sampler.editors import WORLD_EDITOR_DIR
+from editrl.world.editor import WORLD_EDITOR_DIR
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from editrl.errors import EditRLError
-from editrl.sampler.editors import EDITORS, WORLD_EDITOR_DIR, FluxKontextEditor, load_editor
+from editrl.sampler.editors import EDITORS, FluxKontextEditor, load_editor
+from editrl.world.editor import WORLD_EDITOR, WORLD_EDITOR_DIR
 
 
 def test_registry_names_and_defaults():
@@ -32,12 +34,10 @@ def test_unknown_editor_and_bad_folder(tmp_path):
 
 
 def test_world_editor_missing_is_reported(monkeypatch, tmp_path):
-    import editrl.sampler.editors as editors
-
     if (WORLD_EDITOR_DIR / "model_index.json").is_file():
-        monkeypatch.setattr(editors, "WORLD_EDITOR_DIR", tmp_path / "editor")
+        monkeypatch.setitem(EDITORS, "world", dataclasses.replace(WORLD_EDITOR, default_model=str(tmp_path / "editor")))
     with pytest.raises(EditRLError, match="shipped world editor is missing"):
-        editors.load_editor("world", device="cpu")
+        load_editor("world", device="cpu")
 
 
 def test_load_from_saved_folder_with_settings(flux_pipe, flux_editor, source, tmp_path):

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import torch
-from tests.serve.conftest import ToyReward, random_image
 
 from editrl.errors import EditRLError
 from editrl.reward.client import RemoteReward, encode_image
 from editrl.reward.serve import ServeConfig, serve_in_thread
+from tests.serve.conftest import ToyReward, random_image
 
 
 def assert_same(a, b) -> None:

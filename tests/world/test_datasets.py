@@ -51,7 +51,8 @@ def test_benchmark_groups_share_id_prefix_and_rankings_are_consistent():
         assert len(groups) == 4 and all(len(g) == n_pairs for g in groups.values())
     hard = [r for r in rows[4] if r["hard"]]
     easy = [r for r in rows[4] if not r["hard"]]
-    gap = lambda rs: sum(abs(r["oracle_1"] - r["oracle_2"]) for r in rs) / len(rs)
+    def gap(rs):
+        return sum(abs(r["oracle_1"] - r["oracle_2"]) for r in rs) / len(rs)
     assert hard and gap(hard) < gap(easy)
 
 

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from editrl.errors import EditRLError
 from editrl.config import build_dataclass as build_config
+from editrl.errors import EditRLError
 from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
 
 TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
@@ -87,8 +87,9 @@ def test_cli_trains_evaluates_and_writes_the_training_card(tmp_path, capsys):
 def test_shipped_editor_is_small_and_loads_as_world():
     import numpy as np
 
-    from editrl.sampler.editors import WORLD_EDITOR_DIR, load_editor
+    from editrl.sampler.editors import load_editor
     from editrl.world import make_examples
+    from editrl.world.editor import WORLD_EDITOR_DIR
 
     files = [p for p in WORLD_EDITOR_DIR.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 20 * 2**20
@@ -123,7 +124,8 @@ def test_shipped_editor_reproduces_its_documented_figures():
     """fixed_figures.json (written when the editor was shipped, see TRAINING.md): oracle figures of 4
     samples on 10 held-out examples; the shipped editor reproduces them, and they show the spread
     best-of-N and RL need (some samples follow the instruction, others do not)."""
-    from editrl.sampler.editors import WORLD_EDITOR_DIR, load_editor
+    from editrl.sampler.editors import load_editor
+    from editrl.world.editor import WORLD_EDITOR_DIR
     from editrl.world.train_editor import evaluate_editor
 
     documented = json.loads((WORLD_EDITOR_DIR / "fixed_figures.json").read_text())

@@ -2,8 +2,8 @@
 
 ``load_editor(name, model=...)`` builds an adapter from a Hugging Face id (already in the local
 cache: nothing is downloaded) or a local ``save_pretrained`` folder; ``EDITORS`` maps each name to
-its adapter class, pipeline class and default model. ``world`` is FLUX.1-Kontext loaded from the
-tiny editor shipped in ``editrl/world/models/editor/``.
+its adapter class, pipeline class and default model. The world registers ``world`` (FLUX.1-Kontext
+loaded from the tiny editor it ships) through ``editrl.registry``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import torch
 
 from ...errors import EditRLError
 from ...loading import quiet_loading
+from ...registry import EDITORS
 from .base import EditCondition, Editor, SampleResult, seed_generators
 from .flux_kontext import FluxKontextEditor
 
 logger = logging.getLogger(__name__)
 
-WORLD_EDITOR_DIR = Path(__file__).resolve().parents[2] / "world" / "models" / "editor"
 EDITOR_SETTINGS_FILE = "editrl_editor.json"
 """Optional file in a pipeline folder with adapter settings (``resolution``, ``default_steps``,
 ``default_guidance``): the world editor records the resolution and steps it was trained for."""
@@ -33,21 +33,21 @@ EDITOR_SETTINGS_FILE = "editrl_editor.json"
 @dataclass(frozen=True)
 class EditorSpec:
     """A registry entry: the adapter (``module:Class`` in this package, imported on use), the diffusers
-    pipeline class name, the default model and default adapter settings."""
+    pipeline class name, the default model, default adapter settings and, for a toy model, the ``scope``
+    of what it knows (shown beside its outputs)."""
 
     adapter: str
     pipeline: str
     default_model: str
     settings: tuple[tuple[str, object], ...] = ()
+    scope: str | None = None
 
     def adapter_class(self) -> type[Editor]:
         module, cls = self.adapter.split(":")
         return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-EDITORS: dict[str, EditorSpec] = {
-    "world": EditorSpec("flux_kontext:FluxKontextEditor", "FluxKontextPipeline", str(WORLD_EDITOR_DIR),
-                        (("resolution", 64), ("default_steps", 8), ("default_guidance", 2.5))),
+PIPELINE_EDITORS = {
     "flux-kontext": EditorSpec("flux_kontext:FluxKontextEditor", "FluxKontextPipeline", "black-forest-labs/FLUX.1-Kontext-dev"),
     "qwen-image-edit": EditorSpec("qwen_image_edit:QwenImageEditEditor", "QwenImageEditPipeline", "Qwen/Qwen-Image-Edit"),
     "qwen-image-edit-plus": EditorSpec(
@@ -57,9 +57,10 @@ EDITORS: dict[str, EditorSpec] = {
         "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
     ),
 }
-WORLD_SCOPE = ("knows only the editing world's 64 px toy scenes (flat shapes on a plain background) and its "
-               "instruction words (editrl.world.instructions.vocabulary())")
-SPEC_BY_PIPELINE = {spec.pipeline: spec for name, spec in EDITORS.items() if name != "world"}
+"""The adapters of public diffusers pipelines (other names, such as ``world``, are registered from above)."""
+EDITORS.update(PIPELINE_EDITORS)
+SPEC_BY_PIPELINE = {spec.pipeline: spec for spec in PIPELINE_EDITORS.values()}
+"""The diffusers pipelines a folder given as the editor name may hold."""
 
 
 def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
@@ -136,10 +137,11 @@ def load_editor(
     else:
         spec = EDITORS[name]
     model = str(model or spec.default_model)
-    if name == "world" and model == spec.default_model and not (WORLD_EDITOR_DIR / "model_index.json").is_file():
+    shipped = Path(spec.default_model)
+    if model == spec.default_model and shipped.is_absolute() and not (shipped / "model_index.json").is_file():
         raise EditRLError(
-            f"editor world: the shipped world editor is missing from {WORLD_EDITOR_DIR} "
-            "(reinstall editrl from a complete clone, or pass --model with a FluxKontextPipeline folder)"
+            f"editor {name}: the shipped {name} editor is missing from {shipped} "
+            f"(reinstall editrl from a complete clone, or pass --model with a {spec.pipeline} folder)"
         )
     device, dtype = default_device_dtype(device, dtype)
     pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype).to(device)
@@ -149,8 +151,8 @@ def load_editor(
     if lora:
         editor.load_lora(lora)
     editor.origin = {"editor": name, "model": model, "lora": lora}  # recorded in best-of-N outputs
-    if name == "world":
-        editor.scope = WORLD_SCOPE
+    if spec.scope:
+        editor.scope = spec.scope
     logger.info("loaded editor %s from %s: %r", name, model, editor)
     return editor
 

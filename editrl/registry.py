@@ -1,0 +1,95 @@
+"""Named things that the layers above provide to the layers below, without the layers below naming them.
+
+Dependencies point one way (world -> rl -> sampler -> reward): ``editrl.reward`` cannot import the
+world, yet ``--reward oracle`` must build the world's oracle. So each lower layer keeps a
+``Registry`` (the editors, the reward specs, the RL prompt sets, ...) and the world fills it when it
+is imported. A lookup of a name not yet registered first imports the packages in ``PLUGINS``, so
+``load_editor("world")`` works from a script that never imported ``editrl.world``.
+
+A registered value may be given as a ``"package.module:attribute"`` string: it is imported on first
+use, so registering costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, MutableMapping
+
+PLUGINS = ("editrl.tiny", "editrl.world")
+"""Packages that register names on import: the in-code tiny backbones and the editing world."""
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every package of ``PLUGINS`` once (each registers its names on import)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for module in PLUGINS:
+            importlib.import_module(module)
+
+
+def resolve(target: object) -> object:
+    """``target`` itself, or the attribute a ``"module:attribute"`` string names."""
+    if isinstance(target, str) and ":" in target:
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    return target
+
+
+class Registry(MutableMapping):
+    """A dict of names whose unknown keys (and full listing) first load the plugin packages, and whose
+    ``"module:attribute"`` values are imported when read."""
+
+    def __init__(self, kind: str, entries: dict | None = None):
+        self.kind = kind
+        self._entries = dict(entries or {})
+
+    def register(self, name: str, target: object) -> None:
+        """Add (or replace) ``name``; ``target`` may be a ``"module:attribute"`` string."""
+        self._entries[name] = target
+
+    def __getitem__(self, name: str):
+        if name not in self._entries:
+            load_plugins()
+        value = resolve(self._entries[name])
+        self._entries[name] = value
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            load_plugins()
+        return name in self._entries
+
+    def __setitem__(self, name: str, target: object) -> None:
+        self._entries[name] = target
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        load_plugins()
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        load_plugins()
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+
+EDITORS = Registry("editor")
+"""Editor name -> ``editrl.sampler.editors.EditorSpec`` (the diffusers adapters register on import of
+``editrl.sampler.editors``; the world registers ``world``)."""
+REWARDS = Registry("reward")
+"""Reward spec word -> factory ``(device) -> RewardFunction`` (the world registers ``world`` and ``oracle``)."""
+PROMPT_SETS = Registry("prompt set")
+"""RL ``data`` word -> ``(n, split, seed, size) -> [(source image, instruction), ...]`` (the world registers ``world``)."""
+TINY_BACKBONES = Registry("tiny backbone")
+"""``tiny`` -> ``(seed, extra_special_tokens, words, **sizes) -> (Qwen2.5-VL backbone, processor)`` built in
+code, for a reward config's ``model.tiny`` (registered by ``editrl.tiny``)."""
+TOKENIZER_WORDS = Registry("tokenizer", {"bytes": None})
+"""A tiny backbone's ``model.tokenizer`` -> ``(templates) -> words`` of a word-level tokenizer, or None for
+the byte-level one (the world registers ``world``)."""

@@ -1,0 +1,16 @@
+"""The processor every EditReward backbone is read with (production checkpoints and tiny in-code ones alike)."""
+
+from __future__ import annotations
+
+from transformers import Qwen2_5_VLProcessor
+
+
+class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+    """A Qwen2.5-VL processor without a video processor.
+
+    The stock class insists on a video processor, which needs torchvision; editrl only ever feeds
+    images, so the processor is built without one.
+    """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)

@@ -1,0 +1,37 @@
+"""The names the world gives the layers below it (see ``editrl.registry``): nothing below the world names it.
+
+``--editor world``, ``--reward world`` / ``oracle``, RL ``data: world`` and a tiny reward backbone's
+``tokenizer: world`` all resolve through these entries; the values are imported only when used.
+"""
+
+from __future__ import annotations
+
+from ..registry import EDITORS, PROMPT_SETS, REWARDS, TOKENIZER_WORDS
+
+
+def world_reward(device=None):
+    """The shipped world EditReward on ``device``."""
+    from .reward import load_world_reward
+
+    return load_world_reward(device=device)
+
+
+def oracle(device=None):
+    """The exact oracle (pure Python: ``device`` does not apply)."""
+    from .oracle import Oracle
+
+    return Oracle()
+
+
+def world_prompts(n: int, split: str, seed: int, size: int) -> list:
+    """(source, instruction) pairs of ``n`` world examples of ``split``."""
+    from .examples import make_examples
+
+    return [(e.source, e.instruction) for e in make_examples(n, seed=seed, split=split, size=size)]
+
+
+EDITORS.register("world", "editrl.world.editor:WORLD_EDITOR")
+REWARDS.register("world", world_reward)
+REWARDS.register("oracle", oracle)
+PROMPT_SETS.register("world", world_prompts)
+TOKENIZER_WORDS.register("world", "editrl.world.reward:prompt_vocabulary")

@@ -1,0 +1,24 @@
+"""The one atomic writer: a failed write leaves the old file and no temporary behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from editrl.files import atomic_path, write_text_atomic
+
+
+def test_a_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "scores.json"
+    path.write_text("old")
+    assert write_text_atomic(path, "new") == path
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "table.parquet"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.parquet"]
