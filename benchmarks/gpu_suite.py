@@ -399,7 +399,7 @@ def part_reward_train(ctx: Context) -> None:
         with tempfile.TemporaryDirectory() as out:
             config = load_config(ROOT / "configs" / "reward" / config_file, [
                 f"data.train={{format: synthetic, num_rows: {scale.train_rows}, size: {scale.image_side}}}", "data.validation=null",
-                "data.num_workers=0", f"output_dir={out}", "tensorboard=false", f"max_steps={scale.train_steps}",
+                "data.num_workers=0", f"output_dir={out}", "report_to=none", f"max_steps={scale.train_steps}",
                 "mixed_precision=" + ("bf16" if ctx.dtype == torch.bfloat16 else "'no'"),  # quoted: YAML reads no as false
             ])
             fresh_accelerate_state()

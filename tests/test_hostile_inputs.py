@@ -192,7 +192,7 @@ def test_best_of_n_and_demo_refuse_a_bomb(tmp_path, capsys):
     from editrl.demo import score_uploads
     from editrl.world import Oracle
 
-    with pytest.raises(ImageTooLarge, match=re.escape(f"edited image 1: '{bomb}' {BOMB}")):
+    with pytest.raises(ImageTooLarge, match=re.escape(f"edited image bomb.png: '{bomb}' {BOMB}")):
         score_uploads(Oracle(), Image.new("RGB", (8, 8)), "make it red", [str(bomb)])
 
 

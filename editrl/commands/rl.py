@@ -60,7 +60,7 @@ def register(subparsers) -> None:
         parser.add_argument("--config", default=None, help=f"YAML config (every key is documented in the config dataclass), e.g. {example}; "
                             "default: the world defaults")
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                            help="override a config key (value parsed as YAML), e.g. --set learning_rate=1e-4 "
+                            help="override a config key (value parsed as YAML; default: none), e.g. --set learning_rate=1e-4 "
                             "--set 'rewards={world: 1.0, oracle: 0.5}'; repeatable")
         parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                             help="continue from the newest checkpoint in output_dir, or from CHECKPOINT (a checkpoints/step-N "

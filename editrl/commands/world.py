@@ -87,9 +87,11 @@ def register(subparsers) -> None:
     train.add_argument("--eval-k", type=int, default=8, help="samples per example for the best-of-k oracle figure")
     train.set_defaults(func=_train_editor)
 
-    vlm = world.add_parser("pretrain-vlm", help="pretrain the tiny world VLM (the base of the world reward) on world image-text tasks")
+    vlm = world.add_parser("pretrain-vlm", help="pretrain the tiny world VLM (the base of the world reward) on world image-text tasks",
+                           epilog="example:\n  OMP_NUM_THREADS=1 editrl world pretrain-vlm --config configs/world/vlm.yaml --out runs/world-vlm")
     vlm.add_argument("--config", default=None, help="YAML file of PretrainConfig keys (default: configs/world/vlm.yaml's values)")
-    vlm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    vlm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config key (repeatable; default: none)")
     vlm.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl and model/ (a save_pretrained folder); "
                      "an interrupted run resumes from it")
     vlm.set_defaults(func=_pretrain_vlm)

@@ -8,8 +8,17 @@ import torch
 
 from editrl.errors import EditRLError
 from editrl.world.pretrain import (
-    PretrainConfig, SequenceBuilder, answer_logits, build_vlm, compare, describe, exact_match, lm_loss, make_sample,
-    pretrain, vlm_vocabulary,
+    PretrainConfig,
+    SequenceBuilder,
+    answer_logits,
+    build_vlm,
+    compare,
+    describe,
+    exact_match,
+    lm_loss,
+    make_sample,
+    pretrain,
+    vlm_vocabulary,
 )
 from editrl.world.scenes import Scene, WorldObject
 
