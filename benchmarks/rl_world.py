@@ -4,6 +4,7 @@ Starting from the shipped world editor, each run sees the same number of sampled
 
 - ``grpo_learned``: Flow-GRPO with the shipped world reward model (configs/grpo/world.yaml);
 - ``grpo_oracle``: Flow-GRPO with the oracle itself as reward (an upper reference);
+- ``grpo_oracle_if``: Flow-GRPO with the oracle's instruction following alone as reward (``oracle-if``);
 - ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
 - ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
   the reward-hacking monitor should flag;
@@ -88,6 +89,7 @@ def run_world(args) -> None:
     runs = {
         "grpo_learned": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_oracle": (GRPOConfig, "grpo", {"rewards": "{oracle: 1.0}"}),
+        "grpo_oracle_if": (GRPOConfig, "grpo", {"rewards": "{oracle-if: 1.0}"}),
         "dpo_learned": (DPOConfig, "dpo", {"rewards": json.dumps({args.reward: 1.0})}),
         "grpo_hacking": (GRPOConfig, "grpo", {"rewards": json.dumps({args.reward: 1.0}), "kl_beta": 0, "ema_decay": 0,
                                                "learning_rate": args.hacking_lr, "clip_range": 0.01}),
@@ -104,7 +106,8 @@ def run_world(args) -> None:
         config = load_config(cls, ROOT / "configs" / algo / "world.yaml", overrides)
         # the trainer builds the held-out world prompts itself (the same for every run: same seed and count),
         # and then also logs the exact-edit and lost-object shares of its evaluation samples
-        run_reward = oracle if "oracle" in name else FewerObjectsReward() if name == "grpo_fewer_objects" else reward
+        run_reward = (build_reward("oracle-if") if name.endswith("oracle_if") else oracle if "oracle" in name
+                      else FewerObjectsReward() if name == "grpo_fewer_objects" else reward)
         trainer = trainers[cls](config, editor=editor(), reward=run_reward, judge=oracle)
         eval_prompts = eval_prompts or trainer.eval_prompts
         start = time.time()
@@ -191,7 +194,7 @@ def main() -> None:
     parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
     parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking",
                                                       "grpo_fewer_objects", "nft_learned"],
-                        help="grpo_learned grpo_oracle dpo_learned grpo_hacking grpo_fewer_objects nft_learned nft_oracle")
+                        help="grpo_learned grpo_oracle grpo_oracle_if dpo_learned grpo_hacking grpo_fewer_objects nft_learned nft_oracle")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--groups", type=int, default=None, help="groups per iteration")
     parser.add_argument("--k", type=int, default=None, help="samples per group")

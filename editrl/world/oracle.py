@@ -55,6 +55,10 @@ class OracleConfig:
     overedit_weight: float = 0.6  # share of the pixel score lost when the rest of the picture is ruined
     unrequested_penalty: float = 0.6  # share of the object score lost per change nobody asked for
     likert_thresholds: tuple[float, float, float] = (0.3, 0.6, 0.85)  # continuous -> Likert 2, 3, 4 boundaries
+    # score = "mean" of the two dimensions (the paper's fusion), or "instruction_following" alone: a failed edit
+    # scores its visual quality under "mean", so an editor that fails most edits gains by deleting objects
+    # (fewer soft shapes look cleaner); the RL benchmark compares both as rewards (reward spec "oracle-if")
+    fusion: str = "mean"
 
 
 def _uniform(labels: np.ndarray) -> np.ndarray:
@@ -173,9 +177,12 @@ class Oracle:
         batch_size: int | None = None,
     ) -> RewardOutput:
         """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean."""
+        if self.config.fusion not in ("mean", "instruction_following"):
+            raise EditRLError(f"oracle fusion: expected 'mean' or 'instruction_following', got {self.config.fusion!r}")
         values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
         zeros = torch.zeros_like(values)
-        return RewardOutput(mu=values, sigma=zeros, score=values.mean(1), score_sigma=zeros[:, 0], dimensions=DIMENSIONS)
+        score = values.mean(1) if self.config.fusion == "mean" else values[:, 0]
+        return RewardOutput(mu=values, sigma=zeros, score=score, score_sigma=zeros[:, 0], dimensions=DIMENSIONS)
 
     def likert(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> torch.Tensor:
         """(B, 2) integer Likert scores in 1..4 (instruction following, visual quality)."""

@@ -23,6 +23,13 @@ def oracle(device=None):
     return Oracle()
 
 
+def oracle_instruction_following(device=None):
+    """The oracle scoring instruction following alone (``OracleConfig(fusion="instruction_following")``)."""
+    from .oracle import Oracle, OracleConfig
+
+    return Oracle(OracleConfig(fusion="instruction_following"))
+
+
 def world_prompts(n: int, split: str, seed: int, size: int) -> list:
     """(source, instruction) pairs of ``n`` world examples of ``split``."""
     from .examples import make_examples
@@ -33,5 +40,6 @@ def world_prompts(n: int, split: str, seed: int, size: int) -> list:
 EDITORS.register("world", "editrl.world.editor:WORLD_EDITOR")
 REWARDS.register("world", world_reward)
 REWARDS.register("oracle", oracle)
+REWARDS.register("oracle-if", oracle_instruction_following)
 PROMPT_SETS.register("world", world_prompts)
 TOKENIZER_WORDS.register("world", "editrl.world.reward:prompt_vocabulary")

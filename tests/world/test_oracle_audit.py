@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 
 import pytest
+import torch
 
 from editrl.world.audit import CATEGORIES, wrong_outcome
 from editrl.world.examples import example_from
@@ -111,3 +112,19 @@ def test_every_audit_category_applies_somewhere_and_is_rejected():
             seen.add(category)
             assert likert(float(oracle.score([example.source], [example.instruction], [image]).mu[0, 0])) <= 2, category
     assert seen == set(CATEGORIES)
+
+
+def test_instruction_following_fusion_scores_the_instruction_alone():
+    from editrl.reward.specs import build_reward
+    from editrl.world.oracle import OracleConfig
+
+    deleted, blurred = render(Scene("white", (SQUARE, CIRCLE))), render(TARGET).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(1.0))
+    sources, instructions = [render(SOURCE)] * 2, ["Make the red ring small."] * 2
+    mean = Oracle().score(sources, instructions, [deleted, blurred])
+    only_if = build_reward("oracle-if").score(sources, instructions, [deleted, blurred])
+    assert torch.equal(only_if.mu, mean.mu) and torch.equal(mean.score, mean.mu.mean(1))
+    assert torch.equal(only_if.score, mean.mu[:, 0])
+    # under "mean" the clean deletion earns its visual quality (0.5); instruction following alone gives it 0
+    assert mean.score[0] == pytest.approx(0.5) and only_if.score[0] == 0.0
+    with pytest.raises(__import__("editrl.errors").errors.EditRLError, match="fusion"):
+        Oracle(OracleConfig(fusion="max")).score(sources, instructions, [deleted, blurred])
