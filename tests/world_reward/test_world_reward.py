@@ -68,16 +68,17 @@ def test_target_wins_rejects_unknown_kind(reward):
 
 
 @pytest.mark.parametrize("path", WORLD_CONFIGS, ids=[p.name for p in WORLD_CONFIGS])
-def test_every_world_config_builds(path):
+def test_every_world_config_builds(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the configs name the shipped VLM relative to the repository
     config = load_config(path)
-    assert config.model.templates == "world" and config.model.tiny is not None
+    assert config.model.templates == "world" and config.model.base_model == "editrl/world/models/vlm"
     assert config.data.train.format == "editreward" and "runs/world-reward/data" in config.data.train.path
     model = build_reward_model(config.model)
     assert model.config.head_type == config.model.head_type and model.config.fusion == config.model.fusion
     n_heads = 1 if config.model.head_type == "shared" else 2
     assert len(model.rm_heads) == n_heads
-    # a 64x64 world image becomes 112x112: 16 merged visual tokens
-    assert model.inputs.num_image_tokens(make_examples(1, seed=0)[0].source) == 16
+    # a 64x64 world image becomes 168x168, as the VLM was pretrained: 36 merged visual tokens, 2x2 per grid cell
+    assert model.inputs.num_image_tokens(make_examples(1, seed=0)[0].source) == 36
 
 
 def test_ablation_configs_differ_from_the_shipped_one_in_one_choice():
@@ -88,7 +89,7 @@ def test_ablation_configs_differ_from_the_shipped_one_in_one_choice():
     for name, change in expected.items():
         variant = load_config(REPO / f"configs/reward/world_ablation_{name}.yaml")
         assert variant.learning_rate == shipped.learning_rate and variant.max_steps == shipped.max_steps
-        assert variant.model.tiny == shipped.model.tiny and variant.data.train == shipped.data.train
+        assert variant.model.base_model == shipped.model.base_model and variant.data.train == shipped.data.train
         if change is not None:
             section, key, value = change
             assert getattr(getattr(variant, section), key) == value != getattr(getattr(shipped, section), key)
@@ -111,20 +112,16 @@ def test_reward_training_candidates():
     assert all(1 <= r[f"{side}_instruction_following_score"] <= 4 for r in rows for side in ("left", "right"))
 
 
-def test_world_word_tokenizer_covers_the_prompts():
-    """model.tokenizer: world gives a tiny backbone one token per word of every world prompt."""
-    import dataclasses
-
-    section = load_config(REPO / "configs/reward/world.yaml").model
-    model = build_reward_model(dataclasses.replace(section, tokenizer="world"))
+def test_world_vlm_tokenizer_covers_the_prompts(monkeypatch):
+    """The pretrained world VLM reads one token per word of every world prompt; other words are unknown."""
+    monkeypatch.chdir(REPO)
+    model = build_reward_model(load_config(REPO / "configs/reward/world.yaml").model)
     tokenizer, unk = model.processor.tokenizer, model.processor.tokenizer.unk_token_id
     for example in make_examples(50, seed=4, split="test"):
         for dimension in ("instruction_following", "visual_quality"):
-            ids = model.inputs.token_ids(dimension, example.instruction, [16, 16])
-            assert unk not in ids and ids.count(tokenizer.convert_tokens_to_ids("<|image_pad|>")) == 32
+            ids = model.inputs.token_ids(dimension, example.instruction, [36, 36])
+            assert unk not in ids and ids.count(tokenizer.convert_tokens_to_ids("<|image_pad|>")) == 72
         assert len(tokenizer(example.instruction).input_ids) == len(example.instruction.replace(",", " ,").split()) + 1
     assert tokenizer("a magenta blob").input_ids.count(unk) == 2  # words outside the world are unknown
     out = model.score([example.source], [example.instruction], [example.target])
     assert out.mu.shape == (1, 2) and torch.isfinite(out.mu).all()
-    with pytest.raises(EditRLError, match="model.tokenizer"):
-        dataclasses.replace(section, tokenizer="sentencepiece")
