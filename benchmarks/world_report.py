@@ -356,6 +356,7 @@ def main() -> None:
     parser.add_argument("--bench-seed", type=int, default=101, help="benchmark seed (the training data uses seeds 0 and 1)")
     parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
     parser.add_argument("--audit-examples", type=int, default=150, help="held-out examples of the audit comparisons")
+    parser.add_argument("--reward", default=None, help="an EditReward folder to report instead of the shipped world reward")
     parser.add_argument("--jobs", type=int, default=2, help="ablation trainings run at once (one CPU thread each)")
     parser.add_argument("--skip-ablation", action="store_true", help="only the shipped reward and the annotator ceiling")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation variants to run")
@@ -399,8 +400,8 @@ def main() -> None:
     emit(ceiling)
     records.append(ceiling)
     start = time.perf_counter()
-    shipped = load_world_reward()
-    records.append(evaluate_model("shipped world reward", shipped, rows, truth, annotators,
+    shipped = load_world_reward(args.reward)
+    records.append(evaluate_model("shipped world reward" if args.reward is None else args.reward, shipped, rows, truth, annotators,
                                   {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
                                    "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"},
                                   editor_rows, editor_truth, audit, editor_if_truth))
