@@ -55,17 +55,19 @@ def _content(example: WorldExample, kind: str, rng: random.Random) -> Image.Imag
     return wrong_outcome(example, kind, rng)
 
 
-def _quality(image: Image.Image, kind: str, rng: random.Random) -> Image.Image:
+def _quality(image: Image.Image, kind: str, rng: random.Random, noise_std: tuple[float, float] = (6, 30),
+             blur_radius: tuple[float, float] = (0.5, 1.4), jpeg_quality: tuple[int, int] = (15, 50)) -> Image.Image:
+    """``image`` with one quality corruption of ``kind``, its strength drawn from the given ranges."""
     if kind == "clean":
         return image
     if kind == "noise":
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(6, 30), (image.height, image.width, 3))
+        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(*noise_std), (image.height, image.width, 3))
         return Image.fromarray((np.asarray(image) + noise).clip(0, 255).astype(np.uint8))
     if kind == "blur":
-        return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.4)))
+        return image.filter(ImageFilter.GaussianBlur(rng.uniform(*blur_radius)))
     if kind == "jpeg":
         buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=rng.randint(15, 50))
+        image.save(buffer, "JPEG", quality=rng.randint(*jpeg_quality))
         return Image.open(buffer).convert("RGB")
     if kind == "shift":
         return Image.fromarray(np.roll(np.asarray(image), rng.choice([-1, 1]), axis=rng.randint(0, 1)))

@@ -21,7 +21,6 @@ every token right is the same as greedy decoding reproducing the answer).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -32,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
+from .datasets import _quality
 from .examples import make_examples
 from .instructions import random_edit
 from .scenes import Scene, parse_scene, random_scene, render
@@ -84,16 +84,7 @@ def vlm_vocabulary(templates="world") -> list[str]:
 def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
     """The image, or (half the time) with noise, blur or JPEG artifacts: descriptions must see through them."""
     kind = rng.choice(["clean", "clean", "noise", "blur", "jpeg"])
-    if kind == "noise":
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(5, 25), (image.height, image.width, 3))
-        return Image.fromarray((np.asarray(image) + noise).clip(0, 255).astype(np.uint8))
-    if kind == "blur":
-        return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
-    if kind == "jpeg":
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=rng.randint(20, 60))
-        return Image.open(buffer).convert("RGB")
-    return image
+    return _quality(image, kind, rng, noise_std=(5, 25), blur_radius=(0.4, 1.2), jpeg_quality=(20, 60))
 
 
 def random_change(scene: Scene, rng: random.Random, max_edits: int = 3) -> Scene:
