@@ -36,3 +36,22 @@ def test_state_round_trip_continues_the_window():
     b = HackingMonitor(window=3)
     b.load_state_dict(a.state_dict())
     assert b.update(2, 0.3, 0.3) is not None
+
+
+def test_judge_measures_flag_hacking_the_judge_score_hides():
+    """The judge's score rises with the reward, but exact edits fall / lost objects rise: still hacking."""
+    rewards, judges = [0.1, 0.2, 0.3, 0.4], [0.40, 0.42, 0.44, 0.46]
+    lost = [0.2, 0.3, 0.5, 0.7]
+    monitor = HackingMonitor(window=3)
+    warnings = [monitor.update(s, r, j, {"lost_object": x, "exact_edit": 0.3}) for s, (r, j, x) in enumerate(zip(rewards, judges, lost))]
+    assert [w["step"] for w in warnings if w] == [2, 3]
+    assert set(warnings[3]["worse"]) == {"lost_object"} and warnings[3]["worse"]["lost_object"] > 0
+    assert "lost_object rises" in warnings[3]["message"]
+    falling_exact = HackingMonitor(window=3)
+    out = [falling_exact.update(s, r, j, {"exact_edit": e, "lost_object": 0.1}) for s, (r, j, e) in
+           enumerate(zip(rewards, judges, [0.5, 0.4, 0.3, 0.2]))]
+    assert set(out[3]["worse"]) == {"exact_edit"}
+    # the good directions (fewer lost objects, more exact edits) never warn
+    good = HackingMonitor(window=3)
+    assert not any(good.update(s, r, j, {"exact_edit": 0.1 * s, "lost_object": 0.5 - 0.1 * s})
+                   for s, (r, j) in enumerate(zip(rewards, judges)))
