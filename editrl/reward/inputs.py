@@ -117,10 +117,7 @@ class RewardInputBuilder:
     def token_ids(self, dimension: str, instruction: str, num_tokens: Sequence[int]) -> list[int]:
         """Token ids of one sequence: the rendered text with each image placeholder expanded to the
         number of merged visual tokens of its image (the processor's rule)."""
-        pieces = self.text(dimension, instruction).split(self.image_token)
-        if len(pieces) != len(num_tokens) + 1:
-            raise EditRLError(f"the chat template produced {len(pieces) - 1} image placeholders, expected {len(num_tokens)}")
-        text = pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(num_tokens, pieces[1:]))
+        text = expand_image_tokens(self.text(dimension, instruction), self.image_token, num_tokens)
         ids = self.tokenizer(text)["input_ids"]
         if ids.count(self.reward_token_id) != 1:
             raise EditRLError(f"instruction {instruction[:40]!r}: the prompt must hold the reward token {self.reward_token!r} exactly once")
@@ -132,6 +129,15 @@ class RewardInputBuilder:
             [self.token_ids(dim, instruction, images.num_tokens[2 * i: 2 * i + 2]) for i, instruction in enumerate(instructions)]
             for dim in dimensions
         ]
+
+
+def expand_image_tokens(text: str, image_token: str, num_tokens: Sequence[int]) -> str:
+    """``text`` with its i-th image placeholder repeated ``num_tokens[i]`` times (the processor's rule: one
+    token per merged visual token of that image)."""
+    pieces = text.split(image_token)
+    if len(pieces) != len(num_tokens) + 1:
+        raise EditRLError(f"the chat template produced {len(pieces) - 1} image placeholders, expected {len(num_tokens)}")
+    return pieces[0] + "".join(image_token * n + piece for n, piece in zip(num_tokens, pieces[1:]))
 
 
 def pad_right(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -116,6 +116,12 @@ def reward_head(hidden_size: int, sizes: tuple[int, int] = (1024, 16), dropout: 
     )
 
 
+def sequential_positions(mask: torch.Tensor) -> torch.Tensor:
+    """(3, N, L) rotary positions 0, 1, 2, ... along each right-padded row, the same on all three rope axes:
+    the official code's ("legacy") positions, images included."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0).unsqueeze(0).expand(3, -1, -1)
+
+
 def fuse(per_dim: torch.Tensor, fusion: str = "mean") -> torch.Tensor:
     """(B, D, 2) [mu, log_sigma] per dimension -> (B, 2) fused [mu, log_sigma] (official formulas)."""
     mu, log_sigma = per_dim[..., 0], per_dim[..., 1]
@@ -229,8 +235,7 @@ class EditReward(nn.Module):
     def _positions(self, ids: torch.Tensor, mask: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         """(3, N, L) rotary positions: sequential (legacy) or Qwen's 3-D image positions (mrope)."""
         if self.config.positions == "legacy":
-            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-            return positions.unsqueeze(0).expand(3, -1, -1)
+            return sequential_positions(mask)
         token_type = (ids == self.inputs.image_token_id).int()
         positions, _ = self.model.get_rope_index(ids, mm_token_type_ids=token_type, image_grid_thw=grid_thw, attention_mask=mask)
         return positions

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -36,6 +35,9 @@ from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
+from ..files import atomic_path
+from ..reward.inputs import expand_image_tokens
+from ..reward.model import sequential_positions
 from .datasets import _quality
 from .examples import make_examples
 from .instructions import random_edit
@@ -196,10 +198,8 @@ class SequenceBuilder:
             content = [*({"type": "image"} for _ in s.images), {"type": "text", "text": s.prompt}]
             text = self.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                       add_generation_prompt=True)
-            pieces = text.split(self.image_token)
-            counts = batch.num_tokens[offset: offset + len(s.images)]
+            prompt = expand_image_tokens(text, self.image_token, batch.num_tokens[offset: offset + len(s.images)])
             offset += len(s.images)
-            prompt = pieces[0] + "".join(self.image_token * n + p for n, p in zip(counts, pieces[1:]))
             prompt_ids = self.tokenizer(prompt)["input_ids"]
             answer_ids = self.tokenizer(s.answer)["input_ids"] + [self.tokenizer.eos_token_id]
             if self.tokenizer.unk_token_id in answer_ids[:-1]:
@@ -224,8 +224,7 @@ def answer_logits(model, encoded: dict) -> torch.Tensor:
     embeds = model.model.get_input_embeddings()(ids)
     slots = (ids == model.config.image_token_id).unsqueeze(-1).expand_as(embeds)
     embeds = embeds.masked_scatter(slots, image_embeds.to(embeds.dtype))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0).unsqueeze(0).expand(3, -1, -1)
-    hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+    hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=sequential_positions(mask),
                                         use_cache=False).last_hidden_state
     return model.lm_head(hidden)
 
@@ -306,10 +305,9 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
 
     def save() -> None:
         state["elapsed"] = time.monotonic() - start
-        tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"config": asdict(config), "state": state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng.getstate()}, tmp)
-        os.replace(tmp, checkpoint)
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"config": asdict(config), "state": state, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng.getstate()}, tmp)
 
     def log(record: dict) -> None:
         with open(out / "log.jsonl", "a") as f:
