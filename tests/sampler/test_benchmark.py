@@ -70,3 +70,15 @@ def test_tiny_run_resumes(bench, flux_pipe, tmp_path, capsys, monkeypatch):
     bench.main()  # everything cached: nothing recomputed, nothing appended
     assert (tmp_path / "pairs.jsonl").read_text() == pairs
     assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()][1:] == lines[1:]
+
+
+def test_gap_closed_by_best_of_8_in_score_and_exact_edits(bench):
+    # one pair, 8 candidates: one sample 0.2 (not exact); reward picks candidate 3 (0.6, not exact); the oracle's
+    # best is candidate 7 (1.0, exact): best-of-8 closes (0.6 - 0.2) / (1.0 - 0.2) = 50% of the score gap, 0% of exact
+    record = {"reward_values": [0, 0, 0, 9, 0, 0, 0, 1], "oracle": [0.2, 0.1, 0.1, 0.6, 0.1, 0.1, 0.1, 1.0],
+              "exact_edit": [0.0] * 7 + [1.0], "lost_object": [0.0, 0, 0, 1.0, 0, 0, 0, 0], "nfe_per_candidate": 2,
+              "halving": []}
+    rows = bench.summarise([record, dict(record)], Namespace(max_n=8, keep=0.5))
+    gap = next(r for r in rows if "gap_closed" in r)
+    assert gap["gap_closed"]["oracle_score"] == pytest.approx(0.5) and gap["gap_closed"]["exact_edit"] == 0.0
+    assert gap["lost_object"] == {"single": 0.0, "best_of_8": 1.0, "oracle_best_of_8": 0.0} and not gap["met"]
