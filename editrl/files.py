@@ -1,8 +1,9 @@
-"""Writing a file so that a kill at any moment leaves either the old file or the new one, never half of one."""
+"""Writing a file or a folder so that a kill at any moment leaves either the old one or the new one, never half of one."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def temporary_folder(path: str | os.PathLike) -> Path:
+    """The sibling ``.tmp-<name>`` that ``atomic_folder`` fills (every process of a run can name it)."""
+    path = Path(path)
+    return path.with_name(f".tmp-{path.name}")
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh, empty ``temporary_folder(path)`` to fill; it replaces ``path`` when the block ends and is
+    removed if it raises. ``path`` is never half written: a kill leaves the old folder or the new one (or,
+    between removing the old and the rename, no folder and a complete temporary)."""
+    path, tmp = Path(path), temporary_folder(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -1,5 +1,9 @@
-"""What a training run records about itself, shared by reward training and RL.
+"""The trainer shell shared by reward training, RL, the world editor and the world VLM pretraining.
 
+- checkpoints: ``output_dir/checkpoints/step-N/`` folders written atomically (a temporary folder renamed
+  when complete), the newest ``keep`` kept; ``save_checkpoint``/``load_checkpoint`` for trainers whose state
+  is a torch dict (``trainer_state.pt``), ``checkpoint_folder`` for accelerate's ``save_state``;
+- ``JsonlLog``: the append-only JSONL log, mirrored to the trackers;
 - ``config.yaml`` in ``output_dir`` at the start: the resolved config and the editrl version, so a run
   folder always says how it was made;
 - ``--resume`` compares the checkpoint's config with the current one and stops, naming the keys,
@@ -11,18 +15,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import shutil
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import EditRLError
-from .files import write_text_atomic
+from .files import atomic_folder, temporary_folder, write_text_atomic
 
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
+STATE_FILE = "trainer_state.pt"  # written last into a checkpoint folder of the torch-state trainers
 CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 
 
@@ -41,11 +49,11 @@ def write_config(config: Any, output_dir: str | Path) -> Path:
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
-    """``output_dir/checkpoints/step-NNNNNN``: where every trainer (reward, RL) keeps the state of ``step``."""
+    """``output_dir/checkpoints/step-NNNNNN``: where every trainer keeps the state of ``step``."""
     return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
 
 
-def list_checkpoints(output_dir: str | Path, marker: str) -> list[Path]:
+def list_checkpoints(output_dir: str | Path, marker: str = STATE_FILE) -> list[Path]:
     """Complete checkpoints of ``output_dir`` (those holding ``marker``, the file a trainer writes last),
     oldest first."""
     root = Path(output_dir) / "checkpoints"
@@ -54,12 +62,90 @@ def list_checkpoints(output_dir: str | Path, marker: str) -> list[Path]:
 
 
 def prune_checkpoints(output_dir: str | Path, marker: str, keep: int) -> None:
-    """Delete all complete checkpoints but the newest ``keep`` (0 keeps them all)."""
-    import shutil
+    """Delete all complete checkpoints but the newest ``keep`` (0 keeps them all), and what killed writes left."""
+    root = Path(output_dir) / "checkpoints"
+    for old in [*root.glob(".tmp-step-*"), *(list_checkpoints(output_dir, marker)[:-keep] if keep else [])]:
+        shutil.rmtree(old, ignore_errors=True)
 
-    if keep:
-        for old in list_checkpoints(output_dir, marker)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+
+@contextmanager
+def checkpoint_folder(output_dir: str | Path, step: int, marker: str, keep: int, main: bool = True,
+                      barrier: Callable[[], None] = lambda: None) -> Iterator[Path]:
+    """The folder to write the checkpoint of ``step`` into: a temporary one that becomes
+    ``checkpoint_dir(output_dir, step)`` when the block ends (``files.atomic_folder``), so a kill never
+    leaves half a checkpoint; then all but the newest ``keep`` are deleted. Under several processes
+    (accelerate's ``save_state`` is collective) every process enters the block, ``main`` on one of them,
+    with ``barrier`` = ``accelerator.wait_for_everyone``."""
+    final = checkpoint_dir(output_dir, step)
+    with atomic_folder(final) if main else nullcontext(temporary_folder(final)) as folder:
+        barrier()  # the main process has made the folder
+        yield folder
+        barrier()  # every process has written its part
+    if main:
+        prune_checkpoints(output_dir, marker, keep)
+    barrier()
+
+
+def save_checkpoint(output_dir: str | Path, step: int, state: dict[str, Any], config: Any, keep: int,
+                    write: Callable[[Path], None] | None = None) -> Path:
+    """``checkpoints/step-N/trainer_state.pt`` holding ``state`` and ``config`` (what ``load_checkpoint``
+    checks a resume against), plus whatever ``write(folder)`` adds; written atomically, keep-N."""
+    import torch
+
+    with checkpoint_folder(output_dir, step, STATE_FILE, keep) as folder:
+        if write is not None:
+            write(folder)
+        torch.save({**state, "config": dataclasses.asdict(config)}, folder / STATE_FILE)
+    return checkpoint_dir(output_dir, step)
+
+
+def load_checkpoint(output_dir: str | Path, config: Any, may_change: Iterable[str],
+                    checkpoint: str | Path | None = None) -> tuple[dict[str, Any], Path] | None:
+    """(state, folder) of the newest checkpoint of ``output_dir`` (or of ``checkpoint``: a step folder or its
+    trainer_state.pt), after checking it was written with ``config`` up to ``may_change``; None if there is none."""
+    import torch
+
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        path = path / STATE_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
+    else:
+        found = list_checkpoints(output_dir)
+        if not found:
+            return None
+        path = found[-1] / STATE_FILE
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    check_resume_config(state["config"], config, may_change, where=str(path.parent))
+    return state, path.parent
+
+
+class JsonlLog:
+    """An append-only JSONL file of records (each with a ``step``) written by the main process; with an
+    ``accelerator`` each record's numbers also go to its trackers, under ``<record[tag]>/<key>`` when ``tag``
+    names a field (the reward's ``split``)."""
+
+    def __init__(self, path: str | Path, accelerator=None, tag: str | None = None):
+        self.path, self.accelerator, self.tag = Path(path), accelerator, tag
+        self.enabled = accelerator is None or accelerator.is_main_process
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.accelerator is not None:
+            prefix = f"{record[self.tag]}/" if self.tag else ""
+            self.accelerator.log({prefix + key: value for key, value in record.items()
+                                  if isinstance(value, (int, float)) and key != "step"}, step=record["step"])
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line] if self.path.exists() else []
+
+    def truncate(self, step: int) -> None:
+        """Drop the records after ``step``: a resumed run recomputes them."""
+        if self.enabled and self.path.exists():
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records() if r["step"] <= step))
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -79,13 +165,15 @@ def changed_keys(saved: dict[str, Any], current: dict[str, Any], may_change: Ite
     return sorted(k for k in set(a) | set(b) if k not in ignored and a.get(k) != b.get(k))
 
 
-def check_resume_config(saved: dict[str, Any], config: Any, may_change: Iterable[str]) -> None:
-    """One-line error naming the keys in which ``config`` differs from a checkpoint's ``saved`` config."""
-    changed = changed_keys(saved, dataclasses.asdict(config), may_change)
+def check_resume_config(saved: dict[str, Any], config: Any, may_change: Iterable[str], where: str = "--resume") -> None:
+    """One-line error naming the keys in which ``config`` differs from a checkpoint's ``saved`` config
+    (both compared as JSON would store them: tuples and lists alike)."""
+    current = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    changed = changed_keys(json.loads(json.dumps(saved, default=str)), current, may_change)
     if changed:
         raise EditRLError(
-            f"--resume: the config differs from the checkpoint's in {', '.join(changed)}; only "
-            f"{', '.join(sorted(may_change))} may change on resume (start a new output_dir to change the others)"
+            f"{where}: written with another config (it differs in {', '.join(changed)}); only "
+            f"{', '.join(sorted(may_change))} may change on resume (start a new output folder to change the others)"
         )
 
 

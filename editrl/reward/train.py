@@ -31,9 +31,8 @@ from torch import nn
 
 from .. import runs
 from ..errors import EditRLError
-from ..files import write_text_atomic
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
-from ..runs import checkpoint_dir, finish_trackers, prune_checkpoints, tracker_config, trackers, write_config
+from ..runs import JsonlLog, check_resume_config, checkpoint_folder, finish_trackers, tracker_config, trackers, write_config
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
@@ -41,6 +40,11 @@ from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
 logger = logging.getLogger(__name__)
 
 DATA_STATE = "data_state.json"
+# keys a resumed run may change: how long to train, logging, where to write, and how the global batch is split
+# over processes (the data plan, stored beside the config, checks the global batch itself)
+MAY_CHANGE_ON_RESUME = ("max_steps", "num_epochs", "stop_after_steps", "save_every", "save_total_limit", "eval_every",
+                        "eval_batch_size", "log_every", "report_to", "output_dir", "per_device_batch_size",
+                        "data.num_workers")
 
 
 # --------------------------------------------------------------------------- model
@@ -292,25 +296,6 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return runs.list_checkpoints(output_dir, DATA_STATE)
 
 
-class MetricsLog:
-    """Append-only metrics.jsonl (main process) plus the accelerate trackers of ``report_to``."""
-
-    def __init__(self, output_dir: Path, accelerator):
-        self.enabled = accelerator.is_main_process
-        self.accelerator = accelerator
-        self.path = output_dir / "metrics.jsonl"
-
-    def write(self, record: dict) -> None:
-        if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        self.accelerator.log({f"{record['split']}/{key}": value for key, value in record.items()
-                              if isinstance(value, (int, float)) and key != "step"}, step=record["step"])
-
-    def close(self) -> None:
-        finish_trackers(self.accelerator)
-
-
 # --------------------------------------------------------------------------- the trainer
 
 
@@ -373,7 +358,7 @@ class RewardTrainer:
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         # stepped once per optimizer step by us; registered so save_state/load_state include it
         self.accelerator.register_for_checkpointing(self.scheduler)
-        self.log = MetricsLog(self.output_dir, self.accelerator)
+        self.log = JsonlLog(self.output_dir / "metrics.jsonl", self.accelerator, tag="split")
 
     def _optimizer(self) -> torch.optim.Optimizer:
         embedding = self.model.model.get_input_embeddings().weight
@@ -385,17 +370,18 @@ class RewardTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, step: int, samples_seen: int) -> Path:
-        final = checkpoint_dir(self.output_dir, step)
-        self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(final))
-        if self.accelerator.is_main_process:
-            state = {"step": step, "samples_seen": samples_seen, "epoch": step // self.plan.steps_per_epoch,
-                     "global_batch": self.plan.global_batch, "accumulation": self.plan.accumulation,
-                     "num_pairs": self.plan.num_pairs, "seed": self.plan.seed, "max_steps": self.max_steps}
-            write_text_atomic(final / DATA_STATE, json.dumps(state, indent=2))  # written last: the checkpoint is complete
-            prune_checkpoints(self.output_dir, DATA_STATE, self.config.save_total_limit)
-        self.accelerator.wait_for_everyone()
-        return final
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        with checkpoint_folder(self.output_dir, step, DATA_STATE, self.config.save_total_limit or 0,
+                               main=acc.is_main_process, barrier=acc.wait_for_everyone) as folder:
+            acc.save_state(str(folder))
+            if acc.is_main_process:
+                state = {"step": step, "samples_seen": samples_seen, "epoch": step // self.plan.steps_per_epoch,
+                         "global_batch": self.plan.global_batch, "accumulation": self.plan.accumulation,
+                         "num_pairs": self.plan.num_pairs, "seed": self.plan.seed, "max_steps": self.max_steps,
+                         "config": config_to_dict(self.config)}
+                (folder / DATA_STATE).write_text(json.dumps(state, indent=2))
+        return runs.checkpoint_dir(self.output_dir, step)
 
     def _resume(self) -> tuple[int, int, Path | None]:
         checkpoints = list_checkpoints(self.output_dir)
@@ -411,6 +397,8 @@ class RewardTrainer:
             raise EditRLError(f"--resume from {latest}: the data order changed since the checkpoint "
                               f"({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in changed.items())}); resume with the same "
                               "data, seed and global batch, or start a new output_dir")
+        if "config" in state:  # checkpoints written before the shared trainer shell hold the data order only
+            check_resume_config(state["config"], self.config, MAY_CHANGE_ON_RESUME, where=f"--resume from {latest}")
         self.accelerator.load_state(str(latest))
         logger.info("resumed from %s (step %d, %d samples seen)", latest, state["step"], state["samples_seen"])
         return state["step"], state["samples_seen"], latest
@@ -500,7 +488,7 @@ class RewardTrainer:
             if step % config.save_every == 0 or step == stop_at:
                 last_checkpoint = self._save_checkpoint(step, samples_seen)
         progress.close()
-        self.log.close()
+        finish_trackers(acc)
         summary = {"step": step, "max_steps": self.max_steps, "samples_seen": samples_seen,
                    "train_pairs": self.train_summary, "validation": last_eval,
                    "checkpoint": str(last_checkpoint) if last_checkpoint else None, "final_model": None}

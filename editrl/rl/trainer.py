@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,20 +24,20 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import EditRLError
-from ..files import write_text_atomic
+from ..files import atomic_folder
 from ..images import check_instruction, load_image
 from ..registry import PROMPT_SETS
 from ..reward.output import RewardFunction
 from ..reward.specs import build_reward
 from ..runs import (
-    check_resume_config,
-    checkpoint_dir,
+    STATE_FILE,
+    JsonlLog,
     curves_image,
     finish_trackers,
     image_grid,
-    list_checkpoints,
+    load_checkpoint,
     log_images,
-    prune_checkpoints,
+    save_checkpoint,
     tracker_config,
     trackers,
     write_config,
@@ -53,7 +52,6 @@ from .sde import ode_step, sde_step
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-STATE_FILE = "trainer_state.pt"
 # keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
 MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
                         "monitor_window", "monitor_min_rise", "monitor_min_fall")
@@ -162,6 +160,7 @@ class RLTrainer:
         self.step = 0
         self.output_dir = Path(config.output_dir)
         self.log_path = self.output_dir / "log.jsonl"
+        self.log = JsonlLog(self.log_path, self.accelerator).write
 
     # ------------------------------------------------------------------ the algorithm (subclasses)
     def iteration(self, step: int) -> dict[str, float]:
@@ -358,14 +357,6 @@ class RLTrainer:
         return out
 
     # ------------------------------------------------------------------ loop, log, checkpoints
-    def log(self, record: dict[str, Any]) -> None:
-        if self.accelerator.is_main_process:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"},
-                             step=record["step"])
-
     def train(self, resume: bool | str = False) -> dict[str, Any]:
         """Run to ``num_iterations``; returns the last logged record. ``resume=True`` continues from the
         newest checkpoint in ``output_dir`` (and drops log lines written after it), ``resume=path`` from
@@ -402,8 +393,7 @@ class RLTrainer:
 
     def save_curves(self) -> Path:
         """``curves.png``: training reward, held-out judge and (in the world) exact-edit share over iterations."""
-        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
-        records = [json.loads(line) for line in lines if line]
+        records = JsonlLog(self.log_path).records()
         series = {key: [(r["step"], r[key]) for r in records if key in r]
                   for key in ("reward_mean", "judge_score", "exact_edit")}
         image = curves_image({k: v for k, v in series.items() if v}, f"{type(self).__name__} {self.output_dir.name}")
@@ -427,55 +417,35 @@ class RLTrainer:
             return save_lora(self.editor.pipe, self.transformer, directory)
 
     def save_checkpoint(self) -> None:
-        """``checkpoints/step-N/``: the LoRA (diffusers format) and ``trainer_state.pt``; written to a
-        temporary folder and renamed, so a kill never leaves a half checkpoint."""
-        if not self.accelerator.is_main_process:
-            self.accelerator.wait_for_everyone()
-            return
-        final = checkpoint_dir(self.output_dir, self.step)
-        tmp = final.with_name(f".tmp-{final.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.save_lora(tmp)
-        state = {
-            "step": self.step,
-            "lora": lora_state(self.transformer),
-            "optimizer": self.optimizer.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "monitor": self.monitor.state_dict(),
-            "extra": self.extra_state(),
-            "config": self.config.to_dict(),
-        }
-        torch.save(state, tmp / STATE_FILE)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        # lora/ (what users load) follows every checkpoint, not only the end of the run
-        lora_tmp = self.output_dir / ".tmp-lora"
-        shutil.rmtree(lora_tmp, ignore_errors=True)
-        shutil.copytree(final, lora_tmp, ignore=shutil.ignore_patterns(STATE_FILE))
-        shutil.rmtree(self.output_dir / "lora", ignore_errors=True)
-        os.replace(lora_tmp, self.output_dir / "lora")
-        prune_checkpoints(self.output_dir, STATE_FILE, self.config.keep_checkpoints)
-        logger.info("saved checkpoint %s", final)
+        """``checkpoints/step-N/``: the LoRA (diffusers format) and ``trainer_state.pt``, written atomically
+        (``runs.save_checkpoint``); ``lora/`` follows it."""
+        if self.accelerator.is_main_process:
+            state = {
+                "step": self.step,
+                "lora": lora_state(self.transformer),
+                "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "monitor": self.monitor.state_dict(),
+                "extra": self.extra_state(),
+            }
+            final = save_checkpoint(self.output_dir, self.step, state, self.config, self.config.keep_checkpoints,
+                                    write=self.save_lora)
+            # lora/ (what users load) follows every checkpoint, not only the end of the run
+            with atomic_folder(self.output_dir / "lora") as lora:
+                shutil.copytree(final, lora, ignore=shutil.ignore_patterns(STATE_FILE), dirs_exist_ok=True)
+            logger.info("saved checkpoint %s", final)
         self.accelerator.wait_for_everyone()
 
     def resume(self, checkpoint: str | Path | None = None) -> None:
         """Load the newest checkpoint of ``output_dir`` (or ``checkpoint``); its config must match the
         current one except for ``MAY_CHANGE_ON_RESUME`` keys."""
-        if checkpoint is not None:
-            path = Path(checkpoint)
-            path = path / STATE_FILE if path.is_dir() else path
-            if not path.is_file():
-                raise EditRLError(f"--resume {str(checkpoint)!r}: no {STATE_FILE} there (expected a checkpoints/step-N folder)")
-            checkpoints = [path]
-        else:
-            checkpoints = [folder / STATE_FILE for folder in list_checkpoints(self.output_dir, STATE_FILE)]
-        if not checkpoints:
+        found = load_checkpoint(self.output_dir, self.config, MAY_CHANGE_ON_RESUME, checkpoint)
+        if found is None:
             logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
             if self.accelerator.is_main_process and self.log_path.exists():
                 self.log_path.unlink()
             return
-        state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
-        check_resume_config(state["config"], self.config, MAY_CHANGE_ON_RESUME)
+        state, folder = found
         load_lora_state(self.transformer, state["lora"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
@@ -483,9 +453,6 @@ class RLTrainer:
         self.monitor.load_state_dict(state["monitor"])
         self.load_extra_state(state["extra"])
         self.step = int(state["step"])
-        if self.accelerator.is_main_process and self.log_path.exists():
-            # steps after the checkpoint are recomputed: keep the log consistent with the state
-            kept = [line for line in self.log_path.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            write_text_atomic(self.log_path, "".join(line + "\n" for line in kept))
-        logger.info("resumed from %s at step %d", checkpoints[-1].parent, self.step)
+        JsonlLog(self.log_path, self.accelerator).truncate(self.step)  # steps after the checkpoint are recomputed
+        logger.info("resumed from %s at step %d", folder, self.step)
         self.accelerator.wait_for_everyone()
