@@ -22,3 +22,19 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["table.parquet"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    from editrl.files import atomic_folder
+
+    folder = tmp_path / "lora"
+    folder.mkdir()
+    (folder / "old.bin").write_text("old")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_folder(folder) as tmp:
+            (tmp / "new.bin").write_text("half")
+            raise RuntimeError("killed")
+    assert [p.name for p in folder.iterdir()] == ["old.bin"] and sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
+    with atomic_folder(folder) as tmp:
+        (tmp / "new.bin").write_text("new")
+    assert [p.name for p in folder.iterdir()] == ["new.bin"] and sorted(p.name for p in tmp_path.iterdir()) == ["lora"]

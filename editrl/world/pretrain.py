@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
-from ..files import atomic_path
+from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from ..reward.inputs import expand_image_tokens
 from ..reward.model import sequential_positions
 from .datasets import _quality
@@ -150,7 +150,7 @@ class PretrainConfig:
     learning_rate: float = config_field(1e-3, "peak AdamW learning rate (cosine schedule with warm-up)")
     warmup_steps: int = config_field(100, "linear warm-up steps")
     weight_decay: float = config_field(0.01, "AdamW weight decay")
-    checkpoint_every: int = config_field(200, "steps between checkpoints (checkpoint.pt; a rerun resumes from it)")
+    checkpoint_every: int = config_field(200, "steps between checkpoints (checkpoints/step-N, the newest kept; a rerun resumes from it)")
     eval_every: int = config_field(500, "steps between held-out exact-match evaluations")
     eval_samples: int = config_field(200, "held-out samples per task for the exact-match evaluation")
     max_minutes: float = config_field(0.0, "stop (with a checkpoint) after this many minutes; 0 = no limit")
@@ -275,7 +275,8 @@ def editor_sample_pool(n: int, seed: int, split: str = "train") -> list[tuple[Im
 
 
 def pretrain(config: PretrainConfig, out: str | Path) -> Path:
-    """Pretrain into ``out`` (``checkpoint.pt``, ``log.jsonl``, ``model/``); a rerun resumes from the checkpoint."""
+    """Pretrain into ``out`` (``checkpoints/``, ``log.jsonl``, ``model/``); a rerun resumes from the checkpoint
+    (through ``editrl.runs``; a ``checkpoint.pt`` of earlier versions is not read)."""
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,18 +287,16 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
 
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps)
     state = {"step": 0, "elapsed": 0.0}
-    checkpoint = out / "checkpoint.pt"
     rng = random.Random(f"vlm-train-{config.seed}")
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if {**saved["config"], "max_minutes": 0} != {**asdict(config), "max_minutes": 0}:
-            raise EditRLError(f"{checkpoint}: written with another config; use a new --out or the same config")
+    found = load_checkpoint(out, config, ("max_minutes",))
+    if found is not None:
+        saved, folder = found
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
         state = saved["state"]
-        logger.info("resumed from %s at step %d", checkpoint, state["step"])
+        logger.info("resumed from %s at step %d", folder, state["step"])
     pool = editor_sample_pool(config.editor_samples, seed=config.seed + 11) if config.editor_samples else None
     evaluation = held_out(config, editor_sample_pool(config.eval_samples, seed=config.seed + 12, split="test") if pool else None)
     tasks, weights = list(config.task_weights), list(config.task_weights.values())
@@ -305,14 +304,10 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
 
     def save() -> None:
         state["elapsed"] = time.monotonic() - start
-        with atomic_path(checkpoint) as tmp:
-            torch.save({"config": asdict(config), "state": state, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng.getstate()}, tmp)
+        save_checkpoint(out, state["step"], {"state": state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "scheduler": scheduler.state_dict(), "rng": rng.getstate()}, config, keep=1)
 
-    def log(record: dict) -> None:
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-
+    log = JsonlLog(out / "log.jsonl").write
     bar = tqdm(total=config.steps, initial=state["step"], desc="pretraining the world VLM")
     while state["step"] < config.steps:
         model.train()
@@ -320,7 +315,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
         encoded = builder.encode(samples)
         loss = lm_loss(answer_logits(model, encoded), encoded["labels"])
         if not torch.isfinite(loss):
-            raise EditRLError(f"pretraining loss is {loss.item()} at step {state['step']}; last checkpoint: {checkpoint}")
+            raise EditRLError(f"pretraining loss is {loss.item()} at step {state['step']}; last checkpoint: {out / 'checkpoints'}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

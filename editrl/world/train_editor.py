@@ -19,8 +19,12 @@ an instruction over ~100 tokens that a tiny transformer must learn to read lette
 token per word (at most 21) the same small transformer reached an oracle score of 0.18 in 12 CPU
 minutes, where byte-level training had reached 0.10 in 27, and each step is 3x faster.
 
-Checkpoints (both stages, optimiser and RNG state) are written atomically every ``checkpoint_every``
-steps and a restarted run resumes from them. The result is a ``FluxKontextPipeline.save_pretrained``
+Checkpoints (both stages, optimiser, schedule and RNG state) go to ``out/checkpoints/step-N/`` (N counts
+the VAE steps, then the transformer's) every ``checkpoint_every`` steps through the shared trainer shell
+(``editrl.runs``: written atomically, the newest kept), and a restarted run resumes from them. The learning
+rates follow ``transformers.get_scheduler("cosine_with_min_lr")`` (linear warm-up from 0, cosine decay to 10%);
+the shipped editor was trained with a hand-written ramp that started the warm-up at peak/warmup_steps instead
+of 0 and kept its single checkpoint in ``out/checkpoint.pt``, which this version no longer reads. The result is a ``FluxKontextPipeline.save_pretrained``
 folder (safetensors) that ``load_editor("world", model=...)`` loads.
 """
 
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import random
@@ -42,10 +45,12 @@ from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
-from ..files import atomic_path
+from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from .examples import make_examples
 
 logger = logging.getLogger(__name__)
+
+KEEP_CHECKPOINTS = 1  # a checkpoint holds two models and two optimisers: keep only the newest
 
 SETTINGS_FILE = "editrl_editor.json"  # read by editrl.sampler.editors.load_editor
 
@@ -150,62 +155,57 @@ def _images(examples, resolution: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
-def _schedule(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up to ``peak``, then cosine decay to 10% of it at ``total``."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+def _scheduler(optimizer, total: int, warmup: int):
+    """Linear warm-up, then cosine decay to 10% of the peak at ``total``."""
+    from transformers import get_scheduler
 
-
-def _atomic_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    return get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                         scheduler_specific_kwargs={"min_lr_rate": 0.1})
 
 
 class EditorTrainer:
-    """Runs both stages into ``out``: ``checkpoint.pt``, ``log.jsonl``, and the final ``model/`` folder."""
+    """Runs both stages into ``out``: ``checkpoints/``, ``log.jsonl``, and the final ``model/`` folder."""
 
     def __init__(self, config: EditorTrainingConfig, out: str | Path):
         config.validate()
         self.config, self.out = config, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.checkpoint_path = self.out / "checkpoint.pt"
         self.pipe = build_pipeline(config)
         self.state = {"stage": "vae", "step": 0, "elapsed": 0.0}
         self.vae_opt = torch.optim.AdamW(self.pipe.vae.parameters(), lr=config.vae_learning_rate)
         self.opt = torch.optim.AdamW(self.pipe.transformer.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.vae_scheduler = _scheduler(self.vae_opt, config.vae_steps, max(config.vae_steps // 20, 1))
+        self.scheduler = _scheduler(self.opt, config.steps, config.warmup_steps)
         self.rng = torch.Generator().manual_seed(config.seed)
-        if self.checkpoint_path.is_file():
-            self._resume()
+        self.log = JsonlLog(self.out / "log.jsonl").write
+        self._resume()
         self._start = time.monotonic() - self.state["elapsed"]
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _save(self) -> None:
         self.state["elapsed"] = time.monotonic() - self._start
-        _atomic_save({
-            "config": asdict(self.config), "state": self.state, "vae": self.pipe.vae.state_dict(),
+        done = self.state["step"] + (self.config.vae_steps if self.state["stage"] != "vae" else 0)
+        save_checkpoint(self.out, done, {
+            "state": self.state, "vae": self.pipe.vae.state_dict(),
             "vae_config": {k: self.pipe.vae.config[k] for k in ("shift_factor", "scaling_factor")},
             "transformer": self.pipe.transformer.state_dict(), "vae_opt": self.vae_opt.state_dict(),
-            "opt": self.opt.state_dict(), "rng": self.rng.get_state(),
-        }, self.checkpoint_path)
+            "opt": self.opt.state_dict(), "vae_scheduler": self.vae_scheduler.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": self.rng.get_state(),
+        }, self.config, KEEP_CHECKPOINTS)
 
     def _resume(self) -> None:
-        saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        if {**saved["config"], "max_minutes": 0} != {**asdict(self.config), "max_minutes": 0}:
-            raise EditRLError(f"{self.checkpoint_path}: written with another config; use a new --out or the same config")
+        found = load_checkpoint(self.out, self.config, ("max_minutes",))
+        if found is None:
+            return
+        saved, folder = found
         self.pipe.vae.load_state_dict(saved["vae"])
         self.pipe.vae.register_to_config(**saved["vae_config"])
         self.pipe.transformer.load_state_dict(saved["transformer"])
-        self.vae_opt.load_state_dict(saved["vae_opt"])
-        self.opt.load_state_dict(saved["opt"])
+        for name in ("vae_opt", "opt", "vae_scheduler", "scheduler"):
+            getattr(self, name).load_state_dict(saved[name])
         self.rng.set_state(saved["rng"])
         self.state = saved["state"]
-        logger.info("resumed from %s at stage %s step %d", self.checkpoint_path, self.state["stage"], self.state["step"])
-
-    def _log(self, record: dict) -> None:
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        logger.info("resumed from %s at stage %s step %d", folder, self.state["stage"], self.state["step"])
 
     def _step_done(self, bar, metric: str, value: float) -> None:
         """Count the step, show and log its metric every 20 steps, checkpoint every ``checkpoint_every``."""
@@ -213,7 +213,7 @@ class EditorTrainer:
         bar.update()
         bar.set_postfix({metric: f"{value:.4f}"})
         if self.state["step"] % 20 == 0:
-            self._log({"stage": self.state["stage"], "step": self.state["step"], metric: value})
+            self.log({"stage": self.state["stage"], "step": self.state["step"], metric: value})
         if self.state["step"] % self.config.checkpoint_every == 0:
             self._save()
 
@@ -242,11 +242,10 @@ class EditorTrainer:
             error = recon - batch
             mse = error.pow(2).mean()
             loss = (weight * (error.pow(2) + cfg.vae_l1_weight * error.abs())).mean() + cfg.vae_kl_weight * posterior.kl().mean()
-            for group in self.vae_opt.param_groups:
-                group["lr"] = _schedule(self.state["step"], cfg.vae_steps, cfg.vae_learning_rate, max(cfg.vae_steps // 20, 1))
             self.vae_opt.zero_grad()
             loss.backward()
             self.vae_opt.step()
+            self.vae_scheduler.step()
             self._step_done(bar, "mse", mse.item())
         bar.close()
         vae.eval()
@@ -308,13 +307,12 @@ class EditorTrainer:
             loss = torch.nn.functional.mse_loss(editor.velocity(xs, s, source.select(idx)), noise - x0)
             if not torch.isfinite(loss):
                 raise EditRLError(f"editor training: loss became {loss.item()} at step {self.state['step']}; lower learning_rate")
-            for group in self.opt.param_groups:
-                group["lr"] = _schedule(self.state["step"], cfg.steps, cfg.learning_rate, cfg.warmup_steps)
             self.opt.zero_grad()
             loss.backward()
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(transformer.parameters(), cfg.max_grad_norm)
             self.opt.step()
+            self.scheduler.step()
             self._step_done(bar, "loss", loss.item())
         bar.close()
         transformer.eval()

@@ -83,6 +83,12 @@ def test_resume_refuses_a_changed_data_order(make_config):
         RewardTrainer(make_config("max_steps=4", "per_device_batch_size=2")).train(resume=True)
 
 
+def test_resume_refuses_a_changed_setting(make_config):
+    RewardTrainer(make_config("max_steps=4", "stop_after_steps=2")).train()
+    with pytest.raises(EditRLError, match=r"written with another config \(it differs in learning_rate, loss.num_nodes\)"):
+        RewardTrainer(make_config("max_steps=4", "learning_rate=0.5", "loss.num_nodes=32")).train(resume=True)
+
+
 def test_data_plan_order_is_a_permutation_per_epoch():
     plan = DataPlan(num_pairs=21, per_device_batch_size=2, num_processes=2, accumulation=2, seed=3)
     assert plan.steps_per_epoch == 2

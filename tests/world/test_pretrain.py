@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from editrl.errors import EditRLError
+from editrl.runs import list_checkpoints
 from editrl.world.pretrain import (
     PretrainConfig,
     SequenceBuilder,
@@ -98,7 +99,7 @@ def test_tiny_pretraining_stops_resumes_and_saves(tmp_path):
     config = PretrainConfig(tiny=TINY, image_size=56, steps=6, batch_size=4, learning_rate=3e-3, warmup_steps=1,
                             checkpoint_every=3, eval_every=6, eval_samples=4, task_weights={"describe": 1.0})
     folder = pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # stops after one step, with a checkpoint
-    assert folder == tmp_path / "run" and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert folder == tmp_path / "run" and [c.name for c in list_checkpoints(tmp_path / "run")] == ["step-000001"]
     assert pretrain(config, tmp_path / "run") == tmp_path / "run" / "model"
     import json
 

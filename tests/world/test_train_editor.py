@@ -5,6 +5,7 @@ import torch
 
 from editrl.config import build_dataclass as build_config
 from editrl.errors import EditRLError
+from editrl.runs import STATE_FILE, list_checkpoints
 from editrl.world.train_editor import EditorTrainer, EditorTrainingConfig
 
 TINY = dict(num_layers=1, num_single_layers=1, num_attention_heads=2, attention_head_dim=8, latent_channels=4,
@@ -49,7 +50,9 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     interrupted = EditorTrainer(config, tmp_path / "resumed")
     interrupted._out_of_time = lambda: interrupted.state["stage"] == "transformer" and interrupted.state["step"] >= 1
     interrupted.train()
-    saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    checkpoints = list_checkpoints(tmp_path / "resumed")
+    assert [c.name for c in checkpoints] == ["step-000003"]  # 2 VAE steps + 1 transformer step; only the newest kept
+    saved = torch.load(checkpoints[0] / STATE_FILE, weights_only=False)
     assert saved["state"] == {**saved["state"], "stage": "transformer", "step": 1}
     resumed = EditorTrainer(config, tmp_path / "resumed")
     assert resumed.state["step"] == 1
