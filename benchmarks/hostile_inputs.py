@@ -148,7 +148,8 @@ def kill_cycles(work: Path, kills: int, rows: int, counts: dict, seed: int) -> N
     and compare the final table with a clean in-process run on the final data."""
     import pyarrow.parquet as pq
 
-    from editrl.reward.score import read_rows, score_table
+    from editrl.reward.score import score_table
+    from editrl.tables import read_rows
     from editrl.world import Oracle
 
     rng = random.Random(seed)

@@ -1,7 +1,7 @@
 """``editrl filter``: keep the best examples of an editing dataset by reward (the paper's data curation).
 
 Every (source, instruction, edit) row of a JSONL/Parquet table (or a folder of them; the columns and
-image cells ``editrl.reward.score.read_rows`` reads) is scored once with
+image cells ``editrl.tables.read_rows`` reads) is scored once with
 ``editrl.reward.score.score_table``, whose append-only part files let a killed run resume without
 rescoring. Under ``accelerate launch`` rank r scores ``rows[r::world]`` into its own table
 ``scores/shard-<r>-of-<world>.parquet`` (resume with the same number of processes); rank 0 waits
@@ -183,12 +183,14 @@ class FilterConfig:
 
 def _count_rows(path: Path) -> int:
     """Row count from Parquet metadata / JSONL lines, without decoding any image."""
-    from .reward.score import _table_files, parquet_file
+    from .tables import open_arrow, parquet_file, table_files
 
     total = 0
-    for file in _table_files(path):
+    for file in table_files(path):
         if file.suffix == ".parquet":
             total += parquet_file(file).metadata.num_rows
+        elif file.suffix == ".arrow":
+            total += open_arrow(file).num_rows
         else:
             with open(file, "rb") as handle:
                 total += sum(1 for line in handle if line.strip())
@@ -256,7 +258,8 @@ def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .reward.score import _table_files, read_rows, table_row_digest
+    from .reward.score import table_row_digest
+    from .tables import read_rows, table_files
 
     score_columns = [c for c in scores.column_names if c in ("score", "score_sigma") or c.startswith(("mu_", "sigma_"))]
     by_row = {r: i for i, r in enumerate(scores.column("row").to_pylist())}
@@ -271,7 +274,7 @@ def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Pat
             record.update({f"reward_{c}": columns[c][by_row[index]] for c in score_columns})
             record["reward_rank"] = kept_rows[index] + 1
             records.append(record)
-    as_jsonl = all(f.suffix == ".jsonl" for f in _table_files(data))
+    as_jsonl = all(f.suffix == ".jsonl" for f in table_files(data))
     path = out / ("kept.jsonl" if as_jsonl else "kept.parquet")
     if as_jsonl:
         write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in records))
@@ -295,7 +298,8 @@ def process_state():
 def filter_dataset(reward: RewardFunction, config: FilterConfig, reward_name: str = "reward") -> dict | None:
     """Score (resumably, sharded by process rank) and cut; returns the summary on rank 0, None elsewhere."""
     from .reward.identity import reward_identity
-    from .reward.score import read_rows, score_table
+    from .reward.score import score_table
+    from .tables import read_rows
 
     data, out, total = Path(config.data), Path(config.out), check_inputs(config)
     state = process_state()

@@ -43,7 +43,7 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -52,6 +52,7 @@ from PIL import Image
 
 from ..errors import EditRLError
 from ..images import load_image
+from ..tables import image_cell, open_arrow, parquet_file, read_rows, table_files
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +105,6 @@ class PreferencePair:
     kind: str  # "strict" | "tie" | "disentangled"
 
 
-@dataclass
-class ReadReport:
-    """Bad rows met while reading: ``(row_id, reason)`` each; rows are skipped unless strict."""
-
-    bad_rows: list[tuple[str, str]] = field(default_factory=list)
-
-
 # --------------------------------------------------------------------------- image references
 
 
@@ -125,16 +119,14 @@ class _ArrowFiles:
 
     def table(self, path: str):
         if path not in self._tables:
-            self._tables[path] = _open_arrow(path)
+            self._tables[path] = open_arrow(path)
         return self._tables[path]
 
     def cell(self, ref: ArrowCell):
         if not ref.path.endswith(".parquet"):
             return self.table(ref.path).column(ref.column)[ref.row].as_py()
         if ref.path not in self._parquet:
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(ref.path)
+            parquet = parquet_file(Path(ref.path))
             sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
             self._parquet[ref.path] = parquet, np.cumsum([0] + sizes)
         parquet, offsets = self._parquet[ref.path]
@@ -151,36 +143,11 @@ class _ArrowFiles:
 _FILES = _ArrowFiles()
 
 
-def _open_arrow(path: str):
-    """An Arrow IPC file or stream (HF datasets writes streams), memory-mapped, as a pyarrow Table."""
-    import pyarrow as pa
-
-    source = pa.memory_map(path)
-    try:
-        return pa.ipc.open_file(source).read_all()
-    except pa.ArrowInvalid:
-        return pa.ipc.open_stream(pa.memory_map(path)).read_all()
-
-
-def _cell_to_ref(value: Any, base: Path) -> ImageRef | None:
-    """A stored image cell (dict / bytes / path) as bytes or a path; None when nothing is there."""
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return bytes(value["bytes"])
-        value = value.get("path")
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value) if value else None
-    if isinstance(value, str) and value:
-        path = Path(value)
-        return str(path if path.is_absolute() else base / path)
-    return None
-
-
 def resolve_image_ref(ref: ImageRef, base: Path = Path(".")) -> ImageRef | None:
     """Bytes or a path for ``ref`` (reading an ``ArrowCell`` from its file)."""
     if isinstance(ref, ArrowCell):
-        return _cell_to_ref(_FILES.cell(ref), Path(ref.path).parent)
-    return _cell_to_ref(ref, base)
+        return image_cell(_FILES.cell(ref), Path(ref.path).parent)
+    return image_cell(ref, base)
 
 
 def load_pair_images(pair: PreferencePair):
@@ -217,26 +184,13 @@ def _score(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _table_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".arrow"))
-        if not files:
-            raise EditRLError(f"data path {str(path)!r}: a folder without .parquet or .arrow files")
-        return files
-    if not path.is_file():
-        raise EditRLError(f"data path {str(path)!r}: no such file or folder")
-    return [path]
-
-
 def read_editreward_data(path: str | Path) -> Iterable[EditComparison]:
     """Rows of EditReward-Data Parquet/Arrow files (one file or a folder of them)."""
-    import pyarrow.parquet as pq
-
     image_columns = ("source_img", "left_output_image", "right_output_image")
-    for file in _table_files(Path(path)):
+    for file in table_files(path, (".parquet", ".arrow")):
         if file.suffix == ".parquet":
-            schema_names = pq.ParquetFile(file).schema_arrow.names
-            table = pq.read_table(file, columns=[c for c in schema_names if c not in image_columns])
+            schema_names = parquet_file(file).schema_arrow.names
+            table = parquet_file(file).read(columns=[c for c in schema_names if c not in image_columns])
         else:
             table = _FILES.table(str(file))
             schema_names = table.column_names
@@ -282,10 +236,10 @@ def read_train_json(path: str | Path) -> Iterable[EditComparison]:
         scores_a, scores_b = _official_scores(sample, 1), _official_scores(sample, 2)
         yield EditComparison(
             row_id=str(sample.get("id", f"{path.name}:{i}")),
-            source=_cell_to_ref(sample.get("path_src"), path.parent),
+            source=image_cell(sample.get("path_src"), path.parent),
             instruction=sample.get("prompt", ""),
-            edit_a=_cell_to_ref(sample.get("path1"), path.parent),
-            edit_b=_cell_to_ref(sample.get("path2"), path.parent),
+            edit_a=image_cell(sample.get("path1"), path.parent),
+            edit_b=image_cell(sample.get("path2"), path.parent),
             scores_a=scores_a,
             scores_b=scores_b,
             overall_a=_score(sample.get("model1_overall_score")),
@@ -296,30 +250,19 @@ def read_train_json(path: str | Path) -> Iterable[EditComparison]:
 
 def read_jsonl(path: str | Path) -> Iterable[EditComparison]:
     """Rows of editrl's own JSONL schema (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise EditRLError(f"JSONL {str(path)!r}: no such file")
-    with path.open() as lines:
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            row_id = f"{path.name}:{i + 1}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise EditRLError(f"JSONL {str(path)!r} line {i + 1}: not JSON ({err})") from None
-            row_id = str(obj.get("id", row_id))
-            yield EditComparison(
-                row_id=row_id,
-                source=_cell_to_ref(obj.get("source"), path.parent),
-                instruction=obj.get("instruction", ""),
-                edit_a=_cell_to_ref(obj.get("edit_a"), path.parent),
-                edit_b=_cell_to_ref(obj.get("edit_b"), path.parent),
-                scores_a=tuple(_score(s) for s in obj["scores_a"]) if obj.get("scores_a") is not None else None,
-                scores_b=tuple(_score(s) for s in obj["scores_b"]) if obj.get("scores_b") is not None else None,
-                overall_a=_score(obj.get("overall_a")),
-                overall_b=_score(obj.get("overall_b")),
-            )
+    for obj in read_rows(path, (".jsonl",)):
+        base = obj["_base"]
+        yield EditComparison(
+            row_id=str(obj.get("id", Path(obj["_where"]).name)),  # <file name>:<line>
+            source=image_cell(obj.get("source"), base),
+            instruction=obj.get("instruction", ""),
+            edit_a=image_cell(obj.get("edit_a"), base),
+            edit_b=image_cell(obj.get("edit_b"), base),
+            scores_a=tuple(_score(s) for s in obj["scores_a"]) if obj.get("scores_a") is not None else None,
+            scores_b=tuple(_score(s) for s in obj["scores_b"]) if obj.get("scores_b") is not None else None,
+            overall_a=_score(obj.get("overall_a")),
+            overall_b=_score(obj.get("overall_b")),
+        )
 
 
 def _encode_png(array: np.ndarray) -> bytes:

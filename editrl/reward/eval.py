@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import EditRLError
 from ..files import write_text_atomic
 from ..images import check_instruction, open_image
+from ..tables import image_cell, read_rows, table_files
 from . import metrics
 from .output import RewardFunction
 from .score import (
@@ -39,9 +40,7 @@ from .score import (
     SOURCE_COLUMNS,
     check_output,
     check_positive,
-    image_cell,
     pick,
-    read_rows,
 )
 
 FORMATS = ("editreward-bench", "pairs", "pointwise")
@@ -153,7 +152,7 @@ def _k_from_pairs(n_pairs: int) -> int:
 
 
 def _rows_with_file(path: Path, fmt: str) -> Iterable[tuple[str, dict]]:
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".jsonl")) if path.is_dir() else [path]
+    files = table_files(path)
     if fmt == "editreward-bench" and path.is_dir() and any(_k_from_name(str(f)) for f in files):
         files = [f for f in files if _k_from_name(str(f))]  # the K-pair files, not other tables beside them
     for file in files:

@@ -11,8 +11,8 @@ every row the digest of its content (``row_hash``; see ``editrl.reward.identity`
 any already-scored row changed, the rerun stops before scoring anything with one line saying what
 changed, so a table never mixes two runs; appending rows to the data is fine.
 
-Input tables: a JSONL file, a Parquet file, or a folder of them. Image cells may be paths (relative
-to the table's folder), bytes, or Hugging Face ``{"bytes", "path"}`` dicts.
+Input rows: any iterable of dicts, usually ``editrl.tables.read_rows`` of a JSONL/Parquet/Arrow table or
+folder; image cells as ``editrl.tables.image_cell`` reads them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Union
+from typing import Callable, Iterable, Mapping, Union
 
 import numpy as np
 
 from ..errors import EditRLError
 from ..files import atomic_path
 from ..images import check_instruction, open_image
+from ..tables import image_cell, parquet_file
 from .identity import describe_change, reward_identity, row_digest
 from .output import RewardFunction
 
@@ -37,73 +38,10 @@ logger = logging.getLogger(__name__)
 SOURCE_COLUMNS = ("source", "source_image", "source_img", "image_src", "path_src", "src")
 INSTRUCTION_COLUMNS = ("instruction", "prompt", "instruct_prompt", "text")
 EDIT_COLUMNS = ("edit", "edited", "edited_image", "output_image", "image", "path")
-TABLE_SUFFIXES = (".jsonl", ".parquet")
 
 
 RUN_KEY = b"editrl.run"  # Parquet metadata key holding the reward identity of a score table
 Rows = Union[Iterable[Mapping], Callable[[], Iterable[Mapping]]]
-
-
-def _table_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in TABLE_SUFFIXES)
-        if not files:
-            raise EditRLError(f"data {str(path)!r}: a folder without .jsonl or .parquet files")
-        return files
-    if not path.is_file():
-        raise EditRLError(f"data {str(path)!r}: no such file or folder; expected a JSONL or Parquet table, or a folder of them")
-    if path.suffix not in TABLE_SUFFIXES:
-        raise EditRLError(f"data {str(path)!r}: expected a .jsonl or .parquet file")
-    return [path]
-
-
-def _jsonl_rows(file: Path) -> Iterator[dict]:
-    with open(file, "rb") as handle:  # bytes, so a bad byte is reported with its own line number
-        for line_number, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise EditRLError(f"{file}:{line_number}: not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
-                                  "save the table as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise EditRLError(f"{file}:{line_number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise EditRLError(f"{file}:{line_number}: expected a JSON object per line, got a {type(row).__name__}")
-            yield {**row, "_base": str(file.parent), "_where": f"{file}:{line_number}"}
-
-
-def parquet_file(file: Path):
-    """``pyarrow.parquet.ParquetFile``, or one line naming the file if it is not Parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(file)
-    except (pa.ArrowException, OSError) as err:
-        raise EditRLError(f"{file}: not a readable Parquet file ({err})") from None
-
-
-def _parquet_rows(file: Path) -> Iterator[dict]:
-    number = 0
-    for batch in parquet_file(file).iter_batches(batch_size=64):
-        for row in batch.to_pylist():
-            yield {**row, "_base": str(file.parent), "_where": f"{file} row {number}"}
-            number += 1
-
-
-def read_rows(path: str | os.PathLike) -> Iterator[dict]:
-    """Rows of a JSONL/Parquet table or folder, as dicts; image cells resolved to paths or bytes.
-
-    Each row gets ``_base`` (the folder its relative paths resolve against) and ``_where`` (its file
-    and line, for error messages). Parquet files are read batch by batch, so large tables with
-    embedded images stream.
-    """
-    for file in _table_files(Path(path)):
-        yield from (_jsonl_rows(file) if file.suffix == ".jsonl" else _parquet_rows(file))
 
 
 def pick(row: Mapping, names: Iterable[str], what: str, where: str):
@@ -116,15 +54,6 @@ def pick(row: Mapping, names: Iterable[str], what: str, where: str):
     if empty:
         raise EditRLError(f"{where}: the {what} ({empty[0]}) is empty (null)")
     raise EditRLError(f"{where}: no {what} column; expected one of {names}")
-
-
-def image_cell(value, base: str):
-    """A table cell as something ``open_image`` reads: bytes, or a path resolved against ``base``."""
-    if isinstance(value, dict):
-        value = value.get("bytes") or value.get("path")
-    if isinstance(value, str) and not os.path.isabs(value):
-        return os.path.join(base, value)
-    return value
 
 
 def _describe(value) -> str | None:

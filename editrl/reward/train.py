@@ -32,7 +32,15 @@ from torch import nn
 from .. import runs
 from ..errors import EditRLError
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
-from ..runs import JsonlLog, check_resume_config, checkpoint_folder, finish_trackers, tracker_config, trackers, write_config
+from ..runs import (
+    JsonlLog,
+    check_resume_config,
+    checkpoint_folder,
+    finish_trackers,
+    tracker_config,
+    trackers,
+    write_config,
+)
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig, config_to_dict

@@ -11,7 +11,6 @@ wrapping the denoiser).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import shutil
@@ -42,6 +41,7 @@ from ..runs import (
     trackers,
     write_config,
 )
+from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
@@ -61,26 +61,22 @@ RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
 
 def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tuple[Image.Image, str]]:
     """(source, instruction) pairs: ``n`` examples of a registered prompt set (the world registers ``world``),
-    or every line of a JSONL file."""
+    or every row of a table (JSONL/Parquet/Arrow file or folder, ``editrl.tables``) with 'source' and 'instruction'."""
     path = Path(spec)
-    if not path.is_file() and spec in PROMPT_SETS:
+    if not path.exists() and spec in PROMPT_SETS:
         return PROMPT_SETS[spec](n, split, seed, size)
-    if not path.is_file():
-        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL file with 'source' and "
-                          "'instruction' per line")
+    if not path.exists():
+        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL/Parquet/Arrow table with "
+                          "'source' and 'instruction' columns")
     prompts = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            source, instruction = row["source"], row["instruction"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise EditRLError(f"{path}:{i + 1}: expected a JSON object with 'source' and 'instruction'") from None
-        source_path = path.parent / source
-        prompts.append((load_image(source_path, f"{path}:{i + 1} source"), check_instruction(instruction, f"{path}:{i + 1}")))
+    for row in read_rows(path):
+        where = row["_where"]
+        if "source" not in row or "instruction" not in row:
+            raise EditRLError(f"{where}: expected 'source' and 'instruction' columns")
+        source = load_image(image_cell(row["source"], row["_base"]), f"{where} source")
+        prompts.append((source, check_instruction(row["instruction"], where)))
     if not prompts:
-        raise EditRLError(f"data {spec!r}: no prompts in the file")
+        raise EditRLError(f"data {spec!r}: no prompts in the table")
     return prompts[:n] if split == "test" else prompts
 
 

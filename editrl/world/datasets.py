@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
 from ..errors import EditRLError
+from ..files import atomic_path
 from .annotators import AnnotatorPanel
 from .audit import CATEGORIES, wrong_outcome
 from .examples import WorldExample, make_examples
@@ -121,15 +121,14 @@ def _annotate(examples_images: list[tuple[WorldExample, Image.Image]], oracle: O
 
 
 def write_parquet(rows: list[dict], path: Path) -> None:
-    """Write atomically (temp file, then rename) so an interrupted run never leaves a half table."""
+    """Write atomically (``files.atomic_path``) so an interrupted run never leaves a half table."""
     image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     table = pa.Table.from_pylist(rows)
     schema = pa.schema([pa.field(f.name, image) if pa.types.is_struct(f.type) else f for f in table.schema])
     table = table.cast(schema)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def preference_rows(

@@ -35,9 +35,9 @@ from tqdm.auto import tqdm
 
 from ..config import config_field
 from ..errors import EditRLError
-from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from ..reward.inputs import expand_image_tokens
 from ..reward.model import sequential_positions
+from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from .datasets import _quality
 from .examples import make_examples
 from .instructions import random_edit

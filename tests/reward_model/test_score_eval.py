@@ -17,7 +17,8 @@ from editrl.errors import EditRLError
 from editrl.images import load_image
 from editrl.reward import RewardOutput
 from editrl.reward.eval import evaluate, ranking_label
-from editrl.reward.score import read_rows, score_table
+from editrl.reward.score import score_table
+from editrl.tables import read_rows
 
 
 class Brightness:

@@ -65,7 +65,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...errors import EditRLError
-    from ...reward.score import check_output, read_rows, score_table
+    from ...reward.score import check_output, score_table
+    from ...tables import read_rows
 
     check_output(args.out)  # before any work: a folder or an unwritable place is refused now
     if next(read_rows(args.data), None) is None:  # the data path and its first row, before loading a model

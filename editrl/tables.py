@@ -1,0 +1,107 @@
+"""Reading tables (JSONL, Parquet, Arrow; a file or a folder of them) and their image cells, for every reader.
+
+Rows come out as dicts with two extra keys: ``_base`` (the folder relative image paths resolve against) and
+``_where`` (file and line or row, so every error about a row is one line naming it). Parquet and Arrow files
+stream batch by batch, so tables with embedded images need not fit in memory.
+
+An image cell is a path (relative to the table's folder), encoded bytes, or a Hugging Face datasets dict
+``{"bytes", "path"}``; ``image_cell`` turns any of them into what ``editrl.images.open_image`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import EditRLError
+
+TABLE_SUFFIXES = (".jsonl", ".parquet", ".arrow")
+
+
+def table_files(path: str | os.PathLike, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> list[Path]:
+    """``path`` itself, or the table files of the folder ``path`` (sorted, searched recursively)."""
+    path, kinds = Path(path), " or ".join(suffixes)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in suffixes)
+        if not files:
+            raise EditRLError(f"data {str(path)!r}: a folder without {kinds} files")
+        return files
+    if not path.is_file():
+        raise EditRLError(f"data {str(path)!r}: no such file or folder; expected a {kinds} table, or a folder of them")
+    if path.suffix not in suffixes:
+        raise EditRLError(f"data {str(path)!r}: expected a {kinds} file")
+    return [path]
+
+
+def parquet_file(file: Path):
+    """``pyarrow.parquet.ParquetFile``, or one line naming the file if it is not Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as err:
+        raise EditRLError(f"{file}: not a readable Parquet file ({err})") from None
+
+
+def open_arrow(path: str | os.PathLike):
+    """An Arrow IPC file or stream (Hugging Face datasets writes streams), memory-mapped, as a pyarrow Table."""
+    import pyarrow as pa
+
+    try:
+        try:
+            return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        except pa.ArrowInvalid:
+            return pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+    except (pa.ArrowException, OSError) as err:
+        raise EditRLError(f"{path}: not a readable Arrow file ({err})") from None
+
+
+def _jsonl_rows(file: Path) -> Iterator[dict]:
+    with open(file, "rb") as handle:  # bytes, so a bad byte is reported with its own line number
+        for line_number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise EditRLError(f"{file}:{line_number}: not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
+                                  "save the table as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise EditRLError(f"{file}:{line_number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise EditRLError(f"{file}:{line_number}: expected a JSON object per line, got a {type(row).__name__}")
+            yield {**row, "_base": str(file.parent), "_where": f"{file}:{line_number}"}
+
+
+def _columnar_rows(file: Path) -> Iterator[dict]:
+    batches = parquet_file(file).iter_batches(batch_size=64) if file.suffix == ".parquet" else open_arrow(file).to_batches(64)
+    number = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            yield {**row, "_base": str(file.parent), "_where": f"{file} row {number}"}
+            number += 1
+
+
+def read_rows(path: str | os.PathLike, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> Iterator[dict]:
+    """Rows of a table file or folder (``suffixes``: the kinds of file taken), as dicts with ``_base`` and ``_where``."""
+    for file in table_files(path, suffixes):
+        yield from (_jsonl_rows(file) if file.suffix == ".jsonl" else _columnar_rows(file))
+
+
+def image_cell(value: Any, base: str | os.PathLike = ".") -> Any:
+    """A table cell as something ``open_image`` reads: bytes, a path resolved against ``base``, or (an image,
+    an array) the value itself; None for an empty cell."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, (bytes, bytearray, str)) and not value:
+        return None
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, str) and not os.path.isabs(value):
+        return os.path.join(base, value)
+    return value
