@@ -43,12 +43,13 @@ from ..runs import (
     trackers,
     write_config,
 )
+from ..sampler.loop import denoise, euler_step
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .rewards import WeightedReward, build_weighted_reward
-from .sde import ode_step, sde_step
+from .sde import SDESampler
 
 logger = logging.getLogger(__name__)
 
@@ -220,27 +221,25 @@ class RLTrainer:
 
     @torch.no_grad()
     def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0) -> tuple[torch.Tensor, list]:
-        """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
-        ``batch_size``: the editor's Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step
-        but the last (noise from a generator seeded by the batch's first seed)."""
-        latents, images = [], []
+        """Clean latents and images of the current denoiser (the caller picks the policy): the editor's
+        Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step but the last."""
+        sde = SDESampler(noise_level, noisy=range(len(sigmas) - 2)) if noise_level > 0 else None
+        return self.rollouts(cond, seeds, sigmas, sde)[:2]
+
+    @torch.no_grad()
+    def rollouts(self, cond, seeds: list[int], sigmas: torch.Tensor, sde: SDESampler | None = None):
+        """Latents, images and each batch's step, denoised in batches of ``batch_size`` with the Euler ODE or
+        with a copy of ``sde`` per batch (noise from a generator seeded by the batch's first seed)."""
+        latents, images, steps = [], [], []
         for lo in range(0, len(seeds), self.config.batch_size):
             rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
-            x, c = self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows)
-            if noise_level > 0:
-                generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
-                for i in range(len(sigmas) - 1):
-                    v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
-                    if i < len(sigmas) - 2:
-                        x = sde_step(x, v, sigmas[i], sigmas[i + 1], noise_level, generator=generator,
-                                     sigma_max=float(sigmas[1])).prev_sample
-                    else:
-                        x = ode_step(x, v, sigmas[i], sigmas[i + 1])
-            else:
-                x = self.editor.denoise(x, c, sigmas)
+            generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
+            step = euler_step if sde is None else dataclasses.replace(sde, generator=generator)
+            x = denoise(self.editor.velocity, self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows), sigmas, step)
             latents.append(x)
             images += self.editor.decode(x)
-        return torch.cat(latents), images
+            steps.append(step)
+        return torch.cat(latents), images, steps
 
     def conditional(self, cond):
         """``cond`` with guidance off where guidance mixes several denoiser branches (true CFG, the

@@ -6,7 +6,7 @@ So each adapter only exposes the model-specific pieces, all in *flow coordinates
 
     x_t = (1 - sigma) x0 + sigma noise,    v = noise - x0,    x0_hat = x_t - sigma v,
 
-and ``Editor`` runs the same Euler loop for every model. Rows of a batch never interact: row i of
+and ``editrl.sampler.loop.denoise`` runs the same loop for every model. Rows of a batch never interact: row i of
 ``initial_noise`` depends on ``seeds[i]`` only and every step is row-wise, so a candidate is
 reproducible from its seed alone, whichever batch it was drawn in.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -30,13 +30,9 @@ from PIL import Image
 from ...errors import EditRLError
 from ...images import ImageLike, check_instruction, load_images
 from ...loading import quiet_loading
+from ..loop import OnStep, denoise
 
 logger = logging.getLogger(__name__)
-
-StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
-"""``callback(step, sigma, x, v)`` after each velocity evaluation, before the Euler update; the x0
-preview of that step is ``x - sigma[:, None, None] * v``."""
-
 
 @dataclass
 class EditCondition:
@@ -219,29 +215,6 @@ class Editor:
         """The Tweedie / x0 preview ``x - sigma v`` (exact at sigma = 0, a blurry guess early on)."""
         return x - sigma.reshape(-1, 1, 1).to(x) * v
 
-    def denoise(
-        self,
-        x: torch.Tensor,
-        cond: EditCondition,
-        sigmas: torch.Tensor,
-        start: int = 0,
-        stop: int | None = None,
-        callback: StepCallback | None = None,
-    ) -> torch.Tensor:
-        """Euler ODE steps ``start .. stop-1`` of the schedule ``sigmas`` (fp32, returns new latents).
-
-        Running ``[0, k)`` then ``[k, n)`` gives exactly the latents of ``[0, n)``: the search pauses
-        candidates this way.
-        """
-        stop = len(sigmas) - 1 if stop is None else stop
-        for i in range(start, stop):
-            sigma = sigmas[i].expand(x.shape[0]).to(x.device)
-            v = self.velocity(x, sigma, cond)
-            if callback is not None:
-                callback(i, sigma, x, v)
-            x = x + (sigmas[i + 1] - sigmas[i]).to(x.device) * v
-        return x
-
     def sample(
         self,
         sources: Sequence[ImageLike],
@@ -250,9 +223,9 @@ class Editor:
         num_steps: int | None = None,
         guidance: float | None = None,
         batch_size: int | None = None,
-        callback: StepCallback | None = None,
+        on_step: OnStep | None = None,
     ) -> SampleResult:
-        """Plain Euler ODE sampling of ``len(seeds)`` candidates.
+        """Plain Euler ODE sampling of ``len(seeds)`` candidates (``on_step``: see ``editrl.sampler.loop``).
 
         ``sources``/``instructions`` hold one entry (shared by every seed) or one per seed. Matches
         the pipeline's own ``__call__`` for the same seeds and steps.
@@ -275,7 +248,7 @@ class Editor:
             for lo in range(0, len(seeds), batch_size):
                 chunk = list(range(lo, min(lo + batch_size, len(seeds))))
                 x = self.initial_noise(seeds[lo : chunk[-1] + 1])
-                latents.append(self.denoise(x, cond.select(chunk), sigmas, callback=callback))
+                latents.append(denoise(self.velocity, x, cond.select(chunk), sigmas, on_step=on_step))
             latents = torch.cat(latents)
             images = self.decode(latents)
         return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.step_nfe(cond))
