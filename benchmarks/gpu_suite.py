@@ -275,7 +275,7 @@ def part_editor(ctx: Context) -> None:
     """Seconds per denoising step, best-of-N with the reward's share, and the pruned search."""
     from editrl.sampler import HalvingConfig, best_of_n
     from editrl.sampler.editors import FluxKontextEditor
-    from editrl.sampler.loop import denoise
+    from editrl.sampler.editors.base import denoise
 
     scale = ctx.scale
     pipe = ctx.pipe("editor")

@@ -96,24 +96,16 @@ class GRPOTrainer(RLTrainer):
         start = int(self.step_rng(step, "window").integers(lo, hi - cfg.sde_window_size + 1))
         return list(range(start, start + cfg.sde_window_size))
 
-    def sde(self, noisy=()) -> SDESampler:
-        """The rollout step: the configured SDE on the steps ``noisy``, ODE elsewhere."""
-        return SDESampler(self.config.noise_level, self.config.sde_type, noisy)
-
     def rollout(self, cond, seeds: list[int], sigmas: torch.Tensor, noisy: list[int]) -> dict:
         """Sample in batches of ``batch_size``; keep each SDE transition (x_j, x_j+1) and its log-prob.
 
         Returns ``x``/``x_next`` (N, S, L, C) for the S noisy steps, ``log_prob`` (N, S), ``images``.
         """
-        _, images, steps = self.rollouts(cond, seeds, sigmas, self.sde(noisy))
-        # batches along dim 0, the noisy steps along dim 1
-        stacked = {key: torch.cat([torch.stack([t[key] for t in step.transitions], 1) for step in steps])
-                   for key in ("x", "x_next", "log_prob")}
-        return {**stacked, "images": images}
-
-    def transition(self, x, v, sigmas, i, prev_sample=None):
-        """The SDE step i of the schedule (drawn, or the log-prob of a stored ``prev_sample``)."""
-        return self.sde().transition(x, v, sigmas, i, prev_sample)
+        sde = SDESampler(self.config.noise_level, self.config.sde_type, noisy)
+        _, images = self.sample(cond, seeds, sigmas, sde=sde)
+        batches = [sde.transitions[j : j + len(noisy)] for j in range(0, len(sde.transitions), len(noisy))]
+        return {**{key: torch.cat([torch.stack([t[key] for t in batch], 1) for batch in batches])
+                   for key in ("x", "x_next", "log_prob")}, "images": images}
 
     def iteration(self, step: int) -> dict[str, float]:
         cfg = self.config
@@ -133,6 +125,7 @@ class GRPOTrainer(RLTrainer):
         # 3. policy update on a random subset of the SDE steps, accumulated over steps and batches
         rng = self.step_rng(step, "trained_steps")
         n_train = max(1, round(cfg.timestep_fraction * len(noisy)))
+        sde = SDESampler(cfg.noise_level, cfg.sde_type)  # re-scores the stored transitions
         trained = sorted(rng.choice(len(noisy), size=n_train, replace=False).tolist())
         # every group flat everywhere: nothing to learn (and all processes agree, adv is global)
         minibatches = self.minibatches(n) if adv.keep.any() else []
@@ -147,12 +140,12 @@ class GRPOTrainer(RLTrainer):
                 for s in trained:
                     x, x_next = traj["x"][rows, s], traj["x_next"][rows, s]
                     sigma = sigmas[noisy[s]].expand(len(rows)).to(x.device)
-                    out = self.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
+                    out = sde.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
                     kl = None
                     if cfg.kl_beta > 0:  # KL to the reference = the same denoiser with LoRA off
                         with torch.no_grad(), adapter_disabled(self.transformer):
                             v_ref = self.editor.velocity(x, sigma, c)
-                        ref = self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
+                        ref = sde.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
                         kl = kl_to_reference(out, ref)
                     device = out.log_prob.device
                     loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(device), advantages[rows].to(device),

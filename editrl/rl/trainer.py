@@ -43,7 +43,7 @@ from ..runs import (
     trackers,
     write_config,
 )
-from ..sampler.loop import denoise, euler_step
+from ..sampler.editors.base import denoise, euler_step
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
@@ -220,26 +220,23 @@ class RLTrainer:
         return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]
 
     @torch.no_grad()
-    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0) -> tuple[torch.Tensor, list]:
-        """Clean latents and images of the current denoiser (the caller picks the policy): the editor's
-        Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step but the last."""
-        sde = SDESampler(noise_level, noisy=range(len(sigmas) - 2)) if noise_level > 0 else None
-        return self.rollouts(cond, seeds, sigmas, sde)[:2]
-
-    @torch.no_grad()
-    def rollouts(self, cond, seeds: list[int], sigmas: torch.Tensor, sde: SDESampler | None = None):
-        """Latents, images and each batch's step, denoised in batches of ``batch_size`` with the Euler ODE or
-        with a copy of ``sde`` per batch (noise from a generator seeded by the batch's first seed)."""
-        latents, images, steps = [], [], []
+    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0,
+               sde: SDESampler | None = None) -> tuple[torch.Tensor, list]:
+        """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
+        ``batch_size``: the editor's Euler ODE, with ``noise_level > 0`` flow_grpo's SDE on every step but
+        the last, or the step ``sde`` (its transitions accumulate batch after batch). The SDE noise of a
+        batch comes from a generator seeded by the batch's first seed."""
+        sde = SDESampler(noise_level, noisy=range(len(sigmas) - 2)) if sde is None and noise_level > 0 else sde
+        latents, images = [], []
         for lo in range(0, len(seeds), self.config.batch_size):
             rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
-            generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
-            step = euler_step if sde is None else dataclasses.replace(sde, generator=generator)
-            x = denoise(self.editor.velocity, self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows), sigmas, step)
+            if sde is not None:
+                sde.generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
+            x = denoise(self.editor.velocity, self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows),
+                        sigmas, sde or euler_step)
             latents.append(x)
             images += self.editor.decode(x)
-            steps.append(step)
-        return torch.cat(latents), images, steps
+        return torch.cat(latents), images
 
     def conditional(self, cond):
         """``cond`` with guidance off where guidance mixes several denoiser branches (true CFG, the
@@ -423,7 +420,7 @@ class RLTrainer:
         """The adapter users load (EMA weights when EMA is on), in diffusers format."""
         weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
         with swapped_lora(self.transformer, weights):
-            return save_lora(self.editor.pipe, self.transformer, directory)
+            return save_lora(self.editor, directory)
 
     def save_checkpoint(self) -> None:
         """``checkpoints/step-N/``: the LoRA (diffusers format) and ``trainer_state.pt``; written to a

@@ -5,8 +5,8 @@ import torch
 from torch.distributions import Normal
 
 from editrl.errors import EditRLError
-from editrl.rl.sde import SDESampler, kl_to_reference, ode_step, sde_step
-from editrl.sampler.loop import denoise
+from editrl.rl.sde import SDESampler, kl_to_reference, sde_step
+from editrl.sampler.editors.base import denoise, euler_step
 
 
 def _inputs(seed=0, shape=(3, 16, 8)):
@@ -50,7 +50,7 @@ def test_zero_noise_level_is_the_euler_ode_step(sde_type):
     out = sde_step(x, v, 0.7, 0.5, 0.0, sde_type=sde_type)
     expected = x + v * (0.5 - 0.7)
     torch.testing.assert_close(out.prev_sample, expected)
-    torch.testing.assert_close(ode_step(x, v, 0.7, 0.5), expected)
+    torch.testing.assert_close(euler_step(x, v, torch.tensor([0.7, 0.5]), 0), expected)
 
 
 def test_cps_mean_std_and_log_prob():
@@ -145,7 +145,7 @@ def test_sde_sampler_in_the_loop_adds_noise_on_the_noisy_steps_only_and_keeps_th
             kept.append((expected, step))
             expected = step.prev_sample
         else:
-            expected = ode_step(expected, v, sigmas[i], sigmas[i + 1])
+            expected = expected + (sigmas[i + 1] - sigmas[i]) * v
     assert torch.equal(out, expected)
     assert len(sampler.transitions) == 2
     for got, (x_i, step) in zip(sampler.transitions, kept):

@@ -7,7 +7,7 @@ import torch
 
 from editrl.errors import EditRLError
 from editrl.sampler.editors import FluxKontextEditor
-from editrl.sampler.loop import denoise
+from editrl.sampler.editors.base import denoise
 
 
 def test_condition_select_and_repeat(flux_editor, source, make_image):

@@ -1,4 +1,4 @@
-"""The one denoising loop (``editrl.sampler.loop.denoise``): order of calls, pruning, the Euler path."""
+"""The one denoising loop (``editrl.sampler.editors.base.denoise``): order of calls, pruning, the Euler path."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from editrl.sampler.editors import EditCondition
-from editrl.sampler.loop import denoise, euler_step
+from editrl.sampler.editors.base import denoise, euler_step
 
 SIGMAS = torch.tensor([1.0, 0.75, 0.4, 0.1, 0.0])
 
