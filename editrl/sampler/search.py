@@ -156,9 +156,9 @@ def run_search(
                            batch_size=reward_batch_size)
         return out, selection_values(out, select, k)
 
-    def stop(rows, latents, images, out, values, steps: int, pruned_at: int | None = None) -> None:
-        evaluated = steps + 1 if pruned_at is not None else steps  # pruned at step s: velocities at 0..s
-        for j in rows:  # rows of the live candidates that end here
+    def stop(rows, latents, images, out, values, pruned_at: int | None = None) -> None:  # live rows that end here
+        steps, evaluated = (total_steps, total_steps) if pruned_at is None else (pruned_at, pruned_at + 1)
+        for j in rows:
             index = int(live[j])
             done[index] = Trajectory(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
                                      steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
@@ -176,7 +176,7 @@ def run_search(
         for j, value in enumerate(values.tolist()):
             preview_values[int(live[j])].append(value)
         order = torch.argsort(values, descending=True, stable=True)
-        stop(order[schedule[step] :].tolist(), previews, images, out, values, step, pruned_at=step)
+        stop(order[schedule[step] :].tolist(), previews, images, out, values, pruned_at=step)
         kept = order[: schedule[step]].sort().values  # keep seed order among survivors
         logger.debug("step %d: kept %d of %d candidates", step, len(kept), len(live))
         live = live[kept]
@@ -186,5 +186,5 @@ def run_search(
                                disable=not progress or len(seeds) * total_steps < 64) as bar:
         x = denoise(velocity, editor.initial_noise(seeds), cond, sigmas, on_step=prune)
         images = editor.decode(x)
-        stop(range(len(live)), x, images, *score(images), total_steps)
+        stop(range(len(live)), x, images, *score(images))
     return SearchResult([done[i] for i in range(len(seeds))], nfe=nfe, reward_calls=reward_calls)
