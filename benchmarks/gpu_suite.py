@@ -275,6 +275,7 @@ def part_editor(ctx: Context) -> None:
     """Seconds per denoising step, best-of-N with the reward's share, and the pruned search."""
     from editrl.sampler import HalvingConfig, best_of_n
     from editrl.sampler.editors import FluxKontextEditor
+    from editrl.sampler.editors.base import denoise
 
     scale = ctx.scale
     pipe = ctx.pipe("editor")
@@ -285,9 +286,9 @@ def part_editor(ctx: Context) -> None:
         sigmas = editor.sigmas(scale.timed_steps)
         x = editor.initial_noise([0])
         with torch.no_grad():
-            editor.denoise(x, cond, sigmas, 0, 1)  # warm-up
+            denoise(editor.velocity, x, cond, sigmas[:2])  # warm-up: the first step
             start = ctx.clock()
-            editor.denoise(x, cond, sigmas)
+            denoise(editor.velocity, x, cond, sigmas)
             seconds = (ctx.clock() - start) / scale.timed_steps
         tokens = 2 * x.shape[1] + cond.batched["prompt_embeds"].shape[1]  # target + source latents + text
         emit({"part": "editor", "figure": "denoising_step", "resolution": resolution, "batch_size": 1,

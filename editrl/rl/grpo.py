@@ -20,7 +20,7 @@ from ..config import config_field
 from ..errors import EditRLError
 from .config import GroupConfig
 from .lora import adapter_disabled
-from .sde import SDE_TYPES, kl_to_reference, ode_step, sde_step
+from .sde import SDE_TYPES, SDESampler, kl_to_reference
 from .trainer import RLTrainer
 
 logger = logging.getLogger(__name__)
@@ -96,41 +96,16 @@ class GRPOTrainer(RLTrainer):
         start = int(self.step_rng(step, "window").integers(lo, hi - cfg.sde_window_size + 1))
         return list(range(start, start + cfg.sde_window_size))
 
-    @torch.no_grad()
     def rollout(self, cond, seeds: list[int], sigmas: torch.Tensor, noisy: list[int]) -> dict:
         """Sample in batches of ``batch_size``; keep each SDE transition (x_j, x_j+1) and its log-prob.
 
         Returns ``x``/``x_next`` (N, S, L, C) for the S noisy steps, ``log_prob`` (N, S), ``images``.
         """
-        cfg = self.config
-        before, after, log_probs, images = [], [], [], []
-        for lo in range(0, len(seeds), cfg.batch_size):
-            rows = list(range(lo, min(lo + cfg.batch_size, len(seeds))))
-            generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)  # SDE noise, apart from the initial noise
-            x = self.editor.initial_noise(seeds[lo : rows[-1] + 1])
-            c = cond.select(rows)
-            xs, xs_next, lps = [], [], []
-            for i in range(cfg.num_steps):
-                v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
-                if i in noisy:
-                    out = self.transition(x, v, sigmas, i, generator=generator)
-                    xs.append(x)
-                    xs_next.append(out.prev_sample)
-                    lps.append(out.log_prob)
-                    x = out.prev_sample
-                else:
-                    x = ode_step(x, v, sigmas[i], sigmas[i + 1])
-            before.append(torch.stack(xs, 1))
-            after.append(torch.stack(xs_next, 1))
-            log_probs.append(torch.stack(lps, 1))
-            images += self.editor.decode(x)
-        return {"x": torch.cat(before), "x_next": torch.cat(after), "log_prob": torch.cat(log_probs), "images": images}
-
-    def transition(self, x, v, sigmas, i, prev_sample=None, generator=None):
-        """The SDE step i of the schedule (drawn, or the log-prob of a stored ``prev_sample``)."""
-        cfg = self.config
-        return sde_step(x, v, sigmas[i], sigmas[i + 1], cfg.noise_level, sde_type=cfg.sde_type,
-                        prev_sample=prev_sample, generator=generator, sigma_max=float(sigmas[1]))
+        sde = SDESampler(self.config.noise_level, self.config.sde_type, noisy)
+        _, images = self.sample(cond, seeds, sigmas, sde=sde)
+        batches = [sde.transitions[j : j + len(noisy)] for j in range(0, len(sde.transitions), len(noisy))]
+        return {**{key: torch.cat([torch.stack([t[key] for t in batch], 1) for batch in batches])
+                   for key in ("x", "x_next", "log_prob")}, "images": images}
 
     def iteration(self, step: int) -> dict[str, float]:
         cfg = self.config
@@ -150,6 +125,7 @@ class GRPOTrainer(RLTrainer):
         # 3. policy update on a random subset of the SDE steps, accumulated over steps and batches
         rng = self.step_rng(step, "trained_steps")
         n_train = max(1, round(cfg.timestep_fraction * len(noisy)))
+        sde = SDESampler(cfg.noise_level, cfg.sde_type)  # re-scores the stored transitions
         trained = sorted(rng.choice(len(noisy), size=n_train, replace=False).tolist())
         # every group flat everywhere: nothing to learn (and all processes agree, adv is global)
         minibatches = self.minibatches(n) if adv.keep.any() else []
@@ -164,12 +140,12 @@ class GRPOTrainer(RLTrainer):
                 for s in trained:
                     x, x_next = traj["x"][rows, s], traj["x_next"][rows, s]
                     sigma = sigmas[noisy[s]].expand(len(rows)).to(x.device)
-                    out = self.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
+                    out = sde.transition(x, self.editor.velocity(x, sigma, c), sigmas, noisy[s], prev_sample=x_next)
                     kl = None
                     if cfg.kl_beta > 0:  # KL to the reference = the same denoiser with LoRA off
                         with torch.no_grad(), adapter_disabled(self.transformer):
                             v_ref = self.editor.velocity(x, sigma, c)
-                        ref = self.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
+                        ref = sde.transition(x, v_ref, sigmas, noisy[s], prev_sample=x_next)
                         kl = kl_to_reference(out, ref)
                     device = out.log_prob.device
                     loss, st = grpo_loss(out.log_prob, traj["log_prob"][rows, s].to(device), advantages[rows].to(device),

@@ -108,8 +108,8 @@ class LoraEMA:
         self.updates = int(state["updates"])
 
 
-def save_lora(pipe, transformer: torch.nn.Module, directory: str | Path) -> Path:
-    """Write the active LoRA in diffusers format (``pytorch_lora_weights.safetensors``).
+def save_lora(editor, directory: str | Path) -> Path:
+    """Write the active LoRA of an editor's denoiser in diffusers format (``pytorch_lora_weights.safetensors``).
 
     The file loads with ``pipe.load_lora_weights`` / ``Editor.load_lora`` / ``editrl best-of-n --lora``.
     """
@@ -117,7 +117,6 @@ def save_lora(pipe, transformer: torch.nn.Module, directory: str | Path) -> Path
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    layers = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(transformer).items()}
-    key = "unet_lora_layers" if transformer is getattr(pipe, "unet", None) else "transformer_lora_layers"
-    type(pipe).save_lora_weights(str(directory), **{key: layers})
+    layers = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(editor.transformer).items()}
+    type(editor.pipe).save_lora_weights(str(directory), **{editor.lora_layers_key: layers})
     return directory

@@ -17,17 +17,20 @@ Two stochastic forms (see shared/reference/rl-algorithms.md):
   ratios).
 
 Everything is computed in fp32: bf16 overflows in ``(x_next - mean)^2 / std^2``. With ``a = 0`` both
-forms reduce to the Euler ODE step ``x + v dt``.
+forms reduce to the Euler ODE step ``x + v dt``. ``SDESampler`` is the step RL hands to the one
+sampling loop (``editrl.sampler.editors.base.denoise``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Collection
 
 import torch
 
 from ..errors import EditRLError
+from ..sampler.editors.base import euler_step
 
 SDE_TYPES = ("flow_grpo", "cps")
 
@@ -62,12 +65,6 @@ def _mean_over_latent(t: torch.Tensor) -> torch.Tensor:
     # contiguous first: the summation order (and so the last bits) of a reduction follows the memory
     # layout, and the rollout and the training pass may hold the same latents in different layouts
     return t.contiguous().mean(dim=tuple(range(1, t.ndim)))
-
-
-def ode_step(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next) -> torch.Tensor:
-    """The deterministic Euler step ``x + v (sigma_next - sigma)`` in fp32."""
-    x, v = x.float(), v.float()
-    return x + v * (_per_sample(sigma_next, x) - _per_sample(sigma, x))
 
 
 def sde_step(
@@ -127,3 +124,28 @@ def kl_to_reference(step: SDEStep, reference: SDEStep) -> torch.Tensor:
     """
     std_t = step.std_t.reshape(-1, *([1] * (step.mean.ndim - 1)))
     return _mean_over_latent((step.mean - reference.mean) ** 2 / (2 * std_t**2))
+
+
+@dataclass
+class SDESampler:
+    """A ``step`` for ``editrl.sampler.editors.base.denoise``: the SDE on the steps in ``noisy``, the Euler ODE
+    step elsewhere, noise from ``generator``; each SDE transition is kept in ``transitions``
+    (``x``, ``x_next`` and its ``log_prob``: GRPO re-scores them)."""
+
+    noise_level: float
+    sde_type: str = "flow_grpo"
+    noisy: Collection[int] = ()
+    generator: torch.Generator | None = None
+    transitions: list[dict[str, torch.Tensor]] = field(default_factory=list, init=False)
+
+    def transition(self, x, v, sigmas: torch.Tensor, i: int, prev_sample: torch.Tensor | None = None) -> SDEStep:
+        """The SDE step i of the schedule (drawn, or the log-prob of a stored ``prev_sample``)."""
+        return sde_step(x, v, sigmas[i], sigmas[i + 1], self.noise_level, sde_type=self.sde_type,
+                        prev_sample=prev_sample, generator=self.generator, sigma_max=float(sigmas[1]))
+
+    def __call__(self, x: torch.Tensor, v: torch.Tensor, sigmas: torch.Tensor, i: int) -> torch.Tensor:
+        if i not in self.noisy:
+            return euler_step(x, v, sigmas, i)
+        out = self.transition(x, v, sigmas, i)
+        self.transitions.append({"x": x, "x_next": out.prev_sample, "log_prob": out.log_prob})
+        return out.prev_sample

@@ -41,13 +41,14 @@ from ..runs import (
     trackers,
     write_config,
 )
+from ..sampler.editors.base import denoise, euler_step
 from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .rewards import WeightedReward, build_weighted_reward
-from .sde import ode_step, sde_step
+from .sde import SDESampler
 
 logger = logging.getLogger(__name__)
 
@@ -214,25 +215,20 @@ class RLTrainer:
         return [((self.config.seed * 1_000_003 + step) * 64 + self.rank) * 100_000 + j for j in range(n)]
 
     @torch.no_grad()
-    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0) -> tuple[torch.Tensor, list]:
+    def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0,
+               sde: SDESampler | None = None) -> tuple[torch.Tensor, list]:
         """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
-        ``batch_size``: the editor's Euler ODE, or with ``noise_level > 0`` flow_grpo's SDE on every step
-        but the last (noise from a generator seeded by the batch's first seed)."""
+        ``batch_size``: the editor's Euler ODE, with ``noise_level > 0`` flow_grpo's SDE on every step but
+        the last, or the step ``sde`` (its transitions accumulate batch after batch). The SDE noise of a
+        batch comes from a generator seeded by the batch's first seed."""
+        sde = SDESampler(noise_level, noisy=range(len(sigmas) - 2)) if sde is None and noise_level > 0 else sde
         latents, images = [], []
         for lo in range(0, len(seeds), self.config.batch_size):
             rows = list(range(lo, min(lo + self.config.batch_size, len(seeds))))
-            x, c = self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows)
-            if noise_level > 0:
-                generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
-                for i in range(len(sigmas) - 1):
-                    v = self.editor.velocity(x, sigmas[i].expand(len(rows)).to(x.device), c)
-                    if i < len(sigmas) - 2:
-                        x = sde_step(x, v, sigmas[i], sigmas[i + 1], noise_level, generator=generator,
-                                     sigma_max=float(sigmas[1])).prev_sample
-                    else:
-                        x = ode_step(x, v, sigmas[i], sigmas[i + 1])
-            else:
-                x = self.editor.denoise(x, c, sigmas)
+            if sde is not None:
+                sde.generator = torch.Generator("cpu").manual_seed(seeds[lo] + 7919)
+            x = denoise(self.editor.velocity, self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows),
+                        sigmas, sde or euler_step)
             latents.append(x)
             images += self.editor.decode(x)
         return torch.cat(latents), images
@@ -410,7 +406,7 @@ class RLTrainer:
         """The adapter users load (EMA weights when EMA is on), in diffusers format."""
         weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
         with swapped_lora(self.transformer, weights):
-            return save_lora(self.editor.pipe, self.transformer, directory)
+            return save_lora(self.editor, directory)
 
     def save_checkpoint(self) -> None:
         """``checkpoints/step-N/``: the LoRA (diffusers format) and ``trainer_state.pt``, written atomically

@@ -2,9 +2,9 @@
 
 All N candidates start denoising together. At a few pruning steps each live candidate's x0 preview
 (``x - sigma v``, with the velocity that step computes anyway) is decoded and scored by the reward;
-the best ``keep`` fraction goes on, the rest stop. Plain best-of-N is the same loop with no pruning
-step, so a surviving candidate's trajectory is exactly the one it has in the full run: pruning only
-decides who continues, never how.
+the best ``keep`` fraction goes on, the rest stop (the ``on_step`` of ``editrl.sampler.editors.base.denoise``).
+Plain best-of-N is the same loop with no pruning step, so a surviving candidate's trajectory is
+exactly the one it has in the full run: pruning only decides who continues, never how.
 
 Costs are counted, not estimated: ``nfe`` is every denoiser evaluation (per candidate and step,
 each guidance branch counted, see ``Editor.step_nfe``), ``reward_calls`` every edit or preview
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import EditRLError
 from ..reward.output import RewardFunction, RewardOutput
-from .editors.base import EditCondition, Editor
+from .editors.base import EditCondition, Editor, denoise
 from .selection import selection_values
 
 logger = logging.getLogger(__name__)
@@ -110,18 +110,6 @@ class SearchResult:
     reward_calls: int
 
 
-def _chunked_velocity(editor: Editor, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition, batch_size: int) -> torch.Tensor:
-    parts = []
-    for lo in range(0, x.shape[0], batch_size):
-        hi = lo + batch_size
-        parts.append(editor.velocity(x[lo:hi], sigma[lo:hi], cond.select(range(lo, min(hi, x.shape[0])))))
-    return torch.cat(parts)
-
-
-def _score(reward: RewardFunction, cond: EditCondition, images: list[Image.Image], batch_size: int | None) -> RewardOutput:
-    return reward.score(cond.sources, cond.instructions, images, batch_size=batch_size)
-
-
 def run_search(
     editor: Editor,
     reward: RewardFunction,
@@ -153,42 +141,50 @@ def run_search(
     batch_size = batch_size or len(seeds)
 
     live = torch.arange(len(seeds))  # indices (into seeds) of the candidates still running
-    x = editor.initial_noise(seeds)
     done: dict[int, Trajectory] = {}
     preview_values: dict[int, list[float]] = {i: [] for i in range(len(seeds))}
     nfe = reward_calls = 0
-    with torch.no_grad():
-        for step in tqdm(range(total_steps), desc=f"{search} search", leave=False, disable=not progress or len(seeds) * total_steps < 64):
-            sigma = sigmas[step].expand(len(live)).to(x.device)
-            v = _chunked_velocity(editor, x, sigma, cond, batch_size)
-            nfe += len(live) * step_nfe
-            if step in schedule:
-                previews = editor.x0(x, sigma, v)
-                images = editor.decode(previews)
-                out = _score(reward, cond, images, reward_batch_size)
-                reward_calls += len(live)
-                values = selection_values(out, select, k)
-                order = torch.argsort(values, descending=True, stable=True)
-                kept, dropped = order[: schedule[step]], order[schedule[step] :]
-                for j, value in enumerate(values.tolist()):
-                    preview_values[int(live[j])].append(value)
-                for j in dropped.tolist():
-                    index = int(live[j])
-                    done[index] = Trajectory(
-                        index, seeds[index], previews[j].cpu(), images[j], out.select(j), float(values[j]),
-                        steps=step, nfe=(step + 1) * step_nfe, pruned_at=step, preview_values=preview_values[index],
-                    )
-                kept = kept.sort().values  # keep seed order among survivors
-                live, x, v, cond = live[kept], x[kept.to(x.device)], v[kept.to(v.device)], cond.select(kept)
-                logger.debug("step %d: kept %d of %d candidates", step, len(live), len(kept) + len(dropped))
-            x = x + (sigmas[step + 1] - sigmas[step]).to(x.device) * v
-        images = editor.decode(x)
-        out = _score(reward, cond, images, reward_batch_size)
+
+    def velocity(x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:  # batch_size rows a call
+        chunks = [(lo, min(lo + batch_size, len(x))) for lo in range(0, len(x), batch_size)]
+        return torch.cat([editor.velocity(x[lo:hi], sigma[lo:hi], cond.select(range(lo, hi))) for lo, hi in chunks])
+
+    def score(images: list[Image.Image]) -> tuple[RewardOutput, torch.Tensor]:  # the live candidates' images
+        nonlocal reward_calls
         reward_calls += len(live)
-        values = selection_values(out, select, k)
-    for j, index in enumerate(live.tolist()):
-        done[index] = Trajectory(
-            index, seeds[index], x[j].cpu(), images[j], out.select(j), float(values[j]),
-            steps=total_steps, nfe=total_steps * step_nfe, preview_values=preview_values[index],
-        )
+        out = reward.score([cond.sources[i] for i in live], [cond.instructions[i] for i in live], images,
+                           batch_size=reward_batch_size)
+        return out, selection_values(out, select, k)
+
+    def stop(rows, latents, images, out, values, pruned_at: int | None = None) -> None:  # live rows that end here
+        steps, evaluated = (total_steps, total_steps) if pruned_at is None else (pruned_at, pruned_at + 1)
+        for j in rows:
+            index = int(live[j])
+            done[index] = Trajectory(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
+                                     steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
+                                     preview_values=preview_values[index])
+
+    def prune(step: int, sigma: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
+        nonlocal live, nfe
+        bar.update()
+        nfe += len(live) * step_nfe
+        if step not in schedule:
+            return None
+        previews = editor.x0(x, sigma, v)
+        images = editor.decode(previews)
+        out, values = score(images)
+        for j, value in enumerate(values.tolist()):
+            preview_values[int(live[j])].append(value)
+        order = torch.argsort(values, descending=True, stable=True)
+        stop(order[schedule[step] :].tolist(), previews, images, out, values, pruned_at=step)
+        kept = order[: schedule[step]].sort().values  # keep seed order among survivors
+        logger.debug("step %d: kept %d of %d candidates", step, len(kept), len(live))
+        live = live[kept]
+        return kept
+
+    with torch.no_grad(), tqdm(total=total_steps, desc=f"{search} search", leave=False,
+                               disable=not progress or len(seeds) * total_steps < 64) as bar:
+        x = denoise(velocity, editor.initial_noise(seeds), cond, sigmas, on_step=prune)
+        images = editor.decode(x)
+        stop(range(len(live)), x, images, *score(images))
     return SearchResult([done[i] for i in range(len(seeds))], nfe=nfe, reward_calls=reward_calls)

@@ -8,6 +8,7 @@ from editrl.errors import EditRLError
 from editrl.rl import GRPOConfig, GRPOTrainer
 from editrl.rl.grpo import grpo_loss
 from editrl.rl.lora import lora_state
+from editrl.rl.sde import SDESampler
 
 
 def _trainer(tiny_editor, prompts, tmp_path, **overrides):
@@ -55,7 +56,8 @@ def test_rescoring_rollout_transitions_reproduces_rollout_log_probs(tiny_editor,
         x = traj["x"][:, s]
         with torch.enable_grad():
             v = tiny_editor.velocity(x, sigmas[i].expand(4), cond)
-        out = trainer.transition(x, v, sigmas, i, prev_sample=traj["x_next"][:, s])
+        sde = SDESampler(trainer.config.noise_level, trainer.config.sde_type)
+        out = sde.transition(x, v, sigmas, i, prev_sample=traj["x_next"][:, s])
         assert torch.equal(out.log_prob, traj["log_prob"][:, s])
         # and it is the Gaussian density of the transition, computed independently
         normal = torch.distributions.Normal(out.mean.detach(), out.std.reshape(-1, 1, 1))

@@ -5,7 +5,8 @@ import torch
 from torch.distributions import Normal
 
 from editrl.errors import EditRLError
-from editrl.rl.sde import kl_to_reference, ode_step, sde_step
+from editrl.rl.sde import SDESampler, kl_to_reference, sde_step
+from editrl.sampler.editors.base import denoise, euler_step
 
 
 def _inputs(seed=0, shape=(3, 16, 8)):
@@ -49,7 +50,7 @@ def test_zero_noise_level_is_the_euler_ode_step(sde_type):
     out = sde_step(x, v, 0.7, 0.5, 0.0, sde_type=sde_type)
     expected = x + v * (0.5 - 0.7)
     torch.testing.assert_close(out.prev_sample, expected)
-    torch.testing.assert_close(ode_step(x, v, 0.7, 0.5), expected)
+    torch.testing.assert_close(euler_step(x, v, torch.tensor([0.7, 0.5]), 0), expected)
 
 
 def test_cps_mean_std_and_log_prob():
@@ -122,3 +123,35 @@ def test_log_prob_does_not_depend_on_memory_layout():
     a = sde_step(strided_x, strided_v, 0.7, 0.5, 0.9, generator=torch.Generator().manual_seed(0))
     b = sde_step(x, v, 0.7, 0.5, 0.9, prev_sample=a.prev_sample.contiguous())
     assert torch.equal(a.log_prob, b.log_prob)
+
+
+@pytest.mark.parametrize("sde_type", ["flow_grpo", "cps"])
+def test_sde_sampler_in_the_loop_adds_noise_on_the_noisy_steps_only_and_keeps_their_transitions(sde_type):
+    sigmas = torch.tensor([1.0, 0.8, 0.5, 0.2, 0.0])
+    x, w = _inputs(4)
+
+    def velocity(x, sigma, cond):
+        return w - x * sigma[:, None, None]
+
+    sampler = SDESampler(0.8, sde_type, noisy=[1, 2], generator=torch.Generator().manual_seed(7))
+    out = denoise(velocity, x, None, sigmas, step=sampler)
+    # the same path by hand: ODE, SDE, SDE (noise drawn in order from the same seed), ODE
+    g = torch.Generator().manual_seed(7)
+    expected, kept = x, []
+    for i in range(4):
+        v = velocity(expected, sigmas[i].expand(3), None)
+        if i in (1, 2):
+            step = sde_step(expected, v, sigmas[i], sigmas[i + 1], 0.8, sde_type=sde_type, generator=g, sigma_max=0.8)
+            kept.append((expected, step))
+            expected = step.prev_sample
+        else:
+            expected = expected + (sigmas[i + 1] - sigmas[i]) * v
+    assert torch.equal(out, expected)
+    assert len(sampler.transitions) == 2
+    for got, (x_i, step) in zip(sampler.transitions, kept):
+        assert torch.equal(got["x"], x_i) and torch.equal(got["x_next"], step.prev_sample)
+        assert torch.equal(got["log_prob"], step.log_prob)
+    # re-scoring a kept transition gives its log-prob back
+    rescored = sampler.transition(kept[0][0], velocity(kept[0][0], sigmas[1].expand(3), None), sigmas, 1,
+                                  prev_sample=kept[0][1].prev_sample)
+    assert torch.equal(rescored.log_prob, kept[0][1].log_prob)

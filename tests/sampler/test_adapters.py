@@ -105,7 +105,7 @@ def test_x0_preview_is_the_denoised_estimate(editor, source):
     def keep(step, sigma, x, v):
         previews[step] = editor.x0(x, sigma, v)
 
-    result = editor.sample([source], "add a hat", [4], callback=keep)
+    result = editor.sample([source], "add a hat", [4], on_step=keep)
     assert sorted(previews) == list(range(STEPS))
     torch.testing.assert_close(previews[STEPS - 1], result.latents, atol=1e-4 * float(result.latents.abs().max()), rtol=0)
     assert len(editor.decode(previews[0])) == 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from editrl.errors import EditRLError
-from editrl.sampler.editors import EDITORS, FluxKontextEditor, load_editor
+from editrl.sampler.editors import EDITORS, PIPELINE_EDITORS, FluxKontextEditor, load_editor
 from editrl.world.editor import WORLD_EDITOR, WORLD_EDITOR_DIR
 
 
@@ -54,6 +54,25 @@ def test_load_from_saved_folder_with_settings(flux_pipe, flux_editor, source, tm
         load_editor(str(folder), device="cpu", lora=str(tmp_path / "missing"))
 
 
+def test_model_specific_choices_live_on_the_adapters(tmp_path):
+    """InstructPix2Pix's denoiser is a UNet (its LoRA is saved as UNet layers) and it loads without the
+    safety checker; the transformer editors need neither."""
+    from editrl.tiny import tiny_instruct_pix2pix
+
+    adapters = {name: spec.adapter_class() for name, spec in PIPELINE_EDITORS.items()}
+    assert {name: a.lora_layers_key for name, a in adapters.items()} == {
+        "flux-kontext": "transformer_lora_layers", "qwen-image-edit": "transformer_lora_layers",
+        "qwen-image-edit-plus": "transformer_lora_layers", "instruct-pix2pix": "unet_lora_layers",
+    }
+    assert {name: a.pipeline_kwargs for name, a in adapters.items()} == {
+        "flux-kontext": {}, "qwen-image-edit": {}, "qwen-image-edit-plus": {},
+        "instruct-pix2pix": {"safety_checker": None, "requires_safety_checker": False},
+    }
+    tiny_instruct_pix2pix().save_pretrained(tmp_path / "ip2p")
+    editor = load_editor(str(tmp_path / "ip2p"), device="cpu", resolution=64)
+    assert editor.name == "instruct-pix2pix" and editor.pipe.safety_checker is None
+
+
 @pytest.mark.parametrize("adapter", ["flux", "pix2pix"])
 def test_lora_written_by_rl_loads_on_top(adapter, flux_pipe, source, tmp_path):
     """A LoRA saved the way `editrl grpo` saves it changes the velocity exactly as the in-memory one."""
@@ -69,7 +88,7 @@ def test_lora_written_by_rl_loads_on_top(adapter, flux_pipe, source, tmp_path):
     with torch.no_grad():
         for p in params:
             p.add_(0.1 * torch.randn_like(p))
-    save_lora(trained.pipe, trained.transformer, tmp_path / "lora")
+    save_lora(trained, tmp_path / "lora")
 
     cond = fresh.encode([source], ["add a hat"])
     x, sigma = fresh.initial_noise([0]), torch.tensor([0.7])

@@ -20,7 +20,7 @@ import torch
 from ...errors import EditRLError
 from ...loading import quiet_loading
 from ...registry import EDITORS
-from .base import EditCondition, Editor, SampleResult, seed_generators
+from .base import EditCondition, Editor, SampleResult, denoise, euler_step, seed_generators
 from .flux_kontext import FluxKontextEditor
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype |
     return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
-def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype):
+def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype, **kwargs):
     import diffusers
 
     with quiet_loading():  # importing a pipeline imports its transformers processors (torchvision notices)
@@ -78,12 +78,9 @@ def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtyp
     if local.is_dir() and not (local / "model_index.json").is_file():
         raise EditRLError(f"{label}: {str(local)!r} is not a diffusers pipeline folder (no model_index.json)")
     source = str(local) if local.is_dir() else model
-    kwargs = {"dtype": dtype, "local_files_only": True}
-    if pipeline_name == "StableDiffusionInstructPix2PixPipeline":
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         with quiet_loading():
-            pipe = pipeline_cls.from_pretrained(source, **kwargs)
+            pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=True, **kwargs)
     except (OSError, ValueError) as err:  # hub "not cached" errors are OSError/ValueError subclasses
         if local.is_dir():
             raise EditRLError(f"{label}: could not load the {pipeline_name} in {str(local)!r}: {err}") from None
@@ -144,8 +141,8 @@ def load_editor(
             f"(reinstall editrl from a complete clone, or pass --model with a {spec.pipeline} folder)"
         )
     device, dtype = default_device_dtype(device, dtype)
-    pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype).to(device)
     adapter_class = spec.adapter_class()
+    pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype, **adapter_class.pipeline_kwargs).to(device)
     options = {**dict(spec.settings), **(_folder_settings(model, adapter_class) if Path(model).is_dir() else {}), **settings}
     editor = adapter_class(pipe, **options)
     if lora:
@@ -159,5 +156,5 @@ def load_editor(
 
 __all__ = [
     "EDITORS", "EditCondition", "Editor", "EditorSpec", "FluxKontextEditor", "SampleResult", "load_editor",
-    "seed_generators", "default_device_dtype",
+    "seed_generators", "default_device_dtype", "denoise", "euler_step",
 ]

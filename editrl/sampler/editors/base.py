@@ -1,4 +1,4 @@
-"""The editor interface: one adapter per diffusers pipeline, with the denoising loop in editrl.
+"""The editor interface: one adapter per diffusers pipeline, and the one denoising loop in editrl.
 
 Diffusers pipelines run their whole loop inside ``__call__``; best-of-N pruning, x0 previews and
 RL (SDE steps, log-probs, LoRA gradients) all need to stop, inspect and step candidates one by one.
@@ -6,8 +6,11 @@ So each adapter only exposes the model-specific pieces, all in *flow coordinates
 
     x_t = (1 - sigma) x0 + sigma noise,    v = noise - x0,    x0_hat = x_t - sigma v,
 
-and ``Editor`` runs the same Euler loop for every model. Rows of a batch never interact: row i of
-``initial_noise`` depends on ``seeds[i]`` only and every step is row-wise, so a candidate is
+and ``denoise`` runs the same loop for every model and every user: plain sampling, pruned search, RL
+rollouts and evaluation. Per step the velocity at ``sigmas[i]`` goes to ``on_step`` (previews,
+pruning, counting), then to ``step``, which moves the latents to ``sigmas[i + 1]``: the Euler ODE step
+here, RL's SDE steps (``editrl.rl.sde.SDESampler``) from above. Rows of a batch never interact: row i
+of ``initial_noise`` depends on ``seeds[i]`` only and every step is row-wise, so a candidate is
 reproducible from its seed alone, whichever batch it was drawn in.
 
 NFE (number of function evaluations) counts denoiser forward passes per candidate and step, with
@@ -32,10 +35,6 @@ from ...images import ImageLike, check_instruction, load_images
 from ...loading import quiet_loading
 
 logger = logging.getLogger(__name__)
-
-StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
-"""``callback(step, sigma, x, v)`` after each velocity evaluation, before the Euler update; the x0
-preview of that step is ``x - sigma[:, None, None] * v``."""
 
 
 @dataclass
@@ -85,6 +84,33 @@ def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
 
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""``step(x, v, sigmas, i)``: the latents at ``sigmas[i + 1]`` from those at ``sigmas[i]`` and their velocity."""
+OnStep = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None]
+"""``on_step(i, sigma, x, v)`` after each velocity evaluation, before the step; the x0 preview of that
+step is ``x - sigma[:, None, None] * v``. Returning row indices continues with those rows only (pruning)."""
+
+
+def euler_step(x: torch.Tensor, v: torch.Tensor, sigmas: torch.Tensor, i: int) -> torch.Tensor:
+    """The flow ODE's Euler step ``x + (sigmas[i + 1] - sigmas[i]) v``."""
+    return x + (sigmas[i + 1] - sigmas[i]).to(x.device) * v
+
+
+def denoise(velocity: Callable, x: torch.Tensor, cond: EditCondition, sigmas: torch.Tensor, step: Step = euler_step,
+            on_step: OnStep | None = None) -> torch.Tensor:
+    """Run the schedule ``sigmas`` from the latents ``x`` (one row per row of ``cond``) with
+    ``velocity(x, sigma, cond)`` (an ``Editor.velocity``); returns the last latents. Running
+    ``sigmas[:k + 1]`` then ``sigmas[k:]`` gives exactly the latents of ``sigmas``."""
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i].expand(x.shape[0]).to(x.device)
+        v = velocity(x, sigma, cond)
+        rows = on_step(i, sigma, x, v) if on_step is not None else None
+        if rows is not None:
+            x, v, cond = x[rows.to(x.device)], v[rows.to(v.device)], cond.select(rows)
+        x = step(x, v, sigmas, i)
+    return x
+
+
 class Editor:
     """Base class of the editor adapters; subclasses implement the model-specific methods.
 
@@ -100,6 +126,8 @@ class Editor:
     DEFAULT_STEPS: int = 28
     DEFAULT_GUIDANCE: float = 2.5
     DEFAULT_RESOLUTION: int = 1024
+    lora_layers_key: str = "transformer_lora_layers"  # the pipeline's ``save_lora_weights`` argument for the denoiser
+    pipeline_kwargs: dict[str, Any] = {}  # extra ``from_pretrained`` arguments the pipeline needs to load offline
 
     def __init__(
         self,
@@ -219,29 +247,6 @@ class Editor:
         """The Tweedie / x0 preview ``x - sigma v`` (exact at sigma = 0, a blurry guess early on)."""
         return x - sigma.reshape(-1, 1, 1).to(x) * v
 
-    def denoise(
-        self,
-        x: torch.Tensor,
-        cond: EditCondition,
-        sigmas: torch.Tensor,
-        start: int = 0,
-        stop: int | None = None,
-        callback: StepCallback | None = None,
-    ) -> torch.Tensor:
-        """Euler ODE steps ``start .. stop-1`` of the schedule ``sigmas`` (fp32, returns new latents).
-
-        Running ``[0, k)`` then ``[k, n)`` gives exactly the latents of ``[0, n)``: the search pauses
-        candidates this way.
-        """
-        stop = len(sigmas) - 1 if stop is None else stop
-        for i in range(start, stop):
-            sigma = sigmas[i].expand(x.shape[0]).to(x.device)
-            v = self.velocity(x, sigma, cond)
-            if callback is not None:
-                callback(i, sigma, x, v)
-            x = x + (sigmas[i + 1] - sigmas[i]).to(x.device) * v
-        return x
-
     def sample(
         self,
         sources: Sequence[ImageLike],
@@ -250,9 +255,9 @@ class Editor:
         num_steps: int | None = None,
         guidance: float | None = None,
         batch_size: int | None = None,
-        callback: StepCallback | None = None,
+        on_step: OnStep | None = None,
     ) -> SampleResult:
-        """Plain Euler ODE sampling of ``len(seeds)`` candidates.
+        """Plain Euler ODE sampling of ``len(seeds)`` candidates (``on_step``: see ``OnStep``).
 
         ``sources``/``instructions`` hold one entry (shared by every seed) or one per seed. Matches
         the pipeline's own ``__call__`` for the same seeds and steps.
@@ -270,13 +275,10 @@ class Editor:
             raise EditRLError(f"seeds: got {len(seeds)} seeds for {len(cond)} (source, instruction) pairs")
         sigmas = self.sigmas(num_steps)
         batch_size = batch_size or len(seeds)
-        latents = []
         with torch.no_grad():
-            for lo in range(0, len(seeds), batch_size):
-                chunk = list(range(lo, min(lo + batch_size, len(seeds))))
-                x = self.initial_noise(seeds[lo : chunk[-1] + 1])
-                latents.append(self.denoise(x, cond.select(chunk), sigmas, callback=callback))
-            latents = torch.cat(latents)
+            batches = [list(range(lo, min(lo + batch_size, len(seeds)))) for lo in range(0, len(seeds), batch_size)]
+            latents = torch.cat([denoise(self.velocity, self.initial_noise([seeds[r] for r in rows]), cond.select(rows),
+                                         sigmas, on_step=on_step) for rows in batches])
             images = self.decode(latents)
         return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.step_nfe(cond))
 

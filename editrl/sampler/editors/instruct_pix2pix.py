@@ -30,6 +30,9 @@ class InstructPix2PixEditor(Editor):
     DEFAULT_GUIDANCE = 7.5
     DEFAULT_IMAGE_GUIDANCE = 1.5
     DEFAULT_RESOLUTION = 512
+    lora_layers_key = "unet_lora_layers"
+    # no safety checker: its weights are a separate download, and it would black out edits before the reward sees them
+    pipeline_kwargs = {"safety_checker": None, "requires_safety_checker": False}
 
     def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, image_guidance: float | None = None):
         super().__init__(pipe, resolution, default_steps, default_guidance)
