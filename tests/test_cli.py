@@ -3,6 +3,7 @@ the sub-command, and no third-party chatter on stderr from the main commands."""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import os
@@ -59,7 +60,7 @@ def test_every_command_has_examples_and_shows_every_default():
         text = parser.format_help()
         assert "example" in text and "editrl " in text.split("example", 1)[1], path
         for action in parser._actions:
-            if action.option_strings and not action.required and action.default is not False and action.nargs != 0:
+            if action.option_strings and action.help != argparse.SUPPRESS and not action.required and action.default is not False and action.nargs != 0:
                 assert "default" in (parser._get_formatter()._get_help_string(action) or "").lower(), (path, action.dest)
 
 
@@ -100,3 +101,20 @@ def test_main_commands_print_no_third_party_warnings(tmp_path):
     result = json.loads(runs[-1].stdout)
     assert {"chance", "ceiling"} <= set(result)
     assert result["predictions"] == str(tmp_path / "bench.world.predictions.jsonl")
+
+
+@pytest.mark.parametrize("argv, dest, value, note", [
+    (["filter", "--data", "d", "--out", "o", "--model", "oracle"], "reward", "oracle", "--model is deprecated; use --reward"),
+    (["filter", "--data", "d", "--out", "o", "--by", "instruction_following"], "select", "instruction_following",
+     "--by is deprecated; use --select"),
+    (["reward", "score", "--data", "d", "--out", "o", "--model", "oracle"], "reward", "oracle", "--model is deprecated; use --reward"),
+    (["reward", "serve", "--model", "oracle"], "reward", "oracle", "--model is deprecated; use --reward"),
+    (["best-of-n", "--select", "vq"], "select", "visual_quality", "--select vq is deprecated; use --select visual_quality"),
+])
+def test_old_flags_still_work_with_one_note(argv, dest, value, note, capsys):
+    """One vocabulary: --reward names the reward, --select the ranking rule; the old spellings keep working."""
+    args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == value
+    assert capsys.readouterr().err == f"editrl: note: {note}\n"
+    new = build_parser().parse_args([{"--model": "--reward", "--by": "--select", "vq": "visual_quality"}.get(a, a) for a in argv])
+    assert getattr(new, dest) == value and capsys.readouterr().err == ""

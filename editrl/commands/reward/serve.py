@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ...argtypes import DeprecatedFlag
 from ...config import add_config_arguments, config_from_args
 from ...reward.serve_config import ServeConfig
 
@@ -18,11 +19,13 @@ def register(subparsers) -> None:
         description="Score (source, instruction, edit) triples over HTTP with dynamic batching across "
         "concurrent requests. Binds 127.0.0.1 unless --host says otherwise.",
         epilog="""examples:
-  editrl reward serve --model world --port 8765
+  editrl reward serve --reward world --port 8765
   curl -s localhost:8765/health""",
     )
-    p.add_argument("--model", default="world",
+    p.add_argument("--reward", default="world",
                    help="reward: an EditReward folder or Hub id, 'world' (shipped tiny model) or 'oracle' (default: world)")
+    p.add_argument("--model", dest="reward", action=DeprecatedFlag, new="--reward")
+    p.add_argument("--device", default=None, help="device of an EditReward model (default: cuda if available, else cpu)")
     add_config_arguments(p, ServeConfig)  # one flag per ServeConfig field, with its help and default
     p.set_defaults(func=run)
 
@@ -31,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from ...reward.serve import serve
     from ...reward.specs import build_reward
 
-    config = config_from_args(ServeConfig, args, model_name=args.model)
+    config = config_from_args(ServeConfig, args, model_name=args.reward)
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         logger.warning("serving on %s without --token: anyone who can reach this address can use the reward", config.host)
-    serve(build_reward(args.model), config)
+    serve(build_reward(args.reward, device=args.device), config)
     return 0
