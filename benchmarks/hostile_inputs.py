@@ -74,15 +74,15 @@ def cli_cases(work: Path) -> list[list[str]]:
     (folder / "empty.jsonl").write_text("")
     tables += [folder / n for n in ("latin1.jsonl", "list.jsonl", "fake.parquet", "empty.jsonl", "missing.jsonl")]
     out = str(work / "out.parquet")
-    cases = [["reward", "score", "--model", "oracle", "--data", str(t), "--out", out] for t in tables]
-    cases += [["filter", "--model", "oracle", "--data", str(t), "--out", str(work / "kept")] for t in tables]
-    cases += [["reward", "eval", "--model", "oracle", "--format", "pairs", "--bench", str(t), "--predictions", str(work / "p.jsonl")]
+    cases = [["reward", "score", "--reward", "oracle", "--data", str(t), "--out", out] for t in tables]
+    cases += [["filter", "--reward", "oracle", "--data", str(t), "--out", str(work / "kept")] for t in tables]
+    cases += [["reward", "eval", "--reward", "oracle", "--format", "pairs", "--bench", str(t), "--predictions", str(work / "p.jsonl")]
               for t in tables[-5:]]
     (work / "folder").mkdir()
     cases += [
-        ["reward", "score", "--model", "oracle", "--data", str(data), "--out", str(work / "folder")],
-        ["reward", "score", "--model", "oracle", "--data", str(data), "--out", str(data) + "/x.parquet"],
-        ["filter", "--model", "oracle", "--data", str(data), "--out", str(data)],
+        ["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(work / "folder")],
+        ["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(data) + "/x.parquet"],
+        ["filter", "--reward", "oracle", "--data", str(data), "--out", str(data)],
         ["best-of-n", "--reward", "oracle", "--n", "1", "--image", str(folder / "bomb.png"), "--instruction", "x", "--out", str(work / "b")],
     ]
     for flag, value in (("--batch-size", "-1"), ("--chunk-size", "0"), ("--batch-size", "x")):
@@ -91,12 +91,12 @@ def cli_cases(work: Path) -> list[list[str]]:
         cases.append(["filter", "--data", str(data), "--out", str(work / "kept"), flag, value])
     cases += [["reward", "serve", "--port", "99999"], ["reward", "serve", "--max-queue", "0"], ["best-of-n", "--n", "-2"]]
     # conflicting resumes: scored with the oracle, then another reward / changed data
-    assert run_cli(["reward", "score", "--model", "oracle", "--data", str(data), "--out", str(work / "done.parquet")])[0] == 0
+    assert run_cli(["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(work / "done.parquet")])[0] == 0
     changed = folder / "changed.jsonl"
     shutil.copy(data, changed)
     rewrite(changed, lambda rows: rows.reverse())
-    cases += [["reward", "score", "--model", "world", "--data", str(data), "--out", str(work / "done.parquet")],
-              ["reward", "score", "--model", "oracle", "--data", str(changed), "--out", str(work / "done.parquet")]]
+    cases += [["reward", "score", "--reward", "world", "--data", str(data), "--out", str(work / "done.parquet")],
+              ["reward", "score", "--reward", "oracle", "--data", str(changed), "--out", str(work / "done.parquet")]]
     return cases
 
 
@@ -167,7 +167,7 @@ def kill_cycles(work: Path, kills: int, rows: int, counts: dict, seed: int) -> N
                 out = case / ("out.parquet" if command == "score" else "kept")
                 argv = ([sys.executable, "-m", "editrl.cli", "reward", "score", "--out", str(out)] if command == "score"
                         else [sys.executable, "-m", "editrl.cli", "filter", "--top-k", "3", "--out", str(out)])
-                argv += ["--model", "oracle", "--data", str(data), "--chunk-size", "2"]
+                argv += ["--reward", "oracle", "--data", str(data), "--chunk-size", "2"]
                 watched = out if command == "score" else out / "scores" / "shard-0-of-1.parquet"
                 target = rng.randint(1, rows // 2 - 1)
                 process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

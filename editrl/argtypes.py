@@ -1,10 +1,12 @@
 """argparse ``type=`` validators: every numeric flag is checked when the command line is parsed,
-before any model loads, so ``--batch-size -1`` is one error line instead of a run that writes garbage."""
+before any model loads, so ``--batch-size -1`` is one error line instead of a run that writes garbage.
+Also the old flag names and words kept as aliases (``DeprecatedFlag``, ``select_rule``)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 
 def _number(kind, low=None, high=None, low_open=False, high_open=False):
@@ -48,3 +50,29 @@ fraction = _number(float, low=0, high=1)
 """A number in [0, 1]."""
 open_fraction = _number(float, low=0, high=1, low_open=True)
 """A number in (0, 1]."""
+
+
+def deprecation_note(old: str, new: str) -> None:
+    """One line on stderr for an old spelling that still works (logging is not set up while parsing)."""
+    print(f"editrl: note: {old} is deprecated; use {new}", file=sys.stderr)
+
+
+class DeprecatedFlag(argparse.Action):
+    """An old flag kept as an alias of ``new`` (same ``dest``): works, is hidden from --help, and says so once."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        deprecation_note(option_string, self.new)
+        setattr(namespace, self.dest, values)
+
+
+def select_rule(text: str) -> str:
+    """A selection rule (``editrl.sampler.selection``); the old words mean, if, vq still work, with a note."""
+    from .sampler.selection import LEGACY_RULES
+
+    if text in LEGACY_RULES:
+        deprecation_note(f"--select {text}", f"--select {LEGACY_RULES[text]}")
+    return LEGACY_RULES.get(text, text)

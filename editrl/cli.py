@@ -6,8 +6,8 @@ This file only wires them up, gives every parser the same help layout (defaults 
 as written) and the ``-v``/``-q`` flags, and turns an ``EditRLError`` into one clear line on stderr.
 
 Parsing must stay fast (``--help`` well under a second): command modules import torch, diffusers
-and friends inside ``run``, never at import or ``register`` time; a parser whose arguments need a
-heavy import declares them with ``EditRLParser.defer``.
+and friends inside ``run``, never at import or ``register`` time, and the config classes a parser
+reads (``editrl.rl.config``, ``editrl.reward.serve_config``) import none of them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import importlib
 import logging
 import pkgutil
 import sys
-from typing import Callable
 
 from . import __version__, commands
 from .errors import EditRLError
@@ -60,33 +59,11 @@ class _Subcommands(argparse._SubParsersAction):
 
 
 class EditRLParser(argparse.ArgumentParser):
-    """An ArgumentParser whose sub-parsers share the help layout, and whose arguments may be added on
-    first use (``defer``), so that listing the commands imports nothing heavy."""
+    """An ArgumentParser whose sub-parsers share the help layout."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.register("action", "parsers", _Subcommands)
-        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
-
-    def defer(self, add_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
-        """Run ``add_arguments(self)`` only when this parser parses or prints its help."""
-        self._deferred.append(add_arguments)
-
-    def _realise(self) -> None:
-        while self._deferred:
-            self._deferred.pop(0)(self)
-
-    def parse_known_args(self, args=None, namespace=None):
-        self._realise()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self._realise()
-        return super().format_help()
-
-    def format_usage(self) -> str:
-        self._realise()
-        return super().format_usage()
 
 
 EPILOG = """examples:

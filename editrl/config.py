@@ -3,18 +3,21 @@
 Each trainer (reward training, GRPO, DPO, the world editor) describes its keys as a dataclass,
 possibly with nested dataclass sections. Loading is strict: an unknown key or a value of the wrong
 type stops with an ``EditRLError`` naming the dotted key, so a typo never silently falls back to a
-default. A config class may define ``validate()`` for checks across keys.
+default. The convention for every config dataclass: each field is a ``config_field`` (its help text
+is the one place the key is documented: ``--help``, ``config_help`` and generated CLI flags read it),
+and checks across keys go in ``validate()``, which ``Config`` runs on construction.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import types
 import typing
 from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
@@ -23,11 +26,45 @@ from .errors import EditRLError
 C = TypeVar("C")
 
 
-def config_field(default, help: str, **kwargs):
-    """A config key with its documentation (``metadata["help"]``); list/dict defaults are copied per instance."""
+def config_field(default, help: str, parse: Callable[[str], Any] | None = None, cli: bool = True, **kwargs):
+    """A config key with its documentation (``metadata["help"]``); list/dict defaults are copied per instance.
+
+    ``parse`` is the ``argparse`` type of the key's generated flag (an ``editrl.argtypes`` validator;
+    default: the annotation's int/float/str); ``cli=False`` keeps the key off the command line.
+    """
+    metadata = {"help": help, "parse": parse, "cli": cli}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+class Config:
+    """Base of the config dataclasses: ``validate()`` (checks across keys, raising one ``EditRLError``
+    line that names the key) runs on every construction, from code, YAML or the command line alike."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Nothing to check; subclasses extend it (calling ``super().validate()``)."""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--key`` flag per field of the config dataclass ``cls`` (underscores as dashes), with the field's
+    help and default, so the command and the config cannot drift apart; ``config_from_args`` reads them back."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        kinds = typing.get_args(hints[f.name]) if _is_union(hints[f.name]) else (hints[f.name],)
+        parse = f.metadata.get("parse") or next(kind for kind in (int, float, str) if kind in kinds)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=parse, default=f.default, help=f.metadata["help"])
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, **values) -> C:
+    """``cls`` from the flags ``add_config_arguments`` added (plus ``values`` for the keys kept off the command line)."""
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
+    return cls(**flags, **values)
 
 
 def _is_union(annotation: Any) -> bool:
@@ -99,7 +136,7 @@ def build_dataclass(cls: type[C], data: Any, prefix: str = "") -> C:
         config = cls(**kwargs)
     except TypeError as err:
         raise EditRLError(f"config section {section}: {err}") from None
-    if hasattr(config, "validate"):
+    if hasattr(config, "validate") and not isinstance(config, Config):  # a Config validated itself
         config.validate()
     return config
 

@@ -34,12 +34,13 @@ from .reward.output import RewardFunction, RewardOutput
 
 logger = logging.getLogger(__name__)
 
-RULE_LABELS = {  # the rules of editrl.sampler.selection, described for the page
-    "mean": "mean: fused score",
-    "lcb": "lcb: fused μ − k·σ",
-    "if": "if: instruction following",
-    "vq": "vq: visual quality",
-}
+def rule_labels(reward) -> dict[str, str]:
+    """The rules of ``editrl.sampler.selection`` for the page: fused, lcb and one per dimension the reward
+    declares (``reward.dimensions``; a reward that declares none offers fused and lcb)."""
+    dims = getattr(reward, "dimensions", None) or ()
+    return {"fused": "fused score", "lcb": "fused μ − k·σ", **{d: f"{d.replace('_', ' ')} μ" for d in dims}}
+
+
 SELECTED_MARK = "★ SELECTED"
 MAX_N = 16
 SCALE_NOTE = (
@@ -236,7 +237,7 @@ def build_demo(
                     with gr.Row():
                         n = gr.Number(value=default_n, precision=0, label=f"N (1–{max_n})", min_width=90, elem_id="n")
                         seed = gr.Number(value=0, precision=0, label="Seed (uses seed…seed+N−1)", min_width=150, elem_id="seed")
-                    select = gr.Dropdown([(label, key) for key, label in RULE_LABELS.items()], value="mean",
+                    select = gr.Dropdown([(label, key) for key, label in rule_labels(reward).items()], value="fused",
                                          label="Selection rule", elem_id="select")
                     run = gr.Button("Run best-of-N", variant="primary", elem_id="run")
                 with gr.Column(scale=3, min_width=260):

@@ -56,7 +56,7 @@ class Selection:
 
 def check_cut(by: str, top_k: int | None, top_fraction: float | None) -> None:
     if by not in BY:
-        raise EditRLError(f"--by: expected one of {sorted(BY)}, got {by!r}")
+        raise EditRLError(f"--select: expected one of {sorted(BY)}, got {by!r}")
     if top_k is not None and top_fraction is not None:
         raise EditRLError("--top-k and --top-fraction: give at most one of them")
     if top_k is not None and top_k < 0:
@@ -79,7 +79,7 @@ def select_rows(
     needed = [column] + ["mu_instruction_following"] * (min_if is not None) + ["mu_visual_quality"] * (min_vq is not None)
     for name in needed:
         if name not in scores:
-            raise EditRLError(f"filter: the reward gives no {name!r} (it gives {sorted(scores)}); choose another --by / minimum")
+            raise EditRLError(f"filter: the reward gives no {name!r} (it gives {sorted(scores)}); choose another --select / minimum")
     values = np.asarray(scores[column], dtype=np.float64)
     n = len(values)
     ok = np.ones(n, dtype=bool)

@@ -38,6 +38,19 @@ def resolve(target: object) -> object:
     return target
 
 
+def lazy_exports(package: str, exports: dict[str, str]):
+    """A module ``__getattr__`` (PEP 562) for a package's ``__init__``: ``exports`` maps each public name
+    to the submodule defining it, imported on first use. Importing the package then loads nothing heavy,
+    so a torch-free submodule (a config class the CLI parser reads) stays torch-free to import."""
+
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return resolve(f"{package}.{exports[name]}:{name}")
+
+    return __getattr__
+
+
 class Registry(MutableMapping):
     """A dict of names whose unknown keys (and full listing) first load the plugin packages, and whose
     ``"module:attribute"`` values are imported when read."""

@@ -150,6 +150,18 @@ def tiny_qwen25vl(seed: int = 0, extra_special_tokens: list[str] = (), words=Non
     return model, tiny_qwen25vl_processor(tokenizer)
 
 
+def tiny_clip_text_encoder() -> tuple[CLIPTextModel, PreTrainedTokenizerFast]:
+    """A random CLIP text encoder (77 positions) and its byte-level tokenizer, shared by the tiny Kontext and
+    InstructPix2Pix pipelines; its weights come from the caller's current torch seed."""
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77, hidden_act="gelu",
+    ))
+    tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",
+                                     eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<|endoftext|>")
+    return text_encoder, tokenizer
+
+
 def tiny_flux_kontext(
     seed: int = 0,
     num_layers: int = 1,
@@ -168,19 +180,11 @@ def tiny_flux_kontext(
         attention_head_dim=attention_head_dim, num_attention_heads=num_attention_heads, joint_attention_dim=32,
         pooled_projection_dim=32, axes_dims_rope=rope, guidance_embeds=True,
     )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        projection_dim=32, bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77,
-        hidden_act="gelu",
-    ))
+    text_encoder, tokenizer = tiny_clip_text_encoder()
     text_encoder_2 = T5EncoderModel(T5Config(
         vocab_size=300, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
         dropout_rate=0.0, pad_token_id=258, eos_token_id=257, decoder_start_token_id=258,
     ))
-    tokenizer = byte_level_tokenizer(
-        ["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-        pad_token="<pad>", unk_token="<|endoftext|>",
-    )
     tokenizer_2 = tiny_t5_tokenizer()
     # four blocks give the FLUX VAE scale factor 8; 4 latent channels packed 2x2 give in_channels 16
     vae = AutoencoderKL(
@@ -244,14 +248,8 @@ def tiny_instruct_pix2pix(seed: int = 0):
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
         layers_per_block=1, norm_num_groups=4, sample_size=64,
     ).eval()
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77, hidden_act="gelu",
-    )).eval()
-    tokenizer = byte_level_tokenizer(
-        ["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-        pad_token="<pad>", unk_token="<|endoftext|>",
-    )
+    text_encoder, tokenizer = tiny_clip_text_encoder()
+    text_encoder.eval()
     return StableDiffusionInstructPix2PixPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
         scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,

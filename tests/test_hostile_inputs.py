@@ -77,7 +77,7 @@ def test_numeric_arguments_are_refused_at_parse_time(argv, line, capsys, tmp_pat
 
 def test_score_hostile_files(data, tmp_path, capsys):
     folder, out = data.parent, tmp_path / "out.parquet"
-    score = ["reward", "score", "--model", "oracle", "--data", str(data), "--out"]
+    score = ["reward", "score", "--reward", "oracle", "--data", str(data), "--out"]
     (folder / "bomb.png").write_bytes(bomb_png())
     rewrite(data, lambda rows: rows[1].update(edit="bomb.png"))
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1) edit: '{folder / 'bomb.png'}' {BOMB}")
@@ -108,7 +108,7 @@ def test_score_hostile_files(data, tmp_path, capsys):
 
 
 def test_score_outputs_checked_before_work(data, tmp_path, capsys):
-    score = ["reward", "score", "--model", "oracle", "--data", str(data), "--out"]
+    score = ["reward", "score", "--reward", "oracle", "--data", str(data), "--out"]
     folder = tmp_path / "a_folder"
     folder.mkdir()
     expect(capsys, tmp_path, score + [str(folder)], f"--out '{folder}': is a folder; expected an output file path")
@@ -117,12 +117,12 @@ def test_score_outputs_checked_before_work(data, tmp_path, capsys):
 
 def test_score_resume_refuses_another_run(data, tmp_path, capsys):
     out = tmp_path / "out.parquet"
-    score = ["reward", "score", "--model", "oracle", "--data", str(data), "--out", str(out)]
+    score = ["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(out)]
     assert run_cli(score, capsys)[0] == 0
     scores = pq.read_table(out)
     assert scores.column("row").to_pylist() == [0, 1, 2, 3] and len(set(scores.column("row_hash").to_pylist())) == 4
     assert run_cli(score, capsys)[0] == 0 and pq.read_table(out).equals(scores)  # same run: nothing rescored
-    world = ["reward", "score", "--model", "world", "--data", str(data), "--out", str(out)]
+    world = ["reward", "score", "--reward", "world", "--data", str(data), "--out", str(out)]
     expect(capsys, tmp_path, world, f"--out '{out}': holds scores of another run (the reward class changed "
            "(editrl.world.oracle.Oracle -> editrl.reward.model.EditReward)); use another --out, or delete it to rescore")
     # same row count, one image changed: the old score must not be attached to the new row
@@ -146,7 +146,7 @@ def test_score_resume_refuses_another_run(data, tmp_path, capsys):
 
 def test_filter_hostile(data, tmp_path, capsys):
     out = tmp_path / "kept"
-    base = ["filter", "--model", "oracle", "--data", str(data), "--top-k", "2", "--out"]
+    base = ["filter", "--reward", "oracle", "--data", str(data), "--top-k", "2", "--out"]
     afile = tmp_path / "afile"
     afile.write_text("keep me")
     expect(capsys, tmp_path, base + [str(afile)], f"--out '{afile}': is a file; expected an output folder")
@@ -170,7 +170,7 @@ def _bench_row(cell, **overrides):
 
 def test_eval_hostile_benchmarks(tmp_path, capsys):
     cell = {"bytes": png_bytes(Image.new("RGB", (16, 16), "red")), "path": None}
-    run = ["reward", "eval", "--model", "oracle", "--format", "editreward-bench", "--predictions", str(tmp_path / "p.jsonl"), "--bench"]
+    run = ["reward", "eval", "--reward", "oracle", "--format", "editreward-bench", "--predictions", str(tmp_path / "p.jsonl"), "--bench"]
     bench = tmp_path / "bench_2pair.parquet"
     pq.write_table(pa.Table.from_pylist([_bench_row(cell, ranking="A>C", comparison_type=None)]), bench)
     expect(capsys, tmp_path, run + [str(bench)],

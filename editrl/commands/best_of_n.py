@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
-from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int
+from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int, select_rule
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--reward", default="world", help="world (default, the shipped EditReward), oracle (the world's "
                         "exact scorer), an EditReward folder or Hub id, http(s)://host:port of `editrl reward serve`, "
                         "or module:Class")
-    parser.add_argument("--select", choices=("mean", "lcb", "if", "vq"), default="mean",
-                        help="rank by the fused mean (default), the lower bound mean - k*sigma, instruction following or visual quality")
+    parser.add_argument("--select", type=select_rule, default="fused", metavar="RULE",
+                        help="rank by: fused (the fused score, default), lcb (fused mu - k*sigma) or a dimension of the reward "
+                        "(EditReward: instruction_following, visual_quality); the old words mean, if, vq still work")
     parser.add_argument("--k", type=nonnegative_float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
     parser.add_argument("--search", choices=("full", "halving"), default="full",
                         help="full: every candidate runs to the end; halving: prune on x0 previews (less compute)")
@@ -65,7 +66,9 @@ def run(args) -> int:
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import load_editor
     from ..sampler.search import HalvingConfig
+    from ..sampler.selection import check_select
 
+    check_select(args.select, None)  # a dimension name is checked against the reward's once it is loaded
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")

@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config import config_help
+from ..rl.config import DPOConfig, GRPOConfig, NFTConfig  # torch-free: the trainers load in run()
+
+CONFIGS = {"grpo": GRPOConfig, "dpo": DPOConfig, "nft": NFTConfig}
+
 ALGORITHMS = {
     "grpo": ("Flow-GRPO: SDE rollouts in groups, group-normalised advantages, PPO-clipped update with a KL to the base model",
              "configs/grpo/world.yaml"),
@@ -21,24 +26,15 @@ ALGORITHMS = {
 
 
 class ConfigHelp(argparse.Action):
-    """``--help`` that lists every config key with its default and help, read off the config dataclass
-    (imported only when help is asked for, so other commands start fast)."""
+    """``--help`` that lists every config key with its default and help, read off the config dataclass."""
 
     def __init__(self, option_strings, dest, **kwargs):
         super().__init__(option_strings, dest, nargs=0, help="show this help, with every config key, and exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..config import config_help
-
-        parser.epilog = "config keys (YAML or --set KEY=VALUE):\n" + config_help(config_classes()[parser.algorithm][0])
+        parser.epilog = "config keys (YAML or --set KEY=VALUE):\n" + config_help(CONFIGS[parser.algorithm])
         parser.print_help()
         parser.exit()
-
-
-def config_classes() -> dict[str, tuple[type, type]]:
-    from ..rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, NFTConfig, NFTTrainer
-
-    return {"grpo": (GRPOConfig, GRPOTrainer), "dpo": (DPOConfig, DPOTrainer), "nft": (NFTConfig, NFTTrainer)}
 
 
 def register(subparsers) -> None:
@@ -69,10 +65,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..rl import load_config
+    from .. import rl
 
-    config_cls, trainer_cls = config_classes()[args.algorithm]
-    config = load_config(config_cls, args.config, args.overrides)
+    config = rl.load_config(CONFIGS[args.algorithm], args.config, args.overrides)
+    trainer_cls = getattr(rl, f"{args.algorithm.upper()}Trainer")
     trainer = trainer_cls(config)
     record = trainer.train(resume=args.resume)
     if trainer.accelerator.is_main_process:

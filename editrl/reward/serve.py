@@ -43,69 +43,10 @@ from ..errors import EditRLError
 from ..images import ImageTooLarge, check_instruction, open_image
 from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
+from .serve_config import ServeConfig
 from .wire import IMAGE_FORMATS, output_to_response
 
 logger = logging.getLogger(__name__)
-
-@dataclass
-class ServeConfig:
-    """Settings of the reward server (each is a flag of ``editrl reward serve``)."""
-
-    host: str = "127.0.0.1"
-    """Interface to bind; the loopback default keeps the service private to this machine."""
-    port: int = 8765
-    """TCP port (0 picks a free one)."""
-    token: str | None = None
-    """If set, ``/v1/score`` and ``/metrics`` require ``Authorization: Bearer <token>`` (else 401)."""
-    max_batch: int = 16
-    """Most items scored in one forward call of the reward."""
-    max_wait_ms: float = 10.0
-    """Longest time the worker waits for a batch to fill once it holds an item."""
-    max_queue: int = 1024
-    """Most items waiting to be scored; a request that would overflow it gets 503 (retry later)."""
-    max_request_items: int = 64
-    """Most items in one request (413 above)."""
-    max_image_pixels: int = 2048 * 2048
-    """Most pixels (width x height) in one image (413 above), checked before decoding."""
-    max_request_bytes: int = 64 * 1024 * 1024
-    """Largest request body in bytes (413 above); also the largest image file read from ``--image-root``."""
-    max_pixels_in_flight: int = 128 * 1024 * 1024
-    """Most image pixels (declared sizes, summed) decoded or queued at once, which bounds the server's
-    memory (about 3-4 bytes per pixel); a request over it alone gets 413, one that must wait for
-    others gets 503 (retry later)."""
-    max_bytes_in_flight: int = 256 * 1024 * 1024
-    """Most request-body bytes (declared Content-Length, summed) being received or handled at once;
-    a request beyond it gets 503 before its body is read."""
-    max_connections: int = 256
-    """Most open connections and requests in progress; beyond it uvicorn answers 503."""
-    keep_alive_s: float = 5.0
-    """An idle keep-alive connection is closed after this many seconds."""
-    header_timeout_s: float = 10.0
-    """A client that has not sent a complete request head this long after connecting (or after its
-    previous response) is disconnected: slow-header clients cannot hold connections forever."""
-    body_timeout_s: float = 30.0
-    """A request body not fully received this long after its head gets 408."""
-    image_root: str | None = None
-    """Folder from which ``{"path": ...}`` images may be read; paths are refused when unset."""
-    model_name: str = "reward"
-    """Name reported by ``/health``."""
-
-    def __post_init__(self) -> None:
-        for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes",
-                    "max_pixels_in_flight", "max_bytes_in_flight", "max_connections"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise EditRLError(f"reward serve: {key} must be an integer >= 1, got {value!r}")
-        if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
-            raise EditRLError(f"reward serve: port must be in 0..65535, got {self.port!r}")
-        if not (0 <= self.max_wait_ms < float("inf")):
-            raise EditRLError(f"reward serve: max_wait_ms must be a finite number >= 0, got {self.max_wait_ms}")
-        for key in ("keep_alive_s", "header_timeout_s", "body_timeout_s"):
-            if not (0 < getattr(self, key) < float("inf")):
-                raise EditRLError(f"reward serve: {key} must be a finite number > 0, got {getattr(self, key)}")
-        if self.image_root is not None and not Path(self.image_root).is_dir():
-            raise EditRLError(f"reward serve: --image-root {self.image_root!r} is not a folder")
-
 
 # ---------------------------------------------------------------- wire format
 

@@ -1,14 +1,14 @@
-"""RL post-training of editors: Flow-GRPO, Diffusion-DPO and DiffusionNFT with LoRA."""
+"""RL post-training of editors: Flow-GRPO, Diffusion-DPO and DiffusionNFT with LoRA.
 
-from ..reward.specs import build_reward
-from .config import RLConfig, load_config
-from .dpo import DPOConfig, DPOTrainer
-from .grpo import GRPOConfig, GRPOTrainer
-from .monitor import HackingMonitor
-from .nft import NFTConfig, NFTTrainer
-from .rewards import WeightedReward
+Names load on first use (``editrl.registry.lazy_exports``): the configs are torch-free, the trainers are not.
+"""
 
-__all__ = [
-    "DPOConfig", "DPOTrainer", "GRPOConfig", "GRPOTrainer", "HackingMonitor", "NFTConfig", "NFTTrainer", "RLConfig", "WeightedReward",
-    "build_reward", "load_config",
-]
+from ..registry import lazy_exports
+
+_EXPORTS = {
+    "DPOConfig": "config", "GRPOConfig": "config", "NFTConfig": "config", "RLConfig": "config", "load_config": "config",
+    "DPOTrainer": "dpo", "GRPOTrainer": "grpo", "NFTTrainer": "nft", "HackingMonitor": "monitor",
+    "WeightedReward": "rewards", "build_reward": "rewards",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import EditRLError
-
-ADVANTAGE_MODES = ("global_std", "group", "batch")
+from .config import ADVANTAGE_MODES
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The keys every RL trainer shares (loaded with ``editrl.config.load_config``: YAML plus ``--set key=value``).
+"""The keys of every RL trainer (loaded with ``editrl.config.load_config``: YAML plus ``--set key=value``).
 
-Each key is a dataclass field whose ``metadata["help"]`` documents it; an unknown key in a YAML
+Torch-free, so that ``editrl grpo --help`` lists the keys without loading torch. Each key is a dataclass field whose ``metadata["help"]`` documents it; an unknown key in a YAML
 file or an override is an error naming the key, so a typo never silently falls back to a default.
 """
 
@@ -10,16 +10,20 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import config_field, load_config
+from ..config import Config, config_field, load_config
 from ..errors import EditRLError
 from ..runs import REPORT_TO
-from .advantages import ADVANTAGE_MODES
 
-__all__ = ["GroupConfig", "RLConfig", "load_config"]
+__all__ = ["DPOConfig", "GRPOConfig", "GroupConfig", "NFTConfig", "RLConfig", "load_config"]
+
+ADVANTAGE_MODES = ("global_std", "group", "batch")
+"""How rewards become advantages (``editrl.rl.advantages``), the choices of ``advantage_mode``."""
+SDE_TYPES = ("flow_grpo", "cps")
+"""The SDE step forms of ``editrl.rl.sde`` (flow_grpo's Euler-Maruyama, or Coefficients-Preserving Sampling)."""
 
 
 @dataclass
-class RLConfig:
+class RLConfig(Config):
     """Keys shared by ``editrl grpo`` and ``editrl dpo`` (the world defaults run on a laptop CPU)."""
 
     # --- model
@@ -78,6 +82,7 @@ class RLConfig:
 
     def validate(self) -> None:
         """Range checks with one clear message per key."""
+        super().validate()
         positive = ["lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations", "save_every",
                     "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints"]
         for name in positive:
@@ -121,3 +126,76 @@ class GroupConfig(RLConfig):
         n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
         if not 1 <= self.num_minibatches <= n_batches:
             raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")
+
+
+@dataclass
+class GRPOConfig(GroupConfig):
+    """``editrl grpo`` keys (on top of ``GroupConfig``)."""
+
+    noise_level: float = config_field(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
+    sde_type: str = config_field("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
+    sde_window_size: int = config_field(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
+    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps the whole window lies in; null = every step but the last.")
+    timestep_fraction: float = config_field(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
+    clip_range: float = config_field(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
+    kl_beta: float = config_field(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
+    num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.sde_type not in SDE_TYPES:
+            raise EditRLError(f"config key sde_type: expected one of {SDE_TYPES}, got {self.sde_type!r}")
+        if self.num_steps < 2:
+            raise EditRLError("config key num_steps: GRPO needs at least 2 steps (the last step is never trained)")
+        if not 0 <= self.sde_window_size <= self.num_steps - 1:
+            raise EditRLError(f"config key sde_window_size: expected 0..num_steps-1={self.num_steps - 1}, got {self.sde_window_size}")
+
+
+@dataclass
+class DPOConfig(RLConfig):
+    """``editrl dpo`` keys (on top of ``RLConfig``)."""
+
+    beta: float = config_field(100.0, "Constant DPO beta (flow_grpo uses ~100 for flows with mean-squared errors).")
+    ref_update_every: int = config_field(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
+                                 "online: pairs from the current policy, reference = copy of the LoRA refreshed every K iterations.")
+    timesteps_per_pair: int = config_field(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
+    noise_level: float = config_field(0.7, "SDE noise level of the pair rollouts (flow_grpo samples DPO pairs with its SDE "
+                                      "sampler); 0 = the deterministic ODE sampler.")
+    min_reward_gap: float = config_field(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.noise_level < 0:
+            raise EditRLError(f"config key noise_level: expected >= 0, got {self.noise_level}")
+        if self.beta <= 0:
+            raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
+        if self.ref_update_every < 0 or self.timesteps_per_pair < 1:
+            raise EditRLError("config keys ref_update_every >= 0 and timesteps_per_pair >= 1 expected, got "
+                              f"{self.ref_update_every} and {self.timesteps_per_pair}")
+
+
+@dataclass
+class NFTConfig(GroupConfig):
+    """``editrl nft`` keys (on top of ``GroupConfig``); defaults from NVlabs/DiffusionNFT's configs."""
+
+    beta: float = config_field(1.0, "Implicit-policy strength beta: v_pos = beta v + (1 - beta) v_old, v_neg = (1 + beta) v_old - beta v "
+                                    "(DiffusionNFT: 1.0 GenEval/PickScore, 0.1 OCR).")
+    timestep_fraction: float = config_field(0.99, "Fraction of the sampling schedule's timesteps each sample is trained at per "
+                                                  "iteration (a random subset per sample; DiffusionNFT: 0.99).")
+    kl_beta: float = config_field(1e-4, "Weight of the pull ||v - v_ref||^2 to the reference (LoRA disabled); 0 = none.")
+    min_group_std: float = config_field(0.0, "Groups whose reward std is below this are dropped; DiffusionNFT keeps them "
+                                             "(advantage 0 -> r = 0.5, a pull towards the old policy).")
+    old_decay_rate: float = config_field(0.001, "Old-policy decay grows by this per optimizer step (DiffusionNFT decay_type 1: 0.001; 2: 0.0075).")
+    old_decay_max: float = config_field(0.5, "Cap of the old-policy decay (decay_type 1: 0.5; 2: 0.999).")
+    old_decay_delay: int = config_field(0, "Optimizer steps during which the old policy is a plain copy (decay 0; decay_type 2: 75).")
+    rollout_noise_level: float = config_field(0.0, "0 = deterministic ODE rollouts (DiffusionNFT); > 0 = flow_grpo's SDE sampler.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta <= 0:
+            raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
+        if not 0 <= self.old_decay_max < 1 or self.old_decay_rate < 0 or self.old_decay_delay < 0:
+            raise EditRLError("config keys old_decay_rate >= 0, 0 <= old_decay_max < 1 and old_decay_delay >= 0 expected, got "
+                              f"{self.old_decay_rate}, {self.old_decay_max} and {self.old_decay_delay}")
+        if self.rollout_noise_level < 0:
+            raise EditRLError(f"config key rollout_noise_level: expected >= 0, got {self.rollout_noise_level}")

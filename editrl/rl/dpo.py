@@ -16,41 +16,15 @@ iterations online.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..config import config_field
-from ..errors import EditRLError
-from .config import RLConfig
+from .config import DPOConfig
 from .lora import adapter_disabled, lora_state, swapped_lora
 from .trainer import RLTrainer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DPOConfig(RLConfig):
-    """``editrl dpo`` keys (on top of ``RLConfig``)."""
-
-    beta: float = config_field(100.0, "Constant DPO beta (flow_grpo uses ~100 for flows with mean-squared errors).")
-    ref_update_every: int = config_field(0, "0 = offline DPO (pairs and reference from the frozen initial policy); K > 0 = "
-                                 "online: pairs from the current policy, reference = copy of the LoRA refreshed every K iterations.")
-    timesteps_per_pair: int = config_field(2, "Flow times t drawn per pair and iteration (each a separate accumulated backward).")
-    noise_level: float = config_field(0.7, "SDE noise level of the pair rollouts (flow_grpo samples DPO pairs with its SDE "
-                                      "sampler); 0 = the deterministic ODE sampler.")
-    min_reward_gap: float = config_field(1e-4, "Groups whose best-worst reward gap is below this give no pair.")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.noise_level < 0:
-            raise EditRLError(f"config key noise_level: expected >= 0, got {self.noise_level}")
-        if self.beta <= 0:
-            raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
-        if self.ref_update_every < 0 or self.timesteps_per_pair < 1:
-            raise EditRLError("config keys ref_update_every >= 0 and timesteps_per_pair >= 1 expected, got "
-                              f"{self.ref_update_every} and {self.timesteps_per_pair}")
 
 
 def logit_normal_timesteps(table: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -12,41 +12,16 @@ denoiser with LoRA disabled) on the step mean. Gradients accumulate over timeste
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 
-from ..config import config_field
 from ..errors import EditRLError
-from .config import GroupConfig
+from .config import GRPOConfig
 from .lora import adapter_disabled
-from .sde import SDE_TYPES, SDESampler, kl_to_reference
+from .sde import SDESampler, kl_to_reference
 from .trainer import RLTrainer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class GRPOConfig(GroupConfig):
-    """``editrl grpo`` keys (on top of ``GroupConfig``)."""
-
-    noise_level: float = config_field(0.7, "SDE noise level a (Flow-GRPO: 0.7 SD3, 0.9 FLUX/Kontext, 1.0 Qwen-Image-Edit).")
-    sde_type: str = config_field("flow_grpo", "SDE form: flow_grpo | cps (coefficient-preserving).")
-    sde_window_size: int = config_field(0, "Noise on this many consecutive steps only (ODE elsewhere); 0 = every step but the last.")
-    sde_window_range: list[int] | None = config_field(None, "[lo, hi): steps the whole window lies in; null = every step but the last.")
-    timestep_fraction: float = config_field(1.0, "Fraction of the window's SDE steps trained per iteration (random subset).")
-    clip_range: float = config_field(1e-4, "PPO ratio clip c (ratios of mean log-probs stay very close to 1).")
-    kl_beta: float = config_field(0.01, "Weight of the KL to the reference (LoRA disabled) on the step mean (0 = no KL, no ref forward).")
-    num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout (1 = on-policy).")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.sde_type not in SDE_TYPES:
-            raise EditRLError(f"config key sde_type: expected one of {SDE_TYPES}, got {self.sde_type!r}")
-        if self.num_steps < 2:
-            raise EditRLError("config key num_steps: GRPO needs at least 2 steps (the last step is never trained)")
-        if not 0 <= self.sde_window_size <= self.num_steps - 1:
-            raise EditRLError(f"config key sde_window_size: expected 0..num_steps-1={self.num_steps - 1}, got {self.sde_window_size}")
 
 
 def grpo_loss(

@@ -22,42 +22,11 @@ Facts from NVlabs/DiffusionNFT (scripts/train_nft_sd3.py, config/nft.py) and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ..config import config_field
-from ..errors import EditRLError
-from .config import GroupConfig
+from .config import NFTConfig
 from .lora import adapter_disabled, lora_state, swapped_lora
 from .trainer import RLTrainer
-
-
-@dataclass
-class NFTConfig(GroupConfig):
-    """``editrl nft`` keys (on top of ``GroupConfig``); defaults from NVlabs/DiffusionNFT's configs."""
-
-    beta: float = config_field(1.0, "Implicit-policy strength beta: v_pos = beta v + (1 - beta) v_old, v_neg = (1 + beta) v_old - beta v "
-                                    "(DiffusionNFT: 1.0 GenEval/PickScore, 0.1 OCR).")
-    timestep_fraction: float = config_field(0.99, "Fraction of the sampling schedule's timesteps each sample is trained at per "
-                                                  "iteration (a random subset per sample; DiffusionNFT: 0.99).")
-    kl_beta: float = config_field(1e-4, "Weight of the pull ||v - v_ref||^2 to the reference (LoRA disabled); 0 = none.")
-    min_group_std: float = config_field(0.0, "Groups whose reward std is below this are dropped; DiffusionNFT keeps them "
-                                             "(advantage 0 -> r = 0.5, a pull towards the old policy).")
-    old_decay_rate: float = config_field(0.001, "Old-policy decay grows by this per optimizer step (DiffusionNFT decay_type 1: 0.001; 2: 0.0075).")
-    old_decay_max: float = config_field(0.5, "Cap of the old-policy decay (decay_type 1: 0.5; 2: 0.999).")
-    old_decay_delay: int = config_field(0, "Optimizer steps during which the old policy is a plain copy (decay 0; decay_type 2: 75).")
-    rollout_noise_level: float = config_field(0.0, "0 = deterministic ODE rollouts (DiffusionNFT); > 0 = flow_grpo's SDE sampler.")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.beta <= 0:
-            raise EditRLError(f"config key beta: expected a positive number, got {self.beta}")
-        if not 0 <= self.old_decay_max < 1 or self.old_decay_rate < 0 or self.old_decay_delay < 0:
-            raise EditRLError("config keys old_decay_rate >= 0, 0 <= old_decay_max < 1 and old_decay_delay >= 0 expected, got "
-                              f"{self.old_decay_rate}, {self.old_decay_max} and {self.old_decay_delay}")
-        if self.rollout_noise_level < 0:
-            raise EditRLError(f"config key rollout_noise_level: expected >= 0, got {self.rollout_noise_level}")
 
 
 def optimality(advantages: torch.Tensor, clip: float) -> torch.Tensor:

@@ -31,8 +31,7 @@ import torch
 
 from ..errors import EditRLError
 from ..sampler.editors.base import euler_step
-
-SDE_TYPES = ("flow_grpo", "cps")
+from .config import SDE_TYPES
 
 
 @dataclass

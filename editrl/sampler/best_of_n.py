@@ -130,7 +130,7 @@ def best_of_n(
     instruction: str,
     n: int = 8,
     seeds: Sequence[int] | None = None,
-    select: str = "mean",
+    select: str = "fused",
     k: float = 1.0,
     search: str = "full",
     num_steps: int | None = None,
@@ -143,7 +143,8 @@ def best_of_n(
     """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
 
     Args:
-        select: "mean" (fused score), "lcb" (fused mu - k * sigma), "if" or "vq" (one dimension).
+        select: "fused" (fused score), "lcb" (fused mu - k * sigma) or a dimension name of the reward (its mu);
+            see ``editrl.sampler.selection``.
         k: the width of the lower confidence bound for ``select="lcb"``.
         search: "full" (plain best-of-N) or "halving" (prune on x0 previews, see ``HalvingConfig``).
         num_steps, guidance: override the editor's defaults.
@@ -151,7 +152,7 @@ def best_of_n(
         reward_name: how the reward was named (e.g. the ``--reward`` spec), recorded in ``result.run``;
             default: its class name.
     """
-    check_select(select)
+    select = check_select(select, getattr(reward, "dimensions", None))
     instruction = check_instruction(instruction, "instruction")
     if n < 1:
         raise EditRLError(f"n: expected at least 1 candidate, got {n}")

@@ -1,9 +1,13 @@
 """Selection rules: which number of a ``RewardOutput`` ranks the candidates.
 
-- ``mean``: the fused score (the mean of the per-dimension means for EditReward's default fusion);
+- ``fused``: the fused score (the mean of the per-dimension means for EditReward's default fusion);
 - ``lcb``: a lower confidence bound, fused ``score - k * score_sigma`` — prefers candidates the
   reward is sure about, the uncertainty-aware choice;
-- ``if`` / ``vq``: one dimension's mean (instruction following / visual quality).
+- a dimension name of the reward (EditReward: ``instruction_following``, ``visual_quality``): that
+  dimension's mean.
+
+The same words rank rows in ``editrl filter --select``. The older words ``mean``, ``if`` and ``vq``
+still work (``LEGACY_RULES``).
 """
 
 from __future__ import annotations
@@ -11,26 +15,27 @@ from __future__ import annotations
 import torch
 
 from ..errors import EditRLError
-from ..reward.output import RewardOutput
+from ..reward.output import DIMENSIONS, RewardOutput
 
-SELECT_RULES = ("mean", "lcb", "if", "vq")
-_DIMENSION_OF = {"if": "instruction_following", "vq": "visual_quality"}
+SELECT_RULES = ("fused", "lcb", *DIMENSIONS)
+LEGACY_RULES = {"mean": "fused", "if": "instruction_following", "vq": "visual_quality"}
 
 
-def check_select(select: str) -> str:
-    if select not in SELECT_RULES:
-        raise EditRLError(f"select: expected one of {', '.join(SELECT_RULES)}, got {select!r}")
+def check_select(select: str, dimensions: tuple[str, ...] | None = DIMENSIONS) -> str:
+    """The rule's current name, checked against ``dimensions`` (the reward's; None: not known before scoring,
+    so any other word is taken as a dimension name and checked when the scores arrive)."""
+    select = LEGACY_RULES.get(select, select)
+    rules = ("fused", "lcb", *(dimensions or ()))
+    if select not in rules and (dimensions is not None or not isinstance(select, str) or not select.isidentifier()):
+        raise EditRLError(f"select: expected one of {', '.join(rules)}, got {select!r}")
     return select
 
 
-def selection_values(out: RewardOutput, select: str = "mean", k: float = 1.0) -> torch.Tensor:
-    """(B,) values to maximise under the rule ``select``."""
-    check_select(select)
-    if select == "mean":
+def selection_values(out: RewardOutput, select: str = "fused", k: float = 1.0) -> torch.Tensor:
+    """(B,) values to maximise under the rule ``select`` (fused, lcb or one of ``out``'s dimensions)."""
+    select = check_select(select, tuple(out.dimensions))
+    if select == "fused":
         return out.score.float()
     if select == "lcb":
         return (out.score - k * out.score_sigma).float()
-    dimension = _DIMENSION_OF[select]
-    if dimension not in out.dimensions:
-        raise EditRLError(f"select {select!r}: the reward has no {dimension!r} dimension (it has {list(out.dimensions)})")
-    return out.mu[:, out.dimensions.index(dimension)].float()
+    return out.mu[:, out.dimensions.index(select)].float()

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from editrl.demo import (
     build_demo,
     caption,
     launch,
+    rule_labels,
     run_best_of_n,
     score_uploads,
     toast_text,
@@ -24,13 +26,15 @@ from editrl.demo import (
     world_notes,
 )
 from editrl.errors import EditRLError
+from editrl.images import load_image
+from editrl.reward.output import RewardOutput
 from editrl.sampler.best_of_n import best_of_n
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def expected_captions(editor, reward, source, instruction, n, seed, select="mean") -> list[str]:
+def expected_captions(editor, reward, source, instruction, n, seed, select="fused") -> list[str]:
     result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select)
     return [caption(c.rank, c.record, f"seed {c.seed}", c.rank == 1, c.pruned_at) for c in result.candidates]
 
@@ -50,23 +54,23 @@ def captions_of(cards: str) -> list[str]:
 
 def test_run_best_of_n_is_best_of_n(tiny_editor, tiny_reward):
     source, instruction = world_examples(1)[0]
-    cards, best, summary, (headers, table), _ = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 3, "vq", 7)
-    assert captions_of(cards) == expected_captions(tiny_editor, tiny_reward, source, instruction, 3, 7, "vq")
+    cards, best, summary, (headers, table), _ = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 3, "visual_quality", 7)
+    assert captions_of(cards) == expected_captions(tiny_editor, tiny_reward, source, instruction, 3, 7, "visual_quality")
     assert cards.count('class="editrl-card selected"') == 1
     assert sorted(row[1] for row in table) == [7, 8, 9] and [row[0] for row in table] == [1, 2, 3]
     vq = [row[headers.index("VQ μ")] for row in table]  # ranked by the visual-quality mu under select="vq"
     assert vq == sorted(vq, reverse=True)
     assert summary.startswith("★ SELECTED · #1 seed")
     with pytest.raises(EditRLError, match="source image"):
-        run_best_of_n(tiny_editor, tiny_reward, None, instruction, 2, "mean", 0)
+        run_best_of_n(tiny_editor, tiny_reward, None, instruction, 2, "fused", 0)
 
 
 def test_n_above_the_maximum_is_refused_not_clamped(tiny_editor, tiny_reward):
     source, instruction = world_examples(1)[0]
     with pytest.raises(EditRLError, match=r"^N: expected 1 to 16 candidates on this page, got 64"):
-        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 64, "mean", 0)
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 64, "fused", 0)
     with pytest.raises(EditRLError, match="N: expected a whole number"):
-        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 2.5, "mean", 0)
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 2.5, "fused", 0)
 
 
 def test_pruned_candidates_are_marked_and_settings_reach_best_of_n(tiny_editor, tiny_reward):
@@ -85,6 +89,25 @@ def test_pruned_candidates_are_marked_and_settings_reach_best_of_n(tiny_editor, 
 def test_captions_follow_the_rewards_dimensions():
     record = {"score": 0.5, "score_sigma": 0.1, "mu_realism": 0.25, "sigma_realism": 0.125}
     assert caption(2, record, "a.png") == "#2 a.png · score 0.5000 · R μ 0.2500 σ 0.1250"
+
+
+def test_a_one_dimension_reward_gets_its_own_rules(tiny_editor):
+    """A custom reward with one dimension ("realism"): the page offers fused, lcb and realism, and ranking by
+    realism ranks by its mu (no instruction_following / visual_quality anywhere)."""
+    class Realism:
+        dimensions = ("realism",)
+
+        def score(self, sources, instructions, edits, batch_size=None):
+            mu = torch.tensor([[float(np.asarray(load_image(e, "edit")).mean())] for e in edits])
+            return RewardOutput(mu=mu, sigma=torch.ones_like(mu), score=mu[:, 0], score_sigma=torch.ones(len(edits)),
+                                dimensions=self.dimensions)
+
+    assert rule_labels(Realism()) == {"fused": "fused score", "lcb": "fused μ − k·σ", "realism": "realism μ"}
+    source, instruction = world_examples(1)[0]
+    cards, _, _, (headers, table), _ = run_best_of_n(tiny_editor, Realism(), source, instruction, 3, "realism", 0)
+    assert {"R μ", "R σ"} <= set(headers) and not any(h.startswith(("IF", "VQ")) for h in headers)
+    realism = [row[headers.index("R μ")] for row in table]
+    assert realism == sorted(realism, reverse=True)
 
 
 def test_toast_has_no_temporary_folders():
@@ -255,7 +278,7 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
         source.save(tmp_path / "source.png")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         cards, _, summary, table, _ = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3,
-                                                     "mean", "full", 4, 1.0, 0.5, 0.5, None, None, api_name="/on_run")
+                                                     "fused", "full", 4, 1.0, 0.5, 0.5, None, None, api_name="/on_run")
         rows = table["data"]
         assert [row[1] for row in rows] == [c["seed"] for c in expected]
         for row, candidate in zip(rows, expected):

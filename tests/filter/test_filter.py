@@ -85,7 +85,7 @@ def test_select_rows_rules():
     assert select_rows(scores, top_k=0).threshold is None
     with pytest.raises(EditRLError, match="at most one"):
         select_rows(scores, top_k=1, top_fraction=0.5)
-    with pytest.raises(EditRLError, match="--by"):
+    with pytest.raises(EditRLError, match="--select"):
         select_rows(scores, by="overall")
     with pytest.raises(EditRLError, match="fraction"):
         select_rows(scores, top_fraction=1.5)
@@ -94,7 +94,7 @@ def test_select_rows_rules():
 
 
 def test_filter_through_the_reward_server(tmp_path, jsonl_data, world_rows):
-    """`--model http://...`: the same scores as in-process, through RemoteReward and a served oracle."""
+    """`--reward http://...`: the same scores as in-process, through RemoteReward and a served oracle."""
     from editrl.reward.client import RemoteReward
     from editrl.reward.serve import ServeConfig, serve_in_thread
 
@@ -179,7 +179,7 @@ def test_two_processes_keep_the_same_rows(tmp_path, jsonl_data):
         port = str(probe.getsockname()[1])
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", port,
                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "editrl.cli", "filter", "--data", str(jsonl_data),
-               "--out", str(tmp_path / "two"), "--model", "oracle", "--top-k", "5", "--chunk-size", "3"]
+               "--out", str(tmp_path / "two"), "--reward", "oracle", "--top-k", "5", "--chunk-size", "3"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])

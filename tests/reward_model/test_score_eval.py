@@ -144,7 +144,7 @@ def test_evaluate_pairs_and_pointwise(tmp_path):
 def test_cli_score_and_eval_with_a_saved_model(reward, table, tmp_path, capsys):
     reward.save_pretrained(tmp_path / "rm")
     out = tmp_path / "scores.parquet"
-    assert main(["reward", "score", "--data", str(table), "--out", str(out), "--model", str(tmp_path / "rm"), "--device", "cpu"]) == 0
+    assert main(["reward", "score", "--data", str(table), "--out", str(out), "--reward", str(tmp_path / "rm"), "--device", "cpu"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 5 and summary["scored"] == 5
     expected = reward.score([load_image(table.parent / "src.png")] * 5, [f"edit {i}" for i in range(5)],
@@ -152,11 +152,11 @@ def test_cli_score_and_eval_with_a_saved_model(reward, table, tmp_path, capsys):
     assert np.allclose(pq.read_table(out).column("score").to_pylist(), expected.score.numpy(), atol=1e-5)
     bench = _bench(tmp_path)
     preds = tmp_path / "p.jsonl"
-    assert main(["reward", "eval", "--bench", str(bench), "--format", "editreward-bench", "--model", str(tmp_path / "rm"),
+    assert main(["reward", "eval", "--bench", str(bench), "--format", "editreward-bench", "--reward", str(tmp_path / "rm"),
                  "--predictions", str(preds), "--device", "cpu"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert set(metrics) >= {"k2", "k3", "overall"} and len(preds.read_text().splitlines()) == 5
-    assert main(["reward", "eval", "--bench", str(tmp_path / "nope"), "--format", "pairs", "--model", str(tmp_path / "rm")]) == 2
+    assert main(["reward", "eval", "--bench", str(tmp_path / "nope"), "--format", "pairs", "--reward", str(tmp_path / "rm")]) == 2
     assert "nope" in capsys.readouterr().err
 
 

@@ -139,13 +139,13 @@ def test_help_lists_every_config_key_with_default_and_help(algorithm, capsys):
     import dataclasses
 
     from editrl.cli import main
-    from editrl.commands.rl import config_classes
+    from editrl.commands.rl import CONFIGS
 
     with pytest.raises(SystemExit) as exit_:
         main([algorithm, "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    cls = config_classes()[algorithm][0]
+    cls = CONFIGS[algorithm]
     for f in dataclasses.fields(cls):
         assert f"\n  {f.name} (default: " in text, f.name
         assert f.metadata["help"] in text

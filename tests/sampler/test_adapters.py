@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
 from editrl.sampler.editors.flux_kontext import FluxKontextEditor
 from editrl.sampler.editors.instruct_pix2pix import InstructPix2PixEditor
@@ -109,3 +110,20 @@ def test_x0_preview_is_the_denoised_estimate(editor, source):
     assert sorted(previews) == list(range(STEPS))
     torch.testing.assert_close(previews[STEPS - 1], result.latents, atol=1e-4 * float(result.latents.abs().max()), rtol=0)
     assert len(editor.decode(previews[0])) == 1
+
+
+def test_kontext_long_instruction_encodes_as_the_pipeline_without_warnings(capfd):
+    """CLIP reads 77 tokens (bytes, for the tiny byte-level tokenizer): the adapter cuts the instruction for
+    CLIP itself, so the embeddings are the pipeline's own (which cuts the same tokens) and nothing is printed.
+    A cut that would split a character (é is two byte tokens) is left to the pipeline: same embeddings."""
+    editor = _build("flux-kontext")
+    long = "Put a medium green cross in the bottom left, then move the red circle to the bottom right."
+    straddling = "x" * 76 + "é and more"
+    capfd.readouterr()
+    ours = editor._encode([Image.new("RGB", (64, 64))] * 2, [long, "make it red"], guidance=2.5)
+    assert capfd.readouterr().err == ""
+    assert editor._clip_prompts([long, "make it red", straddling]) == [long[:77], "make it red", straddling]
+    for instructions, cond in (([long, "make it red"], ours), ([straddling], editor._encode([Image.new("RGB", (64, 64))], [straddling], 2.5))):
+        theirs = editor.pipe.encode_prompt(prompt=instructions, prompt_2=None, device="cpu", num_images_per_prompt=1,
+                                           max_sequence_length=editor.max_sequence_length)
+        assert torch.equal(cond.batched["prompt_embeds"], theirs[0]) and torch.equal(cond.batched["pooled_prompt_embeds"], theirs[1])

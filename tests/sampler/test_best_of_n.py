@@ -12,7 +12,7 @@ from PIL import Image
 from editrl.errors import EditRLError
 from editrl.sampler.best_of_n import best_of_n
 from editrl.sampler.search import HalvingConfig, run_search
-from editrl.sampler.selection import selection_values
+from editrl.sampler.selection import LEGACY_RULES, check_select, selection_values
 
 N, STEPS = 6, 4
 
@@ -31,25 +31,29 @@ def test_full_best_of_n_ranks_by_reward(flux_editor, toy_reward, source):
     assert np.abs(np.asarray(alone, dtype=int) - np.asarray(result.best.image, dtype=int)).max() <= 1
 
 
-@pytest.mark.parametrize("select", ["lcb", "if", "vq"])
+@pytest.mark.parametrize("select", ["lcb", "instruction_following", "visual_quality", "if", "vq"])
 def test_selection_rules(flux_editor, toy_reward, source, select):
     result = best_of_n(flux_editor, toy_reward, source, "make it red", n=4, num_steps=2, select=select, k=2.0)
     records = [c.record for c in result.candidates]
     expected = {
         "lcb": [r["score"] - 2.0 * r["score_sigma"] for r in records],
-        "if": [r["mu_instruction_following"] for r in records],
-        "vq": [r["mu_visual_quality"] for r in records],
-    }[select]
+        "instruction_following": [r["mu_instruction_following"] for r in records],
+        "visual_quality": [r["mu_visual_quality"] for r in records],
+    }[LEGACY_RULES.get(select, select)]
+    assert result.select == LEGACY_RULES.get(select, select)  # the old words still work, recorded by their new names
     assert [c.value for c in result.candidates] == pytest.approx(expected, abs=1e-6)
     assert expected == sorted(expected, reverse=True)
 
 
 def test_selection_values_errors(toy_reward, source):
     out = toy_reward.score([source], ["x"], [source])
-    with pytest.raises(EditRLError, match="select: expected one of mean, lcb, if, vq"):
+    with pytest.raises(EditRLError, match="select: expected one of fused, lcb, instruction_following, visual_quality, got 'max'"):
         selection_values(out, "max")
+    with pytest.raises(EditRLError, match="select: expected one of fused, lcb, quality, got 'visual_quality'"):
+        check_select("visual_quality", ("quality",))
+    assert check_select("quality", None) == "quality" and check_select("mean") == "fused"
     out.dimensions = ("overall", "other")
-    with pytest.raises(EditRLError, match="no 'visual_quality' dimension"):
+    with pytest.raises(EditRLError, match="select: expected one of fused, lcb, overall, other, got 'visual_quality'"):
         selection_values(out, "vq")
 
 
@@ -106,7 +110,7 @@ def test_save_writes_every_file(flux_editor, toy_reward, source, tmp_path):
     assert names == ["best.png", "candidate_00_seed5.png", "candidate_01_seed6.png", "candidate_02_seed7.png",
                      "contact_sheet.png", "scores.json"]
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores["nfe"] == 3 * 2 and scores["best_seed"] == result.best.seed and scores["select"] == "mean"
+    assert scores["nfe"] == 3 * 2 and scores["best_seed"] == result.best.seed and scores["select"] == "fused"
     entry = scores["candidates"][0]
     assert {"seed", "rank", "score", "score_sigma", "mu_instruction_following", "sigma_visual_quality", "nfe", "file"} <= set(entry)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "best.png")), np.asarray(result.best.image))

@@ -248,7 +248,7 @@ def test_cli_serves_until_terminated(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "editrl.cli", "reward", "serve", "--model", "oracle", "--port", str(port), "--max-batch", "4"]
+    command = [sys.executable, "-m", "editrl.cli", "reward", "serve", "--reward", "oracle", "--port", str(port), "--max-batch", "4"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:

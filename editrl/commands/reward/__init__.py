@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         epilog="""examples:
   editrl reward score --data edits.jsonl --out scores.parquet
   editrl reward eval --bench data/world --format editreward-bench
-  editrl reward serve --model world --port 8765""",
+  editrl reward serve --reward world --port 8765""",
     )
     reward_subparsers = parser.add_subparsers(dest="reward_command", metavar="REWARD_COMMAND")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -12,7 +12,7 @@ from .score import add_model_arguments, reward_from_args
 
 EPILOG = """examples:
   editrl world make-bench --out data/world && editrl reward eval --bench data/world --format editreward-bench
-  editrl reward eval --bench genai_bench_edit.parquet --format pairs --model TIGER-Lab/EditReward-Qwen2.5-VL-7B
+  editrl reward eval --bench genai_bench_edit.parquet --format pairs --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B
 
 Reading the numbers: accuracies are fractions of pairs (or K-way groups) ordered as the human labels
 order them. "chance" is what a reward that ignores the images gets on the same rows (random scores,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.bench).exists():
         raise EditRLError(f"--bench {args.bench}: no such file or folder")
-    predictions = args.predictions or default_predictions(args.bench, args.model)
+    predictions = args.predictions or default_predictions(args.bench, args.reward)
     check_output(predictions, "--predictions")  # before the model loads
     result = evaluate(reward_from_args(args), args.bench, args.format, predictions, batch_size=args.batch_size, group_sep=args.group_sep)
     print(format_table(result), file=sys.stderr)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...argtypes import positive_int
+from ...argtypes import DeprecatedFlag, positive_int
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model / --base-model / --device / --dtype, shared with ``editrl reward eval``."""
-    parser.add_argument("--model", default="world",
+    """--reward / --base-model / --device / --dtype, shared with ``editrl reward eval``."""
+    parser.add_argument("--model", dest="reward", action=DeprecatedFlag, new="--reward")
+    parser.add_argument("--reward", default="world",
                         help="reward: an EditReward folder or Hub id (ours or the official release), 'world' (the "
                         "world's shipped tiny reward), 'oracle', or an http(s) URL of `editrl reward serve` (default: world)")
     parser.add_argument("--base-model", default=None,
@@ -34,13 +35,13 @@ def reward_from_args(args: argparse.Namespace):
         from ...reward import EditReward
 
         dtype = getattr(torch, args.dtype) if args.dtype else None
-        return EditReward.from_pretrained(args.model, base_model=args.base_model, device=device, dtype=dtype)
+        return EditReward.from_pretrained(args.reward, base_model=args.base_model, device=device, dtype=dtype)
     from ...reward.specs import build_reward
 
     try:
-        return build_reward(args.model, device=device)
+        return build_reward(args.reward, device=device)
     except ImportError as err:
-        raise EditRLError(f"--model {args.model}: not available in this install ({err}); pass --model with an EditReward folder or Hub id") from None
+        raise EditRLError(f"--reward {args.reward}: not available in this install ({err}); pass --reward with an EditReward folder or Hub id") from None
 
 
 def register(subparsers) -> None:
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
         "cells are paths relative to the table, bytes, or {'bytes', 'path'} dicts.",
         epilog="""examples:
   editrl reward score --data edits.jsonl --out scores.parquet                 # the shipped world reward
-  editrl reward score --data edits.parquet --out scores.parquet --model TIGER-Lab/EditReward-Qwen2.5-VL-7B --dtype bfloat16""",
+  editrl reward score --data edits.parquet --out scores.parquet --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --dtype bfloat16""",
     )
     p.add_argument("--data", required=True, help="a .jsonl or .parquet table, or a folder of them")
     p.add_argument("--out", required=True, help="output .parquet file")

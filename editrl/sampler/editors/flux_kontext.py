@@ -10,24 +10,10 @@ step). All tensor layouts come from the pipeline's own helpers (``encode_prompt`
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from PIL import Image
 
 from .base import EditCondition, PackedFlowEditor
-
-
-class _DropClipTruncationWarning(logging.Filter):
-    """FLUX reads only CLIP's pooled embedding; the full instruction reaches the model through T5, so
-    CLIP's 77-token cut is by design. diffusers warns about it on every call (with the cut text),
-    which floods best-of-N and RL logs, so that one message is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "truncated because CLIP can only handle" not in record.getMessage()
-
-
-logging.getLogger("diffusers.pipelines.flux.pipeline_flux_kontext").addFilter(_DropClipTruncationWarning())
 
 
 class FluxKontextEditor(PackedFlowEditor):
@@ -44,7 +30,7 @@ class FluxKontextEditor(PackedFlowEditor):
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
         pipe, device, dtype = self.pipe, self.device, self.dtype
         prompt_embeds, pooled, text_ids = pipe.encode_prompt(
-            prompt=instructions, prompt_2=None, device=device, num_images_per_prompt=1,
+            prompt=self._clip_prompts(instructions), prompt_2=instructions, device=device, num_images_per_prompt=1,
             max_sequence_length=self.max_sequence_length,
         )
         side = self.resolution
@@ -61,6 +47,16 @@ class FluxKontextEditor(PackedFlowEditor):
             sources=list(sources),
             instructions=list(instructions),
         )
+
+    def _clip_prompts(self, instructions: list[str]) -> list[str]:
+        """Each instruction cut to the text of the tokens CLIP reads (FLUX takes only CLIP's pooled embedding;
+        T5 gets the whole instruction). The pipeline would cut the same tokens, but only after tokenizing the
+        whole text, which makes transformers warn of "indexing errors" and diffusers log the cut text on every
+        call. A cut that does not re-tokenize to the same tokens (BPE at a word boundary) is left whole."""
+        tokenizer = self.pipe.tokenizer
+        kept = tokenizer(instructions, truncation=True, max_length=self.pipe.tokenizer_max_length, return_offsets_mapping=True)
+        cuts = [text[:max((end for _, end in offsets), default=0)] for text, offsets in zip(instructions, kept["offset_mapping"])]
+        return [cut if tokenizer(cut)["input_ids"] == ids else text for cut, text, ids in zip(cuts, instructions, kept["input_ids"])]
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
         dtype = self.dtype
