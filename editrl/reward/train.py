@@ -63,13 +63,9 @@ def build_reward_model(section: ModelSection):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from .checkpoint import load_processor, resolve_folder
-    from .model import EditReward, EditRewardConfig
+    from .model import EditReward
 
-    reward_config = EditRewardConfig(
-        base_model=section.base_model or "tiny", head_type=section.head_type, fusion=section.fusion,
-        positions=section.positions, templates=section.templates, min_pixels=section.min_pixels,
-        max_pixels=section.max_pixels, head_dropout=section.head_dropout,
-    )
+    reward_config = section.reward_config()
     if section.tiny is not None:  # built in code by editrl.tiny; a word-level tokenizer's words come from its owner
         vocabulary = TOKENIZER_WORDS[section.tokenizer]
         words = vocabulary(reward_config.templates) if vocabulary is not None else None

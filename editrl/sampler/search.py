@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..reward.output import RewardFunction, RewardOutput
 from .editors.base import EditCondition, Editor, denoise
@@ -33,33 +34,30 @@ SEARCHES = ("full", "halving")
 
 
 @dataclass
-class HalvingConfig:
-    """How the pruned search spends its budget.
+class HalvingConfig(Config):
+    """How the pruned search spends its budget."""
 
-    Attributes:
-        keep: fraction of the live candidates kept at each pruning step (1/2: successive halving).
-        horizon: the pruning steps are spread evenly over the first ``horizon`` fraction of the
-            denoising steps (earlier is cheaper; later previews are sharper and rank better).
-        min_survivors: stop pruning once this many candidates are left; they all finish and the
-            best of them by final score wins.
-        prune_steps: explicit step indices to prune at (overrides ``horizon``); step i means after
-            computing the velocity at ``sigmas[i]`` (0: on the very first prediction).
-        survivors: with ``prune_steps``, how many candidates each pruning step keeps (default:
-            successive ``keep`` fractions).
-    """
+    keep: float = config_field(0.5, "Fraction of the live candidates kept at each pruning step (1/2: successive halving).")
+    horizon: float = config_field(0.5, "The pruning steps are spread evenly over the first horizon fraction of the denoising "
+                                  "steps (earlier is cheaper; later previews are sharper and rank better).")
+    min_survivors: int = config_field(1, "Stop pruning once this many candidates are left; they all finish and the best of "
+                                      "them by final score wins.")
+    prune_steps: Sequence[int] | None = config_field(None, "Explicit step indices to prune at (overrides horizon); step i means "
+                                                     "after computing the velocity at sigmas[i] (0: on the very first prediction).")
+    survivors: Sequence[int] | None = config_field(None, "With prune_steps, how many candidates each pruning step keeps "
+                                                   "(default: successive keep fractions).")
 
-    keep: float = 0.5
-    horizon: float = 0.5
-    min_survivors: int = 1
-    prune_steps: Sequence[int] | None = None
-    survivors: Sequence[int] | None = None
-
-    def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
-        """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
+    def validate(self) -> None:
+        super().validate()
         if not 0 < self.keep < 1:
             raise EditRLError(f"keep: expected a fraction in (0, 1), got {self.keep}")
         if not 0 < self.horizon <= 1:
             raise EditRLError(f"horizon: expected a fraction in (0, 1], got {self.horizon}")
+        if self.min_survivors < 1:
+            raise EditRLError(f"min_survivors: expected a count >= 1, got {self.min_survivors}")
+
+    def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
+        """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
         sizes, live = [], n
         while live > self.min_survivors:
             live = max(self.min_survivors, math.ceil(live * self.keep))
