@@ -52,6 +52,13 @@ class Config:
     def validate(self) -> None:
         """Nothing to check; subclasses extend it (calling ``super().validate()``)."""
 
+    def require_positive(self, *names: str) -> None:
+        """The check most configs share: each key in ``names`` holds an integer >= 1."""
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise EditRLError(f"config key {name}: expected an integer >= 1, got {value!r}")
+
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--key`` flag per field of the config dataclass ``cls`` (underscores as dashes), with the field's

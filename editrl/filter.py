@@ -161,12 +161,9 @@ class FilterConfig(Config):
     bins: int = config_field(30, "Histogram bins.")
 
     def validate(self) -> None:
-        from .reward.score import check_positive
-
         super().validate()
         check_cut(self.by, self.top_k, self.top_fraction)
-        for name in ("batch_size", "chunk_size", "bins"):
-            check_positive(getattr(self, name), name)
+        self.require_positive("batch_size", "chunk_size", "bins")
         for name in ("min_if", "min_vq", "top_fraction"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):

@@ -121,10 +121,8 @@ class RewardTrainingConfig(Config):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
-                     "eval_batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+        self.require_positive("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
+                              "eval_batch_size", "log_every")
         if self.report_to not in REPORT_TO:
             raise EditRLError(f"report_to {self.report_to!r}: expected one of {REPORT_TO}")
         if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):

@@ -83,11 +83,8 @@ class RLConfig(Config):
     def validate(self) -> None:
         """Range checks with one clear message per key."""
         super().validate()
-        positive = ["lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations", "save_every",
-                    "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints"]
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise EditRLError(f"config key {name}: expected a positive integer, got {getattr(self, name)!r}")
+        self.require_positive("lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations",
+                              "save_every", "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints")
         if self.group_size < 2:
             raise EditRLError(f"config key group_size: GRPO/DPO need at least 2 samples per group, got {self.group_size}")
         if not 0 <= self.ema_decay < 1:

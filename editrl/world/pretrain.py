@@ -161,9 +161,7 @@ class PretrainConfig(Config):
             raise EditRLError(f"image_size={self.image_size}: expected a multiple of 28 between 28 and 448")
         if set(self.task_weights) - set(TASKS) or not any(v > 0 for v in self.task_weights.values()):
             raise EditRLError(f"task_weights={self.task_weights}: expected positive weights of {TASKS}")
-        for name in ("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+        self.require_positive("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples")
         if self.learning_rate <= 0 or self.editor_samples < 0 or self.warmup_steps < 0:
             raise EditRLError("learning_rate must be positive, editor_samples and warmup_steps non-negative")
 

@@ -102,10 +102,8 @@ class EditorTrainingConfig(Config):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels", "train_examples",
-                     "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise EditRLError(f"config key {name}: expected a positive integer, got {getattr(self, name)!r}")
+        self.require_positive("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels",
+                              "train_examples", "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every")
         if self.attention_head_dim % 4:
             raise EditRLError(f"config key attention_head_dim: expected a multiple of 4, got {self.attention_head_dim}")
         factor = 2 ** (len(self.vae_channels) - 1)
