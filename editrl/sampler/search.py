@@ -82,11 +82,12 @@ class HalvingConfig(Config):
 
 
 @dataclass
-class Trajectory:
-    """One candidate's run: where it stopped, what it cost, and its last score.
+class Candidate:
+    """One candidate's run: where it stopped, what it cost, its last score and (once ranked) its rank.
 
     ``latents``/``image`` are the final sample for a survivor, or the x0 preview that was scored
-    when it was pruned; ``reward`` is a one-row ``RewardOutput`` of that image.
+    when it was pruned (``pruned_at``: that step; None if it ran to the end); ``reward`` is a one-row
+    ``RewardOutput`` of that image and ``value`` what the selection rule ranked by.
     """
 
     index: int
@@ -99,11 +100,21 @@ class Trajectory:
     nfe: int
     pruned_at: int | None = None
     preview_values: list[float] = field(default_factory=list)
+    rank: int | None = None
+
+    @property
+    def record(self) -> dict:
+        """The reward as one row: score, score_sigma, mu_<dim>, sigma_<dim>."""
+        return self.reward.to_records()[0]
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "seed": self.seed, "rank": self.rank, "value": self.value, **self.record,
+                "nfe": self.nfe, "pruned_at_step": self.pruned_at}
 
 
 @dataclass
 class SearchResult:
-    trajectories: list[Trajectory]  # in seed order
+    candidates: list[Candidate]  # in seed order
     nfe: int
     reward_calls: int
 
@@ -139,7 +150,7 @@ def run_search(
     batch_size = batch_size or len(seeds)
 
     live = torch.arange(len(seeds))  # indices (into seeds) of the candidates still running
-    done: dict[int, Trajectory] = {}
+    done: dict[int, Candidate] = {}
     preview_values: dict[int, list[float]] = {i: [] for i in range(len(seeds))}
     nfe = reward_calls = 0
 
@@ -158,9 +169,9 @@ def run_search(
         steps, evaluated = (total_steps, total_steps) if pruned_at is None else (pruned_at, pruned_at + 1)
         for j in rows:
             index = int(live[j])
-            done[index] = Trajectory(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
-                                     steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
-                                     preview_values=preview_values[index])
+            done[index] = Candidate(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
+                                    steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
+                                    preview_values=preview_values[index])
 
     def prune(step: int, sigma: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
         nonlocal live, nfe
