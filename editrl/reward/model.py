@@ -19,7 +19,7 @@ import inspect
 import logging
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -90,13 +90,6 @@ class EditRewardConfig(Config):
 
     def to_dict(self) -> dict:
         return {**asdict(self), "head_hidden_sizes": list(self.head_hidden_sizes)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "EditRewardConfig":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise EditRLError(f"editreward config: unknown keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**data)
 
 
 def reward_head(hidden_size: int, sizes: tuple[int, int] = (1024, 16), dropout: float = 0.05) -> nn.Sequential:

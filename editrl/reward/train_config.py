@@ -134,7 +134,3 @@ class RewardTrainingConfig(Config):
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RewardTrainingConfig:
     """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
     return load_dataclass_config(RewardTrainingConfig, path, overrides)
-
-
-def config_to_dict(config: RewardTrainingConfig) -> dict:
-    return dataclasses.asdict(config)
