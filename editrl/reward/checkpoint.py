@@ -12,6 +12,7 @@ It is loaded strictly, after renaming the keys of the older transformers layout 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -172,4 +173,4 @@ def save_editreward(model: EditReward, directory: str | os.PathLike) -> None:
         save_file(state, str(tmp), metadata={"format": "pt"})
     model.backbone.config.save_pretrained(str(directory))
     model.processor.save_pretrained(str(directory))
-    (directory / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    (directory / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")

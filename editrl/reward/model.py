@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -87,9 +87,6 @@ class EditRewardConfig(Config):
                 raise EditRLError(f"EditRewardConfig.{name}={getattr(self, name)!r}: expected one of {list(allowed)}")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise EditRLError(f"EditRewardConfig: need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "head_hidden_sizes": list(self.head_hidden_sizes)}
 
 
 def reward_head(hidden_size: int, sizes: tuple[int, int] = (1024, 16), dropout: float = 0.05) -> nn.Sequential:

@@ -6,7 +6,6 @@ file or an override is an error naming the key, so a typo never silently falls b
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +94,6 @@ class RLConfig(Config):
             raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
