@@ -48,22 +48,22 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
     seeds = list(range(args.max_n))
     full = run_search(editor, reward, cond.repeat_interleave(args.max_n), seeds, num_steps=args.steps, select=args.select,
                       progress=False)
-    images = [t.image for t in full.trajectories]
+    images = [t.image for t in full.candidates]
     oracle_scores = oracle.score([example.source] * len(images), [example.instruction] * len(images), images).score
     measures = oracle.measures([example.source] * len(images), [example.instruction] * len(images), images)
     record = {
-        "reward_values": [t.value for t in full.trajectories],
+        "reward_values": [t.value for t in full.candidates],
         "oracle": oracle_scores.tolist(),
         "exact_edit": measures["exact_edit"].tolist(),
         "lost_object": measures["lost_object"].tolist(),
-        "nfe_per_candidate": full.trajectories[0].nfe,
+        "nfe_per_candidate": full.candidates[0].nfe,
         "halving": [],
     }
     for spec in args.halving:
         n, config = parse_halving(spec, args.keep)
         result = run_search(editor, reward, cond.repeat_interleave(n), seeds[:n], num_steps=args.steps,
                             search="halving", select=args.select, halving=config, progress=False)
-        best = max((t for t in result.trajectories if t.pruned_at is None), key=lambda t: t.value)
+        best = max((t for t in result.candidates if t.pruned_at is None), key=lambda t: t.value)
         score = float(oracle.score([example.source], [example.instruction], [best.image]).score[0])
         picked = oracle.measures([example.source], [example.instruction], [best.image])
         record["halving"].append({"spec": spec, "n": n, "nfe": result.nfe, "reward_calls": result.reward_calls,

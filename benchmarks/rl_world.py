@@ -36,6 +36,7 @@ Seconds per iteration and peak memory at FLUX.1-Kontext size are measured by ``b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -135,7 +136,7 @@ def run_world(args) -> None:
             "judge_up_exact_up_lost_not_up": judged[-1][1] > judged[0][1] and judged[-1][3] > judged[0][3]
             and judged[-1][4] <= judged[0][4],
             "seconds": round(seconds, 1),
-            "config": {k: v for k, v in config.to_dict().items() if k in (
+            "config": {k: v for k, v in dataclasses.asdict(config).items() if k in (
                 "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
         }
         emit(results[name])

@@ -11,6 +11,7 @@ and checks across keys go in ``validate()``, which ``Config`` runs on constructi
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
 import types
@@ -25,16 +26,19 @@ from .errors import EditRLError
 
 C = TypeVar("C")
 
+REQUIRED = dataclasses.MISSING
+"""The ``default`` of a ``config_field`` that has none: the key must be given."""
+
 
 def config_field(default, help: str, parse: Callable[[str], Any] | None = None, cli: bool = True, **kwargs):
-    """A config key with its documentation (``metadata["help"]``); list/dict defaults are copied per instance.
+    """A config key with its documentation (``metadata["help"]``); list, dict and section defaults are copied per instance.
 
     ``parse`` is the ``argparse`` type of the key's generated flag (an ``editrl.argtypes`` validator;
     default: the annotation's int/float/str); ``cli=False`` keeps the key off the command line.
     """
     metadata = {"help": help, "parse": parse, "cli": cli}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
 
 
@@ -47,6 +51,13 @@ class Config:
 
     def validate(self) -> None:
         """Nothing to check; subclasses extend it (calling ``super().validate()``)."""
+
+    def require_positive(self, *names: str) -> None:
+        """The check most configs share: each key in ``names`` holds an integer >= 1."""
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise EditRLError(f"config key {name}: expected an integer >= 1, got {value!r}")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:

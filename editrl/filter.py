@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .config import REQUIRED, Config, config_field
 from .errors import EditRLError
 from .files import atomic_path, write_text_atomic
 from .reward.output import RewardFunction
@@ -145,36 +146,24 @@ def histogram_png(
 
 
 @dataclass
-class FilterConfig:
+class FilterConfig(Config):
     """What ``editrl filter`` reads, how it cuts, and where it writes (each key is a CLI flag)."""
 
-    data: str
-    """A JSONL or Parquet table of (source, instruction, edit) rows, or a folder of such tables."""
-    out: str
-    """Output folder (also holds the resumable score tables)."""
-    by: str = "fused"
-    """Ranking score: ``fused``, ``instruction_following`` or ``visual_quality`` (that dimension's mu)."""
-    top_k: int | None = None
-    """Keep the best K rows (after the minimums)."""
-    top_fraction: float | None = None
-    """Keep the best ceil(F * N) of all N rows (after the minimums)."""
-    min_if: float | None = None
-    """Drop rows whose instruction-following mu is below this."""
-    min_vq: float | None = None
-    """Drop rows whose visual-quality mu is below this."""
-    batch_size: int = 8
-    """Edits per reward call."""
-    chunk_size: int = 256
-    """Rows per checkpointed part file: a killed run loses at most this many scores."""
-    bins: int = 30
-    """Histogram bins."""
+    data: str = config_field(REQUIRED, "A JSONL or Parquet table of (source, instruction, edit) rows, or a folder of such tables.")
+    out: str = config_field(REQUIRED, "Output folder (also holds the resumable score tables).")
+    by: str = config_field("fused", "Ranking score: fused, instruction_following or visual_quality (that dimension's mu).")
+    top_k: int | None = config_field(None, "Keep the best K rows (after the minimums).")
+    top_fraction: float | None = config_field(None, "Keep the best ceil(F * N) of all N rows (after the minimums).")
+    min_if: float | None = config_field(None, "Drop rows whose instruction-following mu is below this.")
+    min_vq: float | None = config_field(None, "Drop rows whose visual-quality mu is below this.")
+    batch_size: int = config_field(8, "Edits per reward call.")
+    chunk_size: int = config_field(256, "Rows per checkpointed part file: a killed run loses at most this many scores.")
+    bins: int = config_field(30, "Histogram bins.")
 
-    def __post_init__(self) -> None:
-        from .reward.score import check_positive
-
+    def validate(self) -> None:
+        super().validate()
         check_cut(self.by, self.top_k, self.top_fraction)
-        for name in ("batch_size", "chunk_size", "bins"):
-            check_positive(getattr(self, name), name)
+        self.require_positive("batch_size", "chunk_size", "bins")
         for name in ("min_if", "min_vq", "top_fraction"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):

@@ -35,10 +35,10 @@ CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 
 
 def resolved_config(config: Any) -> dict[str, Any]:
-    """The config as a plain dict, with the editrl version that ran it."""
+    """The config as plain YAML/JSON types (tuples as lists), with the editrl version that ran it."""
     from . import __version__
 
-    return {**dataclasses.asdict(config), "editrl_version": __version__}
+    return json.loads(json.dumps({**dataclasses.asdict(config), "editrl_version": __version__}))
 
 
 def write_config(config: Any, output_dir: str | Path) -> Path:

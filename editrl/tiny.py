@@ -154,7 +154,7 @@ def tiny_clip_text_encoder() -> tuple[CLIPTextModel, PreTrainedTokenizerFast]:
     """A random CLIP text encoder (77 positions) and its byte-level tokenizer, shared by the tiny Kontext and
     InstructPix2Pix pipelines; its weights come from the caller's current torch seed."""
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        vocab_size=300, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32,
         bos_token_id=256, eos_token_id=257, pad_token_id=258, max_position_embeddings=77, hidden_act="gelu",
     ))
     tokenizer = byte_level_tokenizer(["<|startoftext|>", "<|endoftext|>", "<pad>"], 77, bos_token="<|startoftext|>",

@@ -12,6 +12,7 @@ It is loaded strictly, after renaming the keys of the older transformers layout 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import build_dataclass
 from ..errors import EditRLError
 from ..files import atomic_path
 from .model import EditReward, EditRewardConfig
@@ -122,7 +124,7 @@ def load_editreward(
         raise EditRLError(f"reward model {str(path_or_id)!r}: {weights} is missing; the folder must hold the {WEIGHTS_NAME} "
                           "of an EditReward checkpoint (`huggingface-cli download TIGER-Lab/EditReward-Qwen2.5-VL-7B`)")
     if (folder / CONFIG_NAME).is_file():
-        cfg = config or EditRewardConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
+        cfg = config or build_dataclass(EditRewardConfig, json.loads((folder / CONFIG_NAME).read_text()))
         config_folder = folder
     else:
         base = base_model or OFFICIAL_BASE_MODELS.get(str(path_or_id)) or (config.base_model if config else None)
@@ -171,4 +173,4 @@ def save_editreward(model: EditReward, directory: str | os.PathLike) -> None:
         save_file(state, str(tmp), metadata={"format": "pt"})
     model.backbone.config.save_pretrained(str(directory))
     model.processor.save_pretrained(str(directory))
-    (directory / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    (directory / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")

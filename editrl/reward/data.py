@@ -50,6 +50,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..images import load_image
 from ..tables import image_cell, open_arrow, parquet_file, read_rows, table_files
@@ -402,23 +403,18 @@ def build_pairs(
 
 
 @dataclass
-class DataSource:
+class DataSource(Config):
     """Where a split's rows come from (``train`` / ``validation`` sections of the data config)."""
 
-    format: str = "synthetic"
-    """One of "editreward" (Parquet/Arrow), "train_json", "jsonl", "synthetic"."""
-    path: str | None = None
-    """File or folder (editreward) of the data; unused for synthetic."""
-    num_rows: int = 256
-    """synthetic only: how many comparisons to generate."""
-    seed: int = 0
-    """synthetic only: generator seed (use different seeds for train and validation)."""
-    size: int = 64
-    """synthetic only: image side in pixels."""
-    limit: int | None = None
-    """Read at most this many rows (None: all)."""
+    format: str = config_field("synthetic", "One of editreward (Parquet/Arrow), train_json, jsonl, synthetic.")
+    path: str | None = config_field(None, "File or folder (editreward) of the data; unused for synthetic.")
+    num_rows: int = config_field(256, "synthetic only: how many comparisons to generate.")
+    seed: int = config_field(0, "synthetic only: generator seed (use different seeds for train and validation).")
+    size: int = config_field(64, "synthetic only: image side in pixels.")
+    limit: int | None = config_field(None, "Read at most this many rows (null: all).")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.format not in FORMATS:
             raise EditRLError(f"data format {self.format!r}: expected one of {FORMATS}")
         if self.format != "synthetic" and not self.path:

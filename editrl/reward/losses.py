@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 
 LOSS_TYPES = ("uncertainty", "bt", "regression")
@@ -72,21 +73,17 @@ def gaussian_logsigmoid_nll(
 
 
 @dataclass
-class LossConfig:
+class LossConfig(Config):
     """How pairs are turned into a loss (the ``loss`` section of a reward training config)."""
 
-    type: str = "uncertainty"
-    """"uncertainty" (official, Gaussian ranking), "bt" (Bradley-Terry) or "regression" (pointwise MSE)."""
-    estimator: str = "gauss_hermite"
-    """uncertainty loss only: "gauss_hermite" (exact, deterministic) or "mc" (official Monte-Carlo)."""
-    num_samples: int = 1000
-    """Monte-Carlo draws per pair (official: 1000)."""
-    num_nodes: int = 64
-    """Gauss-Hermite nodes."""
-    regression_centre: float = 4.5
-    """regression only: T(z) = z - centre on the summed human score z_1 + z_2 (official: 4.5)."""
+    type: str = config_field("uncertainty", "uncertainty (official, Gaussian ranking), bt (Bradley-Terry) or regression (pointwise MSE).")
+    estimator: str = config_field("gauss_hermite", "uncertainty loss only: gauss_hermite (exact, deterministic) or mc (official Monte-Carlo).")
+    num_samples: int = config_field(1000, "Monte-Carlo draws per pair (official: 1000).")
+    num_nodes: int = config_field(64, "Gauss-Hermite nodes.")
+    regression_centre: float = config_field(4.5, "regression only: T(z) = z - centre on the summed human score z_1 + z_2 (official: 4.5).")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.type not in LOSS_TYPES:
             raise EditRLError(f"loss.type {self.type!r}: expected one of {LOSS_TYPES}")
         if self.estimator not in ESTIMATORS:

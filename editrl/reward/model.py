@@ -18,12 +18,13 @@ from __future__ import annotations
 import inspect
 import logging
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..images import CONVERSIONS, ImageLike, check_instruction, load_images
 from .inputs import ImageBatch, RewardInputBuilder, common_prefix_length, pad_right
@@ -46,66 +47,46 @@ VISION_ATTENTION = ("packed", "stock")
 
 
 @dataclass
-class EditRewardConfig:
-    """How an EditReward model reads its inputs and combines its heads.
+class EditRewardConfig(Config):
+    """How an EditReward model reads its inputs and combines its heads (saved with the model)."""
 
-    Attributes:
-        base_model: Hugging Face id or folder of the backbone whose config and processor the model uses
-            (the official checkpoints need it: their folder holds only ``model.safetensors``).
-        head_type: ``"multi"`` = one head per dimension (``rm_heads.head_0`` instruction following,
-            ``rm_heads.head_1`` visual quality; official); ``"shared"`` = ``head_0`` reads both
-            dimension prompts (the paper's ablation).
-        fusion: how the per-dimension Gaussians become one score: ``"mean"`` (official configs),
-            ``"min"`` (elementwise) or ``"sum"`` (mu0 + mu1, sigma = sqrt(sigma0^2 + sigma1^2)).
-        positions: ``"legacy"`` = plain sequential positions on all three M-RoPE axes, what the official
-            checkpoints were trained with; ``"mrope"`` = Qwen's 3-D image positions (the stock forward).
-        templates: ``"editreward"`` (the official prompts), ``"world"`` (a few words per dimension, for
-            byte-level tiny models) or a dict ``{dimension: template with {text_prompt}, "suffix": ...}``.
-        min_pixels, max_pixels: image area bounds of ``smart_resize`` (official: 256 * 28 * 28 both).
-        reward_token: the special token whose final hidden state the heads read.
-        head_hidden_sizes: widths of the two hidden layers of each head (official: 1024, 16).
-        head_dropout: dropout after the first head layer (official: 0.05; inactive in eval mode).
-        vision_attention: the fast path's vision-tower attention: ``"packed"`` (equal-length windows and
-            images batched into one dense call each, see ``vision_attention.py``) or ``"stock"``
-            (transformers' own; the two-pass path always uses it, as the official code).
-        image_conversion: how images of other modes become RGB (``editrl.images.CONVERSIONS``):
-            ``"official"`` = PIL's ``convert("RGB")`` as is, no EXIF rotation (what the official code does,
-            so released checkpoints score every input exactly as the official release); ``"editrl"`` =
-            EXIF orientation applied, alpha composited on white, 16-bit rescaled (a deliberate option).
-    """
-
-    base_model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    head_type: str = "multi"
-    fusion: str = "mean"
-    positions: str = "legacy"
-    templates: str | dict = "editreward"
-    min_pixels: int = 200704
-    max_pixels: int = 200704
-    reward_token: str = "<|Reward|>"
-    head_hidden_sizes: tuple[int, int] = (1024, 16)
-    head_dropout: float = 0.05
-    vision_attention: str = "packed"
-    image_conversion: str = "official"
+    base_model: str = config_field("Qwen/Qwen2.5-VL-7B-Instruct", "Hugging Face id or folder of the backbone whose "
+                                   "config and processor the model uses (the official checkpoints need it: their "
+                                   "folder holds only model.safetensors).")
+    head_type: str = config_field("multi", "multi: one head per dimension (rm_heads.head_0 instruction following, "
+                                  "rm_heads.head_1 visual quality; official); shared: head_0 reads both dimension "
+                                  "prompts (the paper's ablation).")
+    fusion: str = config_field("mean", "How the per-dimension Gaussians become one score: mean (official configs), "
+                               "min (elementwise) or sum (mu0 + mu1, sigma = sqrt(sigma0^2 + sigma1^2)).")
+    positions: str = config_field("legacy", "legacy: plain sequential positions on all three M-RoPE axes, what the "
+                                  "official checkpoints were trained with; mrope: Qwen's 3-D image positions (the stock forward).")
+    templates: str | dict = config_field("editreward", "editreward (the official prompts), world (a few words per "
+                                         "dimension, for tiny models) or {dimension: template with {text_prompt}, suffix: ...}.")
+    min_pixels: int = config_field(200704, "Smallest image area of smart_resize (official: 256 * 28 * 28).")
+    max_pixels: int = config_field(200704, "Largest image area of smart_resize (official: 256 * 28 * 28).")
+    reward_token: str = config_field("<|Reward|>", "The special token whose final hidden state the heads read.")
+    head_hidden_sizes: tuple[int, int] = config_field((1024, 16), "Widths of the two hidden layers of each head (official: 1024, 16).")
+    head_dropout: float = config_field(0.05, "Dropout after the first head layer (official: 0.05; inactive in eval mode).")
+    vision_attention: str = config_field("packed", "The fast path's vision-tower attention: packed (equal-length windows "
+                                         "and images batched into one dense call each, see vision_attention.py) or stock "
+                                         "(transformers' own; the two-pass path always uses it, as the official code).")
+    image_conversion: str = config_field("official", "How images of other modes become RGB (editrl.images.CONVERSIONS): "
+                                         "official = PIL's convert('RGB') as is, no EXIF rotation (released checkpoints "
+                                         "score every input exactly as the official release); editrl = EXIF orientation "
+                                         "applied, alpha composited on white, 16-bit rescaled (a deliberate option).")
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("head_type", self.head_type, HEAD_TYPES), ("fusion", self.fusion, FUSIONS), ("positions", self.positions, POSITIONS),
-                                     ("vision_attention", self.vision_attention, VISION_ATTENTION),
-                                     ("image_conversion", self.image_conversion, CONVERSIONS)):
-            if value not in allowed:
-                raise EditRLError(f"EditRewardConfig.{name}={value!r}: expected one of {list(allowed)}")
+        self.head_hidden_sizes = tuple(int(s) for s in self.head_hidden_sizes)
+        super().__post_init__()
+
+    def validate(self) -> None:
+        super().validate()
+        for name, allowed in (("head_type", HEAD_TYPES), ("fusion", FUSIONS), ("positions", POSITIONS),
+                              ("vision_attention", VISION_ATTENTION), ("image_conversion", CONVERSIONS)):
+            if getattr(self, name) not in allowed:
+                raise EditRLError(f"EditRewardConfig.{name}={getattr(self, name)!r}: expected one of {list(allowed)}")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise EditRLError(f"EditRewardConfig: need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
-        self.head_hidden_sizes = tuple(int(s) for s in self.head_hidden_sizes)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "head_hidden_sizes": list(self.head_hidden_sizes)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "EditRewardConfig":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise EditRLError(f"editreward config: unknown keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**data)
 
 
 def reward_head(hidden_size: int, sizes: tuple[int, int] = (1024, 16), dropout: float = 0.05) -> nn.Sequential:

@@ -47,11 +47,8 @@ class ServeConfig(Config):
     def validate(self) -> None:
         """Range checks (the CLI's flag types check the same when the command line is parsed)."""
         super().validate()
-        for key in ("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes",
-                    "max_pixels_in_flight", "max_bytes_in_flight", "max_connections"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise EditRLError(f"reward serve: {key} must be an integer >= 1, got {value!r}")
+        self.require_positive("max_batch", "max_queue", "max_request_items", "max_image_pixels", "max_request_bytes",
+                              "max_pixels_in_flight", "max_bytes_in_flight", "max_connections")
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
             raise EditRLError(f"reward serve: port must be in 0..65535, got {self.port!r}")
         if not (0 <= self.max_wait_ms < float("inf")):

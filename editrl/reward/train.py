@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -43,7 +43,7 @@ from ..runs import (
 )
 from .data import PreferencePair, load_pair_images, load_preference_pairs
 from .losses import reward_loss
-from .train_config import ModelSection, RewardTrainingConfig, config_to_dict
+from .train_config import ModelSection, RewardTrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,9 @@ def build_reward_model(section: ModelSection):
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from .checkpoint import load_processor, resolve_folder
-    from .model import EditReward, EditRewardConfig
+    from .model import EditReward
 
-    reward_config = EditRewardConfig(
-        base_model=section.base_model or "tiny", head_type=section.head_type, fusion=section.fusion,
-        positions=section.positions, templates=section.templates, min_pixels=section.min_pixels,
-        max_pixels=section.max_pixels, head_dropout=section.head_dropout,
-    )
+    reward_config = section.reward_config()
     if section.tiny is not None:  # built in code by editrl.tiny; a word-level tokenizer's words come from its owner
         vocabulary = TOKENIZER_WORDS[section.tokenizer]
         words = vocabulary(reward_config.templates) if vocabulary is not None else None
@@ -387,7 +383,7 @@ class RewardTrainer:
                 state = {"step": step, "samples_seen": samples_seen, "epoch": step // self.plan.steps_per_epoch,
                          "global_batch": self.plan.global_batch, "accumulation": self.plan.accumulation,
                          "num_pairs": self.plan.num_pairs, "seed": self.plan.seed, "max_steps": self.max_steps,
-                         "config": config_to_dict(self.config)}
+                         "config": asdict(self.config)}
                 (folder / DATA_STATE).write_text(json.dumps(state, indent=2))
         return runs.checkpoint_dir(self.output_dir, step)
 
@@ -538,7 +534,7 @@ class RewardTrainer:
             merge_lora(model)
             model.eval()
             model.save_pretrained(str(target))
-            (target / "training_config.json").write_text(json.dumps(config_to_dict(self.config), indent=2))
+            (target / "training_config.json").write_text(json.dumps(asdict(self.config), indent=2))
         acc.wait_for_everyone()
         return target
 

@@ -7,72 +7,50 @@ naming it (``data.train.pth``), and ``--set section.key=value`` overrides any ke
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config, config_field
 from ..config import load_config as load_dataclass_config
 from ..errors import EditRLError
 from ..registry import TOKENIZER_WORDS
 from ..runs import REPORT_TO
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
+from .model import EditRewardConfig
 
 
 @dataclass
-class LoraSection:
+class LoraSection(Config):
     """LoRA adapters (peft) on the language model instead of a full fine-tune."""
 
-    r: int = 64
-    """Adapter rank."""
-    alpha: int = 128
-    """LoRA scaling numerator (scale = alpha / r)."""
-    dropout: float = 0.05
-    """Dropout on the adapter input."""
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    """Names of the language model's linear layers that get adapters (the vision tower gets none)."""
+    r: int = config_field(64, "Adapter rank.")
+    alpha: int = config_field(128, "LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = config_field(0.05, "Dropout on the adapter input.")
+    target_modules: list[str] = config_field(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                                             "Names of the language model's linear layers that get adapters (the vision "
+                                             "tower gets none).")
 
 
 @dataclass
-class ModelSection:
-    """Which backbone to train and how the reward model reads it (``EditRewardConfig`` keys)."""
+class ModelSection(EditRewardConfig):
+    """Which backbone to train, plus every ``EditRewardConfig`` key (how the reward model reads it)."""
 
-    base_model: str | None = None
-    """Hugging Face id or folder of the Qwen2.5-VL-family backbone (real runs)."""
-    tiny: dict | None = None
-    """Instead of base_model: keyword arguments of ``editrl.tiny.tiny_qwen25vl_config`` (hidden_size,
-    num_hidden_layers, ...) to build a tiny random Qwen2.5-VL in code ({} = its defaults)."""
-    tokenizer: str = "bytes"
-    """Tokenizer of a tiny backbone: "bytes" (any text, one token per byte) or "world" (one token per word of
-    the world's instructions and prompts: a tiny model reads them far more easily; other words are unknown)."""
-    seed: int = 0
-    """Initialisation seed of the tiny backbone and of the reward heads."""
-    head_type: str = "multi"
-    """"multi" (one head per dimension, official) or "shared" (paper ablation)."""
-    fusion: str = "mean"
-    """"mean" | "min" | "sum": how the per-dimension Gaussians are fused for the ranking loss."""
-    positions: str = "legacy"
-    """"legacy" (official sequential positions) or "mrope"."""
-    templates: str | dict = "editreward"
-    """"editreward" (official prompts), "world" (short prompts for tiny models) or a dict."""
-    min_pixels: int = 200704
-    """Smallest image area after resizing (official: 256 * 28 * 28)."""
-    max_pixels: int = 200704
-    """Largest image area after resizing (official: 256 * 28 * 28)."""
-    head_dropout: float = 0.05
-    """Dropout inside the heads (official 0.05; see ``disable_dropout``)."""
-    lora: LoraSection | None = None
-    """LoRA settings; null = full fine-tune."""
-    train_vision: bool = True
-    """Full fine-tune only: train the vision tower too (official: yes). With LoRA it stays frozen."""
-    gradient_checkpointing: bool = True
-    """Recompute activations in the backward pass to save memory."""
-    dtype: str = "auto"
-    """Dtype the backbone is loaded in: "auto" = bfloat16 for a frozen LoRA base on GPU, else float32
-    (trainable weights are always float32 masters; bf16 compute comes from mixed_precision)."""
+    base_model: str | None = config_field(None, "Hugging Face id or folder of the Qwen2.5-VL-family backbone (real runs).")
+    tiny: dict | None = config_field(None, "Instead of base_model: keyword arguments of editrl.tiny.tiny_qwen25vl_config "
+                                     "(hidden_size, num_hidden_layers, ...) to build a tiny random Qwen2.5-VL in code ({} = its defaults).")
+    tokenizer: str = config_field("bytes", "Tokenizer of a tiny backbone: bytes (any text, one token per byte) or world (one "
+                                  "token per word of the world's instructions and prompts: a tiny model reads them far more "
+                                  "easily; other words are unknown).")
+    seed: int = config_field(0, "Initialisation seed of the tiny backbone and of the reward heads.")
+    lora: LoraSection | None = config_field(None, "LoRA settings; null = full fine-tune.")
+    train_vision: bool = config_field(True, "Full fine-tune only: train the vision tower too (official: yes). With LoRA it stays frozen.")
+    gradient_checkpointing: bool = config_field(True, "Recompute activations in the backward pass to save memory.")
+    dtype: str = config_field("auto", "Dtype the backbone is loaded in: auto = bfloat16 for a frozen LoRA base on GPU, else "
+                              "float32 (trainable weights are always float32 masters; bf16 compute comes from mixed_precision).")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
@@ -80,27 +58,27 @@ class ModelSection:
         if self.tokenizer not in TOKENIZER_WORDS:
             raise EditRLError(f"model.tokenizer: expected one of {', '.join(sorted(TOKENIZER_WORDS))}, got {self.tokenizer!r}")
 
+    def reward_config(self) -> EditRewardConfig:
+        """The section's ``EditRewardConfig`` keys (``base_model`` "tiny" for a backbone built in code)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(EditRewardConfig)}
+        return EditRewardConfig(**{**values, "base_model": self.base_model or "tiny"})
+
 
 @dataclass
-class DataSection:
+class DataSection(Config):
     """Training and validation data, and how rows become pairs."""
 
-    train: DataSource = field(default_factory=DataSource)
-    """Training rows: format (editreward | train_json | jsonl | synthetic), path, ... (see DataSource)."""
-    validation: DataSource | None = None
-    """Held-out rows for validation (null: no validation)."""
-    ties: str = "disentangle"
-    """Tied pairs: "disentangle" (paper 3.3), "keep" (label 0.5) or "drop"."""
-    score_range: list[float] = field(default_factory=lambda: [1.0, 4.0])
-    """Valid per-dimension Likert scores; rows outside are bad rows."""
-    strict: bool = False
-    """Stop at the first bad row instead of skipping it."""
-    verify_images: bool = True
-    """Check every image decodes (PIL verify) while reading, so bad rows are found before training."""
-    num_workers: int = 0
-    """DataLoader worker processes decoding images."""
+    train: DataSource = config_field(DataSource(), "Training rows: format (editreward | train_json | jsonl | synthetic), "
+                                     "path, ... (see DataSource).")
+    validation: DataSource | None = config_field(None, "Held-out rows for validation (null: no validation).")
+    ties: str = config_field("disentangle", "Tied pairs: disentangle (paper 3.3), keep (label 0.5) or drop.")
+    score_range: list[float] = config_field([1.0, 4.0], "Valid per-dimension Likert scores; rows outside are bad rows.")
+    strict: bool = config_field(False, "Stop at the first bad row instead of skipping it.")
+    verify_images: bool = config_field(True, "Check every image decodes (PIL verify) while reading, so bad rows are found before training.")
+    num_workers: int = config_field(0, "DataLoader worker processes decoding images.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.ties not in TIE_POLICIES:
             raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
         if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:
@@ -108,67 +86,43 @@ class DataSection:
 
 
 @dataclass
-class RewardTrainingConfig:
+class RewardTrainingConfig(Config):
     """Everything ``editrl reward train`` needs; the YAML mirrors it key by key."""
 
-    model: ModelSection = field(default_factory=lambda: ModelSection(tiny={}))
-    """The backbone and reward-model settings."""
-    loss: LossConfig = field(default_factory=LossConfig)
-    """The training loss (uncertainty | bt | regression) and its estimator."""
-    data: DataSection = field(default_factory=DataSection)
-    """Training/validation data and pair construction."""
-    output_dir: str = "runs/reward"
-    """Where checkpoints, metrics.jsonl and the final model (``final/``) are written."""
-    seed: int = 0
-    """Seed of the data order and of every RNG."""
-    learning_rate: float = 2e-6
-    """Peak learning rate (paper: 2e-6)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay (never applied to the input embeddings)."""
-    adam_beta1: float = 0.9
-    """AdamW beta1."""
-    adam_beta2: float = 0.999
-    """AdamW beta2."""
-    lr_scheduler: str = "constant_with_warmup"
-    """Any ``transformers.get_scheduler`` name: constant_with_warmup (official), cosine, linear, constant."""
-    warmup_ratio: float = 0.05
-    """Fraction of max_steps spent warming up (paper: 0.05)."""
-    per_device_batch_size: int = 2
-    """Pairs per process per micro-batch (paper: 2)."""
-    gradient_accumulation_steps: int = 4
-    """Micro-batches per optimizer step (paper: 4)."""
-    num_epochs: float = 2.0
-    """Passes over the training pairs, used when max_steps is null."""
-    max_steps: int | None = None
-    """Optimizer steps to train (overrides num_epochs)."""
-    stop_after_steps: int | None = None
-    """Stop (with a checkpoint) after this many steps without changing the schedule: a planned
-    interruption, continued with --resume."""
-    max_grad_norm: float | None = 1.0
-    """Gradient clipping norm (null: no clipping)."""
-    mixed_precision: str = "auto"
-    """"auto" (bf16 on GPU, fp32 on CPU), "bf16", "fp16" or "no"."""
-    disable_dropout: bool = True
-    """Set every dropout to 0 (as TRL's reward trainer): the loss is deterministic and DDP ranks agree."""
-    save_every: int = 500
-    """Checkpoint every N optimizer steps (and at the end)."""
-    save_total_limit: int | None = 3
-    """Keep only the newest N checkpoints (null: all)."""
-    eval_every: int = 500
-    """Validate every N optimizer steps (and at the end)."""
-    eval_batch_size: int = 8
-    """Pairs per process per validation batch."""
-    log_every: int = 10
-    """Write a training line to metrics.jsonl every N optimizer steps."""
-    report_to: str = "auto"
-    """Experiment tracker through accelerate: auto (tensorboard when installed, else none) | tensorboard | wandb | none.
-    metrics.jsonl is written either way."""
+    model: ModelSection = config_field(ModelSection(tiny={}), "The backbone and reward-model settings.")
+    loss: LossConfig = config_field(LossConfig(), "The training loss (uncertainty | bt | regression) and its estimator.")
+    data: DataSection = config_field(DataSection(), "Training/validation data and pair construction.")
+    output_dir: str = config_field("runs/reward", "Where checkpoints, metrics.jsonl and the final model (final/) are written.")
+    seed: int = config_field(0, "Seed of the data order and of every RNG.")
+    learning_rate: float = config_field(2e-6, "Peak learning rate (paper: 2e-6).")
+    weight_decay: float = config_field(0.0, "AdamW weight decay (never applied to the input embeddings).")
+    adam_beta1: float = config_field(0.9, "AdamW beta1.")
+    adam_beta2: float = config_field(0.999, "AdamW beta2.")
+    lr_scheduler: str = config_field("constant_with_warmup", "Any transformers.get_scheduler name: constant_with_warmup "
+                                     "(official), cosine, linear, constant.")
+    warmup_ratio: float = config_field(0.05, "Fraction of max_steps spent warming up (paper: 0.05).")
+    per_device_batch_size: int = config_field(2, "Pairs per process per micro-batch (paper: 2).")
+    gradient_accumulation_steps: int = config_field(4, "Micro-batches per optimizer step (paper: 4).")
+    num_epochs: float = config_field(2.0, "Passes over the training pairs, used when max_steps is null.")
+    max_steps: int | None = config_field(None, "Optimizer steps to train (overrides num_epochs).")
+    stop_after_steps: int | None = config_field(None, "Stop (with a checkpoint) after this many steps without changing the "
+                                                "schedule: a planned interruption, continued with --resume.")
+    max_grad_norm: float | None = config_field(1.0, "Gradient clipping norm (null: no clipping).")
+    mixed_precision: str = config_field("auto", "auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or no.")
+    disable_dropout: bool = config_field(True, "Set every dropout to 0 (as TRL's reward trainer): the loss is deterministic "
+                                         "and DDP ranks agree.")
+    save_every: int = config_field(500, "Checkpoint every N optimizer steps (and at the end).")
+    save_total_limit: int | None = config_field(3, "Keep only the newest N checkpoints (null: all).")
+    eval_every: int = config_field(500, "Validate every N optimizer steps (and at the end).")
+    eval_batch_size: int = config_field(8, "Pairs per process per validation batch.")
+    log_every: int = config_field(10, "Write a training line to metrics.jsonl every N optimizer steps.")
+    report_to: str = config_field("auto", "Experiment tracker through accelerate: auto (tensorboard when installed, else none) "
+                                  "| tensorboard | wandb | none. metrics.jsonl is written either way.")
 
-    def __post_init__(self) -> None:
-        for name in ("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
-                     "eval_batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+    def validate(self) -> None:
+        super().validate()
+        self.require_positive("per_device_batch_size", "gradient_accumulation_steps", "save_every", "eval_every",
+                              "eval_batch_size", "log_every")
         if self.report_to not in REPORT_TO:
             raise EditRLError(f"report_to {self.report_to!r}: expected one of {REPORT_TO}")
         if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
@@ -180,7 +134,3 @@ class RewardTrainingConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RewardTrainingConfig:
     """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
     return load_dataclass_config(RewardTrainingConfig, path, overrides)
-
-
-def config_to_dict(config: RewardTrainingConfig) -> dict:
-    return dataclasses.asdict(config)

@@ -6,7 +6,6 @@ file or an override is an error naming the key, so a typo never silently falls b
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,11 +82,8 @@ class RLConfig(Config):
     def validate(self) -> None:
         """Range checks with one clear message per key."""
         super().validate()
-        positive = ["lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations", "save_every",
-                    "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints"]
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise EditRLError(f"config key {name}: expected a positive integer, got {getattr(self, name)!r}")
+        self.require_positive("lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations",
+                              "save_every", "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints")
         if self.group_size < 2:
             raise EditRLError(f"config key group_size: GRPO/DPO need at least 2 samples per group, got {self.group_size}")
         if not 0 <= self.ema_decay < 1:
@@ -98,9 +94,6 @@ class RLConfig(Config):
             raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass

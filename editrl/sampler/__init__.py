@@ -4,12 +4,12 @@ Import the pieces from here: ``load_editor`` / ``EDITORS`` (editor adapters), ``
 ``BestOfNResult``, ``run_search`` / ``HalvingConfig`` (pruning on x0 previews).
 """
 
-from .best_of_n import BestOfNResult, Candidate, best_of_n
+from .best_of_n import BestOfNResult, best_of_n
 from .editors import EDITORS, EditCondition, Editor, SampleResult, load_editor
-from .search import HalvingConfig, SearchResult, Trajectory, run_search
+from .search import Candidate, HalvingConfig, SearchResult, run_search
 from .selection import SELECT_RULES, selection_values
 
 __all__ = [
     "EDITORS", "BestOfNResult", "Candidate", "EditCondition", "Editor", "HalvingConfig", "SELECT_RULES", "SampleResult",
-    "SearchResult", "Trajectory", "best_of_n", "load_editor", "run_search", "selection_values",
+    "SearchResult", "best_of_n", "load_editor", "run_search", "selection_values",
 ]

@@ -22,30 +22,10 @@ from ..files import atomic_path, write_text_atomic
 from ..images import ImageLike, check_instruction
 from ..reward.output import RewardFunction
 from .editors.base import Editor
-from .search import HalvingConfig, Trajectory, run_search
+from .search import Candidate, HalvingConfig, run_search
 from .selection import check_select
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Candidate:
-    """One ranked candidate. ``record`` holds its reward (score, score_sigma, mu_<dim>, sigma_<dim>);
-    ``value`` is what the selection rule ranked by; ``pruned_at`` is the step whose preview
-    eliminated it (its image is then that preview), None if it ran to the end."""
-
-    index: int
-    seed: int
-    image: Image.Image
-    record: dict
-    value: float
-    rank: int
-    nfe: int
-    pruned_at: int | None = None
-
-    def to_json(self) -> dict:
-        return {"index": self.index, "seed": self.seed, "rank": self.rank, "value": self.value, **self.record,
-                "nfe": self.nfe, "pruned_at_step": self.pruned_at}
 
 
 @dataclass
@@ -118,9 +98,12 @@ def _save_png(image: Image.Image, path: Path) -> None:
         image.save(tmp, format="PNG")
 
 
-def _rank(trajectories: list[Trajectory]) -> list[Trajectory]:
-    """Finished candidates by final value; then pruned ones, later-pruned first, by preview value."""
-    return sorted(trajectories, key=lambda t: (t.pruned_at is None, t.pruned_at or 0, t.value), reverse=True)
+def _rank(candidates: list[Candidate]) -> list[Candidate]:
+    """Finished candidates by final value; then pruned ones, later-pruned first, by preview value (sets ``rank``)."""
+    ranked = sorted(candidates, key=lambda c: (c.pruned_at is None, c.pruned_at or 0, c.value), reverse=True)
+    for rank, candidate in enumerate(ranked, start=1):
+        candidate.rank = rank
+    return ranked
 
 
 def best_of_n(
@@ -164,10 +147,7 @@ def best_of_n(
         editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps, search=search, select=select, k=k,
         halving=halving, batch_size=batch_size, reward_batch_size=reward_batch_size,
     )
-    candidates = [
-        Candidate(t.index, t.seed, t.image, t.reward.to_records()[0], t.value, rank, t.nfe, t.pruned_at)
-        for rank, t in enumerate(_rank(result.trajectories), start=1)
-    ]
+    candidates = _rank(result.candidates)
     logger.info(
         "best-of-%d (%s, select=%s): best seed %d, value %.4f; NFE %d, reward calls %d",
         n, search, select, candidates[0].seed, candidates[0].value, result.nfe, result.reward_calls,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..reward.output import RewardFunction, RewardOutput
 from .editors.base import EditCondition, Editor, denoise
@@ -33,33 +34,30 @@ SEARCHES = ("full", "halving")
 
 
 @dataclass
-class HalvingConfig:
-    """How the pruned search spends its budget.
+class HalvingConfig(Config):
+    """How the pruned search spends its budget."""
 
-    Attributes:
-        keep: fraction of the live candidates kept at each pruning step (1/2: successive halving).
-        horizon: the pruning steps are spread evenly over the first ``horizon`` fraction of the
-            denoising steps (earlier is cheaper; later previews are sharper and rank better).
-        min_survivors: stop pruning once this many candidates are left; they all finish and the
-            best of them by final score wins.
-        prune_steps: explicit step indices to prune at (overrides ``horizon``); step i means after
-            computing the velocity at ``sigmas[i]`` (0: on the very first prediction).
-        survivors: with ``prune_steps``, how many candidates each pruning step keeps (default:
-            successive ``keep`` fractions).
-    """
+    keep: float = config_field(0.5, "Fraction of the live candidates kept at each pruning step (1/2: successive halving).")
+    horizon: float = config_field(0.5, "The pruning steps are spread evenly over the first horizon fraction of the denoising "
+                                  "steps (earlier is cheaper; later previews are sharper and rank better).")
+    min_survivors: int = config_field(1, "Stop pruning once this many candidates are left; they all finish and the best of "
+                                      "them by final score wins.")
+    prune_steps: Sequence[int] | None = config_field(None, "Explicit step indices to prune at (overrides horizon); step i means "
+                                                     "after computing the velocity at sigmas[i] (0: on the very first prediction).")
+    survivors: Sequence[int] | None = config_field(None, "With prune_steps, how many candidates each pruning step keeps "
+                                                   "(default: successive keep fractions).")
 
-    keep: float = 0.5
-    horizon: float = 0.5
-    min_survivors: int = 1
-    prune_steps: Sequence[int] | None = None
-    survivors: Sequence[int] | None = None
-
-    def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
-        """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
+    def validate(self) -> None:
+        super().validate()
         if not 0 < self.keep < 1:
             raise EditRLError(f"keep: expected a fraction in (0, 1), got {self.keep}")
         if not 0 < self.horizon <= 1:
             raise EditRLError(f"horizon: expected a fraction in (0, 1], got {self.horizon}")
+        if self.min_survivors < 1:
+            raise EditRLError(f"min_survivors: expected a count >= 1, got {self.min_survivors}")
+
+    def schedule(self, n: int, num_steps: int) -> list[tuple[int, int]]:
+        """[(step, candidates left after pruning at that step)] for ``n`` candidates."""
         sizes, live = [], n
         while live > self.min_survivors:
             live = max(self.min_survivors, math.ceil(live * self.keep))
@@ -84,11 +82,12 @@ class HalvingConfig:
 
 
 @dataclass
-class Trajectory:
-    """One candidate's run: where it stopped, what it cost, and its last score.
+class Candidate:
+    """One candidate's run: where it stopped, what it cost, its last score and (once ranked) its rank.
 
     ``latents``/``image`` are the final sample for a survivor, or the x0 preview that was scored
-    when it was pruned; ``reward`` is a one-row ``RewardOutput`` of that image.
+    when it was pruned (``pruned_at``: that step; None if it ran to the end); ``reward`` is a one-row
+    ``RewardOutput`` of that image and ``value`` what the selection rule ranked by.
     """
 
     index: int
@@ -101,11 +100,21 @@ class Trajectory:
     nfe: int
     pruned_at: int | None = None
     preview_values: list[float] = field(default_factory=list)
+    rank: int | None = None
+
+    @property
+    def record(self) -> dict:
+        """The reward as one row: score, score_sigma, mu_<dim>, sigma_<dim>."""
+        return self.reward.to_records()[0]
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "seed": self.seed, "rank": self.rank, "value": self.value, **self.record,
+                "nfe": self.nfe, "pruned_at_step": self.pruned_at}
 
 
 @dataclass
 class SearchResult:
-    trajectories: list[Trajectory]  # in seed order
+    candidates: list[Candidate]  # in seed order
     nfe: int
     reward_calls: int
 
@@ -141,7 +150,7 @@ def run_search(
     batch_size = batch_size or len(seeds)
 
     live = torch.arange(len(seeds))  # indices (into seeds) of the candidates still running
-    done: dict[int, Trajectory] = {}
+    done: dict[int, Candidate] = {}
     preview_values: dict[int, list[float]] = {i: [] for i in range(len(seeds))}
     nfe = reward_calls = 0
 
@@ -160,9 +169,9 @@ def run_search(
         steps, evaluated = (total_steps, total_steps) if pruned_at is None else (pruned_at, pruned_at + 1)
         for j in rows:
             index = int(live[j])
-            done[index] = Trajectory(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
-                                     steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
-                                     preview_values=preview_values[index])
+            done[index] = Candidate(index, seeds[index], latents[j].cpu(), images[j], out.select(j), float(values[j]),
+                                    steps=steps, nfe=evaluated * step_nfe, pruned_at=pruned_at,
+                                    preview_values=preview_values[index])
 
     def prune(step: int, sigma: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
         nonlocal live, nfe

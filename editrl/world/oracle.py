@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import DIMENSIONS, RewardOutput
@@ -44,21 +45,26 @@ from .scenes import Scene, median3, object_mask, parse_scene, render_array
 
 
 @dataclass
-class OracleConfig:
+class OracleConfig(Config):
     """Tolerances of the oracle (RGB distances are Euclidean on 0-255 channels)."""
 
-    color_tolerance: float = 30.0  # a denoised pixel within this distance of the wanted colour counts as that colour
-    change_scale: float = 60.0  # distance beyond the tolerance at which an unchanged pixel counts as fully changed
-    noise_scale: float = 60.0  # mean pixel noise (distance to the 3x3 median) that costs all visual quality
-    structure_scale: float = 0.1  # mean clipped deviation of the denoised edit from its nearest clean render that costs all
-    structure_tolerance: float = 60.0  # per-pixel deviation counted in full by the structure term
-    overedit_weight: float = 0.6  # share of the pixel score lost when the rest of the picture is ruined
-    unrequested_penalty: float = 0.6  # share of the object score lost per change nobody asked for
-    likert_thresholds: tuple[float, float, float] = (0.3, 0.6, 0.85)  # continuous -> Likert 2, 3, 4 boundaries
-    # score = "mean" of the two dimensions (the paper's fusion), or "instruction_following" alone: a failed edit
-    # scores its visual quality under "mean", so an editor that fails most edits gains by deleting objects
-    # (fewer soft shapes look cleaner); the RL benchmark compares both as rewards (reward spec "oracle-if")
-    fusion: str = "mean"
+    color_tolerance: float = config_field(30.0, "A denoised pixel within this distance of the wanted colour counts as that colour.")
+    change_scale: float = config_field(60.0, "Distance beyond the tolerance at which an unchanged pixel counts as fully changed.")
+    noise_scale: float = config_field(60.0, "Mean pixel noise (distance to the 3x3 median) that costs all visual quality.")
+    structure_scale: float = config_field(0.1, "Mean clipped deviation of the denoised edit from its nearest clean render "
+                                          "that costs all visual quality.")
+    structure_tolerance: float = config_field(60.0, "Per-pixel deviation counted in full by the structure term.")
+    overedit_weight: float = config_field(0.6, "Share of the pixel score lost when the rest of the picture is ruined.")
+    unrequested_penalty: float = config_field(0.6, "Share of the object score lost per change nobody asked for.")
+    likert_thresholds: tuple[float, float, float] = config_field((0.3, 0.6, 0.85), "Continuous -> Likert 2, 3, 4 boundaries.")
+    # a failed edit scores its visual quality under "mean", so an editor that fails most edits gains by deleting
+    # objects (fewer soft shapes look cleaner); the RL benchmark compares both as rewards (reward spec "oracle-if")
+    fusion: str = config_field("mean", "score = mean of the two dimensions (the paper's fusion), or instruction_following alone.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.fusion not in ("mean", "instruction_following"):
+            raise EditRLError(f"oracle fusion: expected 'mean' or 'instruction_following', got {self.fusion!r}")
 
 
 def _uniform(labels: np.ndarray) -> np.ndarray:
@@ -177,8 +183,6 @@ class Oracle:
         batch_size: int | None = None,
     ) -> RewardOutput:
         """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean."""
-        if self.config.fusion not in ("mean", "instruction_following"):
-            raise EditRLError(f"oracle fusion: expected 'mean' or 'instruction_following', got {self.config.fusion!r}")
         values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
         zeros = torch.zeros_like(values)
         score = values.mean(1) if self.config.fusion == "mean" else values[:, 0]

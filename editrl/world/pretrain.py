@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..config import config_field
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..reward.inputs import expand_image_tokens
 from ..reward.model import sequential_positions
@@ -134,7 +134,7 @@ def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list
 
 # -- the model ------------------------------------------------------------------------------------------
 @dataclass
-class PretrainConfig:
+class PretrainConfig(Config):
     """How the world VLM is built and pretrained (``editrl world pretrain-vlm --config``)."""
 
     tiny: dict = config_field({"hidden_size": 128, "num_hidden_layers": 4, "intermediate_size": 256,
@@ -156,13 +156,12 @@ class PretrainConfig:
     max_minutes: float = config_field(0.0, "stop (with a checkpoint) after this many minutes; 0 = no limit")
 
     def validate(self) -> None:
+        super().validate()
         if self.image_size % 28 or not 28 <= self.image_size <= 448:
             raise EditRLError(f"image_size={self.image_size}: expected a multiple of 28 between 28 and 448")
         if set(self.task_weights) - set(TASKS) or not any(v > 0 for v in self.task_weights.values()):
             raise EditRLError(f"task_weights={self.task_weights}: expected positive weights of {TASKS}")
-        for name in ("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise EditRLError(f"{name}={getattr(self, name)}: expected a positive integer")
+        self.require_positive("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples")
         if self.learning_rate <= 0 or self.editor_samples < 0 or self.warmup_steps < 0:
             raise EditRLError("learning_rate must be positive, editor_samples and warmup_steps non-negative")
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import config_field
+from ..config import Config, config_field
 from ..errors import EditRLError
 from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from .examples import make_examples
@@ -56,7 +56,7 @@ SETTINGS_FILE = "editrl_editor.json"  # read by editrl.sampler.editors.load_edit
 
 
 @dataclass
-class EditorTrainingConfig:
+class EditorTrainingConfig(Config):
     """Every key of ``editrl world train-editor --config``; the defaults are the shipped editor's."""
 
     seed: int = config_field(0, "Seed of the model initialisation, data, crops, noise and timesteps.")
@@ -101,10 +101,9 @@ class EditorTrainingConfig:
     max_minutes: float = config_field(0.0, "Wall-clock budget for both stages; when spent, training stops early and saves (0 = none).")
 
     def validate(self) -> None:
-        for name in ("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels", "train_examples",
-                     "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise EditRLError(f"config key {name}: expected a positive integer, got {getattr(self, name)!r}")
+        super().validate()
+        self.require_positive("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels",
+                              "train_examples", "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every")
         if self.attention_head_dim % 4:
             raise EditRLError(f"config key attention_head_dim: expected a multiple of 4, got {self.attention_head_dim}")
         factor = 2 ** (len(self.vae_channels) - 1)

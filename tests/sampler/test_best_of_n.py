@@ -83,14 +83,14 @@ def test_halving_costs_less_and_keeps_survivor_trajectories(flux_editor, toy_rew
     assert full.nfe == 8 * STEPS and full.reward_calls == 8
     assert pruned.nfe == 8 * 2 + 4 * 1 + 2 * 1 < full.nfe  # steps 0-1 for all, step 2 for 4, step 3 for 2
     assert pruned.reward_calls == 8 + 4 + 2
-    assert sum(t.nfe for t in pruned.trajectories) == pruned.nfe
-    survivors = [t for t in pruned.trajectories if t.pruned_at is None]
-    assert len(survivors) == 2 and sorted(t.pruned_at for t in pruned.trajectories if t.pruned_at is not None) == [1] * 4 + [2] * 2
+    assert sum(t.nfe for t in pruned.candidates) == pruned.nfe
+    survivors = [t for t in pruned.candidates if t.pruned_at is None]
+    assert len(survivors) == 2 and sorted(t.pruned_at for t in pruned.candidates if t.pruned_at is not None) == [1] * 4 + [2] * 2
     for t in survivors:  # pruning never changes a surviving candidate's trajectory
-        torch.testing.assert_close(t.latents, full.trajectories[t.index].latents, atol=1e-5, rtol=1e-5)
-        assert t.value == pytest.approx(full.trajectories[t.index].value, abs=1e-3)
+        torch.testing.assert_close(t.latents, full.candidates[t.index].latents, atol=1e-5, rtol=1e-5)
+        assert t.value == pytest.approx(full.candidates[t.index].value, abs=1e-3)
     # the survivors are the best previews at step 1 (here with an exactly known ranking)
-    first_round = sorted(pruned.trajectories, key=lambda t: t.preview_values[0], reverse=True)
+    first_round = sorted(pruned.candidates, key=lambda t: t.preview_values[0], reverse=True)
     assert {t.index for t in first_round[:4]} >= {t.index for t in survivors}
 
 
