@@ -45,7 +45,7 @@ from .scenes import Scene, parse_scene, random_scene, render
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("describe", "compare", "apply")
+TASKS = ("describe", "compare", "apply", "verify")
 TASK_WORDS = ("describe", "compare", "apply", ":", "background", ".", "size", "shape", "moved", "removed",
               "added", "no", "change")
 
@@ -114,9 +114,11 @@ class Sample:
 def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list | None = None) -> Sample:
     """A random sample of ``task``; with an ``editor_pool`` of (source, edit) image pairs a third of the
     describe/compare samples read a real editor sample, labelled with its parsed scene."""
-    if task == "apply":
+    if task in ("apply", "verify"):
         example = make_examples(1, seed=rng.getrandbits(31), split="train", size=size)[0]
-        return Sample([example.source], f"apply: {example.instruction}", describe(example.target_scene), task)
+        if task == "apply":
+            return Sample([example.source], f"apply: {example.instruction}", describe(example.target_scene), task)
+        return verify_sample(example, rng)
     if editor_pool and rng.random() < 1 / 3:
         source, edit = rng.choice(editor_pool)
         before, after = parse_scene(np.asarray(source)), parse_scene(np.asarray(edit))
@@ -132,6 +134,22 @@ def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list
     raise EditRLError(f"pretraining task: expected one of {TASKS}, got {task!r}")
 
 
+def verify_sample(example, rng: random.Random) -> Sample:
+    """(source, edit) and the instruction; the answer is what differs between the target the instruction asks
+    for and the edit ("no change" when the edit is exactly right). The edit is the exact target a third of the
+    time, otherwise one of the audit's clean wrong outcomes (``editrl.world.audit``), either maybe degraded:
+    the task a reward must do, reading the instruction against the edit, with an exact answer."""
+    from .audit import CATEGORIES, wrong_outcome
+
+    edit, scene = example.target, example.target_scene
+    if rng.random() > 1 / 3:
+        wrong = wrong_outcome(example, rng.choice([c for c in CATEGORIES if c != "half-pixels"]), rng)
+        if wrong is not None:
+            edit, scene = wrong, parse_scene(np.asarray(wrong))
+    return Sample([example.source, degrade(edit, rng)], f"apply: {example.instruction} compare",
+                  compare(example.target_scene, scene), "verify")
+
+
 # -- the model ------------------------------------------------------------------------------------------
 @dataclass
 class PretrainConfig(Config):
@@ -143,6 +161,8 @@ class PretrainConfig(Config):
     image_size: int = config_field(168, "side in pixels each 64 px world image is resized to (a multiple of 28; 168 = "
                                         "2x2 merged visual tokens per grid cell; at 84 px, one per cell, shapes were never learned)")
     task_weights: dict = config_field({"describe": 0.4, "compare": 0.4, "apply": 0.2}, "share of each task in a batch")
+    init: str | None = config_field(None, "a pretrained world VLM folder to continue from (its size and tokenizer; "
+                                          "`tiny` and `seed`'s initial weights are then unused); None = random weights")
     editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
     steps: int = config_field(3000, "optimizer steps")
@@ -171,8 +191,17 @@ def build_vlm(config: PretrainConfig):
     from ..reward.model import EditRewardConfig
     from ..tiny import tiny_qwen25vl, tiny_qwen25vl_processor
 
-    model, processor = tiny_qwen25vl(config.seed, extra_special_tokens=[EditRewardConfig().reward_token],
-                                     words=vlm_vocabulary(), **config.tiny)
+    if config.init is not None:
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        from ..reward.checkpoint import load_processor, resolve_folder
+
+        folder = resolve_folder(config.init, "init")
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+        processor = load_processor(folder)
+    else:
+        model, processor = tiny_qwen25vl(config.seed, extra_special_tokens=[EditRewardConfig().reward_token],
+                                         words=vlm_vocabulary(), **config.tiny)
     pixels = config.image_size**2
     processor = tiny_qwen25vl_processor(processor.tokenizer, min_pixels=pixels, max_pixels=pixels)
     return model, processor
@@ -251,8 +280,9 @@ def held_out(config: PretrainConfig, editor_pool: list | None = None) -> dict[st
     """Fixed evaluation samples per task (a seed stream the training stream never uses; ``apply`` from the test split)."""
     rng = random.Random(f"vlm-eval-{config.seed}")
     out = {task: [make_sample(task, rng, editor_pool=None) for _ in range(config.eval_samples)] for task in ("describe", "compare")}
-    out["apply"] = [Sample([e.source], f"apply: {e.instruction}", describe(e.target_scene), "apply")
-                    for e in make_examples(config.eval_samples, seed=config.seed + 1, split="test")]
+    test = make_examples(config.eval_samples, seed=config.seed + 1, split="test")
+    out["apply"] = [Sample([e.source], f"apply: {e.instruction}", describe(e.target_scene), "apply") for e in test]
+    out["verify"] = [verify_sample(e, rng) for e in test]
     if editor_pool:
         out["describe-editor"] = [Sample([edit], "describe", describe(parse_scene(np.asarray(edit))), "describe")
                                   for _, edit in editor_pool[: config.eval_samples]]
