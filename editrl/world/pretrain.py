@@ -144,8 +144,10 @@ def verify_sample(example, rng: random.Random) -> Sample:
     edit, scene = example.target, example.target_scene
     if rng.random() > 1 / 3:
         wrong = wrong_outcome(example, rng.choice([c for c in CATEGORIES if c != "half-pixels"]), rng)
-        if wrong is not None:
-            edit, scene = wrong, parse_scene(np.asarray(wrong))
+        parsed = parse_scene(np.asarray(wrong)) if wrong is not None else None
+        # compare() matches objects by colour, so a colour shown twice ("duplicated") would read "no change"
+        if parsed is not None and compare(example.target_scene, parsed) != "no change":
+            edit, scene = wrong, parsed
     return Sample([example.source, degrade(edit, rng)], f"apply: {example.instruction} compare",
                   compare(example.target_scene, scene), "verify")
 

@@ -42,10 +42,34 @@ def test_every_answer_and_prompt_is_in_the_vocabulary():
     rng = random.Random(0)
     from editrl.tiny import split_words
 
-    for task in ("describe", "compare", "apply"):
+    for task in ("describe", "compare", "apply", "verify"):
         for _ in range(50):
             sample = make_sample(task, rng)
             assert set(split_words(sample.answer)) <= words and set(split_words(sample.prompt)) <= words
+
+
+def test_verify_answers_what_differs_from_the_target(monkeypatch):
+    """'no change' exactly when the edit is the target; a wrong outcome is named against the target (the
+    answer is computed on the clean edit: degradations are switched off here so the test can parse it)."""
+    import numpy as np
+
+    from editrl.world import pretrain as module
+    from editrl.world.examples import make_examples
+    from editrl.world.pretrain import verify_sample
+    from editrl.world.scenes import parse_scene
+
+    monkeypatch.setattr(module, "degrade", lambda image, rng: image)
+    rng, seen = random.Random(3), set()
+    for example in make_examples(60, seed=5, split="test"):
+        sample = verify_sample(example, rng)
+        assert sample.images[0] is example.source and sample.prompt == f"apply: {example.instruction} compare"
+        clean = parse_scene(np.asarray(sample.images[1]))
+        assert sample.answer == compare(example.target_scene, clean)
+        assert (sample.answer == "no change") == (clean == example.target_scene)
+        seen.add(sample.answer == "no change")
+    assert seen == {True, False}
+    ring_gone = Scene("white", (SQUARE,))
+    assert compare(Scene("white", (replace(RING, size="small"), SQUARE)), ring_gone) == "red ring removed"
 
 
 @pytest.fixture(scope="module")
