@@ -126,6 +126,15 @@ def test_world_notes_warn_on_photos_and_unknown_instructions(tiny_editor):
         tiny_editor.scope = None
 
 
+def test_a_real_editor_keeps_a_photos_aspect_ratio_on_the_page(tiny_editor, tiny_reward):
+    """A FLUX.1-Kontext without a scope edits a 3:2 photo at the preferred 1248x832 scaled to its 64 px budget
+    (80x48 in sides of 16), without a note."""
+    photo = Image.fromarray(np.random.RandomState(0).randint(0, 255, (80, 120, 3), dtype=np.uint8))
+    assert world_notes(tiny_editor, photo, "paint a sunset") == []
+    cards, best, summary, _, result = run_best_of_n(tiny_editor, tiny_reward, photo, "paint a sunset", 2, "fused", 0)
+    assert best.size == (80, 48) and {c.image.size for c in result.candidates} == {(80, 48)}
+
+
 def test_score_uploads_ranks_by_reward(tiny_reward, tmp_path):
     source, instruction = world_examples(1)[0]
     paths = []
