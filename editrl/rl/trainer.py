@@ -253,8 +253,10 @@ class RLTrainer:
         return self.editor.sigmas(TRAIN_TIMESTEPS)[:-1].float()
 
     def encode(self, prompts: list[tuple[Any, str]]):
-        """Encode once; the tensors are cloned out of inference mode so autograd can use them."""
-        cond = self.editor.encode([p[0] for p in prompts], [p[1] for p in prompts], self.config.guidance)
+        """Encode once; the tensors are cloned out of inference mode so autograd can use them. Training works
+        on the editor's square (a step mixes sources of any aspect ratio; one batch shares one size)."""
+        square = (self.editor.resolution, self.editor.resolution)
+        cond = self.editor.encode([p[0] for p in prompts], [p[1] for p in prompts], self.config.guidance, size=square)
         cond.batched = {k: v.clone() for k, v in cond.batched.items()}
         cond.shared = {k: v.clone() if torch.is_tensor(v) else v for k, v in cond.shared.items()}
         return cond

@@ -143,7 +143,7 @@ def run_search(
     seeds = [int(s) for s in seeds]
     if len(cond) != len(seeds):
         raise EditRLError(f"seeds: got {len(seeds)} seeds for {len(cond)} conditions")
-    sigmas = editor.sigmas(num_steps)
+    sigmas = editor.sigmas(num_steps, cond.size)
     total_steps = len(sigmas) - 1
     schedule = dict((halving or HalvingConfig()).schedule(len(seeds), total_steps)) if search == "halving" else {}
     step_nfe = editor.step_nfe(cond)
@@ -180,7 +180,7 @@ def run_search(
         if step not in schedule:
             return None
         previews = editor.x0(x, sigma, v)
-        images = editor.decode(previews)
+        images = editor.decode(previews, cond.size)
         out, values = score(images)
         for j, value in enumerate(values.tolist()):
             preview_values[int(live[j])].append(value)
@@ -193,7 +193,7 @@ def run_search(
 
     with torch.no_grad(), tqdm(total=total_steps, desc=f"{search} search", leave=False,
                                disable=not progress or len(seeds) * total_steps < 64) as bar:
-        x = denoise(velocity, editor.initial_noise(seeds), cond, sigmas, on_step=prune)
-        images = editor.decode(x)
+        x = denoise(velocity, editor.initial_noise(seeds, cond.size), cond, sigmas, on_step=prune)
+        images = editor.decode(x, cond.size)
         stop(range(len(live)), x, images, *score(images))
     return SearchResult([done[i] for i in range(len(seeds))], nfe=nfe, reward_calls=reward_calls)

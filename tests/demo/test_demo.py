@@ -126,6 +126,15 @@ def test_world_notes_warn_on_photos_and_unknown_instructions(tiny_editor):
         tiny_editor.scope = None
 
 
+def test_a_real_editor_keeps_a_photos_aspect_ratio_on_the_page(tiny_editor, tiny_reward):
+    """A FLUX.1-Kontext without a scope edits a 3:2 photo at the preferred 1248x832 scaled to its 64 px budget
+    (80x48 in sides of 16), without a note."""
+    photo = Image.fromarray(np.random.RandomState(0).randint(0, 255, (80, 120, 3), dtype=np.uint8))
+    assert world_notes(tiny_editor, photo, "paint a sunset") == []
+    cards, best, summary, _, result = run_best_of_n(tiny_editor, tiny_reward, photo, "paint a sunset", 2, "fused", 0)
+    assert best.size == (80, 48) and {c.image.size for c in result.candidates} == {(80, 48)}
+
+
 def test_score_uploads_ranks_by_reward(tiny_reward, tmp_path):
     source, instruction = world_examples(1)[0]
     paths = []
@@ -168,19 +177,32 @@ IN_VIEWPORT_JS = """(selector) => { const r = document.querySelector(selector).g
     return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; }"""
 
 
+def page_models(tiny_editor, tiny_reward) -> tuple[str, object, object]:
+    """(editor name, editor, reward) of the browser test: the tiny random ones, or for screenshots
+    (EDITRL_DEMO_SCREENSHOTS set) the shipped world editor and reward, as `editrl demo` loads them by default."""
+    if not os.environ.get("EDITRL_DEMO_SCREENSHOTS"):
+        return "tiny-kontext", tiny_editor, tiny_reward
+    from editrl.reward.specs import build_reward
+    from editrl.sampler.editors import load_editor
+
+    return "world", load_editor("world", device="cpu"), build_reward("world", device="cpu")
+
+
 @pytest.mark.slow
 def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
     """The page as a user at 1440x900 meets it: controls and Run above the fold; best-of-8 shows every
     candidate whole (no caption or box over any image) with the captions of best_of_n; the selected
     edit is on screen after the run; a bad N leaves the results in place with a short toast; then
-    two uploads are scored on the second tab. EDITRL_DEMO_SCREENSHOTS=folder keeps the screenshots."""
+    two of the editor's edits are uploaded and scored on the second tab. EDITRL_DEMO_SCREENSHOTS=folder
+    runs it on the shipped world models and keeps the screenshots there (docs/demo in the README)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
     browser_path = _browser_path()
     if browser_path is None:
         pytest.skip("no Chromium on this machine: install it with `apt-get install -y chromium` (see the README's demo section)")
+    name, editor, reward = page_models(tiny_editor, tiny_reward)
     examples = world_examples(3)
     source, instruction = examples[0]
-    demo = build_demo({"tiny-kontext": tiny_editor}, tiny_reward, examples)
+    demo = build_demo({name: editor}, reward, examples)
     port = _free_port()
     launch(demo, port=port, block=False)
     shots = Path(os.environ.get("EDITRL_DEMO_SCREENSHOTS", tmp_path))
@@ -199,14 +221,14 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             page.click("#run")
             page.wait_for_function("document.querySelectorAll('#candidates-grid figcaption').length === 8", timeout=180_000)
             captions = page.locator("#candidates-grid figcaption").all_inner_texts()
-            assert_same_captions(captions, expected_captions(tiny_editor, tiny_reward, source, instruction, 8, 5))
+            assert_same_captions(captions, expected_captions(editor, reward, source, instruction, 8, 5))
             assert page.evaluate(FULLY_VISIBLE_JS, "#candidates-grid img") == [True] * 8
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_function("document.querySelector('#best-caption textarea').value.length > 0", timeout=30_000)
             assert page.input_value("#best-caption textarea").startswith(captions[0])
             assert page.evaluate(IN_VIEWPORT_JS, "#best img"), "the selected edit is not on screen after the run"
             page.screenshot(path=str(shots / "demo-best-of-n.png"))
-            page.screenshot(path=str(shots / "demo-best-of-n-full.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "demo-best-of-n-full.png"), full_page=True)
 
             page.fill("#n input", "64")
             page.click("#run")
@@ -214,13 +236,16 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             toast.first.wait_for(timeout=30_000)
             assert page.locator("#candidates-grid figcaption").all_inner_texts() == captions
             assert page.locator("text=Error").count() == 0
+            page.wait_for_timeout(1000)  # the toast slides in
             page.screenshot(path=str(shots / "demo-error.png"))
+            page.locator(".toast-close").first.click()  # so that it does not cover the second tab
+            toast.first.wait_for(state="detached", timeout=10_000)
 
             page.get_by_role("tab", name="Score your edits").click()
             paths = []
-            for i, color in enumerate([(200, 40, 40), (40, 40, 200)]):
-                paths.append(str(tmp_path / f"mine{i}.png"))
-                Image.new("RGB", (64, 64), color).save(paths[-1])
+            for i, image in enumerate(editor.sample([source], instruction, [1, 2]).images):
+                paths.append(str(tmp_path / f"edit{i + 1}.png"))
+                image.save(paths[-1])
             source_path = str(tmp_path / "source.png")
             source.save(source_path)
             page.locator("#own-source input[type=file]").set_input_files(source_path)
@@ -230,7 +255,7 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             page.click("#score")
             page.wait_for_function("document.querySelectorAll('#own-candidates-grid figcaption').length === 2", timeout=60_000)
             own = page.locator("#own-candidates-grid figcaption").all_inner_texts()
-            expected_cards, _ = score_uploads(tiny_reward, source, instruction, paths)
+            expected_cards, _ = score_uploads(reward, source, instruction, paths)
             assert own == captions_of(expected_cards)
             assert page.evaluate(FULLY_VISIBLE_JS, "#own-candidates-grid img") == [True, True]
             page.screenshot(path=str(shots / "demo-score.png"), full_page=True)

@@ -10,9 +10,11 @@ from editrl.sampler.editors import FluxKontextEditor
 from editrl.tiny import tiny_flux_kontext
 
 
-def random_image(seed: int, size: int = 64, mode: str = "RGB") -> Image.Image:
+def random_image(seed: int, size: int | tuple[int, int] = 64, mode: str = "RGB") -> Image.Image:
+    """A random image of ``size`` (a side, or (width, height))."""
+    width, height = (size, size) if isinstance(size, int) else size
     rng = np.random.RandomState(seed)
-    return Image.fromarray((rng.rand(size, size, 3) * 255).astype(np.uint8)).convert(mode)
+    return Image.fromarray((rng.rand(height, width, 3) * 255).astype(np.uint8)).convert(mode)
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +31,7 @@ def flux_editor(flux_pipe):
 
 @pytest.fixture(scope="session")
 def make_image():
-    """``make_image(seed, size=64, mode="RGB")``: a random test image."""
+    """``make_image(seed, size=64, mode="RGB")``: a random test image (``size``: a side or (width, height))."""
     return random_image
 
 

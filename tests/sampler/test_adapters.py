@@ -16,14 +16,14 @@ STEPS = 3
 ADAPTERS = ["flux-kontext", "qwen-image-edit", "qwen-image-edit-plus", "instruct-pix2pix"]
 
 
-def _build(name):
+def _build(name, resolution=64):
     if name == "flux-kontext":
-        return FluxKontextEditor(tiny_flux_kontext(), resolution=64, default_steps=STEPS)
+        return FluxKontextEditor(tiny_flux_kontext(), resolution=resolution, default_steps=STEPS)
     if name.startswith("qwen"):
         plus = name.endswith("plus")
         cls = QwenImageEditPlusEditor if plus else QwenImageEditEditor
-        return cls(tiny_qwen_image_edit(plus=plus), resolution=64, default_steps=STEPS, condition_resolution=64)
-    return InstructPix2PixEditor(tiny_instruct_pix2pix(), resolution=64, default_steps=STEPS)
+        return cls(tiny_qwen_image_edit(plus=plus), resolution=resolution, default_steps=STEPS, condition_resolution=resolution)
+    return InstructPix2PixEditor(tiny_instruct_pix2pix(), resolution=resolution, default_steps=STEPS)
 
 
 @pytest.fixture(scope="module", params=ADAPTERS)
@@ -34,28 +34,37 @@ def editor(request):
 
 
 def _pipeline_latents(editor, source, instruction, seeds, monkeypatch):
-    """The pipeline's own ``__call__`` for the same seeds and steps, latents in the adapter's layout."""
+    """The pipeline's own ``__call__`` for the same seeds and steps, latents in the adapter's layout.
+
+    Kontext and InstructPix2Pix get the source at the adapter's working size (Kontext's own choice among
+    its ~1 MP preferred sizes is tested below; InstructPix2Pix edits at the size it is given); the Qwen
+    pipelines resize the source themselves, with their ``calculate_dimensions`` at the adapter's area."""
     pipe = editor.pipe
+    resized = editor.prepare_sources([source])[0]
+    width, height = resized.size
     common = dict(
-        image=source, prompt=instruction, generator=[torch.Generator().manual_seed(s) for s in seeds],
+        prompt=instruction, generator=[torch.Generator().manual_seed(s) for s in seeds],
         num_images_per_prompt=len(seeds), output_type="latent", num_inference_steps=STEPS,
     )
     if editor.name == "flux-kontext":
-        return pipe(**common, height=64, width=64, max_area=64 * 64, _auto_resize=False,
+        return pipe(**common, image=resized, height=height, width=width, max_area=width * height, _auto_resize=False,
                     guidance_scale=editor.default_guidance).images
     if editor.name.startswith("qwen"):
-        # the pipelines snap the source to ~1 MP through module globals: pin them to 64x64 for this call only
+        # the pipelines size the source for ~1 MP through module globals: the adapter's area for this call only
         import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit as edit
         import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus as edit_plus
 
-        monkeypatch.setattr(edit, "calculate_dimensions", lambda area, ratio: (64, 64, None))
-        monkeypatch.setattr(edit_plus, "calculate_dimensions", lambda area, ratio: (64, 64))
-        return pipe(**common, height=64, width=64, negative_prompt=" ", true_cfg_scale=editor.default_guidance).images
+        area = editor.resolution**2
+        monkeypatch.setattr(edit, "calculate_dimensions", lambda _, ratio, real=edit.calculate_dimensions: real(area, ratio))
+        monkeypatch.setattr(edit_plus, "calculate_dimensions",
+                            lambda _, ratio, real=edit_plus.calculate_dimensions: real(area, ratio))
+        return pipe(**common, image=source, negative_prompt=" ", true_cfg_scale=editor.default_guidance).images
     from diffusers import EulerDiscreteScheduler
 
     # the deterministic Euler scheduler (the default ancestral one re-injects noise every step)
     monkeypatch.setattr(pipe, "scheduler", EulerDiscreteScheduler.from_config(pipe.scheduler.config))
-    latents = pipe(**common, guidance_scale=editor.default_guidance, image_guidance_scale=editor.image_guidance).images
+    latents = pipe(**common, image=resized, guidance_scale=editor.default_guidance,
+                   image_guidance_scale=editor.image_guidance).images
     return editor._pack(latents)
 
 
@@ -83,8 +92,8 @@ def test_seed_alone_equals_seed_in_batch(editor, source):
 def test_shapes_and_differentiable_velocity(editor, source, make_image):
     cond = editor.encode([source, make_image(1, size=48, mode="L")], ["make it red", "make it blue"])
     assert len(cond) == 2 and cond.sources[1].size == (64, 64)
-    x = editor.initial_noise([0, 1])
-    assert x.ndim == 3 and x.shape[0] == 2 and x.dtype == torch.float32
+    x = editor.initial_noise([0, 1], cond.size)
+    assert cond.size == (64, 64) and x.ndim == 3 and x.shape[0] == 2 and x.dtype == torch.float32
     torch.testing.assert_close(editor.initial_noise([1])[0], x[1])
     sigmas = editor.sigmas(STEPS)
     assert sigmas.shape == (STEPS + 1,) and sigmas[-1] == 0 and sigmas[0] > 0.9 and bool((sigmas[:-1] > sigmas[1:]).all())
@@ -127,3 +136,53 @@ def test_kontext_long_instruction_encodes_as_the_pipeline_without_warnings(capfd
         theirs = editor.pipe.encode_prompt(prompt=instructions, prompt_2=None, device="cpu", num_images_per_prompt=1,
                                            max_sequence_length=editor.max_sequence_length)
         assert torch.equal(cond.batched["prompt_embeds"], theirs[0]) and torch.equal(cond.batched["pooled_prompt_embeds"], theirs[1])
+
+
+# (editor, resolution): a 2:1 source is edited at about resolution**2 pixels; Qwen's pipeline rounds sides to 32,
+# so it gets a budget where that still leaves the aspect ratio within one rounding unit
+NON_SQUARE = [("flux-kontext", 64, 16), ("qwen-image-edit", 128, 32), ("qwen-image-edit-plus", 128, 32),
+              ("instruct-pix2pix", 64, 8)]
+
+
+@pytest.mark.parametrize("name, resolution, unit", NON_SQUARE)
+def test_non_square_source_keeps_its_aspect_ratio_as_the_pipeline(name, resolution, unit, make_image, monkeypatch):
+    editor = _build(name, resolution)
+    source = make_image(5, size=(2 * resolution, resolution))
+    ours = editor.sample([source], "make it red", [3, 7])
+    width, height = ours.images[0].size
+    assert [im.size for im in ours.images] == [(width, height)] * 2 and width > height
+    assert width % editor.resolution_multiple == height % editor.resolution_multiple == 0
+    # each side within one rounding unit of the exact 2:1 size of resolution**2 pixels
+    assert abs(width - resolution * 2**0.5) <= unit and abs(height - resolution / 2**0.5) <= unit
+    theirs = _pipeline_latents(editor, source, "make it red", [3, 7], monkeypatch)
+    assert ours.latents.shape == theirs.shape
+    scale = theirs.abs().max()
+    torch.testing.assert_close(ours.latents / scale, theirs / scale, atol=2e-5, rtol=0)
+
+
+class _Resized(Exception):
+    pass
+
+
+def _pipeline_size(pipe, image, monkeypatch) -> tuple[int, int]:
+    """The (width, height) the pipeline's own ``__call__`` resizes ``image`` to (the call stops there)."""
+    def resize(image, height, width, *args, **kwargs):
+        raise _Resized((width, height))
+
+    monkeypatch.setattr(pipe.image_processor, "resize", resize)
+    with pytest.raises(_Resized) as stop:
+        pipe(image=image, prompt="make it red", num_inference_steps=1)
+    return stop.value.args[0]
+
+
+SOURCE_SIZES = [(800, 600), (600, 800), (1920, 1080), (1000, 200), (512, 512), (1080, 1344)]
+
+
+@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit"])
+def test_working_size_at_1024_is_the_pipelines_choice(name, monkeypatch):
+    """At the default ~1 MP budget a source goes to the size the pipeline picks: Kontext's preferred
+    resolution of the closest aspect ratio, Qwen-Image-Edit's ``calculate_dimensions`` (sides of 32)."""
+    editor = _build(name, 1024)
+    for size in SOURCE_SIZES:
+        image = Image.new("RGB", size)
+        assert editor.working_size(image) == _pipeline_size(editor.pipe, image, monkeypatch), size

@@ -64,3 +64,40 @@ def test_bad_inputs_are_one_clear_error(flux_editor, flux_pipe, source, tmp_path
         flux_editor.sample([str(tmp_path / "nope.png")], "x", [0])
     with pytest.raises(EditRLError, match="3 seeds for 2"):
         flux_editor.sample([source, source], ["a", "b"], [0, 1, 2])
+
+
+def test_sources_keep_their_aspect_ratio_and_a_batch_shares_one_size(flux_editor, caplog, make_image):
+    wide, wider, tall = make_image(4, size=(128, 64)), make_image(5, size=(96, 48)), make_image(6, size=(64, 128))
+    with caplog.at_level("INFO"):
+        cond = flux_editor.encode([wide, wider], ["make it red", "make it blue"])
+    assert cond.size == (96, 48) and [im.size for im in cond.sources] == [(96, 48)] * 2
+    assert cond.select([1]).size == (96, 48) and "squashed" not in caplog.text
+    assert flux_editor.working_size(tall) == (48, 96)
+    with pytest.raises(EditRLError) as err:
+        flux_editor.encode([wide, tall], ["make it red", "make it blue"])
+    assert str(err.value) == ("sources: flux-kontext edits sources[0] (128x64) at 96x48 but sources[1] (64x128) at 48x96; "
+                              "one batch shares one size: edit them in separate calls or crop them to one aspect ratio")
+
+
+def test_a_given_size_squashes_with_one_warning(flux_pipe, caplog, make_image):
+    editor = FluxKontextEditor(flux_pipe, resolution=64, default_steps=3)
+    with caplog.at_level("WARNING"):
+        cond = editor.encode([make_image(4, size=(128, 64))] * 2, ["a", "b"], size=(64, 64))
+        editor.encode([make_image(7, size=(128, 64))], ["c"], size=(64, 64))
+    assert cond.size == (64, 64) and cond.sources[0].size == (64, 64)
+    assert caplog.text.count("squashed") == 1 and "works at 64x64 here, so a 128x64 source is squashed" in caplog.text
+    x = editor.initial_noise([0], cond.size)
+    assert editor.decode(x, cond.size)[0].size == (64, 64)
+
+
+def test_an_editor_with_a_scope_keeps_its_square(flux_pipe, make_image):
+    """The world editor (a FLUX.1-Kontext with a scope) knows 64x64 scenes only: a photo goes to that square."""
+    editor = FluxKontextEditor(flux_pipe, resolution=64, default_steps=3)
+    editor.scope = "knows only toy scenes"
+    photo = make_image(4, size=(128, 64))
+    assert editor.working_size(photo) == (64, 64) and editor.prepare_sources([photo])[0].size == (64, 64)
+    notes = editor.source_notes(photo)
+    assert len(notes) == 2 and "knows only toy scenes" in notes[0] and "squashed" in notes[1]
+    assert editor.source_notes(make_image(4, size=64)) == []
+    result = editor.sample([photo], "make it red", [0])
+    assert result.images[0].size == (64, 64)

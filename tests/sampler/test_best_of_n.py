@@ -129,3 +129,14 @@ def test_bad_arguments(flux_editor, toy_reward, source):
         best_of_n(flux_editor, toy_reward, source, "x", n=2, search="beam", num_steps=1)
     with pytest.raises(EditRLError, match="instruction"):
         best_of_n(flux_editor, toy_reward, source, "  ", n=2)
+
+
+def test_non_square_source_keeps_its_aspect_ratio_through_the_pruned_search(flux_editor, toy_reward, make_image):
+    """Every candidate, pruned on an x0 preview or run to the end, comes out at the source's 2:1 working size,
+    and the best is the editor's own sample of that source for its seed."""
+    wide = make_image(8, size=(128, 64))
+    result = best_of_n(flux_editor, toy_reward, wide, "make it brighter", n=4, num_steps=STEPS, search="halving")
+    assert {c.image.size for c in result.candidates} == {(96, 48)}
+    assert any(c.pruned_at is not None for c in result.candidates)
+    alone = flux_editor.sample([wide], "make it brighter", [result.best.seed], num_steps=STEPS).images[0]
+    assert np.abs(np.asarray(alone, dtype=int) - np.asarray(result.best.image, dtype=int)).max() <= 1

@@ -43,13 +43,15 @@ class EditCondition:
 
     ``batched`` holds tensors whose dimension 0 is the batch (text embeddings, condition-image
     latents); ``shared`` holds batch-independent values (position ids, guidance scale). ``sources``
-    are the source images at the editor's resolution, kept for scoring previews with a reward.
+    are the source images at the editor's working size ``size`` (width, height; None: the square
+    ``resolution``), kept for scoring previews with a reward; the edits come out at that size too.
     """
 
     batched: dict[str, torch.Tensor]
     shared: dict[str, Any] = field(default_factory=dict)
     sources: list[Image.Image] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
+    size: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -63,6 +65,7 @@ class EditCondition:
             shared=dict(self.shared),
             sources=[self.sources[i] for i in rows],
             instructions=[self.instructions[i] for i in rows],
+            size=self.size,
         )
 
     def repeat_interleave(self, k: int) -> "EditCondition":
@@ -116,7 +119,11 @@ class Editor:
 
     Subclasses set ``name``, ``nfe_per_step`` and the ``DEFAULT_*`` values and implement
     ``_encode``, ``initial_noise``, ``sigmas``, ``velocity`` and ``decode``.
-    ``resolution`` is the side of the square images the editor works at; sources are resized to it.
+    ``resolution`` is the editor's pixel budget: a square source is edited at ``resolution`` x
+    ``resolution``, any other at about as many pixels with its own aspect ratio (``aspect_size``,
+    each adapter following its pipeline's resizing rule); ``size`` arguments are (width, height),
+    None meaning that square. An editor with a ``scope`` (a toy model that knows square scenes of one
+    size: the world editor) keeps its square.
     """
 
     name: str = "editor"
@@ -164,21 +171,45 @@ class Editor:
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
         raise NotImplementedError
 
-    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
-        """(B, L, C) fp32 noise in the model's packed layout; row i depends on ``seeds[i]`` only."""
+    def initial_noise(self, seeds: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(B, L, C) fp32 noise in the model's packed layout for images of ``size``; row i depends on
+        ``seeds[i]`` only."""
         raise NotImplementedError
 
-    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
-        """(num_steps + 1,) fp32 flow times from ~1 down to 0, including the model's shift."""
+    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """(num_steps + 1,) fp32 flow times from ~1 down to 0, including the model's shift (which may
+        depend on the image ``size``)."""
         raise NotImplementedError
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
         """ONE guided velocity prediction for the target tokens, fp32, shape of ``x``."""
         raise NotImplementedError
 
-    def decode(self, x: torch.Tensor) -> list[Image.Image]:
-        """Clean latents (B, L, C) -> B PIL images at the editor's resolution."""
+    def decode(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:
+        """Clean latents (B, L, C) of images of ``size`` -> B PIL images."""
         raise NotImplementedError
+
+    def aspect_size(self, aspect: float) -> tuple[int, int]:
+        """(width, height) for a source of aspect ratio ``aspect`` (width / height): about
+        ``resolution ** 2`` pixels, each side the nearest multiple of ``resolution_multiple`` (at least
+        one). Adapters whose pipeline resizes differently override this."""
+        area, multiple = self.resolution**2, self.resolution_multiple
+        sides = ((area * aspect) ** 0.5, (area / aspect) ** 0.5)
+        return tuple(max(multiple, round(side / multiple) * multiple) for side in sides)
+
+    def working_size(self, image: Image.Image) -> tuple[int, int]:
+        """(width, height) the editor edits ``image`` at: ``aspect_size`` of its aspect ratio, or the
+        square ``resolution`` for an editor with a ``scope``."""
+        if self.scope:
+            return self._size(None)
+        return self.aspect_size(self.aspect(image))
+
+    def aspect(self, image: Image.Image) -> float:
+        """The aspect ratio (width / height) of ``image`` that ``aspect_size`` is given."""
+        return image.width / image.height
+
+    def _size(self, size: tuple[int, int] | None) -> tuple[int, int]:
+        return (self.resolution, self.resolution) if size is None else (int(size[0]), int(size[1]))
 
     def step_nfe(self, cond: EditCondition) -> int:
         """Denoiser evaluations per candidate and step under ``cond`` (guidance branches count)."""
@@ -190,19 +221,27 @@ class Editor:
         return ["to_q", "to_k", "to_v", "to_out.0"]
 
     # ----------------------------------------------------------------- shared machinery
-    def prepare_sources(self, sources: Sequence[ImageLike]) -> list[Image.Image]:
-        """Any image (path, array, any mode or size) -> RGB at the editor's square resolution."""
+    def prepare_sources(self, sources: Sequence[ImageLike], size: tuple[int, int] | None = None) -> list[Image.Image]:
+        """Any images (paths, arrays, any mode or size) -> RGB at one working size: ``size`` if given,
+        else each source's ``working_size``, which must then be the same for all (the rows of a batch
+        share one latent shape): sources of different aspect ratios are one clear error, not squashed."""
         images = load_images(list(sources), "sources")
-        side = self.resolution
+        sizes = [self._size(size) if size is not None else self.working_size(image) for image in images]
+        for i, target in enumerate(sizes):
+            if target != sizes[0]:
+                raise EditRLError(
+                    f"sources: {self.label} edits sources[0] ({images[0].width}x{images[0].height}) at {sizes[0][0]}x"
+                    f"{sizes[0][1]} but sources[{i}] ({images[i].width}x{images[i].height}) at {target[0]}x{target[1]}; "
+                    "one batch shares one size: edit them in separate calls or crop them to one aspect ratio")
         out = []
-        for i, image in enumerate(images):
-            for note in self.source_notes(image):
+        for i, (image, target) in enumerate(zip(images, sizes)):
+            for note in self.source_notes(image, target):
                 if note not in self._warned:
                     self._warned.add(note)
                     logger.warning("%s", note)
-            if image.size != (side, side):
-                logger.info("sources[%d]: resized from %dx%d to %dx%d for %s", i, *image.size, side, side, self.label)
-                image = image.resize((side, side), Image.Resampling.LANCZOS)
+            if image.size != target:
+                logger.info("sources[%d]: resized from %dx%d to %dx%d for %s", i, *image.size, *target, self.label)
+                image = image.resize(target, Image.Resampling.LANCZOS)
             out.append(image)
         return out
 
@@ -211,37 +250,43 @@ class Editor:
         """The name the user chose (``load_editor``'s), else the adapter's."""
         return (self.origin or {}).get("editor") or self.name
 
-    def source_notes(self, image: Image.Image) -> list[str]:
-        """What the user should know about editing ``image`` with this editor (each said once per editor):
-        a squashed aspect ratio, and for an editor with a ``scope`` (the world editor) a source unlike
-        the images it knows."""
-        side, notes = self.resolution, []
-        if image.size == (side, side):
+    def source_notes(self, image: Image.Image, size: tuple[int, int] | None = None) -> list[str]:
+        """What the user should know about editing ``image`` at ``size`` (default: its ``working_size``),
+        each said once per editor: for an editor with a ``scope`` (the world editor) a source unlike the
+        images it knows, and a squashed aspect ratio (a size other than the one ``aspect_size`` keeps)."""
+        width, height = size = self._size(size) if size is not None else self.working_size(image)
+        notes = []
+        if image.size == size:
             return notes
         if self.scope:
             notes.append(f"editor {self.label}: {self.scope}; a {image.width}x{image.height} image is not one of its "
                          "scenes and will not be edited meaningfully. For real photos pass --editor flux-kontext, "
                          "qwen-image-edit or instruct-pix2pix (with --model a local folder) and a real --reward")
-        if abs(image.width / image.height - 1) > 0.01:
-            notes.append(f"editor {self.label}: works on {side}x{side} squares, so a {image.width}x{image.height} source "
-                         "is squashed to that aspect ratio (crop it to a square first to avoid this)")
+        aspect = image.width / image.height
+        if size != self.aspect_size(self.aspect(image)) and abs(width / height / aspect - 1) > 0.01:
+            notes.append(f"editor {self.label}: works at {width}x{height} here, so a {image.width}x{image.height} source "
+                         "is squashed to that aspect ratio (crop it first to avoid this)")
         return notes
 
     def encode(
-        self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None
+        self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None,
+        size: tuple[int, int] | None = None,
     ) -> EditCondition:
-        """Text embeddings and condition-image latents of each (source, instruction), computed once."""
+        """Text embeddings and condition-image latents of each (source, instruction), computed once, at
+        ``size`` (width, height) or else the sources' shared ``working_size`` (see ``prepare_sources``)."""
         if isinstance(instructions, str):
             instructions = [instructions]
         instructions = [check_instruction(s, f"instructions[{i}]") for i, s in enumerate(instructions)]
-        images = self.prepare_sources(sources)
+        images = self.prepare_sources(sources, size)
         if len(images) != len(instructions):
             raise EditRLError(f"sources/instructions: got {len(images)} sources but {len(instructions)} instructions")
         if not images:
             raise EditRLError("sources: expected at least one source image")
         guidance = self.default_guidance if guidance is None else float(guidance)
         with torch.no_grad():
-            return self._encode(images, instructions, guidance)
+            cond = self._encode(images, instructions, guidance)
+        cond.size = images[0].size
+        return cond
 
     def x0(self, x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """The Tweedie / x0 preview ``x - sigma v`` (exact at sigma = 0, a blurry guess early on)."""
@@ -273,13 +318,13 @@ class Editor:
             cond = cond.repeat_interleave(len(seeds))
         elif len(cond) != len(seeds):
             raise EditRLError(f"seeds: got {len(seeds)} seeds for {len(cond)} (source, instruction) pairs")
-        sigmas = self.sigmas(num_steps)
+        sigmas = self.sigmas(num_steps, cond.size)
         batch_size = batch_size or len(seeds)
         with torch.no_grad():
             batches = [list(range(lo, min(lo + batch_size, len(seeds)))) for lo in range(0, len(seeds), batch_size)]
-            latents = torch.cat([denoise(self.velocity, self.initial_noise([seeds[r] for r in rows]), cond.select(rows),
-                                         sigmas, on_step=on_step) for rows in batches])
-            images = self.decode(latents)
+            latents = torch.cat([denoise(self.velocity, self.initial_noise([seeds[r] for r in rows], cond.size),
+                                         cond.select(rows), sigmas, on_step=on_step) for rows in batches])
+            images = self.decode(latents, cond.size)
         return SampleResult(images=images, latents=latents, nfe=len(seeds) * (len(sigmas) - 1) * self.step_nfe(cond))
 
     def load_lora(self, path: str, adapter_name: str | None = None) -> None:
@@ -320,18 +365,19 @@ class PackedFlowEditor(Editor):
         """Attention projections of both streams (image and text tokens), the Flow-GRPO choice."""
         return ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
 
-    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
-        side = self.resolution
+    def initial_noise(self, seeds: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
+        width, height = self._size(size)
         noise = self.pipe.prepare_latents(
-            None, len(seeds), self._latent_channels, side, side, torch.float32, torch.device("cpu"), seed_generators(seeds)
+            None, len(seeds), self._latent_channels, height, width, torch.float32, torch.device("cpu"), seed_generators(seeds)
         )[0]
         return noise.to(self.device)
 
-    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
+    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
         num_steps = int(num_steps or self.default_steps)
-        tokens = (self.resolution // self.resolution_multiple) ** 2
+        width, height = self._size(size)
+        tokens = (width // self.resolution_multiple) * (height // self.resolution_multiple)  # the pipelines' image_seq_len
         config = self.pipe.scheduler.config
         mu = calculate_shift(
             tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),

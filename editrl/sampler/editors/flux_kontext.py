@@ -6,6 +6,11 @@ prediction for those extra tokens is discarded. Guidance is a distilled embeddin
 step). All tensor layouts come from the pipeline's own helpers (``encode_prompt``,
 ``prepare_latents``, ``_unpack_latents``, ``calculate_shift``), so the loop stays faithful to
 ``FluxKontextPipeline.__call__``.
+
+Sizes follow the pipeline's ``_auto_resize``: a source goes to the preferred Kontext resolution
+(``PREFERRED_KONTEXT_RESOLUTIONS``, ~1 MP, multiples of 16) whose aspect ratio is closest to its own,
+scaled to the adapter's ``resolution`` budget, and the edit comes out at that size (the pipeline's
+output size is its own ``height``/``width`` arguments; editrl passes the source's).
 """
 
 from __future__ import annotations
@@ -27,19 +32,34 @@ class FluxKontextEditor(PackedFlowEditor):
         super().__init__(pipe, resolution, default_steps, default_guidance)
         self.max_sequence_length = max_sequence_length
 
+    def aspect(self, image: Image.Image) -> float:
+        """As the pipeline measures it: of the sides cut to multiples of 16 (which can tip the choice
+        between two preferred sizes), or of the sides themselves for a source under 16 pixels."""
+        height, width = self.pipe.image_processor.get_default_height_width(image)
+        return width / height if width and height else image.width / image.height
+
+    def aspect_size(self, aspect: float) -> tuple[int, int]:
+        """The preferred Kontext resolution closest to ``aspect`` (the pipeline's choice), scaled by
+        ``resolution / 1024`` to the nearest multiples (exactly the list at the default 1024)."""
+        from diffusers.pipelines.flux.pipeline_flux_kontext import PREFERRED_KONTEXT_RESOLUTIONS
+
+        _, width, height = min((abs(aspect - w / h), w, h) for w, h in PREFERRED_KONTEXT_RESOLUTIONS)
+        scale, multiple = self.resolution / 1024, self.resolution_multiple
+        return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (width, height))
+
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
         pipe, device, dtype = self.pipe, self.device, self.dtype
         prompt_embeds, pooled, text_ids = pipe.encode_prompt(
             prompt=self._clip_prompts(instructions), prompt_2=instructions, device=device, num_images_per_prompt=1,
             max_sequence_length=self.max_sequence_length,
         )
-        side = self.resolution
-        image = pipe.image_processor.preprocess(sources, side, side)
+        width, height = sources[0].size
+        image = pipe.image_processor.preprocess(sources, height, width)
         # prepare_latents encodes (VAE mode, no sampling), packs the source and builds both id grids;
         # the placeholder latents it is given are returned untouched and not used
         placeholder = torch.zeros(len(sources), 1, 1, device=device, dtype=dtype)
         _, image_latents, latent_ids, image_ids = pipe.prepare_latents(
-            image, len(sources), self._latent_channels, side, side, dtype, device, None, placeholder
+            image, len(sources), self._latent_channels, height, width, dtype, device, None, placeholder
         )
         return EditCondition(
             batched={"prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled, "image_latents": image_latents},
@@ -77,11 +97,11 @@ class FluxKontextEditor(PackedFlowEditor):
         )[0]
         return out[:, :tokens].float()
 
-    def decode(self, x: torch.Tensor) -> list[Image.Image]:
+    def decode(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:
         pipe, vae = self.pipe, self.pipe.vae
-        side = self.resolution
+        width, height = self._size(size)
         with torch.no_grad():
-            latents = pipe._unpack_latents(x.to(vae.dtype), side, side, pipe.vae_scale_factor)
+            latents = pipe._unpack_latents(x.to(vae.dtype), height, width, pipe.vae_scale_factor)
             latents = latents / vae.config.scaling_factor + vae.config.shift_factor
             image = vae.decode(latents, return_dict=False)[0]
             return pipe.image_processor.postprocess(image, output_type="pil")

@@ -11,6 +11,10 @@ the pipeline run with ``EulerDiscreteScheduler`` (the ancestral default adds fre
 The UNet's timestep label for a flow sigma is read off the training schedule by linear
 interpolation, which inverts the scheduler's own interpolation. Guidance is the pipeline's 3-way
 CFG (text branch, image-only branch, unconditional branch): NFE 3 per step.
+
+The pipeline edits at the source's own size cut to multiples of 8; the adapter first resizes a source
+to its ``resolution ** 2`` pixel budget keeping the aspect ratio (``Editor.aspect_size``, multiples of
+8), and the pipeline given that resized source computes exactly the same edit.
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ class InstructPix2PixEditor(Editor):
         return EulerDiscreteScheduler.from_config(self.pipe.scheduler.config, timestep_spacing="linspace")
 
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
-        pipe, device, dtype, side = self.pipe, self.device, self.dtype, self.resolution
+        pipe, device, dtype = self.pipe, self.device, self.dtype
         embeds = pipe._encode_prompt(instructions, device, 1, True)  # [text; unconditional; unconditional]
         batch = len(sources)
-        image = pipe.image_processor.preprocess(sources, side, side)
+        image = pipe.image_processor.preprocess(sources, *reversed(sources[0].size))
         image_latents = pipe.prepare_image_latents(image, batch, 1, dtype, device, False)
         return EditCondition(
             batched={"prompt_embeds": embeds[:batch], "negative_embeds": embeds[batch : 2 * batch], "image_latents": image_latents},
@@ -74,20 +78,23 @@ class InstructPix2PixEditor(Editor):
     def _pack(self, latents: torch.Tensor) -> torch.Tensor:
         return latents.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C)
 
-    def _unpack(self, x: torch.Tensor) -> torch.Tensor:
-        side = self.resolution // self.pipe.vae_scale_factor
-        return x.transpose(1, 2).reshape(x.shape[0], -1, side, side)
+    def _unpack(self, x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+        width, height = self._size(size)
+        factor = self.pipe.vae_scale_factor
+        return x.transpose(1, 2).reshape(x.shape[0], -1, height // factor, width // factor)
 
-    def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
+    def initial_noise(self, seeds: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
-        side = self.resolution // self.pipe.vae_scale_factor
-        shape = (len(seeds), self.pipe.vae.config.latent_channels, side, side)
+        width, height = self._size(size)
+        factor = self.pipe.vae_scale_factor
+        shape = (len(seeds), self.pipe.vae.config.latent_channels, height // factor, width // factor)
         noise = randn_tensor(shape, generator=seed_generators(seeds), device=torch.device("cpu"), dtype=torch.float32)
         top = self._train_sigmas[-1]
         return (self._pack(noise) * float(top / (1 + top))).to(self.device)  # pure noise at the top flow sigma
 
-    def sigmas(self, num_steps: int | None = None) -> torch.Tensor:
+    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The schedule does not depend on the image size."""
         scheduler = self._schedule()
         scheduler.set_timesteps(int(num_steps or self.default_steps), device="cpu")
         k_sigmas = scheduler.sigmas.double()  # ends with 0
@@ -107,7 +114,7 @@ class InstructPix2PixEditor(Editor):
         sigma = sigma.to(x.device, torch.float32)
         k_sigma = (sigma / (1 - sigma)).reshape(-1, 1, 1)
         x_k = x * (1 + k_sigma)  # = x0 + k_sigma eps
-        x_t = self._unpack(x_k / (k_sigma**2 + 1).sqrt())  # the UNet's (variance-preserving) input
+        x_t = self._unpack(x_k / (k_sigma**2 + 1).sqrt(), cond.size)  # the UNet's (variance-preserving) input
         t = self._timestep(k_sigma.flatten()).float()  # fp32: bf16 would round timesteps near 1000 by ~4
         branches = self.step_nfe(cond)
         if branches == 3:
@@ -129,8 +136,8 @@ class InstructPix2PixEditor(Editor):
         x0 = x_k - k_sigma * eps
         return eps - x0
 
-    def decode(self, x: torch.Tensor) -> list[Image.Image]:
+    def decode(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:
         vae = self.pipe.vae
         with torch.no_grad():
-            image = vae.decode(self._unpack(x).to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+            image = vae.decode(self._unpack(x, size).to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
             return self.pipe.image_processor.postprocess(image, output_type="pil")

@@ -5,10 +5,12 @@ and its packed VAE latents are appended to the target tokens (``img_shapes`` tel
 RoPE where each image lies). Guidance is true classifier-free guidance against the negative prompt
 " " with the pipeline's norm rescaling, both branches run as one batch of 2B (NFE 2 per step).
 
-The pipelines' ``__call__`` always resizes the source to ~1 MP for the VAE (and 384x384 for the
-Plus text encoder) through module-level constants; this adapter does its own resizing instead, so
-``resolution`` (VAE / output side) and ``condition_resolution`` (text-encoder image side) are plain
-adapter settings and no global is patched.
+The pipelines' ``__call__`` always resizes the source to ~1 MP for the VAE (and ~384x384 for the
+Plus text encoder) through module-level constants; this adapter does its own resizing with the
+pipeline's rule (``calculate_dimensions``: the source's aspect ratio at that area, sides rounded to
+32) at its own budgets instead, so ``resolution`` (VAE / output: ~resolution**2 pixels) and
+``condition_resolution`` (text-encoder image: ~condition_resolution**2 pixels) are plain adapter
+settings and no global is patched.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ class QwenImageEditEditor(PackedFlowEditor):
     def step_nfe(self, cond: EditCondition) -> int:
         return 2 if cond.shared["guidance"] > 1 else 1
 
+    def aspect_size(self, aspect: float) -> tuple[int, int]:
+        return self._dimensions(self.resolution, aspect, self.resolution_multiple)
+
+    @staticmethod
+    def _dimensions(side: int, aspect: float, multiple: int) -> tuple[int, int]:
+        """The pipeline's size for ``aspect`` at ``side ** 2`` pixels: ``calculate_dimensions`` (sides
+        rounded to 32), then cut to ``multiple`` as ``__call__`` does for the latents (at least one)."""
+        from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit import calculate_dimensions
+
+        return tuple(max(multiple, s // multiple * multiple) for s in calculate_dimensions(side * side, aspect)[:2])
+
     def _prompt_embeds(self, instruction: str, image: Image.Image) -> torch.Tensor:
         embeds, mask = self._encode_prompt(instruction, image)
         return embeds[0] if mask is None else embeds[0][mask[0].bool()]
@@ -54,28 +67,31 @@ class QwenImageEditEditor(PackedFlowEditor):
         return image  # (B, 3, 1, H, W)
 
     def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
-        pipe, device, dtype, side = self.pipe, self.device, self.dtype, self.resolution
-        condition_side = self.condition_resolution
-        vl_images = [im if im.size == (condition_side,) * 2 else im.resize((condition_side,) * 2, Image.Resampling.LANCZOS)
-                     for im in sources]
+        pipe, device, dtype = self.pipe, self.device, self.dtype
+        width, height = size = sources[0].size
+        # the text encoder's view: the source itself, or (Plus) the pipeline's rule at condition_resolution**2 pixels
+        condition = size
+        if self.condition_resolution != self.resolution:
+            condition = self._dimensions(self.condition_resolution, width / height, 32)
+        vl_images = [im if im.size == condition else im.resize(condition, Image.Resampling.LANCZOS) for im in sources]
         # one row at a time: EditPlus reads a list of images as several pictures of ONE prompt
         positive = [self._prompt_embeds(text, image) for text, image in zip(instructions, vl_images)]
         negative = [self._prompt_embeds(self.negative_prompt, image) for image in vl_images]
         embeds, mask = _pad(positive + negative)  # one length for both branches: they run as one batch
         batch = len(sources)
-        image = pipe.image_processor.preprocess(sources, side, side).unsqueeze(2)
+        image = pipe.image_processor.preprocess(sources, height, width).unsqueeze(2)
         placeholder = torch.zeros(batch, 1, 1, device=device, dtype=dtype)
         _, image_latents = pipe.prepare_latents(
-            self._vae_input(image), batch, self._latent_channels, side, side, dtype, device, None, placeholder
+            self._vae_input(image), batch, self._latent_channels, height, width, dtype, device, None, placeholder
         )
-        grid = side // self.resolution_multiple
+        grid = (1, height // self.resolution_multiple, width // self.resolution_multiple)
         return EditCondition(
             batched={
                 "prompt_embeds": embeds[:batch].to(dtype), "prompt_mask": mask[:batch],
                 "negative_embeds": embeds[batch:].to(dtype), "negative_mask": mask[batch:],
                 "image_latents": image_latents,
             },
-            shared={"guidance": guidance, "img_shapes": [(1, grid, grid), (1, grid, grid)]},
+            shared={"guidance": guidance, "img_shapes": [grid, grid]},
             sources=list(sources),
             instructions=list(instructions),
         )
@@ -106,10 +122,11 @@ class QwenImageEditEditor(PackedFlowEditor):
         # the pipeline's rescaling: keep each token's norm of the conditional prediction
         return combined * (positive.norm(dim=-1, keepdim=True) / combined.norm(dim=-1, keepdim=True))
 
-    def decode(self, x: torch.Tensor) -> list[Image.Image]:
-        pipe, vae, side = self.pipe, self.pipe.vae, self.resolution
+    def decode(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> list[Image.Image]:
+        pipe, vae = self.pipe, self.pipe.vae
+        width, height = self._size(size)
         with torch.no_grad():
-            latents = pipe._unpack_latents(x, side, side, pipe.vae_scale_factor).to(vae.dtype)
+            latents = pipe._unpack_latents(x, height, width, pipe.vae_scale_factor).to(vae.dtype)
             shape = (1, vae.config.z_dim, 1, 1, 1)
             mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
             std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
