@@ -142,12 +142,16 @@ def verify_sample(example, rng: random.Random) -> Sample:
     from .audit import CATEGORIES, wrong_outcome
 
     edit, scene = example.target, example.target_scene
-    if rng.random() > 1 / 3:
-        wrong = wrong_outcome(example, rng.choice([c for c in CATEGORIES if c != "half-pixels"]), rng)
-        parsed = parse_scene(np.asarray(wrong)) if wrong is not None else None
-        # compare() matches objects by colour, so a colour shown twice ("duplicated") would read "no change"
-        if parsed is not None and compare(example.target_scene, parsed) != "no change":
-            edit, scene = wrong, parsed
+    if rng.random() > 1 / 3:  # a wrong outcome of the first category (in random order) that applies
+        categories = [c for c in CATEGORIES if c != "half-pixels"]
+        rng.shuffle(categories)
+        for category in categories:
+            wrong = wrong_outcome(example, category, rng)
+            parsed = parse_scene(np.asarray(wrong)) if wrong is not None else None
+            # compare() matches objects by colour, so a colour shown twice ("duplicated") would read "no change"
+            if parsed is not None and compare(example.target_scene, parsed) != "no change":
+                edit, scene = wrong, parsed
+                break
     return Sample([example.source, degrade(edit, rng)], f"apply: {example.instruction} compare",
                   compare(example.target_scene, scene), "verify")
 
@@ -330,6 +334,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
         logger.info("resumed from %s at step %d", folder, state["step"])
     pool = editor_sample_pool(config.editor_samples, seed=config.seed + 11) if config.editor_samples else None
     evaluation = held_out(config, editor_sample_pool(config.eval_samples, seed=config.seed + 12, split="test") if pool else None)
+    # what always answering "no change" would score on verify: its exact match means something only above this
+    baselines = {"no_change_verify": float(np.mean([s.answer == "no change" for s in evaluation["verify"]]))}
     tasks, weights = list(config.task_weights), list(config.task_weights.values())
     start = time.monotonic() - state["elapsed"]
 
@@ -358,7 +364,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
         if state["step"] % 20 == 0:
             log({"step": state["step"], "loss": loss.item(), "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - start})
         if state["step"] % config.eval_every == 0 or state["step"] == config.steps:
-            log({"step": state["step"], **{f"exact_{k}": exact_match(model, builder, v) for k, v in evaluation.items()}})
+            log({"step": state["step"], **{f"exact_{k}": exact_match(model, builder, v) for k, v in evaluation.items()},
+                 **baselines})
         if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
             save()
         if config.max_minutes and time.monotonic() - start > config.max_minutes * 60:

@@ -59,15 +59,15 @@ def test_verify_answers_what_differs_from_the_target(monkeypatch):
     from editrl.world.scenes import parse_scene
 
     monkeypatch.setattr(module, "degrade", lambda image, rng: image)
-    rng, seen = random.Random(3), set()
+    rng, seen = random.Random(3), []
     for example in make_examples(60, seed=5, split="test"):
         sample = verify_sample(example, rng)
         assert sample.images[0] is example.source and sample.prompt == f"apply: {example.instruction} compare"
         clean = parse_scene(np.asarray(sample.images[1]))
         assert sample.answer == compare(example.target_scene, clean)
         assert (sample.answer == "no change") == (clean == example.target_scene)
-        seen.add(sample.answer == "no change")
-    assert seen == {True, False}
+        seen.append(sample.answer == "no change")
+    assert 0.2 <= sum(seen) / len(seen) <= 0.5  # about a third exact targets: "no change" alone must not pay
     ring_gone = Scene("white", (SQUARE,))
     assert compare(Scene("white", (replace(RING, size="small"), SQUARE)), ring_gone) == "red ring removed"
 
