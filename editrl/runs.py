@@ -142,10 +142,11 @@ class JsonlLog:
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line] if self.path.exists() else []
 
-    def truncate(self, step: int) -> None:
-        """Drop the records after ``step``: a resumed run recomputes them."""
+    def truncate(self, step: int, position: Callable[[dict[str, Any]], int] = lambda record: record["step"]) -> None:
+        """Drop the records after ``step`` (a record's place in the run is ``position(record)``, its ``step`` unless a
+        trainer counts steps per stage): a resumed run recomputes them."""
         if self.enabled and self.path.exists():
-            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records() if r["step"] <= step))
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records() if position(r) <= step))
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

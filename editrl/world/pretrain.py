@@ -331,6 +331,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
         scheduler.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
         state = saved["state"]
+        JsonlLog(out / "log.jsonl").truncate(state["step"])  # steps after the checkpoint are recomputed
         logger.info("resumed from %s at step %d", folder, state["step"])
     pool = editor_sample_pool(config.editor_samples, seed=config.seed + 11) if config.editor_samples else None
     evaluation = held_out(config, editor_sample_pool(config.eval_samples, seed=config.seed + 12, split="test") if pool else None)

@@ -181,10 +181,13 @@ class EditorTrainer:
         self._start = time.monotonic() - self.state["elapsed"]
 
     # -- checkpoints -------------------------------------------------------------------------------
+    def _done(self, record: dict) -> int:
+        """Steps of both stages done at ``record`` (a state or a log record): the checkpoint's and the log's order."""
+        return record["step"] + (self.config.vae_steps if record["stage"] != "vae" else 0)
+
     def _save(self) -> None:
         self.state["elapsed"] = time.monotonic() - self._start
-        done = self.state["step"] + (self.config.vae_steps if self.state["stage"] != "vae" else 0)
-        save_checkpoint(self.out, done, {
+        save_checkpoint(self.out, self._done(self.state), {
             "state": self.state, "vae": self.pipe.vae.state_dict(),
             "vae_config": {k: self.pipe.vae.config[k] for k in ("shift_factor", "scaling_factor")},
             "transformer": self.pipe.transformer.state_dict(), "vae_opt": self.vae_opt.state_dict(),
@@ -204,6 +207,7 @@ class EditorTrainer:
             getattr(self, name).load_state_dict(saved[name])
         self.rng.set_state(saved["rng"])
         self.state = saved["state"]
+        JsonlLog(self.out / "log.jsonl").truncate(self._done(self.state), self._done)  # later steps are recomputed
         logger.info("resumed from %s at stage %s step %d", folder, self.state["stage"], self.state["step"])
 
     def _step_done(self, bar, metric: str, value: float) -> None:

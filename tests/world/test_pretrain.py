@@ -124,13 +124,17 @@ def test_tiny_pretraining_stops_resumes_and_saves(tmp_path):
                             checkpoint_every=3, eval_every=6, eval_samples=4, task_weights={"describe": 1.0})
     folder = pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # stops after one step, with a checkpoint
     assert folder == tmp_path / "run" and [c.name for c in list_checkpoints(tmp_path / "run")] == ["step-000001"]
-    assert pretrain(config, tmp_path / "run") == tmp_path / "run" / "model"
     import json
+
+    with open(tmp_path / "run" / "log.jsonl", "a") as f:  # what a killed run logged after its checkpoint
+        f.write(json.dumps({"step": 4, "loss": 123.0}) + "\n")
+    assert pretrain(config, tmp_path / "run") == tmp_path / "run" / "model"
 
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "exact_describe" in r] == [6]  # the held-out evaluation at the end
+    assert all(r.get("loss") != 123.0 for r in log)  # the resume dropped the record after its checkpoint
     saved = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "run" / "model")
     assert saved.config.text_config.hidden_size == 32
     with pytest.raises(EditRLError, match="another config"):

@@ -54,8 +54,16 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert [c.name for c in checkpoints] == ["step-000003"]  # 2 VAE steps + 1 transformer step; only the newest kept
     saved = torch.load(checkpoints[0] / STATE_FILE, weights_only=False)
     assert saved["state"] == {**saved["state"], "stage": "transformer", "step": 1}
+    # log records a killed run wrote after its checkpoint (2 VAE steps + 1 transformer step) are dropped on resume,
+    # counted over both stages: the VAE's step 2 stays, the transformer's step 2 goes
+    with open(tmp_path / "resumed" / "log.jsonl", "a") as f:
+        for record in ({"stage": "vae", "step": 2, "mse": 0.5}, {"stage": "transformer", "step": 1, "loss": 0.5},
+                       {"stage": "transformer", "step": 2, "loss": 9.0}):
+            f.write(json.dumps(record) + "\n")
     resumed = EditorTrainer(config, tmp_path / "resumed")
     assert resumed.state["step"] == 1
+    kept = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in kept] == [("vae", 2), ("transformer", 1)]
     resumed.train()
     expected = straight.pipe.transformer.state_dict()
     assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in resumed.pipe.transformer.state_dict().items())
