@@ -126,7 +126,7 @@ def run_search(
     seeds: Sequence[int],
     num_steps: int | None = None,
     search: str = "full",
-    select: str = "mean",
+    select: str = "fused",
     k: float = 1.0,
     halving: HalvingConfig | None = None,
     batch_size: int | None = None,
