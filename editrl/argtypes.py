@@ -69,10 +69,13 @@ class DeprecatedFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+LEGACY_RULES = {"mean": "fused", "if": "instruction_following", "vq": "visual_quality"}
+"""The old words of the selection rules (``editrl.sampler.selection``) and their current names; here, in this
+torch-free leaf, so the parser reads them without importing the sampler (which imports this, not the reverse)."""
+
+
 def select_rule(text: str) -> str:
     """A selection rule (``editrl.sampler.selection``); the old words mean, if, vq still work, with a note."""
-    from .sampler.selection import LEGACY_RULES
-
     if text in LEGACY_RULES:
         deprecation_note(f"--select {text}", f"--select {LEGACY_RULES[text]}")
     return LEGACY_RULES.get(text, text)

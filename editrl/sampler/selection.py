@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
+from ..argtypes import LEGACY_RULES
 from ..errors import EditRLError
 from ..reward.output import DIMENSIONS, RewardOutput
 
 SELECT_RULES = ("fused", "lcb", *DIMENSIONS)
-LEGACY_RULES = {"mean": "fused", "if": "instruction_following", "vq": "visual_quality"}
 
 
 def check_select(select: str, dimensions: tuple[str, ...] | None = DIMENSIONS) -> str:
