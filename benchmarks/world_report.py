@@ -8,7 +8,8 @@
    oracle truth, as if they were a reward (their delta is the difference of the labelled overall scores).
 4. The **shipped reward** (``load_world_reward()``) is scored on every candidate, and each **ablation
    variant** (``configs/reward/world_ablation_*.yaml``) is trained with the same budget (``--steps``
-   optimizer steps, the same data, seed and schedule) and scored the same way.
+   optimizer steps, the same data and schedule) once per ``--seeds`` seed (the heads' initialisation and
+   the data order) and scored the same way.
 
 Metrics (``editrl.reward.metrics``, the paper's conventions): pairwise accuracy without ties (over
 oracle-decided pairs), pairwise accuracy with tie calibration (all pairs, best epsilon), and K-way
@@ -19,6 +20,7 @@ Run from the repository root (about 20 minutes on 2 CPU cores; finished pieces a
 
     python benchmarks/world_report.py                    # shipped reward + all ablation variants
     python benchmarks/world_report.py --steps 1000       # a larger ablation budget
+    python benchmarks/world_report.py --seeds 0 1 2      # Table 4 with three seeds per variant
     python benchmarks/world_report.py --skip-ablation    # only the shipped reward and the ceiling
 
 Prints one JSON object per line and writes ``docs/world_report.md`` and ``docs/world_report.json``.
@@ -224,16 +226,17 @@ def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annot
 # --------------------------------------------------------------------------- ablation training
 
 
-def train_variant(name: str, steps: int, work: Path) -> tuple[Path, dict]:
-    """Train one ablation config for ``steps`` optimizer steps (resumes an interrupted run)."""
+def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Path, dict]:
+    """Train one ablation config for ``steps`` optimizer steps with ``seed`` as the run's and the heads' seed
+    (resumes an interrupted run; seed 0 keeps the folder of the one-seed reports)."""
     config = REPO / "configs/reward" / CONFIG_OF[name]
-    out = work / "ablation" / name
+    out = work / "ablation" / name / ("" if seed == 0 else f"seed-{seed}")
     final = out / "final"
     summary_file = out / "summary.json"
     if not (final / "model.safetensors").is_file() or not summary_file.is_file():
         command = [sys.executable, "-m", "editrl.cli", "reward", "train", "--config", str(config),
                    "--set", f"output_dir={out}", "--set", f"max_steps={steps}", "--set", f"save_every={max(steps // 2, 1)}",
-                   "--set", f"eval_every={steps}", "--resume"]
+                   "--set", f"eval_every={steps}", "--set", f"seed={seed}", "--set", f"model.seed={seed}", "--resume"]
         start = time.perf_counter()
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         if result.returncode != 0:
@@ -260,35 +263,52 @@ PAPER_COMPARISONS = [  # (claim, better variant, worse variant); Table 4 / secti
 ]
 
 
+def accuracies_by_seed(records: list[dict]) -> dict[str, dict[int, float]]:
+    """Oracle pairwise accuracy (no ties) of every trained variant, per seed."""
+    out: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r["model"] in VARIANTS:
+            out.setdefault(r["model"], {})[r.get("seed", 0)] = r["vs_oracle"]["pairwise_accuracy_without_ties"]
+    return out
+
+
 def comparisons(records: list[dict]) -> list[dict]:
-    """Each paper claim on oracle pairwise accuracy (no ties): the difference and whether it exceeds two
-    standard errors of a difference of two binomial accuracies (both models see the same pairs)."""
-    by_name = {r["model"]: r["vs_oracle"] for r in records}
+    """Each paper claim on oracle pairwise accuracy (no ties), over the seeds both variants ran: the mean
+    difference and whether it exceeds two standard errors. The SE adds the seeds' spread (the standard error
+    of the mean of the per-seed differences) to the benchmark's sampling error (a difference of two binomial
+    accuracies on the same n pairs); with one seed only the latter remains."""
+    by_seed = accuracies_by_seed(records)
+    n = next((r["vs_oracle"]["oracle_decided_pairs"] for r in records if r["model"] in VARIANTS), 0)
     out = []
     for claim, better, worse in PAPER_COMPARISONS:
-        if better not in by_name or worse not in by_name:
+        seeds = sorted(set(by_seed.get(better, {})) & set(by_seed.get(worse, {})))
+        if not seeds:
             out.append({"claim": claim, "verdict": "not run"})
             continue
-        a, b = by_name[better]["pairwise_accuracy_without_ties"], by_name[worse]["pairwise_accuracy_without_ties"]
-        n = by_name[better]["oracle_decided_pairs"]
-        se = float(np.sqrt((a * (1 - a) + b * (1 - b)) / n))
-        verdict = "reproduces" if a - b > 2 * se else "reversed" if b - a > 2 * se else "not separable (within 2 SE)"
-        out.append({"claim": claim, "difference": a - b, "two_se": 2 * se, "verdict": verdict})
+        a = np.array([by_seed[better][s] for s in seeds])
+        b = np.array([by_seed[worse][s] for s in seeds])
+        sampling = (a.mean() * (1 - a.mean()) + b.mean() * (1 - b.mean())) / n
+        spread = float(np.var(a - b, ddof=1)) / len(seeds) if len(seeds) > 1 else 0.0
+        se = float(np.sqrt(sampling + spread))
+        difference = float(a.mean() - b.mean())
+        verdict = "reproduces" if difference > 2 * se else "reversed" if -difference > 2 * se else "not separable (within 2 SE)"
+        out.append({"claim": claim, "seeds": seeds, "difference": difference, "per_seed_differences": (a - b).tolist(),
+                    "two_se": 2 * se, "verdict": verdict})
     return out
 
 
 def chance_note(records: list[dict]) -> str:
-    """Say so when no ablation variant is above chance: then the verdicts compare noise (one seed each)."""
-    variants = [r for r in records if r["model"] in VARIANTS]
-    if not variants:
+    """Say so when no ablation variant is above chance (its mean over seeds): then the verdicts compare noise."""
+    by_seed = accuracies_by_seed(records)
+    if not by_seed:
         return ""
-    n = variants[0]["vs_oracle"]["oracle_decided_pairs"]
+    n = next(r["vs_oracle"]["oracle_decided_pairs"] for r in records if r["model"] in VARIANTS)
     two_se = 2 * float(np.sqrt(0.25 / n))
-    above = [r["model"] for r in variants if r["vs_oracle"]["pairwise_accuracy_without_ties"] - 0.5 > two_se]
+    above = [name for name, accs in by_seed.items() if np.mean(list(accs.values())) - 0.5 > two_se]
     if above:
         return f"\nAbove chance (50% + 2 SE = {100 * (0.5 + two_se):.1f}%) at this budget: {', '.join(above)}.\n"
     return (f"\nAt this budget no ablation variant is above chance (50% + 2 SE = {100 * (0.5 + two_se):.1f}%): the "
-            "verdicts compare models that have not learned the task yet (one seed each), so they neither confirm nor "
+            "verdicts compare models that have not learned the task yet, so they neither confirm nor "
             "refute the paper; rerun with a larger --steps.\n")
 
 
@@ -319,7 +339,8 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
     lines = []
     for r in records:
         o, a = r["vs_oracle"], r["vs_annotators"]
-        lines.append(f"| {r['model']} | {r.get('loss', '–')} | {r.get('head', '–')} | {r.get('fusion', '–')} | {r.get('ties', '–')} | "
+        name = r["model"] + (f" (seed {r['seed']})" if "seed" in r else "")
+        lines.append(f"| {name} | {r.get('loss', '–')} | {r.get('head', '–')} | {r.get('fusion', '–')} | {r.get('ties', '–')} | "
                      f"{fmt(o['pairwise_accuracy_without_ties'])} | {fmt(o['pairwise_accuracy_with_ties'])} | "
                      f"{fmt(o['hard_pairwise_accuracy_without_ties'])} | {fmt(o['k2_group_accuracy'])} | "
                      f"{fmt(o['k3_group_accuracy'])} | {fmt(o['k4_group_accuracy'])} | "
@@ -335,16 +356,19 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         f"(30% hard groups with small oracle gaps). Truth = the oracle's ranking (mean of instruction following and visual "
         f"quality; gaps below {args.oracle_tie} are ties: {bench_info['oracle_ties']} pairs). The annotator ceiling scores "
         "the benchmark's own simulated three-annotator labels against the same truth. Ablation variants: "
-        f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data and seed "
+        f"`configs/reward/world_ablation_*.yaml`, each trained {args.steps} steps on the same data with seeds "
+        f"{', '.join(map(str, args.seeds))} "
         "(the shipped model: the V recipe trained longer, see its TRAINING.md). Variants missing from the table were "
         "not run. 'target wins': of 20 held-out examples, how often the exact target outscores the unchanged source / "
         "the target with noise / with blur. 'editor-sample pairs': oracle pairwise accuracy (no ties) on "
         f"{bench_info['editor_pairs']} pairs of the shipped editor's own samples on held-out prompts "
         "(`runs/world-reward/data/validation-editor`, what best-of-N and RL ask the reward to rank).\n\n"
         + head + "\n".join(lines) + "\n\n" + audit_table(records, bench_info) + "\n## The paper's Table-4 claims in the world\n\n"
-        "| claim | difference (points, oracle pairwise acc.) | 2 SE | verdict |\n|---|---|---|---|\n"
-        + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | {100 * c['two_se']:.1f} | {c['verdict']} |" if "difference" in c
-                    else f"| {c['claim']} | – | – | {c['verdict']} |" for c in comparisons(records)) + "\n"
+        "Mean over the seeds; 2 SE combines the seeds' spread and the benchmark's sampling error.\n\n"
+        "| claim | difference (points, oracle pairwise acc.) | per seed | 2 SE | verdict |\n|---|---|---|---|---|\n"
+        + "\n".join(f"| {c['claim']} | {100 * c['difference']:+.1f} | "
+                    f"{' / '.join(f'{100 * d:+.1f}' for d in c['per_seed_differences'])} | {100 * c['two_se']:.1f} | {c['verdict']} |"
+                    if "difference" in c else f"| {c['claim']} | – | – | – | {c['verdict']} |" for c in comparisons(records)) + "\n"
         + chance_note(records)
     )
 
@@ -357,12 +381,19 @@ def main() -> None:
     parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
     parser.add_argument("--audit-examples", type=int, default=150, help="held-out examples of the audit comparisons")
     parser.add_argument("--reward", default=None, help="an EditReward folder to report instead of the shipped world reward")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every ablation variant (the paper's "
+                        "claims are judged on the mean over seeds; 3 seeds: --seeds 0 1 2)")
     parser.add_argument("--jobs", type=int, default=2, help="ablation trainings run at once (one CPU thread each)")
     parser.add_argument("--skip-ablation", action="store_true", help="only the shipped reward and the annotator ceiling")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation variants to run")
     parser.add_argument("--work", default="runs/world-report", help="folder for the benchmark and the ablation runs")
     parser.add_argument("--out", default="docs/world_report.md", help="markdown report (the JSON goes beside it)")
     args = parser.parse_args()
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f"--seeds {args.seeds}: expected distinct non-negative seeds")
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
@@ -384,12 +415,13 @@ def main() -> None:
     audit = audit_rows(args.audit_examples, args.bench_seed)
     bench_info["audit_cases"] = len(audit)
 
+    runs = [] if args.skip_ablation else [(name, seed) for seed in args.seeds for name in args.variants]
     trained = []
-    if not args.skip_ablation:  # train first: the shipped model may still be replaced meanwhile
+    if runs:  # train first: the shipped model may still be replaced meanwhile
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each training is its own process
-            trained = list(pool.map(lambda name: train_variant(name, args.steps, work), args.variants))
+            trained = list(pool.map(lambda run: train_variant(run[0], args.steps, work, run[1]), runs))
     records = []
     ceiling = {"model": "annotator ceiling", "vs_oracle": measure(rows, truth, np.array([r["annotator_delta"] for r in rows])),
                "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows])),
@@ -405,10 +437,10 @@ def main() -> None:
                                   {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
                                    "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"},
                                   editor_rows, editor_truth, audit, editor_if_truth))
-    for name, (final, summary) in zip(args.variants, trained):
+    for (name, seed), (final, summary) in zip(runs, trained):
         loss, head, fusion, ties = VARIANTS[name]
         records.append(evaluate_model(name, EditReward.from_pretrained(str(final)), rows, truth, annotators, {
-            "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
+            "seed": seed, "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
             "train_wall_s": summary.get("train_wall_s"), "config": f"configs/reward/{CONFIG_OF[name]}",
             "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truth, audit,
             editor_if_truth))

@@ -1,0 +1,67 @@
+"""benchmarks/world_report.py: the Table-4 verdicts over several seeds (mean difference, 2 SE with the seeds' spread)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "world_report.py"
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("world_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(model, seed, accuracy, n=10_000):
+    return {"model": model, "seed": seed, "vs_oracle": {"pairwise_accuracy_without_ties": accuracy, "oracle_decided_pairs": n}}
+
+
+def claim(report, records, better="V-multi-mean", worse="I-pointwise"):
+    text = next(text for text, b, w in report.PAPER_COMPARISONS if (b, w) == (better, worse))
+    return next(c for c in report.comparisons(records) if c["claim"] == text)
+
+
+def test_consistent_gain_over_three_seeds_reproduces_and_its_mirror_is_reversed(report):
+    better = [record("V-multi-mean", s, a) for s, a in enumerate([0.70, 0.71, 0.69])]
+    worse = [record("I-pointwise", s, a) for s, a in enumerate([0.60, 0.62, 0.60])]
+    c = claim(report, better + worse)
+    assert c["seeds"] == [0, 1, 2] and c["verdict"] == "reproduces"
+    assert c["difference"] == pytest.approx(np.mean([0.10, 0.09, 0.09]))
+    assert c["per_seed_differences"] == pytest.approx([0.10, 0.09, 0.09])
+    mirrored = [record("V-multi-mean", r["seed"], r["vs_oracle"]["pairwise_accuracy_without_ties"]) for r in worse]
+    mirrored += [record("I-pointwise", r["seed"], r["vs_oracle"]["pairwise_accuracy_without_ties"]) for r in better]
+    assert claim(report, mirrored)["verdict"] == "reversed"
+
+
+def test_two_se_adds_the_seeds_spread_to_the_sampling_error(report):
+    # per-seed differences +10 / -6 / +10 points: a mean of +4.7 that the benchmark's sampling error alone
+    # (2 SE = 1.4 points at n = 10000) would call a reproduction; the seeds disagree, so it is not separable
+    a, b = [0.60, 0.44, 0.60], [0.50, 0.50, 0.50]
+    records = [record("V-multi-mean", s, x) for s, x in enumerate(a)] + [record("I-pointwise", s, x) for s, x in enumerate(b)]
+    c = claim(report, records)
+    d = np.subtract(a, b)
+    sampling = (np.mean(a) * (1 - np.mean(a)) + np.mean(b) * (1 - np.mean(b))) / 10_000
+    assert c["two_se"] == pytest.approx(2 * np.sqrt(sampling + np.var(d, ddof=1) / 3))
+    assert c["verdict"] == "not separable (within 2 SE)"
+
+
+def test_one_seed_keeps_the_binomial_error_and_unmatched_seeds_are_ignored(report):
+    records = [record("V-multi-mean", 0, 0.70, n=400), record("I-pointwise", 0, 0.60, n=400), record("V-multi-mean", 1, 0.10, n=400)]
+    c = claim(report, records)
+    assert c["seeds"] == [0]  # seed 1 ran for one variant only: not compared
+    assert c["two_se"] == pytest.approx(2 * np.sqrt((0.7 * 0.3 + 0.6 * 0.4) / 400))
+    assert c["verdict"] == "reproduces"  # +10 points > 2 SE = 6.7
+    assert claim(report, records, "V-multi-mean", "II-shared-mean")["verdict"] == "not run"
+
+
+def test_chance_note_judges_each_variant_by_its_mean_over_seeds(report):
+    # seed 0 alone is far above chance (70%); the mean over three seeds (50%) is not
+    records = [record("V-multi-mean", s, a, n=1000) for s, a in enumerate([0.70, 0.40, 0.40])]
+    assert "no ablation variant is above chance" in report.chance_note(records)
+    records = [record("V-multi-mean", s, a, n=1000) for s, a in enumerate([0.70, 0.60, 0.65])]
+    assert "Above chance" in report.chance_note(records) and "V-multi-mean" in report.chance_note(records)
