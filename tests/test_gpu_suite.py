@@ -6,30 +6,22 @@ The GPU figures themselves need an H200; these tests keep the one command that m
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gpu_suite.py"
 PARTS = ["reward", "editor", "rl", "reward_train"]
 
 
 @pytest.fixture(scope="module")
-def suite():
-    spec = importlib.util.spec_from_file_location("gpu_suite", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name)
+def suite(load_benchmark):
+    return load_benchmark("gpu_suite")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,13 @@
 """benchmarks/world_report.py: the Table-4 verdicts over several seeds (mean difference, 2 SE with the seeds' spread)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "world_report.py"
-
 
 @pytest.fixture(scope="module")
-def report():
-    spec = importlib.util.spec_from_file_location("world_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def report(load_benchmark):
+    return load_benchmark("world_report")
 
 
 def record(model, seed, accuracy, n=10_000):

@@ -1,21 +1,14 @@
 """benchmarks/world_vlm_probe.py: the AUC, the first-answer-token probability and the probe's samples."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "world_vlm_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("world_vlm_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe(load_benchmark):
+    return load_benchmark("world_vlm_probe")
 
 
 def test_auc_is_the_share_of_positives_above_negatives_ties_half(probe):
