@@ -171,7 +171,8 @@ class PretrainConfig(Config):
                                           "`tiny` and `seed`'s initial weights are then unused); None = random weights")
     editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
-    steps: int = config_field(3000, "optimizer steps")
+    steps: int = config_field(3000, "optimizer steps (may change when a run resumes: the cosine schedule follows the new "
+                                    "length; at or below the step reached, the run ends there and writes model/)")
     batch_size: int = config_field(32, "sequences per step")
     learning_rate: float = config_field(1e-3, "peak AdamW learning rate (cosine schedule with warm-up)")
     warmup_steps: int = config_field(100, "linear warm-up steps")
@@ -311,7 +312,8 @@ def editor_sample_pool(n: int, seed: int, split: str = "train") -> list[tuple[Im
 
 def pretrain(config: PretrainConfig, out: str | Path) -> Path:
     """Pretrain into ``out`` (``checkpoints/``, ``log.jsonl``, ``model/``); a rerun resumes from the checkpoint
-    (through ``editrl.runs``; a ``checkpoint.pt`` of earlier versions is not read)."""
+    (through ``editrl.runs``; a ``checkpoint.pt`` of earlier versions is not read) with the same config up to
+    ``max_minutes`` and ``steps``."""
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +325,10 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps)
     state = {"step": 0, "elapsed": 0.0}
     rng = random.Random(f"vlm-train-{config.seed}")
-    found = load_checkpoint(out, config, ("max_minutes",))
+    # `steps` may change on resume: a run stopped by max_minutes is ended early (steps = the step reached writes
+    # model/ from the checkpoint) or lengthened; the cosine schedule is rebuilt for the new length and continues
+    # from the checkpoint's step
+    found = load_checkpoint(out, config, ("max_minutes", "steps"))
     if found is not None:
         saved, folder = found
         model.load_state_dict(saved["model"])

@@ -141,3 +141,35 @@ def test_tiny_pretraining_stops_resumes_and_saves(tmp_path):
         pretrain(replace(config, learning_rate=1e-2), tmp_path / "run")
     with pytest.raises(EditRLError, match="image_size"):
         pretrain(replace(config, image_size=60), tmp_path / "other")
+
+
+def test_a_stopped_run_ends_early_with_the_checkpoint_weights(tmp_path):
+    config = PretrainConfig(tiny=TINY, image_size=56, steps=6, batch_size=2, learning_rate=3e-3, warmup_steps=1,
+                            checkpoint_every=3, eval_every=6, eval_samples=2, task_weights={"describe": 1.0})
+    pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # stopped after one step
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    state = torch.load(list_checkpoints(tmp_path / "run")[-1] / "trainer_state.pt", weights_only=False)
+    assert pretrain(replace(config, steps=1), tmp_path / "run") == tmp_path / "run" / "model"  # no step taken
+    saved = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "run" / "model").state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in state["model"].items() if k in saved)
+
+
+def test_a_changed_length_re_times_the_cosine_from_the_current_step():
+    """What resuming with another `steps` relies on: the rebuilt schedule takes the saved step, not the old length."""
+    from transformers import get_scheduler
+
+    def scheduler(total):
+        return get_scheduler("cosine", torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                             num_warmup_steps=1, num_training_steps=total)
+
+    long = scheduler(100)
+    for _ in range(3):
+        long.optimizer.step()
+        long.step()
+    short = scheduler(6)
+    short.load_state_dict(long.state_dict())
+    short.optimizer.step()
+    short.step()
+    assert short.get_last_lr()[0] == pytest.approx(scheduler(6).lr_lambdas[0](4))  # step 4 of 6, not of 100
+    assert short.get_last_lr()[0] < 0.5
