@@ -227,12 +227,18 @@ def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annot
 
 
 def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Path, dict]:
-    """Train one ablation config for ``steps`` optimizer steps with ``seed`` as the run's and the heads' seed
-    (resumes an interrupted run; seed 0 keeps the folder of the one-seed reports)."""
+    """Train one ablation config for ``steps`` optimizer steps with ``seed`` as the run's and the heads' seed into
+    ``work/ablation/<name>/seed-<seed>`` (resumes an interrupted run); a finished run is reused only if it was
+    trained with these steps and this seed."""
     config = REPO / "configs/reward" / CONFIG_OF[name]
-    out = work / "ablation" / name / ("" if seed == 0 else f"seed-{seed}")
+    out = work / "ablation" / name / f"seed-{seed}"
     final = out / "final"
     summary_file = out / "summary.json"
+    if summary_file.is_file():
+        done = json.loads(summary_file.read_text())
+        if (done.get("max_steps"), done.get("seed", 0)) != (steps, seed):
+            raise SystemExit(f"world_report.py: {out} holds a run of {done.get('max_steps')} steps, seed {done.get('seed', 0)}, "
+                             f"not {steps} steps, seed {seed}: move it away or pass another --work")
     if not (final / "model.safetensors").is_file() or not summary_file.is_file():
         command = [sys.executable, "-m", "editrl.cli", "reward", "train", "--config", str(config),
                    "--set", f"output_dir={out}", "--set", f"max_steps={steps}", "--set", f"save_every={max(steps // 2, 1)}",
@@ -242,12 +248,17 @@ def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Pat
         if result.returncode != 0:
             raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
-        summary["train_wall_s"] = round(time.perf_counter() - start, 1)
+        summary["train_wall_s"], summary["seed"] = round(time.perf_counter() - start, 1), seed
         summary_file.write_text(json.dumps(summary))
     return final, json.loads(summary_file.read_text())
 
 
 # --------------------------------------------------------------------------- report
+
+
+def label(record: dict) -> str:
+    """A table row's name: the model, and its seed when it is an ablation run."""
+    return record["model"] + (f" (seed {record['seed']})" if "seed" in record else "")
 
 
 def fmt(value) -> str:
@@ -274,9 +285,13 @@ def accuracies_by_seed(records: list[dict]) -> dict[str, dict[int, float]]:
 
 def comparisons(records: list[dict]) -> list[dict]:
     """Each paper claim on oracle pairwise accuracy (no ties), over the seeds both variants ran: the mean
-    difference and whether it exceeds two standard errors. The SE adds the seeds' spread (the standard error
-    of the mean of the per-seed differences) to the benchmark's sampling error (a difference of two binomial
-    accuracies on the same n pairs); with one seed only the latter remains."""
+    difference and whether it exceeds two standard errors (the issue's rule). The SE adds the seeds' spread
+    (the standard error of the mean of the per-seed differences) to the benchmark's sampling error (a
+    difference of two binomial accuracies treated as independent, although both models rank the same pairs,
+    which overstates it when their errors agree, and although one K-group gives several pairs, which
+    understates it); with one seed only the latter remains. With 2-3 seeds, 2 SE of the seed term is a
+    narrower interval than 95% (a t quantile with k - 1 degrees of freedom would be 4.3 for k = 3): a
+    "reproduces" from three seeds is a weaker claim than its wording."""
     by_seed = accuracies_by_seed(records)
     n = next((r["vs_oracle"]["oracle_decided_pairs"] for r in records if r["model"] in VARIANTS), 0)
     out = []
@@ -319,7 +334,7 @@ def audit_table(records: list[dict], bench_info: dict) -> str:
     if not scored:
         return ""
     categories = list(scored[0]["audit_target_wins"])
-    rows = [f"| {r['model']} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | "
+    rows = [f"| {label(r)} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | "
             + " | ".join(fmt(r["audit_target_wins"][c]) for c in categories) + " |" for r in scored]
     return ("## The exact target against each clean wrong outcome\n\n"
             f"{bench_info['audit_cases']} held-out comparisons (`editrl.world.audit`, test split): how often the reward "
@@ -339,8 +354,7 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
     lines = []
     for r in records:
         o, a = r["vs_oracle"], r["vs_annotators"]
-        name = r["model"] + (f" (seed {r['seed']})" if "seed" in r else "")
-        lines.append(f"| {name} | {r.get('loss', '–')} | {r.get('head', '–')} | {r.get('fusion', '–')} | {r.get('ties', '–')} | "
+        lines.append(f"| {label(r)} | {r.get('loss', '–')} | {r.get('head', '–')} | {r.get('fusion', '–')} | {r.get('ties', '–')} | "
                      f"{fmt(o['pairwise_accuracy_without_ties'])} | {fmt(o['pairwise_accuracy_with_ties'])} | "
                      f"{fmt(o['hard_pairwise_accuracy_without_ties'])} | {fmt(o['k2_group_accuracy'])} | "
                      f"{fmt(o['k3_group_accuracy'])} | {fmt(o['k4_group_accuracy'])} | "

@@ -124,11 +124,11 @@ def main() -> None:
     torch.set_num_threads(1)
     model, builder, where = load_vlm(args.vlm, args.run)
     same, changed = identical_pairs(args.pairs, args.seed)
-    record = {"vlm": where, "identical_auc": auc(first_answer_probability(model, builder, same, "no"),
-                                                 first_answer_probability(model, builder, changed, "no"))}
+    identical = auc(first_answer_probability(model, builder, same, "no"), first_answer_probability(model, builder, changed, "no"))
     verify = {k: first_answer_probability(model, builder, v, "no") for k, v in verify_samples(args.examples, args.seed).items()}
-    record["verify_auc"] = {k: round(auc(verify["target"], v), 4) for k, v in verify.items() if k != "target"}
-    record["verify_auc_mean"] = float(np.mean(list(record["verify_auc"].values())))
+    per_category = {k: auc(verify["target"], v) for k, v in verify.items() if k != "target"}
+    record = {"vlm": where, "identical_auc": round(identical, 4), "verify_auc": {k: round(v, 4) for k, v in per_category.items()},
+              "verify_auc_mean": round(float(np.mean(list(per_category.values()))), 4)}
     print(json.dumps(record))
 
 

@@ -1,6 +1,9 @@
 """benchmarks/world_report.py: the Table-4 verdicts over several seeds (mean difference, 2 SE with the seeds' spread)."""
 
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,23 @@ def test_chance_note_judges_each_variant_by_its_mean_over_seeds(report):
     assert "no ablation variant is above chance" in report.chance_note(records)
     records = [record("V-multi-mean", s, a, n=1000) for s, a in enumerate([0.70, 0.60, 0.65])]
     assert "Above chance" in report.chance_note(records) and "V-multi-mean" in report.chance_note(records)
+
+
+def test_train_variant_passes_the_seed_and_reuses_only_a_run_of_the_same_steps_and_seed(report, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        out = Path(command[command.index("--set") + 1].split("=", 1)[1])
+        (out / "final").mkdir(parents=True)
+        (out / "final" / "model.safetensors").write_bytes(b"")
+        return SimpleNamespace(returncode=0, stdout='{"max_steps": 40}\n', stderr="")
+
+    monkeypatch.setattr(report.subprocess, "run", fake_run)
+    final, summary = report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
+    assert final == tmp_path / "ablation" / "V-multi-mean" / "seed-2" / "final"
+    assert {"seed=2", "model.seed=2", "max_steps=40"} <= set(calls[0]) and summary["seed"] == 2
+    report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
+    assert len(calls) == 1  # the finished run is reused
+    with pytest.raises(SystemExit, match="40 steps, seed 2, not 80 steps"):
+        report.train_variant("V-multi-mean", 80, tmp_path, seed=2)

@@ -172,7 +172,7 @@ class PretrainConfig(Config):
     editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
     steps: int = config_field(3000, "optimizer steps (may change when a run resumes: the cosine schedule follows the new "
-                                    "length; at or below the step reached, the run ends there and writes model/)")
+                                    "length; equal to the step reached, the run ends there and writes model/)")
     batch_size: int = config_field(32, "sequences per step")
     learning_rate: float = config_field(1e-3, "peak AdamW learning rate (cosine schedule with warm-up)")
     warmup_steps: int = config_field(100, "linear warm-up steps")
@@ -336,6 +336,9 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
         scheduler.load_state_dict(saved["scheduler"])
         rng.setstate(saved["rng"])
         state = saved["state"]
+        if config.steps < state["step"]:
+            raise EditRLError(f"steps={config.steps}: {folder} is at step {state['step']} already; "
+                              f"to end the run there, set steps={state['step']}")
         JsonlLog(out / "log.jsonl").truncate(state["step"])  # steps after the checkpoint are recomputed
         logger.info("resumed from %s at step %d", folder, state["step"])
     pool = editor_sample_pool(config.editor_samples, seed=config.seed + 11) if config.editor_samples else None

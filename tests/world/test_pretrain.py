@@ -147,10 +147,14 @@ def test_a_stopped_run_ends_early_with_the_checkpoint_weights(tmp_path):
     config = PretrainConfig(tiny=TINY, image_size=56, steps=6, batch_size=2, learning_rate=3e-3, warmup_steps=1,
                             checkpoint_every=3, eval_every=6, eval_samples=2, task_weights={"describe": 1.0})
     pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # stopped after one step
+    pretrain(replace(config, max_minutes=1e-9), tmp_path / "run")  # and after the next
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     state = torch.load(list_checkpoints(tmp_path / "run")[-1] / "trainer_state.pt", weights_only=False)
-    assert pretrain(replace(config, steps=1), tmp_path / "run") == tmp_path / "run" / "model"  # no step taken
+    assert state["state"]["step"] == 2
+    with pytest.raises(EditRLError, match="at step 2 already"):
+        pretrain(replace(config, steps=1), tmp_path / "run")
+    assert pretrain(replace(config, steps=2), tmp_path / "run") == tmp_path / "run" / "model"  # no step taken
     saved = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "run" / "model").state_dict()
     assert all(torch.equal(saved[k], v) for k, v in state["model"].items() if k in saved)
 
