@@ -61,7 +61,8 @@ class EditRewardConfig(Config):
     positions: str = config_field("legacy", "legacy: plain sequential positions on all three M-RoPE axes, what the "
                                   "official checkpoints were trained with; mrope: Qwen's 3-D image positions (the stock forward).")
     templates: str | dict = config_field("editreward", "editreward (the official prompts), world (a few words per "
-                                         "dimension, for tiny models) or {dimension: template with {text_prompt}, suffix: ...}.")
+                                         "dimension, for tiny models), world-verify (world, asking instruction following with the "
+                                         "world VLM's verify prompt) or {dimension: template with {text_prompt}, suffix: ...}.")
     min_pixels: int = config_field(200704, "Smallest image area of smart_resize (official: 256 * 28 * 28).")
     max_pixels: int = config_field(200704, "Largest image area of smart_resize (official: 256 * 28 * 28).")
     reward_token: str = config_field("<|Reward|>", "The special token whose final hidden state the heads read.")

@@ -96,11 +96,18 @@ TEMPLATE_SETS: dict[str, dict[str, str]] = {
         "visual_quality": "quality: {text_prompt}",
         "suffix": " <|Reward|>",
     },
+    # the world VLM's own question for instruction following (its `verify` pretraining prompt: what differs
+    # between the instruction's target and the edit), so the reward token reads the comparison it was taught
+    "world-verify": {
+        "instruction_following": "apply: {text_prompt} compare",
+        "visual_quality": "quality: {text_prompt}",
+        "suffix": " <|Reward|>",
+    },
 }
 
 
 def resolve_templates(templates: str | Mapping[str, str], reward_token: str = "<|Reward|>") -> dict[str, str]:
-    """The template dict for a name ("editreward", "world") or a user dict.
+    """The template dict for a name (``TEMPLATE_SETS``: "editreward", "world", "world-verify") or a user dict.
 
     A dict needs one template per dimension (each with a ``{text_prompt}`` field) and a ``suffix``
     holding the reward token exactly once; the reward is read at that token.

@@ -8,6 +8,7 @@ import torch
 
 from editrl.errors import EditRLError
 from editrl.runs import list_checkpoints
+from editrl.world.examples import make_examples
 from editrl.world.pretrain import (
     PretrainConfig,
     SequenceBuilder,
@@ -19,6 +20,7 @@ from editrl.world.pretrain import (
     lm_loss,
     make_sample,
     pretrain,
+    verify_sample,
     vlm_vocabulary,
 )
 from editrl.world.scenes import Scene, WorldObject
@@ -46,6 +48,21 @@ def test_every_answer_and_prompt_is_in_the_vocabulary():
         for _ in range(50):
             sample = make_sample(task, rng)
             assert set(split_words(sample.answer)) <= words and set(split_words(sample.prompt)) <= words
+
+
+def test_the_world_verify_templates_ask_the_vlm_its_own_verify_question():
+    """templates: world-verify (a reward fine-tuned from the VLM) puts the verify prompt before the reward token."""
+    from editrl.reward.prompts import render_prompt, resolve_templates
+    from editrl.tiny import split_words
+
+    templates = resolve_templates("world-verify")
+    example = make_examples(1, seed=3, split="test")[0]
+    prompt = render_prompt(templates, "instruction_following", example.instruction)
+    sample = verify_sample(example, random.Random(0))
+    assert prompt == sample.prompt + " <|Reward|>"
+    for dimension in ("instruction_following", "visual_quality"):
+        text = render_prompt(templates, dimension, example.instruction).replace("<|Reward|>", "")
+        assert set(split_words(text)) <= set(vlm_vocabulary())
 
 
 def test_verify_answers_what_differs_from_the_target(monkeypatch):
