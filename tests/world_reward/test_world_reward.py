@@ -71,7 +71,7 @@ def test_target_wins_rejects_unknown_kind(reward):
 def test_every_world_config_builds(path, monkeypatch):
     monkeypatch.chdir(REPO)  # the configs name the shipped VLM relative to the repository
     config = load_config(path)
-    assert config.model.templates == "world" and config.model.base_model == "editrl/world/models/vlm"
+    assert config.model.templates in ("world", "world-verify") and config.model.base_model == "editrl/world/models/vlm"
     assert config.data.train.format == "editreward" and "runs/world-reward/data" in config.data.train.path
     model = build_reward_model(config.model)
     assert model.config.head_type == config.model.head_type and model.config.fusion == config.model.fusion
