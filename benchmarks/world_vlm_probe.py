@@ -38,6 +38,7 @@ from editrl.world.pretrain import (  # noqa: E402
     build_vlm,
     compare,
     random_change,
+    verify_outcome,
 )
 
 
@@ -78,33 +79,34 @@ def identical_pairs(n: int, seed: int, size: int = 64) -> tuple[list[Sample], li
 
 def verify_samples(n: int, seed: int) -> dict[str, list[Sample]]:
     """Per audit category (and "target"), verify samples of ``n`` held-out examples."""
-    from editrl.world.audit import CATEGORIES, wrong_outcome
+    from editrl.world.audit import CATEGORIES
     from editrl.world.examples import make_examples
-    from editrl.world.scenes import parse_scene
 
     rng, out = random.Random(seed), {"target": []}
     for example in make_examples(n, seed=seed, split="test"):
         prompt = f"apply: {example.instruction} compare"
         out["target"].append(Sample([example.source, example.target], prompt, "no change", "verify"))
         for category in CATEGORIES:
-            wrong = wrong_outcome(example, category, rng) if category != "half-pixels" else None
-            answer = compare(example.target_scene, parse_scene(np.asarray(wrong))) if wrong is not None else "no change"
-            if answer != "no change":  # an outcome the scene parser cannot tell from the target is not wrong to it
-                out.setdefault(category, []).append(Sample([example.source, wrong], prompt, answer, "verify"))
+            found = verify_outcome(example, category, rng) if category != "half-pixels" else None
+            if found is not None:
+                wrong, scene = found
+                out.setdefault(category, []).append(Sample([example.source, wrong], prompt, compare(example.target_scene, scene), "verify"))
     return out
 
 
 def load_vlm(vlm: str | None, run: str | None):
     """(model, builder, where): the VLM folder, or the newest checkpoint of a pretraining run folder."""
     if run is None:
-        model, processor = build_vlm(PretrainConfig(init=vlm or str(REPO / "editrl/world/models/vlm")))
-        return model, SequenceBuilder(processor, PretrainConfig().image_size), vlm or "editrl/world/models/vlm"
-    from editrl.runs import list_checkpoints
+        folder = vlm or "editrl/world/models/vlm"
+        config = PretrainConfig(init=str(REPO / folder) if vlm is None else folder)
+        model, processor = build_vlm(config)
+        return model, SequenceBuilder(processor, config.image_size), folder
+    from editrl.runs import STATE_FILE, list_checkpoints
 
     found = list_checkpoints(run)
     if not found:
         raise SystemExit(f"world_vlm_probe.py: --run {run}: no checkpoints/step-N folder there")
-    state = torch.load(found[-1] / "trainer_state.pt", map_location="cpu", weights_only=False)
+    state = torch.load(found[-1] / STATE_FILE, map_location="cpu", weights_only=False)
     config = PretrainConfig(**state["config"])
     model, processor = build_vlm(config)
     model.load_state_dict(state["model"])

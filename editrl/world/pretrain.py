@@ -139,21 +139,32 @@ def verify_sample(example, rng: random.Random) -> Sample:
     for and the edit ("no change" when the edit is exactly right). The edit is the exact target a third of the
     time, otherwise one of the audit's clean wrong outcomes (``editrl.world.audit``), either maybe degraded:
     the task a reward must do, reading the instruction against the edit, with an exact answer."""
-    from .audit import CATEGORIES, wrong_outcome
+    from .audit import CATEGORIES
 
     edit, scene = example.target, example.target_scene
     if rng.random() > 1 / 3:  # a wrong outcome of the first category (in random order) that applies
         categories = [c for c in CATEGORIES if c != "half-pixels"]
         rng.shuffle(categories)
         for category in categories:
-            wrong = wrong_outcome(example, category, rng)
-            parsed = parse_scene(np.asarray(wrong)) if wrong is not None else None
-            # compare() matches objects by colour, so a colour shown twice ("duplicated") would read "no change"
-            if parsed is not None and compare(example.target_scene, parsed) != "no change":
-                edit, scene = wrong, parsed
+            found = verify_outcome(example, category, rng)
+            if found is not None:
+                edit, scene = found
                 break
     return Sample([example.source, degrade(edit, rng)], f"apply: {example.instruction} compare",
                   compare(example.target_scene, scene), "verify")
+
+
+def verify_outcome(example, category: str, rng: random.Random) -> tuple[Image.Image, Scene] | None:
+    """(image, parsed scene) of ``category``'s clean wrong outcome of ``example``, or None when the category does
+    not apply or the answer would read "no change": ``compare`` matches objects by colour, so a colour shown twice
+    ("duplicated") can look unchanged to it."""
+    from .audit import wrong_outcome
+
+    wrong = wrong_outcome(example, category, rng)
+    if wrong is None:
+        return None
+    parsed = parse_scene(np.asarray(wrong))
+    return (wrong, parsed) if compare(example.target_scene, parsed) != "no change" else None
 
 
 # -- the model ------------------------------------------------------------------------------------------
