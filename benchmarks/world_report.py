@@ -394,7 +394,8 @@ def main() -> None:
     parser.add_argument("--bench-seed", type=int, default=101, help="benchmark seed (the training data uses seeds 0 and 1)")
     parser.add_argument("--oracle-tie", type=float, default=0.02, help="oracle overall gaps below this are ties")
     parser.add_argument("--audit-examples", type=int, default=150, help="held-out examples of the audit comparisons")
-    parser.add_argument("--reward", default=None, help="an EditReward folder to report instead of the shipped world reward")
+    parser.add_argument("--reward", default=None, help="a reward spec to report instead of the shipped world reward: an EditReward folder, "
+                        "world-verifier, oracle-if, ... (editrl.reward.specs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every ablation variant (the paper's "
                         "claims are judged on the mean over seeds; 3 seeds: --seeds 0 1 2)")
     parser.add_argument("--jobs", type=int, default=2, help="ablation trainings run at once (one CPU thread each)")
@@ -412,6 +413,7 @@ def main() -> None:
     import torch
 
     from editrl.reward.model import EditReward
+    from editrl.reward.specs import build_reward
     from editrl.world import load_world_reward
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -446,10 +448,12 @@ def main() -> None:
     emit(ceiling)
     records.append(ceiling)
     start = time.perf_counter()
-    shipped = load_world_reward(args.reward)
+    shipped = load_world_reward() if args.reward is None else build_reward(args.reward)
+    # an EditReward says how its heads read and fuse; another reward (the verifier, the oracle) has no heads
+    heads = {"head": shipped.config.head_type, "fusion": shipped.config.fusion} if isinstance(shipped, EditReward) else {}
     records.append(evaluate_model("shipped world reward" if args.reward is None else args.reward, shipped, rows, truth, annotators,
-                                  {"load_s": round(time.perf_counter() - start, 2), "loss": "uncertainty",
-                                   "head": shipped.config.head_type, "fusion": shipped.config.fusion, "ties": "disentangle"},
+                                  {"load_s": round(time.perf_counter() - start, 2), **heads,
+                                   **({"loss": "uncertainty", "ties": "disentangle"} if args.reward is None else {})},
                                   editor_rows, editor_truth, audit, editor_if_truth))
     for (name, seed), (final, summary) in zip(runs, trained):
         loss, head, fusion, ties = VARIANTS[name]

@@ -111,20 +111,25 @@ class Sample:
     task: str
 
 
-def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list | None = None) -> Sample:
-    """A random sample of ``task``; with an ``editor_pool`` of (source, edit) image pairs a third of the
-    describe/compare samples read a real editor sample, labelled with its parsed scene."""
+def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list | None = None,
+                verify_editor_share: float = 0.0) -> Sample:
+    """A random sample of ``task``; with an ``editor_pool`` of (example, edit) pairs a third of the describe/compare
+    samples and ``verify_editor_share`` of the verify samples read a real editor sample, labelled with its parsed scene."""
+    if task == "verify" and editor_pool and verify_editor_share and rng.random() < verify_editor_share:
+        example, edit = rng.choice(editor_pool)
+        return Sample([example.source, edit], f"apply: {example.instruction} compare",
+                      compare(example.target_scene, parse_scene(np.asarray(edit))), task)
     if task in ("apply", "verify"):
         example = make_examples(1, seed=rng.getrandbits(31), split="train", size=size)[0]
         if task == "apply":
             return Sample([example.source], f"apply: {example.instruction}", describe(example.target_scene), task)
         return verify_sample(example, rng)
     if editor_pool and rng.random() < 1 / 3:
-        source, edit = rng.choice(editor_pool)
-        before, after = parse_scene(np.asarray(source)), parse_scene(np.asarray(edit))
+        example, edit = rng.choice(editor_pool)
+        before, after = parse_scene(np.asarray(example.source)), parse_scene(np.asarray(edit))
         if task == "describe":
             return Sample([edit], "describe", describe(after), task)
-        return Sample([source, edit], "compare", compare(before, after), task)
+        return Sample([example.source, edit], "compare", compare(before, after), task)
     scene = random_scene(rng)
     if task == "describe":
         return Sample([degrade(render(scene, size), rng)], "describe", describe(scene), task)
@@ -181,6 +186,8 @@ class PretrainConfig(Config):
     init: str | None = config_field(None, "a pretrained world VLM folder to continue from (its size and tokenizer; "
                                           "`tiny` and `seed`'s initial weights are then unused); None = random weights")
     editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
+    verify_editor_share: float = config_field(0.0, "share of verify samples that read an editor sample of the pool against its "
+                                                   "instruction's target (what a reward ranks); 0 keeps the earlier data stream")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
     steps: int = config_field(3000, "optimizer steps (may change when a run resumes: the cosine schedule follows the new "
                                     "length; equal to the step reached, the run ends there and writes model/)")
@@ -202,6 +209,9 @@ class PretrainConfig(Config):
         self.require_positive("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples")
         if self.learning_rate <= 0 or self.editor_samples < 0 or self.warmup_steps < 0:
             raise EditRLError("learning_rate must be positive, editor_samples and warmup_steps non-negative")
+        if not 0 <= self.verify_editor_share <= 1 or (self.verify_editor_share and not self.editor_samples):
+            raise EditRLError(f"verify_editor_share={self.verify_editor_share}: expected a share in [0, 1], "
+                              "and editor_samples > 0 for a positive one")
 
 
 def build_vlm(config: PretrainConfig):
@@ -265,7 +275,8 @@ def answer_logits(model, encoded: dict) -> torch.Tensor:
     """Next-token logits (B, L, V) with the images scattered into their slots and sequential positions
     (the reward's ``legacy`` positions)."""
     images, ids, mask = encoded["images"], encoded["ids"], encoded["mask"]
-    features = model.model.get_image_features(images.pixel_values, images.unique_grid_thw, return_dict=True).pooler_output
+    features = model.model.get_image_features(images.pixel_values.to(ids.device), images.unique_grid_thw.to(ids.device),
+                                              return_dict=True).pooler_output
     image_embeds = torch.cat([features[u] for u in images.unique_index], dim=0)
     embeds = model.model.get_input_embeddings()(ids)
     slots = (ids == model.config.image_token_id).unsqueeze(-1).expand_as(embeds)
@@ -302,13 +313,16 @@ def held_out(config: PretrainConfig, editor_pool: list | None = None) -> dict[st
     out["apply"] = [Sample([e.source], f"apply: {e.instruction}", describe(e.target_scene), "apply") for e in test]
     out["verify"] = [verify_sample(e, rng) for e in test]
     if editor_pool:
-        out["describe-editor"] = [Sample([edit], "describe", describe(parse_scene(np.asarray(edit))), "describe")
-                                  for _, edit in editor_pool[: config.eval_samples]]
+        pool = editor_pool[: config.eval_samples]
+        out["describe-editor"] = [Sample([edit], "describe", describe(parse_scene(np.asarray(edit))), "describe") for _, edit in pool]
+        if config.verify_editor_share:
+            out["verify-editor"] = [Sample([e.source, edit], f"apply: {e.instruction} compare",
+                                           compare(e.target_scene, parse_scene(np.asarray(edit))), "verify") for e, edit in pool]
     return out
 
 
-def editor_sample_pool(n: int, seed: int, split: str = "train") -> list[tuple[Image.Image, Image.Image]]:
-    """``n`` (source, edit) pairs of the shipped world editor's samples on ``split`` prompts."""
+def editor_sample_pool(n: int, seed: int, split: str = "train") -> list[tuple]:
+    """``n`` (world example, edit image) pairs of the shipped world editor's samples on ``split`` prompts."""
     from ..sampler.editors import load_editor
 
     editor = load_editor("world")
@@ -317,7 +331,7 @@ def editor_sample_pool(n: int, seed: int, split: str = "train") -> list[tuple[Im
     for start in tqdm(range(0, n, 32), desc="editor samples", leave=False):
         chunk = examples[start: start + 32]
         out = editor.sample([e.source for e in chunk], [e.instruction for e in chunk], [seed * 100_003 + start + i for i in range(len(chunk))])
-        pool.extend((e.source, image) for e, image in zip(chunk, out.images))
+        pool.extend(zip(chunk, out.images))
     return pool
 
 
@@ -368,7 +382,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
     bar = tqdm(total=config.steps, initial=state["step"], desc="pretraining the world VLM")
     while state["step"] < config.steps:
         model.train()
-        samples = [make_sample(rng.choices(tasks, weights)[0], rng, editor_pool=pool) for _ in range(config.batch_size)]
+        samples = [make_sample(rng.choices(tasks, weights)[0], rng, editor_pool=pool, verify_editor_share=config.verify_editor_share)
+                   for _ in range(config.batch_size)]
         encoded = builder.encode(samples)
         loss = lm_loss(answer_logits(model, encoded), encoded["labels"])
         if not torch.isfinite(loss):

@@ -30,6 +30,13 @@ def oracle_instruction_following(device=None):
     return Oracle(OracleConfig(fusion="instruction_following"))
 
 
+def world_verifier(device=None):
+    """The world VLM's answer likelihood that an edit is exactly right (``editrl.world.verifier``)."""
+    from .verifier import VerifierReward
+
+    return VerifierReward(device=device)
+
+
 def world_prompts(n: int, split: str, seed: int, size: int) -> list:
     """(source, instruction) pairs of ``n`` world examples of ``split``."""
     from .examples import make_examples
@@ -40,6 +47,7 @@ def world_prompts(n: int, split: str, seed: int, size: int) -> list:
 EDITORS.register("world", "editrl.world.editor:WORLD_EDITOR")
 REWARDS.register("world", world_reward)
 REWARDS.register("oracle", oracle)
+REWARDS.register("world-verifier", world_verifier)
 REWARDS.register("oracle-if", oracle_instruction_following)
 PROMPT_SETS.register("world", world_prompts)
 TOKENIZER_WORDS.register("world", "editrl.world.reward:prompt_vocabulary")

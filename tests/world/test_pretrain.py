@@ -89,6 +89,37 @@ def test_verify_answers_what_differs_from_the_target(monkeypatch):
     assert compare(Scene("white", (replace(RING, size="small"), SQUARE)), ring_gone) == "red ring removed"
 
 
+def test_verify_reads_editor_samples_at_the_share_asked_and_keeps_the_old_stream_at_zero():
+    """verify_editor_share: that share of verify samples pairs an editor sample with its own example's instruction,
+    answered against that example's target; 0 draws exactly the samples (and rng state) it drew before the option."""
+    import numpy as np
+
+    from editrl.world.scenes import parse_scene
+
+    examples = make_examples(4, seed=9, split="train")
+    pool = [(examples[0], examples[0].target), (examples[1], examples[1].source), (examples[2], examples[2].target)]
+    rng = random.Random(1)
+    samples = [make_sample("verify", rng, editor_pool=pool, verify_editor_share=1.0) for _ in range(30)]
+    by_source = {id(e.source): e for e, _ in pool}
+    for sample in samples:
+        example = by_source[id(sample.images[0])]  # every sample is a pool pair, with that pair's instruction
+        assert sample.prompt == f"apply: {example.instruction} compare"
+        assert sample.answer == compare(example.target_scene, parse_scene(np.asarray(sample.images[1])))
+    answers = {id(s.images[0]): s.answer for s in samples}
+    assert answers[id(examples[0].source)] == "no change" != answers[id(examples[1].source)]
+    shares = [make_sample("verify", random.Random(s), editor_pool=pool, verify_editor_share=0.25).images[0]
+              in [e.source for e, _ in pool] for s in range(400)]
+    assert 0.18 < np.mean(shares) < 0.32
+    old, new = random.Random(5), random.Random(5)
+    before = make_sample("verify", old, editor_pool=pool)
+    after = make_sample("verify", new, editor_pool=pool, verify_editor_share=0.0)
+    assert (before.prompt, before.answer) == (after.prompt, after.answer) and old.getstate() == new.getstate()
+    with pytest.raises(EditRLError, match="verify_editor_share"):
+        PretrainConfig(verify_editor_share=0.5).validate()  # no editor pool to read
+    with pytest.raises(EditRLError, match="verify_editor_share"):
+        PretrainConfig(verify_editor_share=1.5, editor_samples=10).validate()
+
+
 @pytest.fixture(scope="module")
 def tiny_vlm():
     config = PretrainConfig(tiny=TINY, image_size=56)
