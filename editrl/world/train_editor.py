@@ -60,6 +60,9 @@ class EditorTrainingConfig(Config):
     """Every key of ``editrl world train-editor --config``; the defaults are the shipped editor's."""
 
     seed: int = config_field(0, "Seed of the model initialisation, data, crops, noise and timesteps.")
+    init: str | None = config_field(None, "An editor folder (e.g. editrl/world/models/editor) to continue: its VAE, "
+                                          "transformer and tokenizers start the run, the VAE stage is skipped (set vae_steps: 0) "
+                                          "and the architecture keys must match it. None = random weights.")
     resolution: int = config_field(64, "Image side in pixels (a multiple of 8 with the scale-factor-4 VAE).")
     # --- architecture
     num_layers: int = config_field(2, "Double-stream (text | image) transformer blocks.")
@@ -102,6 +105,8 @@ class EditorTrainingConfig(Config):
 
     def validate(self) -> None:
         super().validate()
+        if self.init is not None and self.vae_steps:
+            raise EditRLError(f"config key vae_steps: expected 0 with init={self.init!r} (the init's VAE is kept), got {self.vae_steps}")
         self.require_positive("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels",
                               "train_examples", "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every")
         if self.attention_head_dim % 4:
@@ -118,10 +123,14 @@ class EditorTrainingConfig(Config):
 
 
 def build_pipeline(config: EditorTrainingConfig):
-    """A fresh FluxKontextPipeline: tiny random text encoders (frozen), the world-sized VAE and transformer."""
+    """A fresh FluxKontextPipeline: tiny random text encoders (frozen), the world-sized VAE and transformer
+    (or, with ``init``, the pipeline of that editor folder, checked against the architecture keys)."""
     from diffusers import AutoencoderKL, FluxKontextPipeline, FluxTransformer2DModel
 
     from ..tiny import tiny_flux_kontext
+
+    if config.init is not None:
+        return _init_pipeline(config)
 
     base = tiny_flux_kontext(seed=config.seed)
     torch.manual_seed(config.seed)
@@ -146,6 +155,25 @@ def build_pipeline(config: EditorTrainingConfig):
 
         components["tokenizer_2"] = tiny_t5_tokenizer(vocabulary(), config.max_sequence_length)
     return FluxKontextPipeline(**components)
+
+
+def _init_pipeline(config: EditorTrainingConfig):
+    """The editor pipeline in ``config.init``; an architecture key that differs from it is an error naming the key."""
+    from diffusers import FluxKontextPipeline
+
+    from ..reward.checkpoint import resolve_folder
+
+    pipe = FluxKontextPipeline.from_pretrained(str(resolve_folder(config.init, "init")), local_files_only=True)
+    found = {"num_layers": pipe.transformer.config.num_layers, "num_single_layers": pipe.transformer.config.num_single_layers,
+             "num_attention_heads": pipe.transformer.config.num_attention_heads,
+             "attention_head_dim": pipe.transformer.config.attention_head_dim,
+             "latent_channels": pipe.vae.config.latent_channels, "vae_channels": list(pipe.vae.config.block_out_channels)}
+    differ = [f"{key}={getattr(config, key)} (init has {value})" for key, value in found.items() if getattr(config, key) != value]
+    if differ:
+        raise EditRLError(f"init={config.init}: config keys differ from the editor there: {', '.join(differ)}")
+    pipe.transformer.eval()
+    pipe.vae.eval()
+    return pipe
 
 
 def _images(examples, resolution: int) -> torch.Tensor:
@@ -329,7 +357,7 @@ class EditorTrainer:
         torch.manual_seed(self.config.seed)
         random.seed(self.config.seed)
         if self.state["stage"] == "vae":
-            if self.config.vae_steps:
+            if self.config.vae_steps:  # (0 with init: the init's VAE, latent normalisation included, is kept)
                 self.train_vae()
             else:
                 self.state.update(stage="transformer", step=0)

@@ -17,6 +17,7 @@ dimension ``instruction_following``; mix it with a visual-quality reward through
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -42,7 +43,10 @@ class VerifierReward:
         if not (folder / "config.json").is_file():
             raise EditRLError(f"world verifier: {folder} is not a world VLM folder (no config.json); "
                               "pretrain one as editrl/world/models/vlm/TRAINING.md describes")
-        config = PretrainConfig(init=str(folder))
+        # the image size it was pretrained at (pretraining.json, written beside the weights by `pretrain`)
+        saved = folder / "pretraining.json"
+        image_size = json.loads(saved.read_text())["config"]["image_size"] if saved.is_file() else PretrainConfig().image_size
+        config = PretrainConfig(init=str(folder), image_size=image_size)
         model, processor = build_vlm(config)
         self.model = model.to(device or "cpu").eval()
         self.builder = SequenceBuilder(processor, config.image_size)

@@ -147,3 +147,25 @@ def test_shipped_editor_reproduces_its_documented_figures():
     assert figures["oracle_worst_of_4"] < figures["oracle_1_sample"] < figures["oracle_best_of_4"]
     assert figures["oracle_best_of_4"] - figures["oracle_worst_of_4"] > 0.1
     assert figures["share_if_ge_0.85_any_of_4"] > 0  # at least one fully followed instruction
+
+
+def test_init_continues_an_editor_folder_and_keeps_its_vae(tmp_path):
+    """init: the run starts from the folder's transformer and VAE (latent normalisation included), skips the VAE
+    stage and trains the transformer on; a VAE stage or a different architecture with init is one error naming the key."""
+    first = EditorTrainer(EditorTrainingConfig(**TINY), tmp_path / "first").train()
+    config = EditorTrainingConfig(**{**TINY, "init": str(first), "vae_steps": 0, "seed": 1})
+    trainer = EditorTrainer(config, tmp_path / "continued")
+    from diffusers import FluxKontextPipeline
+
+    saved = FluxKontextPipeline.from_pretrained(str(first), local_files_only=True)
+    start = trainer.pipe.transformer.state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in saved.transformer.state_dict().items())
+    trainer.train()
+    after = trainer.pipe.transformer.state_dict()
+    assert any(not torch.equal(v, after[k]) for k, v in saved.transformer.state_dict().items())
+    assert all(torch.equal(v, trainer.pipe.vae.state_dict()[k]) for k, v in saved.vae.state_dict().items())
+    assert trainer.pipe.vae.config.scaling_factor == saved.vae.config.scaling_factor != 1.0
+    with pytest.raises(EditRLError, match="vae_steps: expected 0 with init"):
+        EditorTrainingConfig(**{**TINY, "init": str(first)}).validate()
+    with pytest.raises(EditRLError, match=r"num_attention_heads=4 \(init has 2\)"):
+        EditorTrainer(EditorTrainingConfig(**{**TINY, "init": str(first), "vae_steps": 0, "num_attention_heads": 4}), tmp_path / "bad")
