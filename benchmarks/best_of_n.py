@@ -102,7 +102,9 @@ def summarise(records: list[dict], args) -> list[dict]:
                          "reward_calls": n if method == "best_of_n" else 0, "oracle_score": mean, "oracle_se": se,
                          # measures that depend on no scoring rule, of the selected edit
                          "exact_edit": float(np.mean([r["exact_edit"][i] for r, i in zip(records, picks)])),
-                         "lost_object": float(np.mean([r["lost_object"][i] for r, i in zip(records, picks)]))})
+                         "lost_object": float(np.mean([r["lost_object"][i] for r, i in zip(records, picks)])),
+                         # the most any selection among these n could reach: pairs with an exactly right candidate
+                         "exact_available": float(np.mean([max(r["exact_edit"][:n]) for r in records]))})
     for j, h in enumerate(records[0]["halving"]):
         values = [r["halving"][j]["oracle"] for r in records]
         mean, se = _mean_se(values)

@@ -33,6 +33,9 @@ def test_summarise_selects_by_reward_and_checks_the_goal(bench):
     assert by[("best_of_n", 2)]["lost_object"] == 0.0 and by[("oracle_best_of_n", 2)]["exact_edit"] == 0.5
     assert by[("best_of_n", 3)]["exact_edit"] == 0.0 and by[("oracle_best_of_n", 3)]["exact_edit"] == 1.0
     assert by[("halving", 3)]["exact_edit"] == 0.5
+    # pairs with an exact candidate among the first n: the exact-edit ceiling of any reward
+    assert [by[("best_of_n", n)]["exact_available"] for n in (2, 3)] == [0.5, 1.0] == [by[("oracle_best_of_n", n)]["exact_available"] for n in (2, 3)]
+    assert by[("single", 1)]["exact_available"] == 0.0
     assert all("goal" not in r for r in rows)  # no best-of-8 at max_n = 3: no goal line
 
 
