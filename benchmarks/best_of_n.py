@@ -146,10 +146,29 @@ def summarise(records: list[dict], args) -> list[dict]:
     return rows
 
 
+def weights_fingerprint(folder: str | Path | None) -> str | None:
+    """A digest of a local model folder's safetensors files (size, first and last MiB of each): a retrained model
+    under the same name (the shipped world editor replaced) gets a new key, so its cached pairs are not reused."""
+    if folder is None or not Path(folder).is_dir():
+        return None
+    digest = hashlib.sha1()
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+            f.seek(max(size - (1 << 20), 0))
+            digest.update(f"{path.relative_to(folder)}:{size}".encode() + head + f.read())
+    return digest.hexdigest()[:12]
+
+
 def settings_key(args) -> str:
     keys = ("editor", "model", "reward", "steps", "max_n", "halving", "keep", "select", "seed")
+    from editrl.world.editor import WORLD_EDITOR_DIR
+
+    weights = weights_fingerprint(args.model or (WORLD_EDITOR_DIR if args.editor == "world" else None))
     # "record": 2 = records with the exact-edit / lost-object measures (the object-level oracle)
-    return hashlib.sha1(json.dumps({"record": 2, **{k: getattr(args, k) for k in keys}}, sort_keys=True).encode()).hexdigest()[:12]
+    settings = {"record": 2, **{k: getattr(args, k) for k in keys}, **({"editor_weights": weights} if weights else {})}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def load_done(path: Path, key: str) -> dict[int, dict]:
