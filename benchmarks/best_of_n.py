@@ -146,29 +146,19 @@ def summarise(records: list[dict], args) -> list[dict]:
     return rows
 
 
-def weights_fingerprint(folder: str | Path | None) -> str | None:
-    """A digest of a local model folder's safetensors files (size, first and last MiB of each): a retrained model
-    under the same name (the shipped world editor replaced) gets a new key, so its cached pairs are not reused."""
-    if folder is None or not Path(folder).is_dir():
-        return None
-    digest = hashlib.sha1()
-    for path in sorted(Path(folder).rglob("*.safetensors")):
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(1 << 20)
-            f.seek(max(size - (1 << 20), 0))
-            digest.update(f"{path.relative_to(folder)}:{size}".encode() + head + f.read())
-    return digest.hexdigest()[:12]
+def settings_key(args, editor=None, reward=None) -> str:
+    """The cache key of the per-pair records: the settings, and what the editor and reward *are* (a digest of the
+    editor's denoiser weights, ``reward_identity``), so a retrained model under the same name (the shipped world
+    editor or reward replaced) gets a new key and its stale records are not reused."""
+    from editrl.reward.identity import reward_identity, weights_digest
 
-
-def settings_key(args) -> str:
     keys = ("editor", "model", "reward", "steps", "max_n", "halving", "keep", "select", "seed")
-    from editrl.world.editor import WORLD_EDITOR_DIR
-
-    weights = weights_fingerprint(args.model or (WORLD_EDITOR_DIR if args.editor == "world" else None))
-    # "record": 2 = records with the exact-edit / lost-object measures (the object-level oracle)
-    settings = {"record": 2, **{k: getattr(args, k) for k in keys}, **({"editor_weights": weights} if weights else {})}
-    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    settings = {"record": 2, **{k: getattr(args, k) for k in keys}}  # 2: records with the exact-edit / lost-object measures
+    if editor is not None:
+        settings["editor_weights"] = weights_digest(editor.transformer)
+    if reward is not None:
+        settings["reward_identity"] = reward_identity(reward)
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def load_done(path: Path, key: str) -> dict[int, dict]:
@@ -189,7 +179,7 @@ def run_world(args) -> None:
     editor = load_editor(args.editor, model=args.model, device=args.device)
     reward, oracle = build_reward(args.reward, device=args.device), Oracle()
     examples = make_examples(args.n_pairs, seed=args.seed, split="test")
-    key = settings_key(args)
+    key = settings_key(args, editor, reward)
     pairs_file = Path(args.pairs_file)
     pairs_file.parent.mkdir(parents=True, exist_ok=True)
     done = load_done(pairs_file, key)

@@ -39,6 +39,7 @@ from editrl.world.pretrain import (  # noqa: E402
     compare,
     random_change,
     verify_outcome,
+    verify_prompt,
 )
 
 
@@ -84,7 +85,7 @@ def verify_samples(n: int, seed: int) -> dict[str, list[Sample]]:
 
     rng, out = random.Random(seed), {"target": []}
     for example in make_examples(n, seed=seed, split="test"):
-        prompt = f"apply: {example.instruction} compare"
+        prompt = verify_prompt(example.instruction)
         out["target"].append(Sample([example.source, example.target], prompt, "no change", "verify"))
         for category in CATEGORIES:
             found = verify_outcome(example, category, rng) if category != "half-pixels" else None

@@ -111,14 +111,23 @@ class Sample:
     task: str
 
 
+def verify_prompt(instruction: str) -> str:
+    """The verify task's question (and the world verifier's): what differs between ``instruction``'s target and the edit."""
+    return f"apply: {instruction} compare"
+
+
+def editor_verify_sample(example, edit: Image.Image) -> Sample:
+    """A verify sample of an editor sample ``edit`` of ``example``, answered against the target with its parsed scene."""
+    return Sample([example.source, edit], verify_prompt(example.instruction),
+                  compare(example.target_scene, parse_scene(np.asarray(edit))), "verify")
+
+
 def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list | None = None,
                 verify_editor_share: float = 0.0) -> Sample:
     """A random sample of ``task``; with an ``editor_pool`` of (example, edit) pairs a third of the describe/compare
     samples and ``verify_editor_share`` of the verify samples read a real editor sample, labelled with its parsed scene."""
     if task == "verify" and editor_pool and verify_editor_share and rng.random() < verify_editor_share:
-        example, edit = rng.choice(editor_pool)
-        return Sample([example.source, edit], f"apply: {example.instruction} compare",
-                      compare(example.target_scene, parse_scene(np.asarray(edit))), task)
+        return editor_verify_sample(*rng.choice(editor_pool))
     if task in ("apply", "verify"):
         example = make_examples(1, seed=rng.getrandbits(31), split="train", size=size)[0]
         if task == "apply":
@@ -155,7 +164,7 @@ def verify_sample(example, rng: random.Random) -> Sample:
             if found is not None:
                 edit, scene = found
                 break
-    return Sample([example.source, degrade(edit, rng)], f"apply: {example.instruction} compare",
+    return Sample([example.source, degrade(edit, rng)], verify_prompt(example.instruction),
                   compare(example.target_scene, scene), "verify")
 
 
@@ -185,7 +194,8 @@ class PretrainConfig(Config):
     task_weights: dict = config_field({"describe": 0.4, "compare": 0.4, "apply": 0.2}, "share of each task in a batch")
     init: str | None = config_field(None, "a pretrained world VLM folder to continue from (its size and tokenizer; "
                                           "`tiny` and `seed`'s initial weights are then unused); None = random weights")
-    editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare (0 = none)")
+    editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare "
+                                          "(and verify, with verify_editor_share) (0 = none)")
     verify_editor_share: float = config_field(0.0, "share of verify samples that read an editor sample of the pool against its "
                                                    "instruction's target (what a reward ranks); 0 keeps the earlier data stream")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
@@ -316,8 +326,7 @@ def held_out(config: PretrainConfig, editor_pool: list | None = None) -> dict[st
         pool = editor_pool[: config.eval_samples]
         out["describe-editor"] = [Sample([edit], "describe", describe(parse_scene(np.asarray(edit))), "describe") for _, edit in pool]
         if config.verify_editor_share:
-            out["verify-editor"] = [Sample([e.source, edit], f"apply: {e.instruction} compare",
-                                           compare(e.target_scene, parse_scene(np.asarray(edit))), "verify") for e, edit in pool]
+            out["verify-editor"] = [editor_verify_sample(e, edit) for e, edit in pool]
     return out
 
 
@@ -369,7 +378,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
     pool = editor_sample_pool(config.editor_samples, seed=config.seed + 11) if config.editor_samples else None
     evaluation = held_out(config, editor_sample_pool(config.eval_samples, seed=config.seed + 12, split="test") if pool else None)
     # what always answering "no change" would score on verify: its exact match means something only above this
-    baselines = {"no_change_verify": float(np.mean([s.answer == "no change" for s in evaluation["verify"]]))}
+    baselines = {f"no_change_{task}": float(np.mean([s.answer == "no change" for s in evaluation[task]]))
+                 for task in ("verify", "verify-editor") if task in evaluation}
     tasks, weights = list(config.task_weights), list(config.task_weights.values())
     start = time.monotonic() - state["elapsed"]
 

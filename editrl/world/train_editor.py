@@ -107,6 +107,8 @@ class EditorTrainingConfig(Config):
         super().validate()
         if self.init is not None and self.vae_steps:
             raise EditRLError(f"config key vae_steps: expected 0 with init={self.init!r} (the init's VAE is kept), got {self.vae_steps}")
+        if self.init is not None and not (Path(self.init) / "model_index.json").is_file():
+            raise EditRLError(f"config key init: {self.init!r} is not an editor folder (no model_index.json)")
         self.require_positive("resolution", "num_layers", "num_attention_heads", "attention_head_dim", "latent_channels",
                               "train_examples", "steps", "batch_size", "vae_batch_size", "sample_steps", "checkpoint_every")
         if self.attention_head_dim % 4:
@@ -161,10 +163,9 @@ def _init_pipeline(config: EditorTrainingConfig):
     """The editor pipeline in ``config.init``; an architecture key that differs from it is an error naming the key."""
     from diffusers import FluxKontextPipeline
 
-    from ..reward.checkpoint import resolve_folder
-
-    pipe = FluxKontextPipeline.from_pretrained(str(resolve_folder(config.init, "init")), local_files_only=True)
-    found = {"num_layers": pipe.transformer.config.num_layers, "num_single_layers": pipe.transformer.config.num_single_layers,
+    pipe = FluxKontextPipeline.from_pretrained(str(config.init), local_files_only=True)
+    settings = json.loads((Path(config.init) / SETTINGS_FILE).read_text()) if (Path(config.init) / SETTINGS_FILE).is_file() else {}
+    found = {"resolution": settings.get("resolution", config.resolution), "num_layers": pipe.transformer.config.num_layers, "num_single_layers": pipe.transformer.config.num_single_layers,
              "num_attention_heads": pipe.transformer.config.num_attention_heads,
              "attention_head_dim": pipe.transformer.config.attention_head_dim,
              "latent_channels": pipe.vae.config.latent_channels, "vae_channels": list(pipe.vae.config.block_out_channels)}
@@ -389,10 +390,12 @@ def training_card(run: str | Path, figures: dict | None = None) -> str:
     import yaml
 
     record = json.loads((Path(run) / "training.json").read_text())
+    start = (f"continued from the editor in `{record['config']['init']}` (`init:`); " if record["config"].get("init")
+             else "")
     lines = [
         "# How the world editor was trained", "",
-        "Reproduce with `editrl world train-editor --config configs/world/editor.yaml --out runs/world-editor` "
-        "(with `OMP_NUM_THREADS=1`), then copy `runs/world-editor/model/` here.", "",
+        f"Reproduce with `editrl world train-editor --config <this config> --out <run>` (with `OMP_NUM_THREADS=1`), "
+        f"{start}then copy `<run>/model/` here.", "",
         f"- stage reached: {record['stage_reached']} (seed {record['config']['seed']}, "
         f"{record['config']['vae_steps']} VAE steps, {record.get('transformer_steps', record['config']['steps'])} transformer steps)",
         f"- wall time: {record['wall_minutes']} min on {record['machine']}", "",

@@ -11,8 +11,10 @@ likelihood, not a trained head):
     instruction_following = log P("no change" <end> | source, edit, "apply: <instruction> compare")
 
 It judges instruction following only (degradations it was taught to see through), so its output has the one
-dimension ``instruction_following``; mix it with a visual-quality reward through the RL configs'
-``rewards: {spec: weight}`` when quality matters. Registered as ``--reward world-verifier``.
+dimension ``instruction_following``. The score is a log-probability: <= 0 (0 = certain the edit is exactly
+right), unbounded below, about -0.5 to -3 on world edits; a weight that mixes it with a reward on another scale
+(``rewards: {spec: weight}``, a plain weighted sum) must account for that. Registered as ``--reward world-verifier``.
+It reads only the world's words: an instruction with other words is refused, naming them.
 """
 
 from __future__ import annotations
@@ -40,30 +42,53 @@ class VerifierReward:
         from .pretrain import PretrainConfig, SequenceBuilder, build_vlm
 
         folder = Path(vlm) if vlm is not None else WORLD_VLM_DIR
-        if not (folder / "config.json").is_file():
-            raise EditRLError(f"world verifier: {folder} is not a world VLM folder (no config.json); "
+        saved = folder / "pretraining.json"  # written beside the weights by `pretrain`: the image size it read
+        if not (folder / "config.json").is_file() or not saved.is_file():
+            raise EditRLError(f"world verifier: {folder} is not a world VLM folder (config.json and pretraining.json); "
                               "pretrain one as editrl/world/models/vlm/TRAINING.md describes")
-        # the image size it was pretrained at (pretraining.json, written beside the weights by `pretrain`)
-        saved = folder / "pretraining.json"
-        image_size = json.loads(saved.read_text())["config"]["image_size"] if saved.is_file() else PretrainConfig().image_size
+        try:
+            image_size = int(json.loads(saved.read_text())["config"]["image_size"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise EditRLError(f"world verifier: {saved} names no config.image_size ({err!r})") from None
         config = PretrainConfig(init=str(folder), image_size=image_size)
         model, processor = build_vlm(config)
         self.model = model.to(device or "cpu").eval()
         self.builder = SequenceBuilder(processor, config.image_size)
+        self.image_size = image_size
+        self.vocabulary = set(processor.tokenizer.get_vocab())
+
+    def identity(self) -> dict:
+        """What identifies its scores (``editrl.reward.identity``): class, image size, answer and a weights digest,
+        so resumed scoring refuses a retrained VLM."""
+        from ..reward.identity import weights_digest
+
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                "config": {"image_size": self.image_size, "answer": EXACT_ANSWER}, "weights": weights_digest(self.model)}
+
+    def _check_words(self, instruction: str, name: str) -> str:
+        """The instruction, or one error naming the words the world VLM does not know (they would read as padding)."""
+        from ..tiny import split_words
+
+        unknown = sorted({w for w in split_words(instruction) if w not in self.vocabulary})
+        if unknown:
+            raise EditRLError(f"{name}: the world verifier knows only world instruction words, not {unknown[:5]}")
+        return instruction
 
     @torch.inference_mode()
     def answer_logprob(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
                        answer: str = EXACT_ANSWER, batch_size: int | None = None) -> torch.Tensor:
         """(B,) log P(``answer`` and the end token | source, edit, verify prompt): the sum over the answer's tokens."""
-        from .pretrain import Sample, answer_logits
+        from .pretrain import Sample, answer_logits, verify_prompt
 
         if not (len(sources) == len(instructions) == len(edits)) or not sources:
             raise EditRLError(f"sources, instructions and edits must be non-empty and of one length, got "
                               f"{len(sources)}, {len(instructions)}, {len(edits)}")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        checked = [self._check_words(check_instruction(t, f"instructions[{i}]"), f"instructions[{i}]") for i, t in enumerate(instructions)]
         source_images, edit_images = load_images(list(sources), "sources"), load_images(list(edits), "edits")
-        samples = [Sample([s, e], f"apply: {check_instruction(t, f'instructions[{i}]')} compare", answer, "verify")
-                   for i, (s, t, e) in enumerate(zip(source_images, instructions, edit_images))]
-        batch_size = batch_size or 32
+        samples = [Sample([s, e], verify_prompt(t), answer, "verify") for s, t, e in zip(source_images, checked, edit_images)]
         out = []
         for start in range(0, len(samples), batch_size):
             encoded = {k: v.to(self.model.device) if torch.is_tensor(v) else v

@@ -80,16 +80,24 @@ def test_gap_closed_by_best_of_8_in_score_and_exact_edits(bench):
     assert gap["lost_object"] == {"single": 0.0, "best_of_8": 1.0, "oracle_best_of_8": 0.0} and not gap["met"]
 
 
-def test_cached_pairs_are_not_reused_once_the_editor_weights_change(bench, tmp_path):
-    """The settings key of the per-pair cache names the editor's weights: a retrained editor in the same folder (the
-    shipped world editor replaced) gets a new key; the same weights keep it."""
-    folder = tmp_path / "editor" / "transformer"
-    folder.mkdir(parents=True)
-    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"a" * 3000)
-    args = Namespace(editor="world", model=str(tmp_path / "editor"), reward="world", steps=None, max_n=8, halving=["8/0.5"],
-                     keep=0.5, select="mean", seed=0)
-    first = bench.settings_key(args)
-    assert bench.settings_key(args) == first
-    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"a" * 2999 + b"b")
-    assert bench.settings_key(args) != first
-    assert bench.weights_fingerprint(None) is None and bench.weights_fingerprint(tmp_path / "missing") is None
+def test_cached_pairs_are_not_reused_once_the_editor_or_reward_changes(bench):
+    """The cache key names the editor's denoiser weights and the reward's identity: a retrained editor or reward under
+    the same name (the shipped world models replaced) gets a new key; the same models keep it."""
+    from types import SimpleNamespace
+
+    import torch
+
+    torch.manual_seed(0)
+    editor = SimpleNamespace(transformer=torch.nn.Linear(4, 4))
+    reward = SimpleNamespace(identity=lambda: {"class": "R", "weights": "w1"})
+    args = Namespace(editor="world", model=None, reward="world", steps=None, max_n=8, halving=["8/0.5"], keep=0.5,
+                     select="mean", seed=0)
+    first = bench.settings_key(args, editor, reward)
+    assert bench.settings_key(args, editor, reward) == first
+    with torch.no_grad():
+        editor.transformer.weight[0, 0] += 1.0
+    assert bench.settings_key(args, editor, reward) != first
+    with torch.no_grad():
+        editor.transformer.weight[0, 0] -= 1.0
+    assert bench.settings_key(args, editor, reward) == first
+    assert bench.settings_key(args, editor, SimpleNamespace(identity=lambda: {"class": "R", "weights": "w2"})) != first

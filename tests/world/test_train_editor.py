@@ -169,3 +169,11 @@ def test_init_continues_an_editor_folder_and_keeps_its_vae(tmp_path):
         EditorTrainingConfig(**{**TINY, "init": str(first)}).validate()
     with pytest.raises(EditRLError, match=r"num_attention_heads=4 \(init has 2\)"):
         EditorTrainer(EditorTrainingConfig(**{**TINY, "init": str(first), "vae_steps": 0, "num_attention_heads": 4}), tmp_path / "bad")
+    with pytest.raises(EditRLError, match=r"resolution=128 \(init has 64\)"):
+        EditorTrainer(EditorTrainingConfig(**{**TINY, "init": str(first), "vae_steps": 0, "resolution": 128}), tmp_path / "bad")
+    with pytest.raises(EditRLError, match="init: .* is not an editor folder"):
+        EditorTrainingConfig(**{**TINY, "init": str(tmp_path), "vae_steps": 0}).validate()
+    from editrl.world.train_editor import training_card
+
+    assert f"continued from the editor in `{first}`" in training_card(tmp_path / "continued")
+    assert "continued from" not in training_card(tmp_path / "first")

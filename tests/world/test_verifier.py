@@ -8,7 +8,7 @@ import torch
 
 from editrl.errors import EditRLError
 from editrl.world.examples import make_examples
-from editrl.world.pretrain import PretrainConfig, Sample, SequenceBuilder, answer_logits, build_vlm, lm_loss
+from editrl.world.pretrain import PretrainConfig, Sample, SequenceBuilder, answer_logits, build_vlm, lm_loss, verify_prompt
 from editrl.world.verifier import VerifierReward
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 37, "vision_hidden_size": 32, "vision_depth": 1}
@@ -37,7 +37,7 @@ def test_the_score_is_the_summed_log_likelihood_of_no_change_and_the_end(tiny_fo
     batched = verifier.score(sources, instructions, edits, batch_size=4)
     builder = SequenceBuilder(verifier.builder.processor, 56)
     for i, e in enumerate(examples):
-        encoded = builder.encode([Sample([sources[i], edits[i]], f"apply: {e.instruction} compare", "no change", "verify")])
+        encoded = builder.encode([Sample([sources[i], edits[i]], verify_prompt(e.instruction), "no change", "verify")])
         assert int((encoded["labels"] != -100).sum()) == 3
         with torch.no_grad():
             expected = -3 * lm_loss(answer_logits(verifier.model, encoded), encoded["labels"])
@@ -57,6 +57,23 @@ def test_bad_inputs_and_folders_get_one_line(tiny_folder, tmp_path):
         verifier.score([example.source], [""], [example.target])
     with pytest.raises(EditRLError, match="not a world VLM folder"):
         VerifierReward(tmp_path)
+    with pytest.raises(EditRLError, match=r"instructions\[0\]: the world verifier knows only world instruction words, not \['sky'\]"):
+        verifier.score([example.source], ["Make the sky blue."], [example.target])
+    for bad in (0, -1, 2.5):
+        with pytest.raises(EditRLError, match="batch_size: expected an integer >= 1"):
+            verifier.score([example.source], [example.instruction], [example.target], batch_size=bad)
+
+
+def test_identity_names_the_weights_so_resumed_scoring_refuses_a_retrained_vlm(tiny_folder):
+    from editrl.reward.identity import reward_identity
+
+    verifier = VerifierReward(tiny_folder)
+    first = reward_identity(verifier)
+    assert first["class"] == "editrl.world.verifier.VerifierReward" and first["config"]["image_size"] == 56
+    assert reward_identity(VerifierReward(tiny_folder)) == first
+    with torch.no_grad():
+        next(verifier.model.parameters()).add_(1.0)
+    assert reward_identity(verifier)["weights"] != first["weights"]
 
 
 def test_the_shipped_verifier_rejects_the_wrong_outcomes_a_person_rejects():
