@@ -8,7 +8,15 @@ import torch
 
 from editrl.errors import EditRLError
 from editrl.world.examples import make_examples
-from editrl.world.pretrain import PretrainConfig, Sample, SequenceBuilder, answer_logits, build_vlm, lm_loss, verify_prompt
+from editrl.world.pretrain import (
+    PretrainConfig,
+    Sample,
+    SequenceBuilder,
+    answer_logits,
+    build_vlm,
+    lm_loss,
+    verify_prompt,
+)
 from editrl.world.verifier import VerifierReward
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 37, "vision_hidden_size": 32, "vision_depth": 1}
