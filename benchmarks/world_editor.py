@@ -25,13 +25,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="held-out world examples")
     parser.add_argument("--k", type=int, default=8, help="samples per example")
     parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the editor's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance value (default: the editor's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     start = time.perf_counter()
-    editor = load_editor("world", model=args.model)
+    editor = load_editor("world", model=args.model, **({"default_guidance": args.guidance} if args.guidance is not None else {}))
     load_s = time.perf_counter() - start
-    record = {"figure": "world_editor_oracle", "model": args.model or "shipped", "load_s": round(load_s, 2)}
+    record = {"figure": "world_editor_oracle", "model": args.model or "shipped", "guidance": editor.default_guidance,
+              "load_s": round(load_s, 2)}
     record.update(evaluate_editor(editor, n=args.n, k=args.k, seed=args.seed, num_steps=args.steps))
     print(json.dumps(record))
 
