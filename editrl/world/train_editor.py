@@ -160,12 +160,14 @@ def build_pipeline(config: EditorTrainingConfig):
 
 
 def _init_pipeline(config: EditorTrainingConfig):
-    """The editor pipeline in ``config.init``; an architecture key that differs from it is an error naming the key."""
-    from diffusers import FluxKontextPipeline
+    """The editor pipeline in ``config.init`` (loaded as ``load_editor`` loads it: its saved settings and errors); an
+    architecture key that differs from it is an error naming the key."""
+    from ..sampler.editors import load_editor
 
-    pipe = FluxKontextPipeline.from_pretrained(str(config.init), local_files_only=True)
-    settings = json.loads((Path(config.init) / SETTINGS_FILE).read_text()) if (Path(config.init) / SETTINGS_FILE).is_file() else {}
-    found = {"resolution": settings.get("resolution", config.resolution), "num_layers": pipe.transformer.config.num_layers, "num_single_layers": pipe.transformer.config.num_single_layers,
+    editor = load_editor("world", model=str(config.init), device="cpu", dtype=torch.float32)
+    pipe = editor.pipe
+    found = {"resolution": editor.resolution, "num_layers": pipe.transformer.config.num_layers,
+             "num_single_layers": pipe.transformer.config.num_single_layers,
              "num_attention_heads": pipe.transformer.config.num_attention_heads,
              "attention_head_dim": pipe.transformer.config.attention_head_dim,
              "latent_channels": pipe.vae.config.latent_channels, "vae_channels": list(pipe.vae.config.block_out_channels)}
