@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..errors import EditRLError
 from ..images import ImageLike, open_image
-from .output import RewardOutput
+from .output import RewardOutput, check_batch_size
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ class RemoteReward:
             raise EditRLError(f"reward: sources, instructions and edits must have the same length, got {len(sources)}, {len(instructions)}, {len(edits)}")
         if len(sources) == 0:
             raise EditRLError("reward: nothing to score (empty sources)")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        chunk = min(batch_size or self.request_items, self.request_items)
+        chunk = min(check_batch_size(batch_size, default=self.request_items), self.request_items)
         outputs = []
         for start in range(0, len(sources), chunk):
             items = [

@@ -28,7 +28,7 @@ from ..config import Config, config_field
 from ..errors import EditRLError
 from ..images import CONVERSIONS, ImageLike, check_instruction, load_images
 from .inputs import ImageBatch, RewardInputBuilder, common_prefix_length, pad_right
-from .output import DIMENSIONS, RewardOutput
+from .output import DIMENSIONS, RewardOutput, check_batch_size
 from .prompts import resolve_templates
 from .vision_attention import packed_vision_attention
 
@@ -330,9 +330,7 @@ class EditReward(nn.Module):
         small. ``fast=False`` runs the official two-pass computation instead of the shared prefix.
         """
         images, instructions = self._prepare(sources, instructions, edits)
-        batch_size = batch_size or 8
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size or None, default=8)  # 0 has always meant the default here
         n = len(instructions)
         order = sorted(range(n), key=lambda i: -self.sequence_length(images[2 * i], images[2 * i + 1], instructions[i]))
         per_dim = torch.empty(n, len(DIMENSIONS), 2)

@@ -12,6 +12,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 
+from ..errors import EditRLError
 from ..images import ImageLike
 
 DIMENSIONS = ("instruction_following", "visual_quality")
@@ -63,6 +64,15 @@ class RewardOutput:
             score_sigma=torch.cat([o.score_sigma for o in outputs]),
             dimensions=outputs[0].dimensions,
         )
+
+
+def check_batch_size(batch_size, default: int) -> int:
+    """The ``batch_size`` of a ``score`` call: ``default`` for None, else an integer >= 1 (one error line naming it)."""
+    if batch_size is None:
+        return default
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    return batch_size
 
 
 @runtime_checkable

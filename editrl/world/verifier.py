@@ -27,7 +27,7 @@ import torch
 
 from ..errors import EditRLError
 from ..images import ImageLike, check_instruction, load_images
-from ..reward.output import RewardOutput
+from ..reward.output import RewardOutput, check_batch_size
 
 WORLD_VLM_DIR = Path(__file__).parent / "models" / "vlm"
 EXACT_ANSWER = "no change"
@@ -83,9 +83,7 @@ class VerifierReward:
         if not (len(sources) == len(instructions) == len(edits)) or not sources:
             raise EditRLError(f"sources, instructions and edits must be non-empty and of one length, got "
                               f"{len(sources)}, {len(instructions)}, {len(edits)}")
-        batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        batch_size = check_batch_size(batch_size, default=32)
         checked = [self._check_words(check_instruction(t, f"instructions[{i}]"), f"instructions[{i}]") for i, t in enumerate(instructions)]
         source_images, edit_images = load_images(list(sources), "sources"), load_images(list(edits), "edits")
         samples = [Sample([s, e], verify_prompt(t), answer, "verify") for s, t, e in zip(source_images, checked, edit_images)]

@@ -128,6 +128,21 @@ def test_bad_inputs_raise_one_clear_error(reward, batch, tmp_path):
         EditRewardConfig(fusion="max")
     with pytest.raises(EditRLError, match="text_prompt"):
         tiny_reward(templates={"instruction_following": "a", "visual_quality": "b {text_prompt}", "suffix": "<|Reward|>"})
+    for bad in (-1, 2.5, True):
+        with pytest.raises(EditRLError, match=f"batch_size: expected an integer >= 1, got {bad!r}"):
+            reward.score(sources, instructions, edits, batch_size=bad)
+    # 0 and None mean the default batch (8), as they always have: the same scores as one batch of 3
+    torch.testing.assert_close(reward.score(sources, instructions, edits, batch_size=0).score,
+                               reward.score(sources, instructions, edits, batch_size=3).score)
+
+
+def test_check_batch_size_gives_the_default_for_none_and_refuses_anything_but_a_positive_integer():
+    from editrl.reward.output import check_batch_size
+
+    assert check_batch_size(None, default=8) == 8 and check_batch_size(3, default=8) == 3
+    for bad in (0, -1, 2.5, "4", True):
+        with pytest.raises(EditRLError, match=f"^batch_size: expected an integer >= 1, got {bad!r}$"):
+            check_batch_size(bad, default=8)
 
 
 def test_image_modes_are_converted(reward):
