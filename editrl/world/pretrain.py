@@ -194,8 +194,8 @@ class PretrainConfig(Config):
     task_weights: dict = config_field({"describe": 0.4, "compare": 0.4, "apply": 0.2}, "share of each task in a batch")
     init: str | None = config_field(None, "a pretrained world VLM folder to continue from (its size and tokenizer; "
                                           "`tiny` and `seed`'s initial weights are then unused); None = random weights")
-    editor_samples: int = config_field(0, "(source, edit) pairs of the shipped editor's samples mixed into describe/compare "
-                                          "(and verify, with verify_editor_share) (0 = none)")
+    editor_samples: int = config_field(0, "samples of the shipped editor (each kept with its world example) mixed into "
+                                          "describe/compare (and verify, with verify_editor_share) (0 = none)")
     verify_editor_share: float = config_field(0.0, "share of verify samples that read an editor sample of the pool against its "
                                                    "instruction's target (what a reward ranks); 0 keeps the earlier data stream")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
