@@ -57,6 +57,24 @@ def describe(scene: Scene) -> str:
     return " . ".join(parts)
 
 
+def read_scene(text: str) -> Scene:
+    """The scene a ``describe`` answer names (its inverse); an EditRLError naming the part that is not one."""
+    from .scenes import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, WorldObject
+
+    background, *parts = [p.strip() for p in text.split(" . ")]
+    words = background.split()
+    if len(words) != 2 or words[1] != "background" or words[0] not in BACKGROUNDS:
+        raise EditRLError(f"scene description {text!r}: expected '<colour> background' first, got {background!r}")
+    objects = []
+    for part in parts:
+        color, shape, size, *position = part.split()
+        obj = WorldObject(shape, color, size, " ".join(position))
+        if color not in COLORS or shape not in SHAPES or size not in SIZES or obj.position not in POSITIONS:
+            raise EditRLError(f"scene description {text!r}: {part!r} is not '<colour> <shape> <size> <position>'")
+        objects.append(obj)
+    return Scene(words[0], tuple(objects)).validate()
+
+
 def compare(before: Scene, after: Scene) -> str:
     """What changed from ``before`` to ``after``, object by object (objects are matched by colour)."""
     changes = [] if before.background == after.background else [f"background {after.background}"]
@@ -313,6 +331,37 @@ def exact_match(model, builder: SequenceBuilder, samples: list[Sample], batch_si
         wrong = (predicted != labels) & (labels != -100)
         hits += int((~wrong.any(1)).sum())
     return hits / len(samples)
+
+
+@torch.no_grad()
+def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_tokens: int = 48) -> list[str]:
+    """Each sample's answer decoded greedily (its ``answer`` is ignored): words joined by spaces, the form of the
+    training answers. Each step re-reads the whole sequence in the layout ``answer_logits`` trains on (the
+    sequences are short, the model tiny), so decoding and teacher forcing see the same inputs; an answer that
+    does not end within ``max_tokens`` is an EditRLError."""
+    tokenizer = builder.tokenizer
+    answers: list[list[int]] = [[] for _ in samples]
+    open_rows = list(range(len(samples)))
+    for _ in range(max_tokens + 1):  # the last step can only end an answer
+        if not open_rows:
+            break
+        partial = [Sample(samples[r].images, samples[r].prompt, " ".join(tokenizer.convert_ids_to_tokens(answers[r])),
+                          samples[r].task) for r in open_rows]
+        encoded = builder.encode(partial)
+        logits = answer_logits(model, encoded)
+        # `encode` ends every answer with the end token: the logits one position before it predict the next token
+        end = torch.stack([(row != -100).nonzero().max() for row in encoded["labels"]])
+        next_logits = logits[torch.arange(len(open_rows)), end - 1]
+        next_logits[:, [t for t in tokenizer.all_special_ids if t != tokenizer.eos_token_id]] = -torch.inf  # no pad/image/reward
+        picked = next_logits.argmax(-1).tolist()
+        for r, token in zip(list(open_rows), picked):
+            if token == tokenizer.eos_token_id:
+                open_rows.remove(r)
+            elif len(answers[r]) < max_tokens:
+                answers[r].append(token)
+    if open_rows:
+        raise EditRLError(f"greedy decoding: {len(open_rows)} answer(s) did not end within {max_tokens} tokens")
+    return [" ".join(tokenizer.convert_ids_to_tokens(a)) for a in answers]
 
 
 def held_out(config: PretrainConfig, editor_pool: list | None = None) -> dict[str, list[Sample]]:

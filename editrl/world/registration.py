@@ -37,6 +37,14 @@ def world_verifier(device=None):
     return VerifierReward(device=device)
 
 
+def world_describe(device=None):
+    """The world VLM reads the source, the world grammar applies the instruction, the VLM judges the edit
+    against that description (``editrl.world.verifier.DescriptionJudge``)."""
+    from .verifier import DescriptionJudge
+
+    return DescriptionJudge(device=device)
+
+
 def world_prompts(n: int, split: str, seed: int, size: int) -> list:
     """(source, instruction) pairs of ``n`` world examples of ``split``."""
     from .examples import make_examples
@@ -48,6 +56,7 @@ EDITORS.register("world", "editrl.world.editor:WORLD_EDITOR")
 REWARDS.register("world", world_reward)
 REWARDS.register("oracle", oracle)
 REWARDS.register("world-verifier", world_verifier)
+REWARDS.register("world-describe", world_describe)
 REWARDS.register("oracle-if", oracle_instruction_following)
 PROMPT_SETS.register("world", world_prompts)
 TOKENIZER_WORDS.register("world", "editrl.world.reward:prompt_vocabulary")
