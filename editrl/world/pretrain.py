@@ -141,9 +141,10 @@ def editor_verify_sample(example, edit: Image.Image) -> Sample:
 
 
 def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list | None = None,
-                verify_editor_share: float = 0.0) -> Sample:
-    """A random sample of ``task``; with an ``editor_pool`` of (example, edit) pairs a third of the describe/compare
-    samples and ``verify_editor_share`` of the verify samples read a real editor sample, labelled with its parsed scene."""
+                verify_editor_share: float = 0.0, editor_share: float = 1 / 3) -> Sample:
+    """A random sample of ``task``; with an ``editor_pool`` of (example, edit) pairs ``editor_share`` of the
+    describe/compare samples and ``verify_editor_share`` of the verify samples read a real editor sample, labelled
+    with its parsed scene."""
     if task == "verify" and editor_pool and verify_editor_share and rng.random() < verify_editor_share:
         return editor_verify_sample(*rng.choice(editor_pool))
     if task in ("apply", "verify"):
@@ -151,7 +152,7 @@ def make_sample(task: str, rng: random.Random, size: int = 64, editor_pool: list
         if task == "apply":
             return Sample([example.source], f"apply: {example.instruction}", describe(example.target_scene), task)
         return verify_sample(example, rng)
-    if editor_pool and rng.random() < 1 / 3:
+    if editor_pool and rng.random() < editor_share:
         example, edit = rng.choice(editor_pool)
         before, after = parse_scene(np.asarray(example.source)), parse_scene(np.asarray(edit))
         if task == "describe":
@@ -214,6 +215,9 @@ class PretrainConfig(Config):
                                           "`tiny` and `seed`'s initial weights are then unused); None = random weights")
     editor_samples: int = config_field(0, "samples of the shipped editor (each kept with its world example) mixed into "
                                           "describe/compare (and verify, with verify_editor_share) (0 = none)")
+    editor_share: float = config_field(1 / 3, "share of describe/compare samples that read an editor sample of the pool "
+                                              "(with editor_samples > 0; the judges read editor samples, so a continuation "
+                                              "may raise it)")
     verify_editor_share: float = config_field(0.0, "share of verify samples that read an editor sample of the pool against its "
                                                    "instruction's target (what a reward ranks); 0 keeps the earlier data stream")
     seed: int = config_field(0, "seed of the initial weights and of the data stream")
@@ -237,6 +241,8 @@ class PretrainConfig(Config):
         self.require_positive("steps", "batch_size", "checkpoint_every", "eval_every", "eval_samples")
         if self.learning_rate <= 0 or self.editor_samples < 0 or self.warmup_steps < 0:
             raise EditRLError("learning_rate must be positive, editor_samples and warmup_steps non-negative")
+        if not 0 <= self.editor_share <= 1:
+            raise EditRLError(f"editor_share={self.editor_share}: expected a share in [0, 1]")
         if not 0 <= self.verify_editor_share <= 1 or (self.verify_editor_share and not self.editor_samples):
             raise EditRLError(f"verify_editor_share={self.verify_editor_share}: expected a share in [0, 1], "
                               "and editor_samples > 0 for a positive one")
@@ -441,7 +447,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> Path:
     bar = tqdm(total=config.steps, initial=state["step"], desc="pretraining the world VLM")
     while state["step"] < config.steps:
         model.train()
-        samples = [make_sample(rng.choices(tasks, weights)[0], rng, editor_pool=pool, verify_editor_share=config.verify_editor_share)
+        samples = [make_sample(rng.choices(tasks, weights)[0], rng, editor_pool=pool, verify_editor_share=config.verify_editor_share,
+                               editor_share=config.editor_share)
                    for _ in range(config.batch_size)]
         encoded = builder.encode(samples)
         loss = lm_loss(answer_logits(model, encoded), encoded["labels"])

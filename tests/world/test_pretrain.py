@@ -120,6 +120,29 @@ def test_verify_reads_editor_samples_at_the_share_asked_and_keeps_the_old_stream
         PretrainConfig(verify_editor_share=1.5, editor_samples=10).validate()
 
 
+def test_describe_reads_editor_samples_at_editor_share_and_keeps_the_old_stream_at_a_third():
+    """editor_share: that share of describe samples reads a pool edit, answered with its parsed scene; the default
+    (a third) draws exactly what the sampler drew before the option."""
+    import numpy as np
+
+    from editrl.world.scenes import parse_scene
+
+    examples = make_examples(3, seed=9, split="train")
+    pool = [(e, e.target) for e in examples]
+    edits = {id(edit) for _, edit in pool}
+    for share, low, high in ((0.0, 0, 0), (0.8, 0.72, 0.88), (1.0, 1, 1)):
+        samples = [make_sample("describe", random.Random(s), editor_pool=pool, editor_share=share) for s in range(300)]
+        assert low <= np.mean([id(s.images[0]) in edits for s in samples]) <= high
+    read = [s for s in samples if id(s.images[0]) in edits]
+    assert all(s.answer == describe(parse_scene(np.asarray(s.images[0]))) for s in read)
+    old, new = random.Random(4), random.Random(4)
+    before = [make_sample("describe", old, editor_pool=pool) for _ in range(20)]
+    after = [make_sample("describe", new, editor_pool=pool, editor_share=1 / 3) for _ in range(20)]
+    assert [s.answer for s in before] == [s.answer for s in after] and old.getstate() == new.getstate()
+    with pytest.raises(EditRLError, match="editor_share=1.5"):
+        PretrainConfig(editor_share=1.5).validate()
+
+
 @pytest.fixture(scope="module")
 def tiny_vlm():
     config = PretrainConfig(tiny=TINY, image_size=56)
