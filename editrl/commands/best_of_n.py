@@ -1,6 +1,7 @@
 """``editrl best-of-n``: draw N edits, score them with a reward, keep the best (or prune early).
 
-With no arguments it edits a built-in world example with the shipped world editor and reward.
+With no arguments it edits the built-in world example (``editrl.world.examples.builtin_example``) with the shipped
+world editor, ranked by the world description judge (``--reward world-describe``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
                         "(default: the editor's public id); nothing is downloaded")
     parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")
-    parser.add_argument("--reward", default="world", help="world (default, the shipped EditReward), oracle (the world's "
-                        "exact scorer), an EditReward folder or Hub id, http(s)://host:port of `editrl reward serve`, "
-                        "or module:Class")
+    parser.add_argument("--reward", default="world-describe", help="world-describe (default: the world VLM judges the edit "
+                        "against the instruction's target as it reads the source; world words only), world (the shipped world "
+                        "EditReward: it prefers deletions), world-verifier, oracle (the world's exact scorer), an EditReward "
+                        "folder or Hub id, http(s)://host:port of `editrl reward serve`, or module:Class")
     parser.add_argument("--select", type=select_rule, default="fused", metavar="RULE",
                         help="rank by: fused (the fused score, default), lcb (fused mu - k*sigma) or a dimension of the reward "
                         "(EditReward: instruction_following, visual_quality); the old words mean, if, vq still work")
@@ -72,9 +74,9 @@ def run(args) -> int:
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
-        from ..world import make_examples
+        from ..world.examples import builtin_example
 
-        example = make_examples(1, seed=0, split="test")[0]
+        example = builtin_example()
         source, instruction = example.source, example.instruction
     else:
         if args.instruction is None:

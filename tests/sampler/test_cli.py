@@ -27,14 +27,15 @@ def _files(out):
 
 
 def test_world_example_with_oracle(editor_folder, tmp_path, capsys):
-    from editrl.world import Oracle, make_examples
+    from editrl.world import Oracle
+    from editrl.world.examples import builtin_example
 
     out = tmp_path / "run"
     code = main(["best-of-n", "--editor", str(editor_folder), "--reward", "oracle", "--n", "3", "--seed", "4",
                  "--out", str(out), "--device", "cpu"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    example = make_examples(1, seed=0, split="test")[0]
+    example = builtin_example()
     assert summary["instruction"] == example.instruction and summary["nfe"] == 3 * 2 and summary["reward_calls"] == 3
     assert _files(out) == ["best.png", "candidate_00_seed4.png", "candidate_01_seed5.png", "candidate_02_seed6.png",
                            "contact_sheet.png", "scores.json"]

@@ -127,3 +127,23 @@ def test_identity_and_bad_input(judge):
     with pytest.raises(EditRLError, match=r"instructions\[0\]: the world judge read the source as"):
         judge.score([example.source], ["Make the red."], [example.target])
     assert np.isfinite(judge.score([example.source], [example.instruction], [example.target]).score.numpy()).all()
+
+
+def test_the_default_best_of_n_run_picks_an_edit_the_oracle_rates_at_least_3(tmp_path, capsys):
+    """`editrl best-of-n --n 8` with every default (built-in example, shipped editor, world-describe): the edit it
+    keeps follows the instruction by the oracle (Likert >= 3) and lost no object."""
+    import json
+
+    from editrl.cli import main
+    from editrl.world import Oracle
+    from editrl.world.examples import builtin_example
+
+    example = builtin_example()
+    assert example.instruction == "Put the green circle in the center."
+    assert main(["best-of-n", "--n", "8", "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["reward"] == "world-describe" and summary["instruction"] == example.instruction
+    best = Image.open(tmp_path / "run" / "best.png")
+    oracle = Oracle()
+    assert oracle.likert([example.source], [example.instruction], [best])[0, 0] >= 3
+    assert oracle.measures([example.source], [example.instruction], [best])["lost_object"][0] == 0
