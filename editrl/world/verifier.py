@@ -164,7 +164,10 @@ class DescriptionJudge(WorldVLMJudge):
         missing = list({k: im for k, im in zip(keys, sources) if k not in self.read_cache}.items())
         for start in range(0, len(missing), batch_size):
             part = missing[start: start + batch_size]
-            texts = greedy_answers(self.model, self.builder, [Sample([im], "describe", "", "describe") for _, im in part])
+            try:
+                texts = greedy_answers(self.model, self.builder, [Sample([im], "describe", "", "describe") for _, im in part])
+            except EditRLError as err:  # a source that is no world scene: the VLM's description never ends
+                raise EditRLError(f"sources: the world judge reads world scenes only ({err})") from None
             self.read_cache.update(zip([k for k, _ in part], texts))
         read = [self.read_cache[k] for k in keys]
         while len(self.read_cache) > self.cache_size:  # the oldest first

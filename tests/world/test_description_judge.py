@@ -127,6 +127,9 @@ def test_identity_and_bad_input(judge):
     with pytest.raises(EditRLError, match=r"instructions\[0\]: the world judge read the source as"):
         judge.score([example.source], ["Make the red."], [example.target])
     assert np.isfinite(judge.score([example.source], [example.instruction], [example.target]).score.numpy()).all()
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    with pytest.raises(EditRLError, match=r"^(sources: the world judge reads world scenes only|instructions\[0\]: the world judge read)"):
+        judge.score([noise], [example.instruction], [example.target])
 
 
 def test_the_default_best_of_n_run_picks_an_edit_the_oracle_rates_at_least_3(tmp_path, capsys):
