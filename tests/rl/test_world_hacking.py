@@ -46,3 +46,15 @@ def test_grpo_against_a_hackable_reward_is_flagged(tmp_path):
     assert flagged and any("lost_object" in r["hacking_warning"]["worse"] for r in flagged)
     first = flagged[0]
     assert first["lost_object"] > evals[0]["lost_object"] and first["hacking_warning"]["train_reward_slope"] > 0
+
+
+def test_the_no_signal_control_scores_pixels_alone():
+    """The same image scores the same whatever its source or instruction, other images differently, in [0, 1)."""
+    from editrl.world.hackable import NoSignalReward
+
+    examples = make_examples(6, seed=3, split="test")
+    reward = NoSignalReward()
+    first = reward.score([e.source for e in examples], [e.instruction for e in examples], [e.target for e in examples])
+    swapped = reward.score([examples[0].source] * 6, ["Make the background black."] * 6, [e.target for e in examples])
+    assert torch.equal(first.score, swapped.score) and torch.equal(first.mu[:, 0], first.score)
+    assert len(set(first.score.tolist())) == 6 and bool(((first.score >= 0) & (first.score < 1)).all())
