@@ -340,11 +340,11 @@ def exact_match(model, builder: SequenceBuilder, samples: list[Sample], batch_si
 
 
 @torch.no_grad()
-def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_tokens: int = 48) -> list[str]:
+def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_tokens: int = 48) -> list[str | None]:
     """Each sample's answer decoded greedily (its ``answer`` is ignored): words joined by spaces, the form of the
-    training answers. Each step re-reads the whole sequence in the layout ``answer_logits`` trains on (the
-    sequences are short, the model tiny), so decoding and teacher forcing see the same inputs; an answer that
-    does not end within ``max_tokens`` is an EditRLError."""
+    training answers; None for an answer that does not end within ``max_tokens``. Each step re-reads the whole
+    sequence in the layout ``answer_logits`` trains on (the sequences are short, the model tiny), so decoding and
+    teacher forcing see the same inputs."""
     tokenizer = builder.tokenizer
     answers: list[list[int]] = [[] for _ in samples]
     open_rows = list(range(len(samples)))
@@ -365,9 +365,7 @@ def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_t
                 open_rows.remove(r)
             elif len(answers[r]) < max_tokens:
                 answers[r].append(token)
-    if open_rows:
-        raise EditRLError(f"greedy decoding: {len(open_rows)} answer(s) did not end within {max_tokens} tokens")
-    return [" ".join(tokenizer.convert_ids_to_tokens(a)) for a in answers]
+    return [None if r in open_rows else " ".join(tokenizer.convert_ids_to_tokens(a)) for r, a in enumerate(answers)]
 
 
 def held_out(config: PretrainConfig, editor_pool: list | None = None) -> dict[str, list[Sample]]:

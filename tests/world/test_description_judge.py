@@ -38,15 +38,18 @@ def test_read_scene_inverts_describe_and_names_what_is_not_a_scene():
 
 
 def test_the_target_is_the_instruction_applied_to_the_read_source_believing_the_instructions_shape():
+    from editrl.world.instructions import parse_instruction
+
     source = "gray background . red ring large top . blue square small left"
-    assert DescriptionJudge.target_description(source, "Make the red ring small.", "x") == \
+    assert DescriptionJudge.target_description(source, parse_instruction("Make the red ring small.")) == \
         "gray background . red ring small top . blue square small left"
     # the VLM read the red object as a circle; the instruction names a ring, colours are unique: the ring is meant
-    assert DescriptionJudge.target_description(source.replace("ring", "circle"), "Move the red ring to the bottom.", "x") == \
+    assert DescriptionJudge.target_description(source.replace("ring", "circle"), parse_instruction("Move the red ring to the bottom.")) == \
         "gray background . blue square small left . red ring large bottom"
-    with pytest.raises(EditRLError, match=r"instructions\[3\]: the world judge read the source as .* which the instruction "
-                                          r"'Remove the green cross.' does not fit"):
-        DescriptionJudge.target_description(source, "Remove the green cross.", "instructions[3]")
+    assert DescriptionJudge.target_description(source, parse_instruction("Remove the green cross.")) is None  # no such object
+    assert DescriptionJudge.target_description("gray background . red ring large top . red square small left",
+                                               parse_instruction("Make the background white.")) is None  # not a scene
+    assert DescriptionJudge.target_description(None, parse_instruction("Make the background white.")) is None  # never ended
 
 
 def test_greedy_reading_reproduces_the_source_scene_and_what_teacher_forcing_predicts(judge):
@@ -59,8 +62,7 @@ def test_greedy_reading_reproduces_the_source_scene_and_what_teacher_forcing_pre
     decoded = greedy_answers(judge.model, judge.builder, half_done)
     again = [Sample(s.images, "describe", text, "describe") for s, text in zip(half_done, decoded)]
     assert exact_match(judge.model, judge.builder, again) == 1.0
-    with pytest.raises(EditRLError, match="greedy decoding: 2 answer\\(s\\) did not end within 3 tokens"):
-        greedy_answers(judge.model, judge.builder, half_done[:2], max_tokens=3)
+    assert greedy_answers(judge.model, judge.builder, half_done[:2], max_tokens=3) == [None, None]
 
 
 def test_the_score_is_the_log_likelihood_of_the_targets_description(judge):
@@ -124,12 +126,26 @@ def test_identity_and_bad_input(judge):
     with pytest.raises(EditRLError, match=r"instructions\[0\]: the world verifier knows only world instruction words, not \['sky'\]"):
         judge.score([example.source], ["Make the sky blue."], [example.target])
     # world words that are not a world instruction
-    with pytest.raises(EditRLError, match=r"instructions\[0\]: the world judge read the source as"):
+    with pytest.raises(EditRLError, match=r"instructions\[0\]: instruction: 'make the red' is not a world instruction"):
         judge.score([example.source], ["Make the red."], [example.target])
-    assert np.isfinite(judge.score([example.source], [example.instruction], [example.target]).score.numpy()).all()
+
+
+def test_a_source_it_cannot_read_falls_back_to_the_verify_question_with_a_warning(judge, caplog, monkeypatch):
+    """Noise is no world scene (the VLM's reading never ends or fits nothing): the item is scored as the verifier
+    scores it, the others of the batch as before, and the log says so once."""
+    from editrl.world.verifier import VerifierReward
+
+    monkeypatch.setattr(judge, "warned", set())
+    example = make_examples(1, seed=1, split="test")[0]
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    with pytest.raises(EditRLError, match=r"^(sources: the world judge reads world scenes only|instructions\[0\]: the world judge read)"):
-        judge.score([noise], [example.instruction], [example.target])
+    with caplog.at_level("WARNING", logger="editrl.world.verifier"):
+        out = judge.score([noise, example.source, noise], [example.instruction] * 3, [example.target] * 3)
+    expected = VerifierReward().answer_logprob([noise], [example.instruction], [example.target])
+    assert out.score[0].item() == pytest.approx(expected.item(), abs=1e-4) and out.score[2] == out.score[0]
+    alone = judge.score([example.source], [example.instruction], [example.target]).score
+    assert out.score[1].item() == pytest.approx(alone.item(), abs=1e-4)
+    warnings = [r.message for r in caplog.records if "scored by the verify question" in r.message]
+    assert len(warnings) == 1
 
 
 def test_the_default_best_of_n_run_picks_an_edit_the_oracle_rates_at_least_3(tmp_path, capsys):
