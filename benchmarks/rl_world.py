@@ -2,21 +2,22 @@
 
 Starting from the shipped world editor, each run sees the same number of sampled training images:
 
-- ``grpo_learned``: Flow-GRPO with the shipped world reward model (configs/grpo/world.yaml);
+- ``grpo_learned``: Flow-GRPO with the learned reward ``--reward`` (default ``world-describe``; ``world`` is the
+  shipped world EditReward) and the settings of configs/grpo/world.yaml;
 - ``grpo_oracle``: Flow-GRPO with the oracle itself as reward (an upper reference);
 - ``grpo_oracle_if``: Flow-GRPO with the oracle's instruction following alone as reward (``oracle-if``);
-- ``dpo_learned``: online flow Diffusion-DPO with the shipped reward (configs/dpo/world.yaml);
-- ``grpo_hacking``: GRPO with the shipped reward, no KL, no EMA and a high learning rate — the run
+- ``dpo_learned``: online flow Diffusion-DPO with ``--reward`` (configs/dpo/world.yaml);
+- ``grpo_hacking``: GRPO with ``--reward``, no KL, no EMA and a high learning rate — the run
   the reward-hacking monitor should flag;
 - ``grpo_fewer_objects``: GRPO against ``editrl.world.hackable.FewerObjectsReward`` (pays for deleted
   objects: the failure the second shipped reward had), no KL, no EMA, ``--hacking-lr``; the monitor
   must flag it from the oracle's lost-object and exact-edit shares;
-- ``nft_learned``: DiffusionNFT with the shipped reward (configs/nft/world.yaml), the same number of
+- ``nft_learned``: DiffusionNFT with ``--reward`` (configs/nft/world.yaml), the same number of
   sampled images per iteration as GRPO.
 
 For each: the oracle score of the editor on held-out world prompts (test split, one ODE sample per
 prompt, fixed seeds; the trainer's own monitor evaluation) before, after and along training. Next to
-them, ``best_of_4``: the oracle score of the *initial* editor when the shipped reward picks the best
+them, ``best_of_4``: the oracle score of the *initial* editor when ``--reward`` picks the best
 of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
 the held-out oracle score at least as much as best-of-4 does. At every evaluation the parsed scene of
 each held-out sample is also compared with the exact target scene: ``exact_edit`` is the share equal
@@ -192,7 +193,8 @@ def run_world(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--editor-model", default=None, help="world editor folder (default: the shipped one)")
-    parser.add_argument("--reward", default="world", help="learned reward spec (default: the shipped world reward)")
+    parser.add_argument("--reward", default="world-describe", help="learned reward spec (default: the world description "
+                        "judge; `world` is the shipped world EditReward)")
     parser.add_argument("--runs", nargs="+", default=["grpo_learned", "grpo_oracle", "dpo_learned", "grpo_hacking",
                                                       "grpo_fewer_objects", "nft_learned"],
                         help="grpo_learned grpo_oracle grpo_oracle_if dpo_learned grpo_hacking grpo_fewer_objects nft_learned nft_oracle")

@@ -78,7 +78,7 @@ def test_main_commands_print_no_third_party_warnings(tmp_path):
     runs = [editrl("best-of-n", "--n", "2", "--steps", "2", "--out", str(out))]
     scores = json.loads((out / "scores.json").read_text())
     assert scores["run"]["editor"] == "world" and scores["run"]["steps"] == 2 and scores["run"]["seeds"] == [0, 1]
-    assert scores["run"]["reward"] == "world" and scores["run"]["editrl_version"] == __version__
+    assert scores["run"]["reward"] == "world-describe" and scores["run"]["editrl_version"] == __version__
     again = editrl("best-of-n", "--n", "2", "--steps", "2", "--out", str(out))
     assert again.returncode == 2 and again.stderr.strip().endswith("holds a previous best-of-N run (best.png, ...); choose a new folder or remove that one")
     rows = tmp_path / "edits.jsonl"

@@ -256,10 +256,12 @@ def build_vlm(config: PretrainConfig):
     if config.init is not None:
         from transformers import Qwen2_5_VLForConditionalGeneration
 
+        from ..loading import quiet_loading
         from ..reward.checkpoint import load_processor, resolve_folder
 
         folder = resolve_folder(config.init, "init")
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+        with quiet_loading():  # no transformers progress bar when a judge or a continuation loads the VLM
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
         processor = load_processor(folder)
     else:
         model, processor = tiny_qwen25vl(config.seed, extra_special_tokens=[EditRewardConfig().reward_token],
