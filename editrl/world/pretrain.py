@@ -67,7 +67,10 @@ def read_scene(text: str) -> Scene:
         raise EditRLError(f"scene description {text!r}: expected '<colour> background' first, got {background!r}")
     objects = []
     for part in parts:
-        color, shape, size, *position = part.split()
+        fields = part.split()
+        if len(fields) < 4:
+            raise EditRLError(f"scene description {text!r}: {part!r} is not '<colour> <shape> <size> <position>'")
+        color, shape, size, *position = fields
         obj = WorldObject(shape, color, size, " ".join(position))
         if color not in COLORS or shape not in SHAPES or size not in SIZES or obj.position not in POSITIONS:
             raise EditRLError(f"scene description {text!r}: {part!r} is not '<colour> <shape> <size> <position>'")
@@ -347,6 +350,8 @@ def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_t
     training answers; None for an answer that does not end within ``max_tokens``. Each step re-reads the whole
     sequence in the layout ``answer_logits`` trains on (the sequences are short, the model tiny), so decoding and
     teacher forcing see the same inputs."""
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise EditRLError(f"max_tokens: expected an integer >= 1, got {max_tokens!r}")
     tokenizer = builder.tokenizer
     answers: list[list[int]] = [[] for _ in samples]
     open_rows = list(range(len(samples)))

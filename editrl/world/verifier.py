@@ -17,8 +17,8 @@ right), unbounded below, about -0.5 to -3 on world edits; a weight that mixes it
 It reads only the world's words: an instruction with other words is refused, naming them.
 
 ``DescriptionJudge`` (``--reward world-describe``) reads the same VLM another way, splitting the judgement where
-the VLM is strong from where it is weak. Held out, the VLM describes a scene exactly 96% of the time but
-describes the scene an instruction asks for only 43% of the time: it perceives well and reasons poorly. So the
+the VLM is strong from where it is weak. Held out, the VLM describes a scene exactly 95-98% of the time but
+describes the scene an instruction asks for only 43-55% of the time: it perceives well and reasons poorly. So the
 judge lets the VLM perceive and the world's instruction grammar reason:
 
     source_scene = read_scene(greedy "describe" answer on the source)      # the VLM reads the source
@@ -52,6 +52,7 @@ from ..reward.output import RewardOutput, check_batch_size
 logger = logging.getLogger(__name__)
 WORLD_VLM_DIR = Path(__file__).parent / "models" / "vlm"
 EXACT_ANSWER = "no change"
+READING_TOKENS = 48  # the longest source reading (a 4-object description is 23 tokens)
 
 
 class WorldVLMJudge:
@@ -60,6 +61,7 @@ class WorldVLMJudge:
 
     dimensions = ("instruction_following",)
     reads: dict = {}  # how the judge reads the VLM: part of its identity
+    label = "world judge"  # how its errors name it
 
     def __init__(self, vlm: str | Path | None = None, device: str | torch.device | None = None):
         from .pretrain import PretrainConfig, SequenceBuilder, build_vlm
@@ -67,12 +69,12 @@ class WorldVLMJudge:
         folder = Path(vlm) if vlm is not None else WORLD_VLM_DIR
         saved = folder / "pretraining.json"  # written beside the weights by `pretrain`: the image size it read
         if not (folder / "config.json").is_file() or not saved.is_file():
-            raise EditRLError(f"world verifier: {folder} is not a world VLM folder (config.json and pretraining.json); "
+            raise EditRLError(f"{self.label}: {folder} is not a world VLM folder (config.json and pretraining.json); "
                               "pretrain one as editrl/world/models/vlm/TRAINING.md describes")
         try:
             image_size = int(json.loads(saved.read_text())["config"]["image_size"])
         except (ValueError, KeyError, TypeError) as err:
-            raise EditRLError(f"world verifier: {saved} names no config.image_size ({err!r})") from None
+            raise EditRLError(f"{self.label}: {saved} names no config.image_size ({err!r})") from None
         config = PretrainConfig(init=str(folder), image_size=image_size)
         model, processor = build_vlm(config)
         self.model = model.to(device or "cpu").eval()
@@ -94,7 +96,7 @@ class WorldVLMJudge:
 
         unknown = sorted({w for w in split_words(instruction) if w not in self.vocabulary})
         if unknown:
-            raise EditRLError(f"{name}: the world verifier knows only world instruction words, not {unknown[:5]}")
+            raise EditRLError(f"{name}: the {self.label} knows only world instruction words, not {unknown[:5]}")
         return instruction
 
     def _checked(self, sources, instructions, edits, batch_size) -> tuple[list, list, list, int]:
@@ -131,6 +133,7 @@ class VerifierReward(WorldVLMJudge):
     """A ``RewardFunction``: the world VLM's log-likelihood that an edit needs no change to match the instruction."""
 
     reads = {"answer": EXACT_ANSWER}
+    label = "world verifier"
 
     def answer_logprob(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
                        answer: str = EXACT_ANSWER, batch_size: int | None = None) -> torch.Tensor:
@@ -150,9 +153,12 @@ class DescriptionJudge(WorldVLMJudge):
     """A ``RewardFunction``: the world VLM's log-likelihood that the edit shows the scene the instruction asks of
     the source as the VLM reads it (the module docstring says why it splits the work this way)."""
 
-    reads = {"question": "describe"}
+    reads = {"question": "describe", "reading_tokens": READING_TOKENS, "fallback_answer": EXACT_ANSWER}
+    label = "world description judge"
 
     def __init__(self, vlm: str | Path | None = None, device: str | torch.device | None = None, cache_size: int = 4096):
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise EditRLError(f"cache_size: expected an integer >= 1, got {cache_size!r}")
         super().__init__(vlm, device)
         # best-of-N scores the candidates of one source in several calls and GRPO a group at a time: each
         # source is read once (greedy decoding is the judge's slow part), keyed by its pixels
@@ -168,10 +174,13 @@ class DescriptionJudge(WorldVLMJudge):
         missing = list({k: im for k, im in zip(keys, sources) if k not in self.read_cache}.items())
         for start in range(0, len(missing), batch_size):
             part = missing[start: start + batch_size]
-            texts = greedy_answers(self.model, self.builder, [Sample([im], "describe", "", "describe") for _, im in part])
+            texts = greedy_answers(self.model, self.builder, [Sample([im], "describe", "", "describe") for _, im in part],
+                                   max_tokens=READING_TOKENS)
             self.read_cache.update(zip([k for k, _ in part], texts))
+        for k in keys:  # least recently used first out: a source scored again keeps its reading
+            self.read_cache.move_to_end(k)
         read = [self.read_cache[k] for k in keys]
-        while len(self.read_cache) > self.cache_size:  # the oldest first
+        while len(self.read_cache) > self.cache_size:
             self.read_cache.popitem(last=False)
         return read
 
@@ -188,7 +197,7 @@ class DescriptionJudge(WorldVLMJudge):
         try:
             scene = read_scene(source_text)
             for edit in edits:
-                named = scene.find(edit.color) if edit.kind not in ("add", "background") else None
+                named = scene.find(edit.color)  # None for a background edit (no colour); an add of a colour in use fails below
                 if named is not None and named.shape != edit.shape:
                     scene = scene.replace_object(named, replace(named, shape=edit.shape))
                 scene = edit.apply(scene)
@@ -198,8 +207,8 @@ class DescriptionJudge(WorldVLMJudge):
 
     def score(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
               batch_size: int | None = None) -> RewardOutput:
-        """Where the VLM misreads a source so that no target can be formed (1 in 300 held-out sources for a
-        continued VLM, none for the shipped one), those items are scored by the verify question instead, with a
+        """Where the VLM misreads a source so that no target can be formed (1 in 300 held-out sources for the
+        shipped VLM), those items are scored by the verify question instead, with a
         warning: a one-in-a-few-hundred misread must not stop a best-of-N or RL run, and every candidate of that
         (source, instruction) falls back alike, so their ranking stays on one scale."""
         from .instructions import parse_instruction

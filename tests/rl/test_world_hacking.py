@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from editrl.errors import EditRLError
 from editrl.rl import GRPOConfig, GRPOTrainer, load_config
 from editrl.world import Oracle, make_examples
 from editrl.world.hackable import FewerObjectsReward
@@ -56,5 +57,7 @@ def test_the_no_signal_control_scores_pixels_alone():
     reward = NoSignalReward()
     first = reward.score([e.source for e in examples], [e.instruction for e in examples], [e.target for e in examples])
     swapped = reward.score([examples[0].source] * 6, ["Make the background black."] * 6, [e.target for e in examples])
-    assert torch.equal(first.score, swapped.score) and torch.equal(first.mu[:, 0], first.score)
+    assert torch.equal(first.score, swapped.score) and torch.equal(first.mu, first.score[:, None].expand(-1, 2))
     assert len(set(first.score.tolist())) == 6 and bool(((first.score >= 0) & (first.score < 1)).all())
+    with pytest.raises(EditRLError, match="one length, got 1, 1, 2"):
+        reward.score([examples[0].source], [examples[0].instruction], [examples[0].target] * 2)

@@ -33,6 +33,9 @@ def test_read_scene_inverts_describe_and_names_what_is_not_a_scene():
         read_scene("white background . red blob small top")
     with pytest.raises(EditRLError, match="expected '<colour> background' first, got 'red circle'"):
         read_scene("red circle . blue square small top")
+    for short in ("white background . red circle", "white background . "):
+        with pytest.raises(EditRLError, match="is not '<colour> <shape> <size> <position>'"):
+            read_scene(short)
     with pytest.raises(EditRLError, match="two objects share a colour"):
         read_scene("white background . red circle small top . red square small left")
 
@@ -63,6 +66,14 @@ def test_greedy_reading_reproduces_the_source_scene_and_what_teacher_forcing_pre
     again = [Sample(s.images, "describe", text, "describe") for s, text in zip(half_done, decoded)]
     assert exact_match(judge.model, judge.builder, again) == 1.0
     assert greedy_answers(judge.model, judge.builder, half_done[:2], max_tokens=3) == [None, None]
+    # the boundary: an answer of exactly max_tokens tokens is kept, one token fewer allowed is None
+    length = len(read[0].split())
+    source = [Sample([examples[0].source], "describe", "", "describe")]
+    assert greedy_answers(judge.model, judge.builder, source, max_tokens=length) == [read[0]]
+    assert greedy_answers(judge.model, judge.builder, source, max_tokens=length - 1) == [None]
+    for bad in (0, True, 2.5):
+        with pytest.raises(EditRLError, match="max_tokens: expected an integer >= 1"):
+            greedy_answers(judge.model, judge.builder, source, max_tokens=bad)
 
 
 def test_the_score_is_the_log_likelihood_of_the_targets_description(judge):
@@ -111,19 +122,27 @@ def test_sources_are_read_once_and_the_cache_is_bounded(judge, monkeypatch):
     judge.score([examples[0].source, examples[1].source], [examples[0].instruction, examples[1].instruction],
                 [examples[0].source, examples[1].source])
     assert calls == [1, 1]
-    judge.score([e.source for e in examples], [e.instruction for e in examples], [e.target for e in examples])
+    judge.score([examples[1].source], [examples[1].instruction], [examples[1].target])  # a hit: 1 is now the newest
+    judge.score([examples[2].source], [examples[2].instruction], [examples[2].target])  # 0, least recently used, goes
     assert calls == [1, 1, 1] and len(judge.read_cache) == 2
+    judge.score([examples[1].source], [examples[1].instruction], [examples[1].target])
+    assert calls == [1, 1, 1]  # 1 was kept
+    judge.score([examples[0].source], [examples[0].instruction], [examples[0].target])
+    assert calls == [1, 1, 1, 1]  # 0 was read again
+    with pytest.raises(EditRLError, match="cache_size: expected an integer >= 1, got 0"):
+        DescriptionJudge(cache_size=0)
 
 
 def test_identity_and_bad_input(judge):
     from editrl.reward.identity import reward_identity
 
     identity = reward_identity(judge)
-    assert identity["class"] == "editrl.world.verifier.DescriptionJudge" and identity["config"]["question"] == "describe"
+    assert identity["class"] == "editrl.world.verifier.DescriptionJudge"
+    assert identity["config"] == {"image_size": 168, "question": "describe", "reading_tokens": 48, "fallback_answer": "no change"}
     example = make_examples(1, seed=1, split="test")[0]
     with pytest.raises(EditRLError, match="one length"):
         judge.score([example.source], [example.instruction] * 2, [example.target])
-    with pytest.raises(EditRLError, match=r"instructions\[0\]: the world verifier knows only world instruction words, not \['sky'\]"):
+    with pytest.raises(EditRLError, match=r"instructions\[0\]: the world description judge knows only world instruction words, not \['sky'\]"):
         judge.score([example.source], ["Make the sky blue."], [example.target])
     # world words that are not a world instruction
     with pytest.raises(EditRLError, match=r"instructions\[0\]: instruction: 'make the red' is not a world instruction"):

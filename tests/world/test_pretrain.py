@@ -135,10 +135,10 @@ def test_describe_reads_editor_samples_at_editor_share_and_keeps_the_old_stream_
         assert low <= np.mean([id(s.images[0]) in edits for s in samples]) <= high
     read = [s for s in samples if id(s.images[0]) in edits]
     assert all(s.answer == describe(parse_scene(np.asarray(s.images[0]))) for s in read)
-    old, new = random.Random(4), random.Random(4)
-    before = [make_sample("describe", old, editor_pool=pool) for _ in range(20)]
-    after = [make_sample("describe", new, editor_pool=pool, editor_share=1 / 3) for _ in range(20)]
-    assert [s.answer for s in before] == [s.answer for s in after] and old.getstate() == new.getstate()
+    # the stream before the option: the first draw of a describe sample is `random() < 1/3` for an editor sample
+    assert PretrainConfig().editor_share == 1 / 3
+    drawn = [id(make_sample("describe", random.Random(s), editor_pool=pool).images[0]) in edits for s in range(60)]
+    assert drawn == [random.Random(s).random() < 1 / 3 for s in range(60)]
     with pytest.raises(EditRLError, match="editor_share=1.5"):
         PretrainConfig(editor_share=1.5).validate()
 
