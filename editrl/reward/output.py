@@ -66,6 +66,13 @@ class RewardOutput:
         )
 
 
+def check_same_length(sources, instructions, edits) -> None:
+    """One error line unless a ``score`` call's three sequences are non-empty and of one length."""
+    if not (len(sources) == len(instructions) == len(edits)) or not sources:
+        raise EditRLError(f"sources, instructions and edits must be non-empty and of one length, got "
+                          f"{len(sources)}, {len(instructions)}, {len(edits)}")
+
+
 def check_batch_size(batch_size, default: int) -> int:
     """The ``batch_size`` of a ``score`` call: ``default`` for None, else an integer >= 1 (one error line naming it)."""
     if batch_size is None:

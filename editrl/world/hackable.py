@@ -21,9 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import EditRLError
 from ..images import ImageLike, load_image
-from ..reward.output import DIMENSIONS, RewardOutput
+from ..reward.output import DIMENSIONS, RewardOutput, check_same_length
 from .oracle import Oracle
 from .scenes import parse_scene
 
@@ -58,9 +57,7 @@ class NoSignalReward:
 
     def score(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
               batch_size: int | None = None) -> RewardOutput:
-        if not (len(sources) == len(instructions) == len(edits)) or not edits:
-            raise EditRLError(f"sources, instructions and edits must be non-empty and of one length, got "
-                              f"{len(sources)}, {len(instructions)}, {len(edits)}")
+        check_same_length(sources, instructions, edits)
         values = [int.from_bytes(hashlib.sha1(np.asarray(load_image(e, f"edits[{i}]")).tobytes()).digest()[:8], "big") / 2**64
                   for i, e in enumerate(edits)]
         score = torch.tensor(values, dtype=torch.float32)

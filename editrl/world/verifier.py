@@ -47,7 +47,7 @@ from PIL import Image
 
 from ..errors import EditRLError
 from ..images import ImageLike, check_instruction, load_images
-from ..reward.output import RewardOutput, check_batch_size
+from ..reward.output import RewardOutput, check_batch_size, check_same_length
 
 logger = logging.getLogger(__name__)
 WORLD_VLM_DIR = Path(__file__).parent / "models" / "vlm"
@@ -101,9 +101,7 @@ class WorldVLMJudge:
 
     def _checked(self, sources, instructions, edits, batch_size) -> tuple[list, list, list, int]:
         """Validated (source images, instructions, edit images, batch size); one error line for bad input."""
-        if not (len(sources) == len(instructions) == len(edits)) or not sources:
-            raise EditRLError(f"sources, instructions and edits must be non-empty and of one length, got "
-                              f"{len(sources)}, {len(instructions)}, {len(edits)}")
+        check_same_length(sources, instructions, edits)
         batch_size = check_batch_size(batch_size, default=32)
         checked = [self._check_words(check_instruction(t, f"instructions[{i}]"), f"instructions[{i}]") for i, t in enumerate(instructions)]
         return load_images(list(sources), "sources"), checked, load_images(list(edits), "edits"), batch_size
