@@ -67,12 +67,9 @@ def read_scene(text: str) -> Scene:
         raise EditRLError(f"scene description {text!r}: expected '<colour> background' first, got {background!r}")
     objects = []
     for part in parts:
-        fields = part.split()
-        if len(fields) < 4:
-            raise EditRLError(f"scene description {text!r}: {part!r} is not '<colour> <shape> <size> <position>'")
-        color, shape, size, *position = fields
-        obj = WorldObject(shape, color, size, " ".join(position))
-        if color not in COLORS or shape not in SHAPES or size not in SIZES or obj.position not in POSITIONS:
+        fields = part.split()  # colour shape size position (a position may be two words)
+        obj = WorldObject(fields[1], fields[0], fields[2], " ".join(fields[3:])) if len(fields) >= 4 else None
+        if obj is None or obj.color not in COLORS or obj.shape not in SHAPES or obj.size not in SIZES or obj.position not in POSITIONS:
             raise EditRLError(f"scene description {text!r}: {part!r} is not '<colour> <shape> <size> <position>'")
         objects.append(obj)
     return Scene(words[0], tuple(objects)).validate()
