@@ -81,3 +81,11 @@ def test_train_variant_passes_the_seed_and_reuses_only_a_run_of_the_same_steps_a
     assert len(calls) == 1  # the finished run is reused
     with pytest.raises(SystemExit, match="40 steps, seed 2, not 80 steps"):
         report.train_variant("V-multi-mean", 80, tmp_path, seed=2)
+
+
+def test_too_few_editor_pairs_is_refused_before_any_work(report, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["world_report.py", "--editor-pairs", "1", "--work", "/nonexistent/never-made"])
+    with pytest.raises(SystemExit) as exit_info:
+        report.main()
+    assert exit_info.value.code == 2
+    assert "--editor-pairs 1: expected at least 2 pairs" in capsys.readouterr().err
