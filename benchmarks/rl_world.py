@@ -59,6 +59,33 @@ def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
+def eval_outcomes(trainer, oracle) -> dict[str, np.ndarray]:
+    """Per held-out prompt, the oracle's score, exact edit and lost object of the trainer's evaluation sample
+    (``eval_samples``: the same prompts and seeds at every evaluation, so two calls are paired)."""
+    sources, instructions, images = trainer.eval_samples()
+    measures = oracle.measures(sources, instructions, images)
+    return {"oracle": oracle.score(sources, instructions, images).score.numpy(),
+            **{name: measures[name].numpy() for name in ("exact_edit", "lost_object")}}
+
+
+def paired_change(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Mean change per prompt (after - before) and its standard error, per measure: the same prompt and noise
+    on both sides, so a change of one prompt in 64 is not mistaken for an effect."""
+    out = {}
+    for name in before:
+        diff = np.asarray(after[name], dtype=np.float64) - np.asarray(before[name], dtype=np.float64)
+        out[name] = {"mean": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0}
+    return out
+
+
+def beyond_noise(change: dict[str, dict[str, float]]) -> bool:
+    """The RL goal with its noise: the oracle and exact edits rise by more than 2 SE, lost objects do not rise by
+    more than 2 SE."""
+    def lower(name):
+        return change[name]["mean"] - 2 * change[name]["se"]
+    return lower("oracle") > 0 and lower("exact_edit") > 0 and lower("lost_object") <= 0
+
+
 def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_step: int) -> int | None:
     """Sampled images at the first evaluation whose oracle score reaches ``target`` (None if never)."""
     return next((step * images_per_step for step, score in curve if score >= target), None)
@@ -113,7 +140,9 @@ def run_world(args) -> None:
         trainer = trainers[cls](config, editor=editor(), reward=run_reward, judge=oracle)
         eval_prompts = eval_prompts or trainer.eval_prompts
         start = time.time()
+        before = eval_outcomes(trainer, oracle)
         trainer.train()
+        change = paired_change(before, eval_outcomes(trainer, oracle))
         seconds = time.time() - start
         log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
         judged = [(r["step"], r["judge_score"], r["eval_reward"], r["exact_edit"], r["lost_object"])
@@ -136,6 +165,9 @@ def run_world(args) -> None:
             # the goal of a real improvement: the judge rises, exact edits rise, lost objects do not
             "judge_up_exact_up_lost_not_up": judged[-1][1] > judged[0][1] and judged[-1][3] > judged[0][3]
             and judged[-1][4] <= judged[0][4],
+            # per held-out prompt, paired: mean and standard error of the change of each measure
+            "paired_change": change,
+            "goal_beyond_2se": beyond_noise(change),
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in dataclasses.asdict(config).items() if k in (
                 "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},

@@ -311,34 +311,41 @@ class RLTrainer:
         return grad_norm
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Single ODE sample per fixed evaluation prompt (fixed seeds), with the EMA weights: mean
-        training reward and judge score (and in the world the exact-edit and lost-object shares),
-        averaged over all processes' share of the prompts; the main process's samples are saved as a
-        PNG grid (``samples/step-N.png``) and sent to the trackers."""
+    def eval_samples(self) -> tuple[list, list[str], list]:
+        """(sources, instructions, edits) of this process's share of the evaluation prompts: one ODE sample
+        each, seeded by the prompt's index (so every evaluation of a run, and every run, sees the same noise),
+        with the EMA weights."""
         mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
+        if not mine:
+            return [], [], []
+        prompts = [self.eval_prompts[i] for i in mine]
+        sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
+        weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
+        with swapped_lora(self.transformer, weights):
+            result = self.editor.sample(sources, instructions, seeds=mine, num_steps=self.config.eval_steps,
+                                        guidance=self.config.guidance, batch_size=self.config.batch_size)
+        return sources, instructions, result.images
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """``eval_samples`` scored: mean training reward and judge score (and in the world the exact-edit and
+        lost-object shares), averaged over all processes' share of the prompts; the main process's samples are
+        saved as a PNG grid (``samples/step-N.png``) and sent to the trackers."""
         measure_names = self.measure_names
         totals = torch.zeros(3 + len(measure_names))
-        if mine:
-            prompts = [self.eval_prompts[i] for i in mine]
-            weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
-            with swapped_lora(self.transformer, weights):
-                result = self.editor.sample(
-                    [p[0] for p in prompts], [p[1] for p in prompts], seeds=mine, num_steps=self.config.eval_steps,
-                    guidance=self.config.guidance, batch_size=self.config.batch_size,
-                )
-            sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
+        sources, instructions, images = self.eval_samples()
+        if sources:
             bs = self.config.reward_batch_size
-            rewards = self.reward.score(sources, instructions, result.images, batch_size=bs).score
+            rewards = self.reward.score(sources, instructions, images, batch_size=bs).score
             totals[0] = rewards.sum()
             if self.judge is not None:
-                totals[1] = self.judge.score(sources, instructions, result.images, batch_size=bs).score.sum()
+                totals[1] = self.judge.score(sources, instructions, images, batch_size=bs).score.sum()
                 if measure_names:
-                    measures = self.judge.measures(sources, instructions, result.images)
+                    measures = self.judge.measures(sources, instructions, images)
                     totals[3:] = torch.stack([measures[name].sum() for name in measure_names])
-            totals[2] = len(mine)
+            totals[2] = len(sources)
             if self.accelerator.is_main_process:
-                grid = image_grid(result.images, [f"r {float(r):.2f}" for r in rewards])
+                grid = image_grid(images, [f"r {float(r):.2f}" for r in rewards])
                 path = self.output_dir / "samples" / f"step-{self.step:06d}.png"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 grid.save(path)
