@@ -209,15 +209,34 @@ def audit_wins(reward, rows: list[dict]) -> dict:
             for category in dict.fromkeys(r["group"] for r in rows)}
 
 
+def exact_wins_truth(rows: list[dict]) -> np.ndarray:
+    """Per editor pair: +1 / -1 where only the first / second sample is exactly right (its parsed scene is the
+    target scene), 0 where both or neither are: a truth that depends on no scoring rule."""
+    from editrl.images import load_image
+    from editrl.world import Oracle
+
+    oracle = Oracle()
+    def exact(which):
+        return oracle.measures([load_image(r["source"], "source") for r in rows], [r["instruction"] for r in rows],
+                               [load_image(r[which], "edit") for r in rows])["exact_edit"].numpy()
+    return (exact("a") - exact("b")).astype(np.int64)
+
+
+def editor_pair_figures(editor_truths: dict[str, np.ndarray], deltas: np.ndarray, if_deltas: np.ndarray) -> dict:
+    """Pairwise accuracy on the editor pairs: the fused score against the oracle's, the first dimension against the
+    oracle's instruction following, and the score on the pairs where exactly one sample is exactly right."""
+    return {"editor_pairs_vs_oracle": metrics.accuracy_without_ties(editor_truths["fused"], deltas),
+            "editor_pairs_if_head_vs_oracle_if": metrics.accuracy_without_ties(editor_truths["if"], if_deltas),
+            "editor_pairs_exact_wins": metrics.accuracy_without_ties(editor_truths["exact"], deltas)}
+
+
 def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict,
-                   editor_rows: list[dict], editor_truth: np.ndarray, audit: list[dict], editor_if_truth: np.ndarray) -> dict:
+                   editor_rows: list[dict], editor_truths: dict[str, np.ndarray], audit: list[dict]) -> dict:
     start = time.perf_counter()
     deltas = reward_deltas(reward, rows)
-    editor_deltas = reward_deltas(reward, editor_rows)
     record = {"model": name, **extra, "vs_oracle": measure(rows, truth, deltas),
-              "editor_pairs_vs_oracle": metrics.accuracy_without_ties(editor_truth, editor_deltas),
-              "editor_pairs_if_head_vs_oracle_if": metrics.accuracy_without_ties(
-                  editor_if_truth, reward_deltas(reward, editor_rows, dimension=0)),
+              **editor_pair_figures(editor_truths, reward_deltas(reward, editor_rows),
+                                    reward_deltas(reward, editor_rows, dimension=0)),
               "audit_target_wins": audit_wins(reward, audit),
               "vs_annotators": measure(rows, annotators, deltas), "scoring_s": round(time.perf_counter() - start, 1),
               "target_wins_of_20": {kind: target_wins(reward, kind) for kind in CORRUPTIONS}}
@@ -336,7 +355,7 @@ def audit_table(records: list[dict], bench_info: dict) -> str:
     if not scored:
         return ""
     categories = list(scored[0]["audit_target_wins"])
-    rows = [f"| {label(r)} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | "
+    rows = [f"| {label(r)} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | {fmt(r.get('editor_pairs_exact_wins'))} | "
             + " | ".join(fmt(r["audit_target_wins"][c]) for c in categories) + " |" for r in scored]
     return ("## The exact target against each clean wrong outcome\n\n"
             f"{bench_info['audit_cases']} held-out comparisons (`editrl.world.audit`, test split): how often the reward "
@@ -345,7 +364,10 @@ def audit_table(records: list[dict], bench_info: dict) -> str:
             f"oracle's instruction following ({bench_info['editor_if_pairs']} pairs it does not tie; goal >= 85%; "
             "the annotators' own IF labels score "
             + next((fmt(r["editor_pairs_if_head_vs_oracle_if"]) for r in records if r["model"] == "annotator ceiling"), "–")
-            + "%).\n\n| model | IF head, editor pairs | " + " | ".join(categories) + " |\n|---|---|"
+            + f"%); 'exact wins': on the {bench_info['editor_exact_pairs']} editor pairs where exactly one sample is exactly "
+            "right, how often the reward's score prefers it (the annotators: "
+            + next((fmt(r["editor_pairs_exact_wins"]) for r in records if r["model"] == "annotator ceiling"), "–")
+            + "%).\n\n| model | IF head, editor pairs | exact wins, editor pairs | " + " | ".join(categories) + " |\n|---|---|---|"
             + "---|" * len(categories) + "\n" + "\n".join(rows) + "\n")
 
 
@@ -378,7 +400,7 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         "(the shipped model: the V recipe trained longer, see its TRAINING.md). Variants missing from the table were "
         "not run. 'target wins': of 20 held-out examples, how often the exact target outscores the unchanged source / "
         "the target with noise / with blur. 'editor-sample pairs': oracle pairwise accuracy (no ties) on "
-        f"{bench_info['editor_pairs']} pairs of the shipped editor's own samples on held-out prompts "
+        f"{bench_info['editor_fused_pairs']} pairs of the shipped editor's own samples on held-out prompts "
         f"(`{bench_info['editor_pairs_file']}`, what best-of-N and RL ask the reward to rank).\n\n"
         + head + "\n".join(lines) + "\n\n" + audit_table(records, bench_info) + "\n## The paper's Table-4 claims in the world\n\n"
         "Mean over the seeds; 2 SE combines the seeds' spread and the benchmark's sampling error.\n\n"
@@ -432,10 +454,10 @@ def main() -> None:
     bench_info = {"pairs": len(rows), "groups": len({(r["k"], r["group"]) for r in rows}), "oracle_ties": int((truth == 0).sum())}
     emit({"benchmark": str(bench), **bench_info})
     editor_rows = read_pairs(editor_pairs)
-    editor_truth = oracle_labels(editor_rows, args.oracle_tie)
-    editor_if_truth = oracle_labels([{"oracle_delta": r["oracle_if_delta"]} for r in editor_rows], args.oracle_tie)
-    bench_info["editor_pairs"] = int((editor_truth != 0).sum())
-    bench_info["editor_if_pairs"] = int((editor_if_truth != 0).sum())
+    editor_truths = {"fused": oracle_labels(editor_rows, args.oracle_tie),
+                     "if": oracle_labels([{"oracle_delta": r["oracle_if_delta"]} for r in editor_rows], args.oracle_tie),
+                     "exact": exact_wins_truth(editor_rows)}
+    bench_info.update({f"editor_{key}_pairs": int((truth_ != 0).sum()) for key, truth_ in editor_truths.items()})
     bench_info["editor_pairs_file"] = os.path.relpath(editor_pairs, REPO)
     audit = audit_rows(args.audit_examples, args.bench_seed)
     bench_info["audit_cases"] = len(audit)
@@ -450,10 +472,8 @@ def main() -> None:
     records = []
     ceiling = {"model": "annotator ceiling", "vs_oracle": measure(rows, truth, np.array([r["annotator_delta"] for r in rows])),
                "vs_annotators": measure(rows, annotators, np.array([r["annotator_delta"] for r in rows])),
-               "editor_pairs_vs_oracle": metrics.accuracy_without_ties(
-                   editor_truth, np.array([r["annotator_delta"] for r in editor_rows])),
-               "editor_pairs_if_head_vs_oracle_if": metrics.accuracy_without_ties(
-                   editor_if_truth, np.array([r["annotator_if_delta"] for r in editor_rows]))}
+               **editor_pair_figures(editor_truths, np.array([r["annotator_delta"] for r in editor_rows]),
+                                     np.array([r["annotator_if_delta"] for r in editor_rows]))}
     emit(ceiling)
     records.append(ceiling)
     start = time.perf_counter()
@@ -463,14 +483,13 @@ def main() -> None:
     records.append(evaluate_model("shipped world reward" if args.reward is None else args.reward, shipped, rows, truth, annotators,
                                   {"load_s": round(time.perf_counter() - start, 2), **heads,
                                    **({"loss": "uncertainty", "ties": "disentangle"} if args.reward is None else {})},
-                                  editor_rows, editor_truth, audit, editor_if_truth))
+                                  editor_rows, editor_truths, audit))
     for (name, seed), (final, summary) in zip(runs, trained):
         loss, head, fusion, ties = VARIANTS[name]
         records.append(evaluate_model(name, EditReward.from_pretrained(str(final)), rows, truth, annotators, {
             "seed": seed, "loss": loss, "head": head, "fusion": fusion, "ties": ties, "steps": args.steps,
             "train_wall_s": summary.get("train_wall_s"), "config": f"configs/reward/{CONFIG_OF[name]}",
-            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truth, audit,
-            editor_if_truth))
+            "validation_accuracy": (summary.get("validation") or {}).get("accuracy")}, editor_rows, editor_truths, audit))
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown(records, args, bench_info))

@@ -89,3 +89,26 @@ def test_too_few_editor_pairs_is_refused_before_any_work(report, monkeypatch, ca
         report.main()
     assert exit_info.value.code == 2
     assert "--editor-pairs 1: expected at least 2 pairs" in capsys.readouterr().err
+
+
+def png(image):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_exact_wins_truth_names_the_only_exactly_right_sample(report):
+    from editrl.world import make_examples
+
+    a, b = make_examples(2, seed=0, split="test")
+    rows = [{"source": png(ex.source), "instruction": ex.instruction, "a": png(first), "b": png(second)}
+            for ex, first, second in ((a, a.target, a.source), (b, b.source, b.target), (a, a.target, a.target), (b, b.source, b.source))]
+    assert report.exact_wins_truth(rows).tolist() == [1, -1, 0, 0]
+
+
+def test_editor_pair_figures_score_the_exact_pairs_with_the_fused_score_not_the_first_dimension(report):
+    truths = {"fused": np.array([1, -1, 0]), "if": np.array([0, 1, 1]), "exact": np.array([1, 0, -1])}
+    figures = report.editor_pair_figures(truths, deltas=np.array([0.5, -0.2, 0.3]), if_deltas=np.array([-1.0, 1.0, -1.0]))
+    assert figures == {"editor_pairs_vs_oracle": 1.0, "editor_pairs_if_head_vs_oracle_if": 0.5, "editor_pairs_exact_wins": 0.5}
