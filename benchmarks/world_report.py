@@ -400,7 +400,8 @@ def markdown(records: list[dict], args, bench_info: dict) -> str:
         "(the shipped model: the V recipe trained longer, see its TRAINING.md). Variants missing from the table were "
         "not run. 'target wins': of 20 held-out examples, how often the exact target outscores the unchanged source / "
         "the target with noise / with blur. 'editor-sample pairs': oracle pairwise accuracy (no ties) on "
-        f"{bench_info['editor_fused_pairs']} pairs of the shipped editor's own samples on held-out prompts "
+        f"{bench_info['editor_fused_pairs']} pairs of the shipped editor's own samples (in "
+        f"{bench_info['editor_fused_pairs_if_tied']} of them the oracle's instruction following ties and visual quality alone decides) on held-out prompts "
         f"(`{bench_info['editor_pairs_file']}`, what best-of-N and RL ask the reward to rank).\n\n"
         + head + "\n".join(lines) + "\n\n" + audit_table(records, bench_info) + "\n## The paper's Table-4 claims in the world\n\n"
         "Mean over the seeds; 2 SE combines the seeds' spread and the benchmark's sampling error.\n\n"
@@ -458,6 +459,8 @@ def main() -> None:
                      "if": oracle_labels([{"oracle_delta": r["oracle_if_delta"]} for r in editor_rows], args.oracle_tie),
                      "exact": exact_wins_truth(editor_rows)}
     bench_info.update({f"editor_{key}_pairs": int((truth_ != 0).sum()) for key, truth_ in editor_truths.items()})
+    # pairs the fused oracle decides by visual quality alone: both samples equally (un)faithful to the instruction
+    bench_info["editor_fused_pairs_if_tied"] = int(((editor_truths["fused"] != 0) & (editor_truths["if"] == 0)).sum())
     bench_info["editor_pairs_file"] = os.path.relpath(editor_pairs, REPO)
     audit = audit_rows(args.audit_examples, args.bench_seed)
     bench_info["audit_cases"] = len(audit)
