@@ -247,19 +247,38 @@ def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annot
 # --------------------------------------------------------------------------- ablation training
 
 
+def training_inputs(config: Path) -> str:
+    """A digest of what an ablation run is trained from: the config's text, the files of its base model and of its
+    training data. The world VLM and the reward data are replaced from time to time under the same paths."""
+    import yaml
+
+    settings = yaml.safe_load(config.read_text())
+    digest = hashlib.sha256(config.read_bytes())
+    for folder in (settings["model"]["base_model"], settings["data"]["train"]["path"]):
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(REPO / folder)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
 def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Path, dict]:
     """Train one ablation config for ``steps`` optimizer steps with ``seed`` as the run's and the heads' seed into
     ``work/ablation/<name>/seed-<seed>`` (resumes an interrupted run); a finished run is reused only if it was
-    trained with these steps and this seed."""
+    trained with these steps, this seed and the same ``training_inputs``."""
     config = REPO / "configs/reward" / CONFIG_OF[name]
     out = work / "ablation" / name / f"seed-{seed}"
     final = out / "final"
     summary_file = out / "summary.json"
+    inputs = training_inputs(config)
     if summary_file.is_file():
         done = json.loads(summary_file.read_text())
         if (done.get("max_steps"), done.get("seed", 0)) != (steps, seed):
             raise SystemExit(f"world_report.py: {out} holds a run of {done.get('max_steps')} steps, seed {done.get('seed', 0)}, "
                              f"not {steps} steps, seed {seed}: move it away or pass another --work")
+        if done.get("training_inputs") != inputs:
+            raise SystemExit(f"world_report.py: {out} was trained from another base model, training data or config "
+                             f"than {config.name} names now: move it away or pass another --work")
     if not (final / "model.safetensors").is_file() or not summary_file.is_file():
         command = [sys.executable, "-m", "editrl.cli", "reward", "train", "--config", str(config),
                    "--set", f"output_dir={out}", "--set", f"max_steps={steps}", "--set", f"save_every={max(steps // 2, 1)}",
@@ -269,7 +288,7 @@ def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Pat
         if result.returncode != 0:
             raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
         summary = json.loads(result.stdout.strip().splitlines()[-1])
-        summary["train_wall_s"], summary["seed"] = round(time.perf_counter() - start, 1), seed
+        summary["train_wall_s"], summary["seed"], summary["training_inputs"] = round(time.perf_counter() - start, 1), seed, inputs
         summary_file.write_text(json.dumps(summary))
     return final, json.loads(summary_file.read_text())
 

@@ -74,6 +74,7 @@ def test_train_variant_passes_the_seed_and_reuses_only_a_run_of_the_same_steps_a
         return SimpleNamespace(returncode=0, stdout='{"max_steps": 40}\n', stderr="")
 
     monkeypatch.setattr(report.subprocess, "run", fake_run)
+    monkeypatch.setattr(report, "training_inputs", lambda config: "base-1")
     final, summary = report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
     assert final == tmp_path / "ablation" / "V-multi-mean" / "seed-2" / "final"
     assert {"seed=2", "model.seed=2", "max_steps=40"} <= set(calls[0]) and summary["seed"] == 2
@@ -81,6 +82,28 @@ def test_train_variant_passes_the_seed_and_reuses_only_a_run_of_the_same_steps_a
     assert len(calls) == 1  # the finished run is reused
     with pytest.raises(SystemExit, match="40 steps, seed 2, not 80 steps"):
         report.train_variant("V-multi-mean", 80, tmp_path, seed=2)
+    monkeypatch.setattr(report, "training_inputs", lambda config: "base-2")  # the world VLM replaced since
+    with pytest.raises(SystemExit, match="was trained from another base model, training data or config"):
+        report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
+    assert len(calls) == 1
+
+
+def test_training_inputs_change_with_the_base_model_the_data_and_the_config(report, tmp_path):
+    base, data = tmp_path / "vlm", tmp_path / "data"
+    base.mkdir()
+    data.mkdir()
+    (base / "model.safetensors").write_bytes(b"weights")
+    (data / "train.parquet").write_bytes(b"pairs")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{base_model: {base}}}\ndata: {{train: {{path: {data}}}}}\n")
+    first = report.training_inputs(config)
+    assert report.training_inputs(config) == first
+    (base / "model.safetensors").write_bytes(b"weights, retrained")
+    second = report.training_inputs(config)
+    (data / "train.parquet").write_bytes(b"other pairs")
+    third = report.training_inputs(config)
+    config.write_text(config.read_text() + "learning_rate: 1.0e-4\n")
+    assert len({first, second, third, report.training_inputs(config)}) == 4
 
 
 def test_too_few_editor_pairs_is_refused_before_any_work(report, monkeypatch, capsys):
