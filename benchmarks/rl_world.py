@@ -21,7 +21,9 @@ them, ``best_of_4``: the oracle score of the *initial* editor when ``--reward`` 
 of 4 samples per prompt (the test-time alternative to RL). Goal: GRPO with the learned reward raises
 the held-out oracle score at least as much as best-of-4 does. At every evaluation the parsed scene of
 each held-out sample is also compared with the exact target scene: ``exact_edit`` is the share equal
-to it, ``lost_object`` the share missing the colour of an object of the target. With both GRPO and NFT
+to it, ``lost_object`` the share missing the colour of an object of the target. ``paired_change`` gives, per measure, the mean change per held-out
+prompt from before to after training (the same prompts and noise) with its standard error, and
+``goal_beyond_2se`` the goal judged with it (use ``--eval-prompts 256``: at 64 one prompt is 1.6 points). With both GRPO and NFT
 run, ``nft_vs_grpo`` reports the sampled images each needs to reach GRPO's final oracle score (goal:
 NFT with at most a quarter of GRPO's).
 
