@@ -57,8 +57,13 @@ def main() -> None:
     if set(first) != set(second):
         raise SystemExit(f"--first and --second cover different pairs ({len(first)} vs {len(second)})")
     for p in first:
+        sizes = {len(first[p]["oracle"]), len(second[p]["oracle"])}
+        if len(sizes) > 1 or min(sizes) < 8:
+            raise SystemExit(f"pair {p}: expected at least 8 candidates in both files, the same number, got {sorted(sizes)}")
         if not np.allclose(first[p]["oracle"], second[p]["oracle"], atol=1e-6):
             raise SystemExit(f"pair {p}: the two files' candidates differ (oracle scores disagree): not the same editor and seeds")
+    print(json.dumps({"first": args.first, "first_settings": next(iter(first.values()))["settings"],
+                      "second": args.second, "second_settings": next(iter(second.values()))["settings"]}))
     print(json.dumps({"single": {name: float(np.mean([r[key][0] for r in first.values()]))
                                  for name, key in (("oracle_score", "oracle"), ("exact_edit", "exact_edit"), ("lost_object", "lost_object"))}}))
     for fusion in FUSIONS:

@@ -76,16 +76,29 @@ def paired_change(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -
     out = {}
     for name in before:
         diff = np.asarray(after[name], dtype=np.float64) - np.asarray(before[name], dtype=np.float64)
-        out[name] = {"mean": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0}
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        out[name] = {"mean": float(diff.mean()), "se": se, "n": len(diff)}
     return out
 
 
-def beyond_noise(change: dict[str, dict[str, float]]) -> bool:
+def beyond_noise(change: dict[str, dict[str, float]]) -> bool | None:
     """The RL goal with its noise: the oracle and exact edits rise by more than 2 SE, lost objects do not rise by
-    more than 2 SE."""
+    more than 2 SE; None with fewer than two prompts (no standard error)."""
+    if any(c["n"] < 2 for c in change.values()):
+        return None
     def lower(name):
         return change[name]["mean"] - 2 * change[name]["se"]
     return lower("oracle") > 0 and lower("exact_edit") > 0 and lower("lost_object") <= 0
+
+
+def train_measured(trainer, oracle) -> tuple[dict[str, dict[str, float]], float]:
+    """Train, and return the paired change of the held-out measures over training (``eval_outcomes`` before and
+    after) and the training's own wall seconds (the two extra evaluations excluded)."""
+    before = eval_outcomes(trainer, oracle)
+    start = time.time()
+    trainer.train()
+    seconds = time.time() - start
+    return paired_change(before, eval_outcomes(trainer, oracle)), seconds
 
 
 def images_to_reach(curve: list[tuple[int, float]], target: float, images_per_step: int) -> int | None:
@@ -141,11 +154,7 @@ def run_world(args) -> None:
                       else FewerObjectsReward() if name == "grpo_fewer_objects" else reward)
         trainer = trainers[cls](config, editor=editor(), reward=run_reward, judge=oracle)
         eval_prompts = eval_prompts or trainer.eval_prompts
-        start = time.time()
-        before = eval_outcomes(trainer, oracle)
-        trainer.train()
-        change = paired_change(before, eval_outcomes(trainer, oracle))
-        seconds = time.time() - start
+        change, seconds = train_measured(trainer, oracle)
         log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
         judged = [(r["step"], r["judge_score"], r["eval_reward"], r["exact_edit"], r["lost_object"])
                   for r in log if "judge_score" in r]

@@ -77,20 +77,29 @@ def emit(record: dict) -> None:
 def ensure_data(work: Path, bench_groups: int, bench_seed: int, editor_pairs: int) -> tuple[Path, Path]:
     """The configs' training/validation pairs (``make_reward_data``), the held-out benchmark and the held-out
     editor-sample pairs, each written once; returns (benchmark folder, editor pairs parquet)."""
+    from editrl.reward.identity import weights_digest
+    from editrl.sampler.editors import load_editor
     from editrl.world.datasets import make_benchmark
     from editrl.world.reward import make_editor_validation, make_reward_data
 
     data = REPO / "runs/world-reward/data"
     if not ((data / "train-contrast/train.parquet").is_file() and (data / "validation/train.parquet").is_file()):
         make_reward_data(data)
+    if not (data / "validation-editor/train.parquet").is_file():
+        make_editor_validation(data)  # the ablation configs' validation pairs (make_reward_data(..., editor_pairs=N) writes them)
     bench = work / f"bench-seed{bench_seed}-n{bench_groups}"
     if not all((bench / f"{k}pair.parquet").is_file() for k in (2, 3, 4)):
         make_benchmark(bench, n_groups=bench_groups, seed=bench_seed)
     # the reward training's own 300 validation pairs decide instruction following in only ~40 pairs (the rest
-    # are oracle IF ties: both samples wrong alike), too few for a goal of 85%; the report draws its own
-    pairs = work / f"editor-pairs-n{editor_pairs}"
+    # are oracle IF ties: both samples wrong alike), too few for a goal of 85%; the report draws its own from the
+    # same test-split draw (its first 300 are those validation pairs, which no training selects on), named by the
+    # editor's weights so that a replaced shipped editor gets new samples instead of the old ones
+    editor = load_editor("world")
+    pairs = work / f"editor-pairs-n{editor_pairs}-{weights_digest(editor.transformer)[:8]}"
     if not (pairs / "validation-editor/train.parquet").is_file():
-        make_editor_validation(pairs, n=editor_pairs)
+        from editrl.world.reward import editor_pair_candidates
+
+        make_editor_validation(pairs, n=editor_pairs, candidates=editor_pair_candidates(editor))
     return bench, pairs / "validation-editor/train.parquet"
 
 
@@ -276,7 +285,10 @@ def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Pat
         if (done.get("max_steps"), done.get("seed", 0)) != (steps, seed):
             raise SystemExit(f"world_report.py: {out} holds a run of {done.get('max_steps')} steps, seed {done.get('seed', 0)}, "
                              f"not {steps} steps, seed {seed}: move it away or pass another --work")
-        if done.get("training_inputs") != inputs:
+        if "training_inputs" not in done:
+            raise SystemExit(f"world_report.py: {out} holds a run made before its base model, training data and config "
+                             "were recorded, so it cannot be checked: move it away or pass another --work")
+        if done["training_inputs"] != inputs:
             raise SystemExit(f"world_report.py: {out} was trained from another base model, training data or config "
                              f"than {config.name} names now: move it away or pass another --work")
     if not (final / "model.safetensors").is_file() or not summary_file.is_file():

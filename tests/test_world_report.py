@@ -85,6 +85,10 @@ def test_train_variant_passes_the_seed_and_reuses_only_a_run_of_the_same_steps_a
     monkeypatch.setattr(report, "training_inputs", lambda config: "base-2")  # the world VLM replaced since
     with pytest.raises(SystemExit, match="was trained from another base model, training data or config"):
         report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
+    summary_file = tmp_path / "ablation" / "V-multi-mean" / "seed-2" / "summary.json"
+    summary_file.write_text('{"max_steps": 40, "seed": 2}')  # written before the inputs were recorded
+    with pytest.raises(SystemExit, match="made before its base model, training data and config were recorded"):
+        report.train_variant("V-multi-mean", 40, tmp_path, seed=2)
     assert len(calls) == 1
 
 
@@ -132,6 +136,7 @@ def test_exact_wins_truth_names_the_only_exactly_right_sample(report):
 
 
 def test_editor_pair_figures_score_the_exact_pairs_with_the_fused_score_not_the_first_dimension(report):
-    truths = {"fused": np.array([1, -1, 0]), "if": np.array([0, 1, 1]), "exact": np.array([1, 0, -1])}
-    figures = report.editor_pair_figures(truths, deltas=np.array([0.5, -0.2, 0.3]), if_deltas=np.array([-1.0, 1.0, -1.0]))
+    # scoring the exact pairs with the IF deltas, or against the IF truth, gives 0.0 instead of 0.5
+    truths = {"fused": np.array([1, -1, 0]), "if": np.array([0, 1, -1]), "exact": np.array([1, 0, -1])}
+    figures = report.editor_pair_figures(truths, deltas=np.array([0.5, -0.2, 0.3]), if_deltas=np.array([-1.0, 1.0, 1.0]))
     assert figures == {"editor_pairs_vs_oracle": 1.0, "editor_pairs_if_head_vs_oracle_if": 0.5, "editor_pairs_exact_wins": 0.5}
