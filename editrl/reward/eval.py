@@ -33,13 +33,12 @@ from ..files import write_text_atomic
 from ..images import check_instruction, open_image
 from ..tables import image_cell, read_rows, table_files
 from . import metrics
-from .output import RewardFunction
+from .output import RewardFunction, check_positive
 from .score import (
     EDIT_COLUMNS,
     INSTRUCTION_COLUMNS,
     SOURCE_COLUMNS,
     check_output,
-    check_positive,
     pick,
 )
 

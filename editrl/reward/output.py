@@ -73,13 +73,16 @@ def check_same_length(sources, instructions, edits) -> None:
                           f"{len(sources)}, {len(instructions)}, {len(edits)}")
 
 
+def check_positive(value, name: str) -> int:
+    """``value`` if it is an integer >= 1 (a bool is not), else one error line naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EditRLError(f"{name}: expected an integer >= 1, got {value!r}")
+    return value
+
+
 def check_batch_size(batch_size, default: int) -> int:
     """The ``batch_size`` of a ``score`` call: ``default`` for None, else an integer >= 1 (one error line naming it)."""
-    if batch_size is None:
-        return default
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise EditRLError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    return batch_size
+    return default if batch_size is None else check_positive(batch_size, "batch_size")
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from ..files import atomic_path
 from ..images import check_instruction, open_image
 from ..tables import image_cell, parquet_file
 from .identity import describe_change, reward_identity, row_digest
-from .output import RewardFunction
+from .output import RewardFunction, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +76,6 @@ def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = Fa
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise EditRLError(f"{flag} {str(path)!r}: no permission to write in {str(ancestor)!r}")
     return path
-
-
-def check_positive(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EditRLError(f"{name}: expected an integer >= 1, got {value!r}")
-    return value
 
 
 def _result_files(out_path: Path, parts: Path) -> list[Path]:

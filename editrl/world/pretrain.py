@@ -37,6 +37,7 @@ from ..config import Config, config_field
 from ..errors import EditRLError
 from ..reward.inputs import expand_image_tokens
 from ..reward.model import sequential_positions
+from ..reward.output import check_positive
 from ..runs import JsonlLog, load_checkpoint, save_checkpoint
 from .datasets import _quality
 from .examples import make_examples
@@ -347,8 +348,7 @@ def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_t
     training answers; None for an answer that does not end within ``max_tokens``. Each step re-reads the whole
     sequence in the layout ``answer_logits`` trains on (the sequences are short, the model tiny), so decoding and
     teacher forcing see the same inputs."""
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise EditRLError(f"max_tokens: expected an integer >= 1, got {max_tokens!r}")
+    check_positive(max_tokens, "max_tokens")
     tokenizer = builder.tokenizer
     answers: list[list[int]] = [[] for _ in samples]
     open_rows = list(range(len(samples)))

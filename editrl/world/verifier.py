@@ -47,7 +47,7 @@ from PIL import Image
 
 from ..errors import EditRLError
 from ..images import ImageLike, check_instruction, load_images
-from ..reward.output import RewardOutput, check_batch_size, check_same_length
+from ..reward.output import RewardOutput, check_batch_size, check_positive, check_same_length
 
 logger = logging.getLogger(__name__)
 WORLD_VLM_DIR = Path(__file__).parent / "models" / "vlm"
@@ -155,8 +155,7 @@ class DescriptionJudge(WorldVLMJudge):
     label = "world description judge"
 
     def __init__(self, vlm: str | Path | None = None, device: str | torch.device | None = None, cache_size: int = 4096):
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise EditRLError(f"cache_size: expected an integer >= 1, got {cache_size!r}")
+        check_positive(cache_size, "cache_size")
         super().__init__(vlm, device)
         # best-of-N scores the candidates of one source in several calls and GRPO a group at a time: each
         # source is read once (greedy decoding is the judge's slow part), keyed by its pixels
