@@ -127,6 +127,14 @@ class WorldVLMJudge:
                             dimensions=self.dimensions)
 
 
+def verify_sample(source: Image.Image, instruction: str, edit: Image.Image, answer: str = EXACT_ANSWER):
+    """The VLM's verify question on one (source, instruction, edit), answered ``answer``: what the verifier scores
+    and what the description judge falls back to."""
+    from .pretrain import Sample, verify_prompt
+
+    return Sample([source, edit], verify_prompt(instruction), answer, "verify")
+
+
 class VerifierReward(WorldVLMJudge):
     """A ``RewardFunction``: the world VLM's log-likelihood that an edit needs no change to match the instruction."""
 
@@ -136,10 +144,8 @@ class VerifierReward(WorldVLMJudge):
     def answer_logprob(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
                        answer: str = EXACT_ANSWER, batch_size: int | None = None) -> torch.Tensor:
         """(B,) log P(``answer`` and the end token | source, edit, verify prompt): the sum over the answer's tokens."""
-        from .pretrain import Sample, verify_prompt
-
         source_images, checked, edit_images, batch_size = self._checked(sources, instructions, edits, batch_size)
-        samples = [Sample([s, e], verify_prompt(t), answer, "verify") for s, t, e in zip(source_images, checked, edit_images)]
+        samples = [verify_sample(s, t, e, answer) for s, t, e in zip(source_images, checked, edit_images)]
         return self._answer_logprobs(samples, batch_size)
 
     def score(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
@@ -209,7 +215,7 @@ class DescriptionJudge(WorldVLMJudge):
         warning: a one-in-a-few-hundred misread must not stop a best-of-N or RL run, and every candidate of that
         (source, instruction) falls back alike, so their ranking stays on one scale."""
         from .instructions import parse_instruction
-        from .pretrain import Sample, verify_prompt
+        from .pretrain import Sample
 
         source_images, checked, edit_images, batch_size = self._checked(sources, instructions, edits, batch_size)
         parsed = []
@@ -227,7 +233,7 @@ class DescriptionJudge(WorldVLMJudge):
                     self.warned.add((reading, text))
                     logger.warning("world-describe: the VLM read a source as %r, which %r does not fit; its candidates "
                                    "are scored by the verify question", reading, text)
-                samples.append(Sample([source, edit], verify_prompt(text), EXACT_ANSWER, "verify"))
+                samples.append(verify_sample(source, text, edit))
             else:
                 samples.append(Sample([edit], "describe", target, "describe"))
         return self._output(self._answer_logprobs(samples, batch_size))
