@@ -147,9 +147,9 @@ def oracle_labels(rows: list[dict], tie: float) -> np.ndarray:
 # --------------------------------------------------------------------------- scoring and metrics
 
 
-def reward_deltas(reward, rows: list[dict], batch_size: int = 32, dimension: int | None = None) -> np.ndarray:
-    """score(a) - score(b) per comparison (or mu[dimension](a) - mu[dimension](b)); every distinct
-    (source, instruction, candidate) scored once."""
+def reward_deltas(reward, rows: list[dict], batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Per comparison, ``"score"``: score(a) - score(b), and ``"first_dimension"``: mu[0](a) - mu[0](b) (the
+    instruction-following head); every distinct (source, instruction, candidate) scored once for both."""
     from editrl.images import load_image
 
     keys, items = {}, []
@@ -161,14 +161,16 @@ def reward_deltas(reward, rows: list[dict], batch_size: int = 32, dimension: int
             items.append((row["source"], row["instruction"], row[which]))
         return keys[k]
     pairs = [(key(r, "a"), key(r, "b")) for r in rows]
-    scores = np.empty(len(items))
+    scores, first = np.empty(len(items)), np.empty(len(items))
     chunk = 256
     for start in range(0, len(items), chunk):
         part = items[start: start + chunk]
         out = reward.score([load_image(s, "source") for s, _, _ in part], [i for _, i, _ in part],
                            [load_image(e, "edit") for _, _, e in part], batch_size=batch_size)
-        scores[start: start + len(part)] = (out.score if dimension is None else out.mu[:, dimension]).numpy()
-    return np.array([scores[a] - scores[b] for a, b in pairs])
+        scores[start: start + len(part)] = out.score.numpy()
+        first[start: start + len(part)] = out.mu[:, 0].numpy()
+    a, b = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    return {"score": scores[a] - scores[b], "first_dimension": first[a] - first[b]}
 
 
 def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
@@ -213,7 +215,7 @@ def audit_rows(n: int, seed: int) -> list[dict]:
 
 def audit_wins(reward, rows: list[dict]) -> dict:
     """Per audit category: the share of held-out cases where the reward scores the exact target above the wrong outcome."""
-    wins = reward_deltas(reward, rows) > 0
+    wins = reward_deltas(reward, rows)["score"] > 0
     return {category: round(float(np.mean([w for w, r in zip(wins, rows) if r["group"] == category])), 4)
             for category in dict.fromkeys(r["group"] for r in rows)}
 
@@ -242,10 +244,10 @@ def editor_pair_figures(editor_truths: dict[str, np.ndarray], deltas: np.ndarray
 def evaluate_model(name: str, reward, rows: list[dict], truth: np.ndarray, annotators: np.ndarray, extra: dict,
                    editor_rows: list[dict], editor_truths: dict[str, np.ndarray], audit: list[dict]) -> dict:
     start = time.perf_counter()
-    deltas = reward_deltas(reward, rows)
+    deltas = reward_deltas(reward, rows)["score"]
+    editor = reward_deltas(reward, editor_rows)
     record = {"model": name, **extra, "vs_oracle": measure(rows, truth, deltas),
-              **editor_pair_figures(editor_truths, reward_deltas(reward, editor_rows),
-                                    reward_deltas(reward, editor_rows, dimension=0)),
+              **editor_pair_figures(editor_truths, editor["score"], editor["first_dimension"]),
               "audit_target_wins": audit_wins(reward, audit),
               "vs_annotators": measure(rows, annotators, deltas), "scoring_s": round(time.perf_counter() - start, 1),
               "target_wins_of_20": {kind: target_wins(reward, kind) for kind in CORRUPTIONS}}

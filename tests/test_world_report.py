@@ -140,3 +140,28 @@ def test_editor_pair_figures_score_the_exact_pairs_with_the_fused_score_not_the_
     truths = {"fused": np.array([1, -1, 0]), "if": np.array([0, 1, -1]), "exact": np.array([1, 0, -1])}
     figures = report.editor_pair_figures(truths, deltas=np.array([0.5, -0.2, 0.3]), if_deltas=np.array([-1.0, 1.0, 1.0]))
     assert figures == {"editor_pairs_vs_oracle": 1.0, "editor_pairs_if_head_vs_oracle_if": 0.5, "editor_pairs_exact_wins": 0.5}
+
+
+def test_reward_deltas_score_each_candidate_once_for_the_score_and_the_first_head(report):
+    """score(a) - score(b) and mu[0](a) - mu[0](b) from one scoring of every distinct candidate."""
+    import torch
+    from PIL import Image
+
+    from editrl.reward.output import RewardOutput
+
+    images = [png(Image.new("RGB", (8, 8), (v, 0, 0))) for v in (10, 20, 30)]
+    calls = []
+
+    class Reward:
+        def score(self, sources, instructions, edits, batch_size=None):
+            calls.append(len(edits))
+            red = torch.tensor([float(e.getpixel((0, 0))[0]) for e in edits])
+            mu = torch.stack([-red, red], 1)  # the first head ranks the other way round from the score
+            return RewardOutput(mu=mu, sigma=torch.zeros_like(mu), score=red, score_sigma=torch.zeros_like(red),
+                                dimensions=("instruction_following", "visual_quality"))
+
+    rows = [{"source": images[0], "instruction": "x", "a": images[1], "b": images[2]},
+            {"source": images[0], "instruction": "x", "a": images[2], "b": images[1]}]
+    deltas = report.reward_deltas(Reward(), rows)
+    assert calls == [2]  # two distinct candidates, one call
+    assert deltas["score"].tolist() == [-10.0, 10.0] and deltas["first_dimension"].tolist() == [10.0, -10.0]
