@@ -14,7 +14,8 @@ The candidates are drawn as plain HTML (figure + figcaption) rather than a Gradi
 captions overlay the images and whose box scrolls. A bad input leaves the previous results in place
 and says what was wrong in a short toast. ``build_demo(editors, reward, examples)`` takes models
 already in memory (tests inject tiny ones); ``editrl demo`` loads the shipped world models by
-default, on CPU.
+default, on CPU. The page starts where ``editrl best-of-n`` does without flags (``editrl.defaults``): the
+built-in world example, N = 8 from seed 0, the selected candidate framed in the contact sheet's colour.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import html
 import io
 import logging
 import re
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from PIL import Image
 
+from . import defaults
 from .errors import EditRLError
 from .images import ImageLike, check_instruction, load_image
 from .reward.output import RewardFunction, RewardOutput
@@ -43,23 +46,21 @@ def rule_labels(reward) -> dict[str, str]:
 
 SELECTED_MARK = "★ SELECTED"
 MAX_N = 16
-SCALE_NOTE = (
-    "**Reading the scores.** A reward gives each edit a mean μ and an uncertainty σ per dimension; the fused "
-    "score is their mean. The numbers have no fixed scale (EditReward's μ is unnormalised): compare candidates "
-    "of one source and instruction with one reward, not across rewards. Higher is better."
-)
+SEARCH_LABELS = {"halving": "halving (prune early)"}
+"""Page labels of the searches of ``editrl.sampler.search.SEARCHES`` (the Search menu offers every one; a search
+without a label here is shown by its name)."""
 WORLD_NOTE = (
     "**What the shipped world models understand.** The default editor and reward were trained only on the "
     "editing world: 64×64 px toy scenes of flat shapes (circle, square, triangle, ring, …) on a plain background, "
     "and its instruction words — recolor, remove, add, move, resize, change the background, and two joined by "
-    "\"and\" (e.g. *Make the red ring small.*). A photo is squashed to 64×64 and not edited meaningfully. "
-    "For real images start the page with a real editor and reward, e.g. "
+    "\"and\" (the World examples under the Best-of-N tab use them). A photo is squashed to 64×64 and not edited "
+    "meaningfully. For real images start the page with a real editor and reward, e.g. "
     "`editrl demo --editor flux-kontext --model /models/FLUX.1-Kontext-dev --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --device cuda`."
 )
 CSS = """
 .editrl-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; }
 .editrl-card { margin: 0; padding: 6px; border: 1px solid #ddd; border-radius: 6px; background: #fff; }
-.editrl-card.selected { border: 4px solid #f5b301; }
+.editrl-card.selected { border: 4px solid SELECTED_COLOR; }
 .editrl-card.pruned img { opacity: 0.6; }
 .editrl-card img { display: block; width: 100%; aspect-ratio: 1 / 1; object-fit: contain; image-rendering: pixelated; }
 .editrl-card figcaption { font-size: 13px; line-height: 1.35; color: #222; margin-top: 4px; overflow-wrap: anywhere; }
@@ -67,6 +68,27 @@ CSS = """
 .editrl-card.pruned .tag { color: #888; }
 #source img, #best img, #own-source img { image-rendering: pixelated; object-fit: contain; }
 """
+
+
+def page_css() -> str:
+    """The page's CSS, the selected card framed in the contact sheet's colour (``contact_sheet.BEST``), so the
+    page and ``editrl best-of-n``'s contact_sheet.png mark the selected edit alike."""
+    from .sampler.contact_sheet import BEST
+
+    return CSS.replace("SELECTED_COLOR", "#{:02x}{:02x}{:02x}".format(*BEST))
+
+
+def score_legend(reward) -> str:
+    """What the numbers under the candidates and in the score tables mean, for ``reward``'s dimensions."""
+    dims = getattr(reward, "dimensions", None) or ()
+    names = ", ".join(f"*{_short(d)} μ*: {d.replace('_', ' ')}" for d in dims)
+    return (
+        "**Reading the scores.** *score*: the reward's fused score, what “fused score” ranks by (EditReward: the "
+        f"mean of its dimensions' μ); higher is better. {names + ' — ' if names else ''}the reward's mean per "
+        "dimension; *σ*: its uncertainty (0 for a reward without one). The numbers have no fixed scale: EditReward's "
+        "μ is unnormalised and the world judges give log-probabilities (0 = certain), so negative values are normal. "
+        "Compare only candidates of one source and instruction under one reward."
+    )
 
 
 def _short(dim: str) -> str:
@@ -109,18 +131,45 @@ def _table(rows_records: Sequence[tuple[list, dict]]) -> tuple[list[str], list[l
     return headers, rows
 
 
-def world_notes(editor, source: Image.Image | None, instruction: str) -> list[str]:
+@dataclass(frozen=True)
+class Advice:
+    """What the notes of ``world_notes`` tell the user to do, in the words of where they are shown: flags on the
+    command line (``cli_advice``), the page's own controls in the demo (``page_advice``)."""
+
+    photo: str  # after "a WxH image is not one of its scenes and will not be edited meaningfully."
+    words: str  # in "the instruction is not one the world editor knows (...)"
+
+
+def cli_advice() -> Advice:
+    """The command line's words: the flags that pick a real editor and reward, and the built-in example's instruction."""
+    from .sampler.editors.base import PHOTO_ADVICE
+    from .world.examples import builtin_example
+
+    return Advice(PHOTO_ADVICE, f"e.g. {builtin_example().instruction!r}")
+
+
+def page_advice(editors: Mapping[str, object]) -> Advice:
+    """The page's words: the real editors its Editor menu offers (or, with none, the About tab on starting the
+    page with one), and its World examples."""
+    real = [name for name, editor in editors.items() if not getattr(editor, "scope", None)]
+    photo = (f"For real photos pick {' or '.join(real)} in the Editor menu." if real else
+             "This page offers only the world editor: for real photos start it with a real editor and reward "
+             "(see the About tab).")
+    return Advice(photo, "the World examples below the candidates use its words")
+
+
+def world_notes(editor, source: Image.Image | None, instruction: str, advice: Advice) -> list[str]:
     """Warnings for a narrow editor (one with a ``scope``, the world editor): a source that is not one of
-    its scenes or is squashed, and an instruction outside the world's vocabulary."""
-    notes = list(editor.source_notes(source)) if source is not None else []
+    its scenes or is squashed, and an instruction outside the world's vocabulary; ``advice`` words what to do."""
+    notes = list(editor.source_notes(source, advice=advice.photo)) if source is not None else []
     if getattr(editor, "scope", None):
         from .world.instructions import parse_instruction
 
         try:
             parse_instruction(instruction)
         except EditRLError:
-            notes.append(f"editor {editor.label}: the instruction is not one the world editor knows (e.g. 'Make the "
-                         "red ring small.'); it will return near copies of the source")
+            notes.append(f"editor {editor.label}: the instruction is not one the world editor knows ({advice.words}); "
+                         "it will return near copies of the source")
     return notes
 
 
@@ -192,28 +241,34 @@ def build_demo(
     reward: RewardFunction,
     examples: Sequence[tuple[Image.Image, str]] = (),
     max_n: int = MAX_N,
-    default_n: int = 4,
+    default_n: int = defaults.N,
 ):
     """The Gradio Blocks app. ``editors``: name -> Editor; ``examples``: (source, instruction) pairs,
     the first one preloaded."""
     import gradio as gr
 
+    from .sampler.search import SEARCHES
+
     if not editors:
         raise EditRLError("demo: needs at least one editor")
     names = list(editors)
+    advice = page_advice(editors)
 
     def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance):
+        """Notes on the source and instruction are shown even when the run then fails (its error as a toast)."""
         editor = editors[editor_name]
+        notes = []
         try:
-            notes = world_notes(editor, load_image(source, "source image") if source is not None else None, instruction or "")
+            notes = world_notes(editor, load_image(source, "source image") if source is not None else None,
+                                instruction or "", advice)
             cards, best, summary, (headers, rows), _ = run_best_of_n(
                 editor, reward, source, instruction, n, select, seed, search, k, keep, horizon, steps, guidance, max_n)
         except EditRLError as err:
             gr.Warning(toast_text(err))
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), notes_text(notes)
         for note in notes:
             gr.Warning(note)
-        return cards, best, summary, {"headers": headers, "data": rows}, "\n\n".join(f"⚠ {n}" for n in notes)
+        return cards, best, summary, {"headers": headers, "data": rows}, notes_text(notes)
 
     def on_score(source, instruction, edits):
         try:
@@ -223,6 +278,7 @@ def build_demo(
             return gr.skip(), gr.skip()
         return cards, {"headers": headers, "data": rows}
 
+    legend = score_legend(reward)
     first = examples[0] if examples else (None, "")
     with gr.Blocks(title="editrl demo", analytics_enabled=False) as demo:
         gr.Markdown("### editrl — best-of-N image editing with a reward model: draw N edits, score each, keep the best")
@@ -236,17 +292,18 @@ def build_demo(
                     editor = gr.Dropdown(names, value=names[0], label="Editor", elem_id="editor")
                     with gr.Row():
                         n = gr.Number(value=default_n, precision=0, label=f"N (1–{max_n})", min_width=90, elem_id="n")
-                        seed = gr.Number(value=0, precision=0, label="Seed (uses seed…seed+N−1)", min_width=150, elem_id="seed")
+                        seed = gr.Number(value=defaults.SEED, precision=0, label="Seed (uses seed…seed+N−1)", min_width=150, elem_id="seed")
                     select = gr.Dropdown([(label, key) for key, label in rule_labels(reward).items()], value="fused",
                                          label="Selection rule", elem_id="select")
                     run = gr.Button("Run best-of-N", variant="primary", elem_id="run")
                 with gr.Column(scale=3, min_width=260):
                     best = gr.Image(label="Selected edit", format="png", interactive=False, height=240, elem_id="best")
-                    best_caption = gr.Textbox(label="Selected edit's scores", interactive=False, lines=3, elem_id="best-caption")
+                    best_caption = gr.Textbox(label="Selected edit's scores", interactive=False, lines=3, elem_id="best-caption",
+                                              info="higher is better; negative scores are normal (see Reading the scores below)")
             with gr.Accordion("Search and sampling settings", open=True):
                 with gr.Row():
-                    search = gr.Dropdown([("full", "full"), ("halving (prune early)", "halving")],
-                                         value="full", label="Search", min_width=240, elem_id="search")
+                    search = gr.Dropdown([(SEARCH_LABELS.get(mode, mode), mode) for mode in SEARCHES],
+                                         value=SEARCHES[0], label="Search", min_width=240, elem_id="search")
                     k = gr.Number(value=1.0, label="k (lcb: μ − k·σ)", min_width=110, elem_id="k")
                     keep = gr.Number(value=0.5, label="keep (halving)", min_width=110, elem_id="keep")
                     horizon = gr.Number(value=0.5, label="horizon (halving)", min_width=110, elem_id="horizon")
@@ -254,6 +311,7 @@ def build_demo(
                     guidance = gr.Number(value=0, label="guidance (0: editor's)", min_width=130, elem_id="guidance")
             notes = gr.Markdown(elem_id="notes")
             gr.Markdown("#### Candidates, best first")
+            gr.Markdown(legend, elem_classes="editrl-legend")
             cards = gr.HTML(elem_id="candidates")
             table = gr.Dataframe(label="Scores", interactive=False, elem_id="scores")
             if examples:
@@ -268,26 +326,49 @@ def build_demo(
                 with gr.Column():
                     own_edits = gr.File(file_count="multiple", file_types=["image"], label="Edited images", elem_id="own-edits")
                     score_button = gr.Button("Score", variant="primary", elem_id="score")
+            gr.Markdown(legend, elem_classes="editrl-legend")
             own_cards = gr.HTML(elem_id="own-candidates")
             own_table = gr.Dataframe(label="Scores", interactive=False, elem_id="own-scores")
             score_button.click(on_score, [own_source, own_instruction, own_edits], [own_cards, own_table], api_name="on_score")
-        with gr.Tab("About the models and scores"):
-            gr.Markdown(f"{WORLD_NOTE}\n\n{SCALE_NOTE}")
-        gr.Markdown(f"<small>{WORLD_NOTE} {SCALE_NOTE}</small>")
+        with gr.Tab("About the models"):
+            gr.Markdown(WORLD_NOTE)
     return demo
 
 
+def notes_text(notes: Sequence[str]) -> str:
+    """The notes as the page's Markdown, one paragraph each."""
+    return "\n\n".join(f"⚠ {note}" for note in notes)
+
+
 def world_examples(k: int = 6) -> list[tuple[Image.Image, str]]:
-    """The first ``k`` test-split world examples; the first is ``editrl best-of-n``'s default."""
+    """``k`` held-out world examples: first ``editrl best-of-n``'s built-in one, then the first other test-split ones."""
     from .world import make_examples
+    from .world.examples import builtin_example
 
-    return [(ex.source, ex.instruction) for ex in make_examples(k, seed=0, split="test")]
+    first = builtin_example()
+    others = [ex for ex in make_examples(k, seed=0, split="test") if ex.instruction != first.instruction
+              or ex.scene != first.scene]
+    return [(ex.source, ex.instruction) for ex in [first, *others][:k]]
 
 
-def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True):
-    """Serve ``demo``; with ``block=False`` return at once (tests stop it with ``demo.close()``)."""
+def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True) -> str:
+    """Serve ``demo`` and print one line with its address (and returns it); with ``block=False`` return at once
+    (tests stop it with ``demo.close()``). Gradio's own start-up lines are silenced (``quiet``): they tell the user
+    to "set share=True in launch()", which ``editrl demo`` spells ``--share true``."""
     import gradio as gr
 
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    return demo.queue().launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-                               quiet=not block, theme=theme, css=CSS, ssr_mode=False)
+    demo.queue().launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True,
+                        theme=theme, css=page_css(), ssr_mode=False)
+    line = address_line(demo.local_url, demo.share_url, share)
+    print(line, flush=True)
+    if block:
+        demo.block_thread()
+    return line
+
+
+def address_line(local_url: str, share_url: str | None, share: bool) -> str:
+    """The one line ``editrl demo`` prints when the page is up."""
+    public = (f"; public link {share_url}" if share_url else
+              "; no public link (gradio could not open one, see above)" if share else "")
+    return f"editrl demo: open {local_url}{public} (Ctrl+C stops it)"

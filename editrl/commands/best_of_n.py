@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from .. import defaults
 from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positive_int, select_rule
 
 logger = logging.getLogger(__name__)
@@ -34,13 +35,13 @@ def register(subparsers) -> None:
     parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
                         "Default: the built-in world example")
     parser.add_argument("--instruction", default=None, help="the edit instruction (required with --image)")
-    parser.add_argument("--n", type=positive_int, default=8, help="number of candidates (default 8)")
-    parser.add_argument("--editor", default="world", help="world (default, the shipped tiny Kontext), flux-kontext, "
+    parser.add_argument("--n", type=positive_int, default=defaults.N, help=f"number of candidates (default {defaults.N})")
+    parser.add_argument("--editor", default=defaults.EDITOR, help="world (default, the shipped tiny Kontext), flux-kontext, "
                         "qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix, or a diffusers pipeline folder")
     parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
                         "(default: the editor's public id); nothing is downloaded")
     parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")
-    parser.add_argument("--reward", default="world-describe", help="world-describe (default: the world VLM judges the edit "
+    parser.add_argument("--reward", default=defaults.REWARD, help="world-describe (default: the world VLM judges the edit "
                         "against the instruction's target as it reads the source; world words only), world (the shipped world "
                         "EditReward: it prefers deletions), world-verifier, oracle (the world's exact scorer), an EditReward "
                         "folder or Hub id, http(s)://host:port of `editrl reward serve`, or module:Class")
@@ -55,7 +56,8 @@ def register(subparsers) -> None:
                         help="halving: prune within this first fraction of the steps (default 0.5)")
     parser.add_argument("--steps", type=positive_int, default=None, help="denoising steps (default: the editor's)")
     parser.add_argument("--guidance", type=nonnegative_float, default=None, help="guidance scale (default: the editor's)")
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="candidates use seeds SEED..SEED+N-1 (default 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=defaults.SEED,
+                        help=f"candidates use seeds SEED..SEED+N-1 (default {defaults.SEED})")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="candidates per denoiser call (default: all)")
     parser.add_argument("--out", default="best-of-n", help="output folder, new or without a previous run (default ./best-of-n)")
@@ -84,9 +86,9 @@ def run(args) -> int:
         source, instruction = args.image, args.instruction
     check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
-    from ..demo import world_notes
+    from ..demo import cli_advice, world_notes
 
-    for note in world_notes(editor, None, instruction):  # an instruction the world editor does not know
+    for note in world_notes(editor, None, instruction, cli_advice()):  # an instruction the world editor does not know
         logger.warning("%s", note)
     reward = build_reward(args.reward, device=args.device)
     result = best_of_n(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from .. import defaults
 from ..errors import EditRLError
 
 EPILOG = """examples:
@@ -30,13 +32,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("--editor", action="append", default=None,
                    help="editor name (world, flux-kontext, qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix); "
-                   "repeat to offer several (default: world)")
+                   f"repeat to offer several (default: {defaults.EDITOR})")
     p.add_argument("--model", default=None, help="Hugging Face id or folder of the (single) editor's weights")
-    p.add_argument("--reward", default="world",
-                   help="world (shipped EditReward), oracle, http(s)://host:port of `editrl reward serve`, or an EditReward "
-                   "folder / Hub id (default: world)")
+    p.add_argument("--reward", default=defaults.REWARD,
+                   help="world-describe (the world VLM judges the edit, as `editrl best-of-n` by default), world (the "
+                   "shipped world EditReward: it prefers deletions), world-verifier, oracle, http(s)://host:port of "
+                   f"`editrl reward serve`, or an EditReward folder / Hub id (default: {defaults.REWARD})")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--examples", type=int, default=6, help="world examples offered on the page (default: 6)")
+    p.add_argument("--examples", type=int, default=6, help="world examples offered on the page, the first preloaded: "
+                   "`editrl best-of-n`'s built-in one (default: 6)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--share", type=_flag, default=False, metavar="{true,false}",
@@ -44,15 +48,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..demo import build_demo, launch, world_examples
+def page(args: argparse.Namespace):
+    """The Blocks ``editrl demo`` serves for ``args``: the editors and reward loaded, the world examples offered."""
+    from ..demo import build_demo, world_examples
     from ..reward.specs import build_reward
     from ..sampler.editors import load_editor
 
-    names = args.editor or ["world"]
+    names = args.editor or [defaults.EDITOR]
     if args.model is not None and len(names) > 1:
         raise EditRLError("--model: applies to one editor; pass a single --editor with it")
     editors = {name: load_editor(name, model=args.model, device=args.device) for name in names}
-    demo = build_demo(editors, build_reward(args.reward, device=args.device), world_examples(args.examples))
-    launch(demo, host=args.host, port=args.port, share=args.share)
+    return build_demo(editors, build_reward(args.reward, device=args.device), world_examples(args.examples))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the page until Ctrl+C. Without -v the page's own HTTP requests (httpx, one INFO line per request that
+    gradio makes to itself) are not logged: only warnings and the one line with the address."""
+    from ..demo import launch
+
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    launch(page(args), host=args.host, port=args.port, share=args.share)
     return 0

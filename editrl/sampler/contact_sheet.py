@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 if TYPE_CHECKING:
     from .best_of_n import BestOfNResult
 
-BEST = (40, 170, 60)
+BEST = (40, 170, 60)  # the selected candidate's frame, on the demo's page too (``editrl.demo.page_css``)
 PRUNED = (150, 150, 150)
 TEXT = (20, 20, 20)
 

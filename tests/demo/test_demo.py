@@ -17,7 +17,9 @@ from PIL import Image
 from editrl.demo import (
     build_demo,
     caption,
+    cli_advice,
     launch,
+    page_advice,
     rule_labels,
     run_best_of_n,
     score_uploads,
@@ -29,6 +31,7 @@ from editrl.errors import EditRLError
 from editrl.images import load_image
 from editrl.reward.output import RewardOutput
 from editrl.sampler.best_of_n import best_of_n
+from editrl.sampler.editors import FluxKontextEditor
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -116,12 +119,22 @@ def test_toast_has_no_temporary_folders():
 
 
 def test_world_notes_warn_on_photos_and_unknown_instructions(tiny_editor):
+    """One source of notes, worded per caller: the command line names flags, the page its own controls."""
     tiny_editor.scope = "knows only toy scenes"
     try:
         photo = Image.new("RGB", (120, 80))
-        notes = world_notes(tiny_editor, photo, "paint a sunset")
-        assert len(notes) == 3 and "toy scenes" in notes[0] and "squashed" in notes[1] and "not one the world editor knows" in notes[2]
-        assert world_notes(tiny_editor, Image.new("RGB", (64, 64)), "Make the red ring small.") == []
+        cli = world_notes(tiny_editor, photo, "paint a sunset", cli_advice())
+        only_world = world_notes(tiny_editor, photo, "paint a sunset", page_advice({"world": tiny_editor}))
+        assert len(cli) == 3 and "toy scenes" in cli[0] and "squashed" in cli[1] and "not one the world editor knows" in cli[2]
+        assert "--editor flux-kontext" in cli[0] and "e.g. 'Put the green circle in the center.'" in cli[2]
+        assert cli[1] == only_world[1] and cli[0].split(". For")[0] == only_world[0].split(". This page")[0]
+        assert "start it with a real editor and reward (see the About tab)" in only_world[0]
+        assert "World examples below the candidates" in only_world[2]
+        assert not any("--" in note for note in only_world)
+        real = FluxKontextEditor(tiny_editor.pipe, resolution=64, default_steps=2)
+        assert "pick kontext in the Editor menu" in world_notes(
+            tiny_editor, photo, "x", page_advice({"world": tiny_editor, "kontext": real}))[0]
+        assert world_notes(tiny_editor, Image.new("RGB", (64, 64)), "Make the red ring small.", cli_advice()) == []
     finally:
         tiny_editor.scope = None
 
@@ -130,7 +143,7 @@ def test_a_real_editor_keeps_a_photos_aspect_ratio_on_the_page(tiny_editor, tiny
     """A FLUX.1-Kontext without a scope edits a 3:2 photo at the preferred 1248x832 scaled to its 64 px budget
     (80x48 in sides of 16), without a note."""
     photo = Image.fromarray(np.random.RandomState(0).randint(0, 255, (80, 120, 3), dtype=np.uint8))
-    assert world_notes(tiny_editor, photo, "paint a sunset") == []
+    assert world_notes(tiny_editor, photo, "paint a sunset", page_advice({"kontext": tiny_editor})) == []
     cards, best, summary, _, result = run_best_of_n(tiny_editor, tiny_reward, photo, "paint a sunset", 2, "fused", 0)
     assert best.size == (80, 48) and {c.image.size for c in result.candidates} == {(80, 48)}
 

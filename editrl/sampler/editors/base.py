@@ -114,6 +114,10 @@ def denoise(velocity: Callable, x: torch.Tensor, cond: EditCondition, sigmas: to
     return x
 
 
+PHOTO_ADVICE = ("For real photos pass --editor flux-kontext, qwen-image-edit or instruct-pix2pix (with --model a local "
+                "folder) and a real --reward")  # the command line's words; the demo passes its own
+
+
 class Editor:
     """Base class of the editor adapters; subclasses implement the model-specific methods.
 
@@ -250,18 +254,20 @@ class Editor:
         """The name the user chose (``load_editor``'s), else the adapter's."""
         return (self.origin or {}).get("editor") or self.name
 
-    def source_notes(self, image: Image.Image, size: tuple[int, int] | None = None) -> list[str]:
+    def source_notes(self, image: Image.Image, size: tuple[int, int] | None = None,
+                     advice: str = PHOTO_ADVICE) -> list[str]:
         """What the user should know about editing ``image`` at ``size`` (default: its ``working_size``),
         each said once per editor: for an editor with a ``scope`` (the world editor) a source unlike the
-        images it knows, and a squashed aspect ratio (a size other than the one ``aspect_size`` keeps)."""
+        images it knows, then ``advice`` (what to do instead, in the words of the caller's interface: flags for
+        the command line, the default; the demo names its own controls), and a squashed aspect ratio (a size
+        other than the one ``aspect_size`` keeps)."""
         width, height = size = self._size(size) if size is not None else self.working_size(image)
         notes = []
         if image.size == size:
             return notes
         if self.scope:
             notes.append(f"editor {self.label}: {self.scope}; a {image.width}x{image.height} image is not one of its "
-                         "scenes and will not be edited meaningfully. For real photos pass --editor flux-kontext, "
-                         "qwen-image-edit or instruct-pix2pix (with --model a local folder) and a real --reward")
+                         f"scenes and will not be edited meaningfully. {advice}")
         aspect = image.width / image.height
         if size != self.aspect_size(self.aspect(image)) and abs(width / height / aspect - 1) > 0.01:
             notes.append(f"editor {self.label}: works at {width}x{height} here, so a {image.width}x{image.height} source "
