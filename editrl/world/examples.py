@@ -72,8 +72,9 @@ def make_examples(n: int, seed: int = 0, split: str = "train", size: int = 64, c
 
 
 def builtin_example() -> WorldExample:
-    """The example ``editrl best-of-n`` edits without ``--image``: "Put the green circle in the center." (held-out
-    example 15 of seed 0).
+    """The example ``editrl best-of-n`` edits without ``--image`` and ``editrl demo`` opens with: "Put the green
+    circle in the center." (held-out example 15 of seed 0). Under their shared defaults (``editrl.defaults``) the
+    edit kept is exactly right (``tests/demo/test_page.py``).
 
     It was the first held-out example, "Make the red ring small.", until the shipped editor was measured on it:
     none of 64 samples is right (a small ring comes out as a dot or a circle), so no reward could pick a right

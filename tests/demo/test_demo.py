@@ -31,6 +31,7 @@ from editrl.errors import EditRLError
 from editrl.images import load_image
 from editrl.reward.output import RewardOutput
 from editrl.sampler.best_of_n import best_of_n
+from editrl.sampler.contact_sheet import BEST
 from editrl.sampler.editors import FluxKontextEditor
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -195,16 +196,18 @@ def page_models(tiny_editor, tiny_reward) -> tuple[str, object, object]:
     (EDITRL_DEMO_SCREENSHOTS set) the shipped world editor and reward, as `editrl demo` loads them by default."""
     if not os.environ.get("EDITRL_DEMO_SCREENSHOTS"):
         return "tiny-kontext", tiny_editor, tiny_reward
+    from editrl import defaults
     from editrl.reward.specs import build_reward
     from editrl.sampler.editors import load_editor
 
-    return "world", load_editor("world", device="cpu"), build_reward("world", device="cpu")
+    return defaults.EDITOR, load_editor(defaults.EDITOR, device="cpu"), build_reward(defaults.REWARD, device="cpu")
 
 
 @pytest.mark.slow
 def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
-    """The page as a user at 1440x900 meets it: controls and Run above the fold; best-of-8 shows every
-    candidate whole (no caption or box over any image) with the captions of best_of_n; the selected
+    """The page as a user at 1440x900 meets it: controls and Run above the fold; Run on the page's defaults
+    (the built-in example, N = 8, seed 0) shows every candidate whole (no caption or box over any image) with the
+    captions of best_of_n, the selected one framed in the contact sheet's green, a legend for the scores; the selected
     edit is on screen after the run; a bad N leaves the results in place with a short toast; then
     two of the editor's edits are uploaded and scored on the second tab. EDITRL_DEMO_SCREENSHOTS=folder
     runs it on the shipped world models and keeps the screenshots there (docs/demo in the README)."""
@@ -229,13 +232,15 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
             assert page.input_value("#instruction textarea") == instruction
             for control in ("#n", "#seed", "#select", "#editor", "#run"):
                 assert page.evaluate(IN_VIEWPORT_JS, control), f"{control} is not in the first 1440x900 viewport"
-            page.fill("#n input", "8")
-            page.fill("#seed input", "5")
+            assert (page.input_value("#n input"), page.input_value("#seed input")) == ("8", "0")
             page.click("#run")
             page.wait_for_function("document.querySelectorAll('#candidates-grid figcaption').length === 8", timeout=180_000)
             captions = page.locator("#candidates-grid figcaption").all_inner_texts()
-            assert_same_captions(captions, expected_captions(editor, reward, source, instruction, 8, 5))
+            assert_same_captions(captions, expected_captions(editor, reward, source, instruction, 8, 0))
             assert page.evaluate(FULLY_VISIBLE_JS, "#candidates-grid img") == [True] * 8
+            frame = page.evaluate("getComputedStyle(document.querySelector('#candidates-grid .selected')).borderTopColor")
+            assert frame == "rgb({}, {}, {})".format(*BEST)
+            assert page.get_by_text("Reading the scores.").first.is_visible()
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_function("document.querySelector('#best-caption textarea').value.length > 0", timeout=30_000)
             assert page.input_value("#best-caption textarea").startswith(captions[0])
