@@ -285,7 +285,7 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
 @pytest.mark.slow
 def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
     """`editrl demo` (own process, an editor folder, the oracle) gives the scores `editrl best-of-n`
-    writes to scores.json for the same seed."""
+    writes to scores.json for the same seed, and prints its address in one line of its own."""
     import json
     import subprocess
     import sys
@@ -331,3 +331,6 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
     finally:
         demo.terminate()
         demo.wait(timeout=60)
+    printed = demo.stdout.read()  # what the terminal shows: our address line, no request lines, no share=True hint
+    assert f"editrl demo: open http://127.0.0.1:{port}/ (Ctrl+C stops it)" in printed.splitlines()
+    assert "HTTP Request" not in printed and "share=True" not in printed
