@@ -346,8 +346,7 @@ def world_examples(k: int = 6) -> list[tuple[Image.Image, str]]:
     from .world.examples import builtin_example
 
     first = builtin_example()
-    others = [ex for ex in make_examples(k, seed=0, split="test") if ex.instruction != first.instruction
-              or ex.scene != first.scene]
+    others = [ex for ex in make_examples(k, seed=0, split="test") if (ex.scene, ex.instruction) != (first.scene, first.instruction)]
     return [(ex.source, ex.instruction) for ex in [first, *others][:k]]
 
 
