@@ -6,6 +6,7 @@ judged by the exact oracle (with whether the kept edit is exactly right).
 With a real editor: ``load_editor("flux-kontext")`` and an EditReward checkpoint as the reward.
 """
 
+from editrl.files import fresh_folder
 from editrl.reward.specs import build_reward
 from editrl.sampler import best_of_n, load_editor
 from editrl.world import Oracle
@@ -20,4 +21,5 @@ for search in ("full", "halving"):
     exact = oracle.measures([example.source], [example.instruction], [result.best.image])["exact_edit"].item()
     print(f"{search:>7}: best seed {result.best.seed}, reward {result.best.record['score']:+.3f}, "
           f"oracle {judged:.3f}, exactly right {bool(exact)}, NFE {result.nfe}, reward calls {result.reward_calls}")
-result.save("outputs/demo-best-of-n")  # best.png, candidates, contact_sheet.png, scores.json
+out = result.save(fresh_folder("runs/demo-best-of-n"))  # runs/demo-best-of-n, then -2, ... on later runs
+print(f"wrote {out}: best.png, the candidates, contact_sheet.png, scores.json")

@@ -7,10 +7,13 @@ The same trainer runs FLUX.1-Kontext or Qwen-Image-Edit from configs/grpo/*.yaml
 
 from pathlib import Path
 
+from editrl.files import fresh_folder
 from editrl.rl import GRPOConfig, GRPOTrainer, load_config
 
+out = fresh_folder("runs/demo-grpo")  # runs/demo-grpo, then -2, ... on later runs
 config = load_config(GRPOConfig, Path(__file__).parents[1] / "configs" / "grpo" / "world.yaml", [
-    "rewards={oracle: 1.0}", "num_iterations=6", "eval_every=3", "eval_prompts=4", "output_dir=outputs/demo-grpo",
+    "rewards={oracle: 1.0}", "num_iterations=6", "eval_every=3", "eval_prompts=4", f"output_dir={out}",
 ])
 summary = GRPOTrainer(config).train()
-print(summary)  # the LoRA is in outputs/demo-grpo/lora: editrl best-of-n --lora outputs/demo-grpo/lora
+print(summary)
+print(f"wrote {out}; use its LoRA with: editrl best-of-n --lora {out}/lora")

@@ -51,3 +51,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def fresh_folder(base: str | os.PathLike) -> Path:
+    """The first of ``base``, ``base-2``, ``base-3``, ... that does not exist yet, created empty.
+
+    For a command's *default* output folder: running it twice must not be refused (nor overwrite the first
+    run), so each run claims its own folder. Creating it with ``exist_ok=False`` is the claim: two runs at once
+    never get the same one. An output folder the user named is never renamed (the commands refuse one that
+    holds a previous run)."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        folder = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            number += 1

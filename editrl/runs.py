@@ -48,6 +48,15 @@ def write_config(config: Any, output_dir: str | Path) -> Path:
     return write_text_atomic(path, yaml.safe_dump(resolved_config(config), sort_keys=False))
 
 
+def check_new_run(output_dir: str | Path, log_file: str) -> None:
+    """One line, before a new (not resumed) run writes anything, if ``output_dir`` already holds a run (its
+    ``log_file``): starting over there would overwrite its checkpoints and mix two runs in one log. The folder is
+    named by the config, and ``--resume`` continues it, so it is refused, never renamed."""
+    if (Path(output_dir) / log_file).exists():
+        raise EditRLError(f"output_dir {str(output_dir)!r} already holds a run ({log_file}): pass --resume to continue it, "
+                          "or choose another output_dir (--set output_dir=...)")
+
+
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
     """``output_dir/checkpoints/step-NNNNNN``: where every trainer keeps the state of ``step``."""
     return Path(output_dir) / "checkpoints" / f"step-{step:06d}"

@@ -38,3 +38,17 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
     with atomic_folder(folder) as tmp:
         (tmp / "new.bin").write_text("new")
     assert [p.name for p in folder.iterdir()] == ["new.bin"] and sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
+
+
+def test_a_default_folder_taken_by_a_run_or_a_file_gets_the_next_number(tmp_path):
+    from editrl.files import fresh_folder
+
+    base = tmp_path / "runs" / "best-of-n"
+    first = fresh_folder(base)  # runs/ is created too
+    assert first == base and first.is_dir() and list(first.iterdir()) == []
+    (first / "scores.json").write_text("{}")
+    assert fresh_folder(base) == tmp_path / "runs" / "best-of-n-2"
+    (tmp_path / "runs" / "best-of-n-3").write_text("a file, not a run folder")
+    assert fresh_folder(base) == tmp_path / "runs" / "best-of-n-4"
+    assert (first / "scores.json").read_text() == "{}"  # nothing written before is touched
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["best-of-n", "best-of-n-2", "best-of-n-3", "best-of-n-4"]

@@ -14,13 +14,18 @@ from ..argtypes import nonnegative_float, nonnegative_int, open_fraction, positi
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_OUT = "runs/best-of-n"
+"""Where a run goes without --out; when taken, the next free of runs/best-of-n-2, -3, ... (``files.fresh_folder``)."""
+
 EPILOG = """examples:
-  editrl best-of-n --n 8 --out runs/bon                 # a built-in world example, shipped world models
+  editrl best-of-n --n 8                                # a built-in world example, shipped world models -> runs/best-of-n
+  editrl best-of-n --n 8 --out runs/bon                 # a folder of your choice
   editrl best-of-n --image cat.png --instruction "make the cat blue" --editor flux-kontext \\
       --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --search halving --n 16 --out runs/cat
 
 scores.json records how the run was made (editor, model, LoRA, reward, steps, guidance, seeds,
-selection, search, editrl version). An --out folder holding a previous run is refused: pick a new one."""
+selection, search, source image and its sha256, device, dtype, editrl version). Without --out each run gets a
+new folder (runs/best-of-n, runs/best-of-n-2, ...); an --out folder holding a previous run is refused."""
 
 
 def register(subparsers) -> None:
@@ -60,12 +65,14 @@ def register(subparsers) -> None:
                         help=f"candidates use seeds SEED..SEED+N-1 (default {defaults.SEED})")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available, bf16 there)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="candidates per denoiser call (default: all)")
-    parser.add_argument("--out", default="best-of-n", help="output folder, new or without a previous run (default ./best-of-n)")
+    parser.add_argument("--out", default=None, help="output folder, new or without a previous run (default: "
+                        f"{DEFAULT_OUT}, or the next free {DEFAULT_OUT}-2, -3, ... so that every run keeps its own)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..errors import EditRLError
+    from ..files import fresh_folder
     from ..reward.specs import build_reward
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import load_editor
@@ -84,7 +91,8 @@ def run(args) -> int:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
         source, instruction = args.image, args.instruction
-    check_out_dir(args.out, "--out")  # before any model is loaded
+    if args.out is not None:
+        check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
     from ..demo import cli_advice, world_notes
 
@@ -95,8 +103,10 @@ def run(args) -> int:
         editor, reward, source, instruction, n=args.n, seeds=range(args.seed, args.seed + args.n),
         select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
         halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size, reward_name=args.reward,
+        source_name=None if args.image is not None else "built-in world example",
     )
-    out = result.save(args.out)
+    out = result.save(args.out if args.out is not None else fresh_folder(DEFAULT_OUT))
+    logger.info("wrote %s", out)
     best = result.best
     print(json.dumps({
         "out": str(out), "instruction": instruction, "editor": args.editor, "reward": args.reward,

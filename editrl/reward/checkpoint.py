@@ -74,7 +74,7 @@ def resolve_folder(path_or_id: str, what: str, allow_patterns: list[str] | None 
         where = "in the local Hugging Face cache (offline mode)" if offline else "on the Hugging Face Hub"
         raise EditRLError(
             f"{what} {str(path_or_id)!r} is not available {where} ({type(err).__name__}); download it with "
-            f"`huggingface-cli download {path_or_id}` or pass a local folder"
+            f"`hf download {path_or_id}` or pass a local folder"
         ) from None
 
 
@@ -122,7 +122,7 @@ def load_editreward(
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise EditRLError(f"reward model {str(path_or_id)!r}: {weights} is missing; the folder must hold the {WEIGHTS_NAME} "
-                          "of an EditReward checkpoint (`huggingface-cli download TIGER-Lab/EditReward-Qwen2.5-VL-7B`)")
+                          "of an EditReward checkpoint (`hf download TIGER-Lab/EditReward-Qwen2.5-VL-7B`)")
     if (folder / CONFIG_NAME).is_file():
         cfg = config or build_dataclass(EditRewardConfig, json.loads((folder / CONFIG_NAME).read_text()))
         config_folder = folder

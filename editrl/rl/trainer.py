@@ -31,6 +31,7 @@ from ..reward.specs import build_reward
 from ..runs import (
     STATE_FILE,
     JsonlLog,
+    check_new_run,
     curves_image,
     finish_trackers,
     image_grid,
@@ -364,8 +365,8 @@ class RLTrainer:
         that checkpoint (a ``checkpoints/step-N`` folder or its trainer_state.pt)."""
         if resume:
             self.resume(None if resume is True else resume)
-        elif self.accelerator.is_main_process and self.log_path.exists():
-            raise EditRLError(f"output_dir {str(self.output_dir)!r} already has a log.jsonl: pass --resume or choose another output_dir")
+        elif self.accelerator.is_main_process:
+            check_new_run(self.output_dir, self.log_path.name)
         cfg = self.config
         if self.accelerator.is_main_process:
             write_config(cfg, self.output_dir)

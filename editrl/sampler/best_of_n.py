@@ -8,6 +8,7 @@ early on their x0 previews (``editrl.sampler.search``) for a fraction of the com
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from PIL import Image
 
 from ..errors import EditRLError
 from ..files import atomic_path, write_text_atomic
-from ..images import ImageLike, check_instruction
+from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import RewardFunction
 from .editors.base import Editor
 from .search import Candidate, HalvingConfig, run_search
@@ -41,8 +42,9 @@ class BestOfNResult:
     source: Image.Image
     instruction: str
     run: dict = field(default_factory=dict)
-    """How the candidates were made: editrl version, editor (name, model, LoRA), reward, steps, guidance,
-    seeds, selection and search settings — written to scores.json so a result can be reproduced."""
+    """How the candidates were made: editrl version, the source image (``source_record``), editor (name, model,
+    LoRA), its device and dtype (and the reward's), reward, steps, guidance, seeds, selection and search settings —
+    written to scores.json so a result can be reproduced and checked against its input."""
 
     @property
     def best(self) -> Candidate:
@@ -78,6 +80,27 @@ class BestOfNResult:
 
 
 RUN_FILES = ("scores.json", "best.png", "contact_sheet.png", "candidate_*.png")
+
+
+def source_record(source: ImageLike, name: str | None = None) -> dict:
+    """Which image was edited: a file's absolute path and the sha256 of its bytes (``sha256sum`` checks it);
+    for bytes, their sha256; for an image in memory, ``name`` (e.g. "built-in world example") and the sha256
+    of its RGB pixels as the editor reads them (``hashlib.sha256(load_image(source).tobytes())``), with its size."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).resolve()
+        return {"path": str(path), "name": name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "sha256_of": "file"}
+    if isinstance(source, (bytes, bytearray)):
+        return {"path": None, "name": name, "sha256": hashlib.sha256(source).hexdigest(), "sha256_of": "bytes"}
+    image = load_image(source, "source")
+    return {"path": None, "name": name, "size": list(image.size), "sha256": hashlib.sha256(image.tobytes()).hexdigest(),
+            "sha256_of": "RGB pixels"}
+
+
+def _device_dtype(model) -> tuple[str | None, str | None]:
+    """``(device, dtype)`` of a model with weights, as strings ("cuda:0", "bfloat16"); None for what it lacks
+    (the oracle, a remote reward)."""
+    device, dtype = getattr(model, "device", None), getattr(model, "dtype", None)
+    return (None if device is None else str(device)), (None if dtype is None else str(dtype).removeprefix("torch."))
 
 
 def check_out_dir(out_dir: str | os.PathLike, label: str = "out") -> Path:
@@ -122,6 +145,7 @@ def best_of_n(
     batch_size: int | None = None,
     reward_batch_size: int | None = None,
     reward_name: str | None = None,
+    source_name: str | None = None,
 ) -> BestOfNResult:
     """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
 
@@ -134,6 +158,7 @@ def best_of_n(
         batch_size: candidates per denoiser call (memory); reward_batch_size: edits per reward call.
         reward_name: how the reward was named (e.g. the ``--reward`` spec), recorded in ``result.run``;
             default: its class name.
+        source_name: what to call an in-memory ``source`` in ``result.run["source"]`` (a file is named by its path).
     """
     select = check_select(select, getattr(reward, "dimensions", None))
     instruction = check_instruction(instruction, "instruction")
@@ -154,9 +179,12 @@ def best_of_n(
     )
     from .. import __version__
 
+    device, dtype = _device_dtype(editor)
+    reward_device, reward_dtype = _device_dtype(reward)
     run = {
-        "editrl_version": __version__, **(editor.origin or {"editor": editor.name}),
-        "reward": reward_name or type(reward).__name__, "resolution": editor.resolution,
+        "editrl_version": __version__, "source": source_record(source, source_name), **(editor.origin or {"editor": editor.name}),
+        "device": device, "dtype": dtype, "reward": reward_name or type(reward).__name__, "reward_device": reward_device,
+        "reward_dtype": reward_dtype, "resolution": editor.resolution,
         "steps": int(num_steps or editor.default_steps),
         "guidance": float(editor.default_guidance if guidance is None else guidance), "seeds": seeds,
         "select": select, "k": k if select == "lcb" else None, "search": search,

@@ -82,6 +82,15 @@ class WorldVLMJudge:
         self.image_size = image_size
         self.vocabulary = set(processor.tokenizer.get_vocab())
 
+    @property
+    def device(self) -> torch.device:
+        """Where the VLM runs (recorded in best-of-N's scores.json, as an EditReward's is)."""
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
     def identity(self) -> dict:
         """What identifies its scores (``editrl.reward.identity``): class, image size, how it reads and a weights digest,
         so resumed scoring refuses a retrained VLM."""

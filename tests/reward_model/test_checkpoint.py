@@ -81,7 +81,7 @@ def test_missing_model_or_file_names_it(official, tmp_path):
 def test_missing_hub_model_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(EditRLError, match="huggingface-cli download TIGER-Lab/EditReward-Qwen2.5-VL-7B"):
+    with pytest.raises(EditRLError, match="hf download TIGER-Lab/EditReward-Qwen2.5-VL-7B"):
         EditReward.from_pretrained("TIGER-Lab/EditReward-Qwen2.5-VL-7B")
 
 

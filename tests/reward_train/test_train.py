@@ -77,6 +77,16 @@ def test_kill_and_resume_sees_every_sample_once(make_config, monkeypatch):
     assert losses(first) == pytest.approx(losses(straight), abs=1e-6)
 
 
+def test_a_new_run_in_a_folder_holding_one_is_refused(make_config):
+    """Without --resume a second run would overwrite the first one's checkpoints and append to its metrics.jsonl."""
+    config = make_config("max_steps=2", "data.validation=null")
+    RewardTrainer(config).train()
+    metrics = (Path(config.output_dir) / "metrics.jsonl").read_text()
+    with pytest.raises(EditRLError, match=r"already holds a run \(metrics.jsonl\): pass --resume to continue it"):
+        RewardTrainer(make_config("max_steps=2", "data.validation=null")).train()
+    assert (Path(config.output_dir) / "metrics.jsonl").read_text() == metrics
+
+
 def test_resume_refuses_a_changed_data_order(make_config):
     RewardTrainer(make_config("max_steps=4", "stop_after_steps=2")).train()
     with pytest.raises(EditRLError, match="global_batch: 4 -> 2"):

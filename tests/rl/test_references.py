@@ -1,6 +1,8 @@
 """Behaviour that must match the public reference implementations (flow_grpo, Diffusion-DPO, the
 official EditReward). Each test was checked to fail on the code before the fix."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ from toys import Brightness, small_config
 from editrl.rl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 from editrl.rl.advantages import compute_advantages
 from editrl.rl.lora import LoraEMA, lora_state
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_global_std_advantages_subtract_the_group_mean_and_divide_by_the_batch_std():
@@ -24,7 +28,7 @@ def test_big_model_grpo_configs_use_flow_grpo_advantages():
     from editrl.rl import load_config
 
     for name in ("flux-kontext", "qwen-image-edit"):
-        assert load_config(GRPOConfig, f"configs/grpo/{name}.yaml").advantage_mode == "global_std"
+        assert load_config(GRPOConfig, CONFIGS / "grpo" / f"{name}.yaml").advantage_mode == "global_std"
 
 
 def _grpo(editor, prompts, tmp_path, **overrides):

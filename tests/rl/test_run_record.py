@@ -159,3 +159,12 @@ def test_unknown_key_suggests_the_closest(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown config key old_decay_rat (did you mean old_decay_rate?)" in err[0]
 
+
+
+def test_a_new_run_in_a_folder_holding_one_is_refused(prompts, tmp_path):
+    """Starting over in output_dir would overwrite the first run's checkpoints and mix two runs in one log."""
+    _trainer(_editor(), prompts, tmp_path, num_iterations=1).train()
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    with pytest.raises(EditRLError, match=r"already holds a run \(log.jsonl\): pass --resume to continue it"):
+        _trainer(_editor(), prompts, tmp_path, num_iterations=1).train()
+    assert (tmp_path / "run" / "log.jsonl").read_text() == log

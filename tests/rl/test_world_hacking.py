@@ -5,6 +5,7 @@ objects, and the monitor stayed silent because the old oracle's score rose too. 
 the judge and its exact-edit / lost-object shares beside its score, such a run must be flagged."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from editrl.rl import GRPOConfig, GRPOTrainer, load_config
 from editrl.world import Oracle, make_examples
 from editrl.world.hackable import FewerObjectsReward
 from editrl.world.scenes import render
+
+GRPO_WORLD = Path(__file__).resolve().parents[2] / "configs" / "grpo" / "world.yaml"
 
 
 def test_fewer_objects_reward_pays_for_deleting_and_the_oracle_measures_it():
@@ -29,7 +32,7 @@ def test_fewer_objects_reward_pays_for_deleting_and_the_oracle_measures_it():
 @pytest.mark.slow
 def test_grpo_against_a_hackable_reward_is_flagged(tmp_path):
     torch.manual_seed(0)
-    config = load_config(GRPOConfig, "configs/grpo/world.yaml", [
+    config = load_config(GRPOConfig, GRPO_WORLD, [
         "kl_beta=0", "ema_decay=0", "learning_rate=0.01", "group_size=8", "groups_per_step=2", "batch_size=16",
         "num_iterations=6", "eval_every=2", "eval_prompts=8", "world_train_examples=16", f"output_dir={tmp_path / 'run'}",
         "save_every=100",

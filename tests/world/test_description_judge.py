@@ -94,7 +94,7 @@ def test_the_score_is_the_log_likelihood_of_the_targets_description(judge):
 
 
 def test_the_shipped_judge_rejects_every_kind_of_wrong_outcome(judge):
-    """The ruler attacked (the full audit, 100 examples per category, is in the README): on held-out examples the exact
+    """The ruler attacked (the full audit, 100 examples per category, is in docs/world_results.md): on held-out examples the exact
     target beats each clean wrong outcome, the fine categories (wrong value or shape, another object, an extra change)
     included, which the verifier ranks right only 57-74% of the time."""
     rng = random.Random(0)

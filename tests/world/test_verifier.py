@@ -87,7 +87,7 @@ def test_identity_names_the_weights_so_resumed_scoring_refuses_a_retrained_vlm(t
 def test_the_shipped_verifier_rejects_the_wrong_outcomes_a_person_rejects():
     """The ruler attacked: on held-out examples the exact target must beat the object deleted instead, another object
     deleted, the scene emptied (the deletions the first world reward preferred) and an object added almost always (the
-    finer categories, a wrong value or another object edited, are nearer chance: the full audit is in the README)."""
+    finer categories, a wrong value or another object edited, are nearer chance: the full audit is in docs/world_results.md)."""
     from editrl.reward.specs import build_reward
     from editrl.world.audit import wrong_outcome
 
