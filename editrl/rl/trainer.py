@@ -140,7 +140,7 @@ class RLTrainer:
         self.optimizer = torch.optim.AdamW(
             self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
         )
-        self.ema = LoraEMA(self.transformer, config.ema_decay) if config.ema_decay > 0 else None
+        self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
         self.reward = reward or build_weighted_reward(config.rewards, device)
         if judge is None and config.judge:
             judge = build_reward(config.judge, device)
@@ -307,7 +307,7 @@ class RLTrainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.transformer)
+            self.ema.step(self.transformer)
         return grad_norm
 
     @torch.no_grad()
