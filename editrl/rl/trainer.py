@@ -147,6 +147,11 @@ class RLTrainer:
             self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
         )
         self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
+        optimizer_steps = config.num_iterations * getattr(config, "num_minibatches", 1)
+        if self.ema is not None and optimizer_steps < config.ema_update_every:
+            logger.warning("ema_update_every=%d but the run makes %d optimizer steps: the EMA weights, which are evaluated "
+                           "and saved, stay the initial LoRA (set ema_update_every or ema_decay=0)",
+                           config.ema_update_every, optimizer_steps)
         # what the log lines call the rewards: the config's specs, or the class of an object passed in
         self.reward_name = type(reward).__name__ if reward is not None else ", ".join(config.rewards)
         self.judge_name = type(judge).__name__ if judge is not None else config.judge

@@ -94,7 +94,7 @@ def test_ema_moves_on_every_eighth_optimizer_step_with_the_step_s_warm_up_decay(
     torch.testing.assert_close(ema.shadow["lora_A.weight"], d * at_8 + (1 - d) * (start + 16))
 
 
-def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_path):
+def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_path, caplog):
     """flow_grpo updates its EMA every 8 optimizer steps in GRPO (train_sd3.py) and DPO (train_sd3_dpo.py),
     DiffusionNFT every step (train_nft_sd3.py); the trainer hands the config's interval to its EMA."""
     from editrl.rl import NFTConfig, load_config
@@ -105,6 +105,8 @@ def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_p
                for cls, name in ((GRPOConfig, "grpo"), (DPOConfig, "dpo"), (NFTConfig, "nft")))
     trainer = _grpo(tiny_editor, prompts, tmp_path, ema_decay=0.9, ema_update_every=3)
     assert trainer.ema.every == 3
+    # 2 iterations of one optimizer step never reach the 3rd: the run says its saved EMA is the initial LoRA
+    assert "ema_update_every=3 but the run makes 2 optimizer steps" in caplog.text
 
 
 def test_every_sample_counts_equally_across_processes():
