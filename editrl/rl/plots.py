@@ -68,11 +68,14 @@ class Figure:
 
 
 def _limits(values: list[float], fixed: tuple[float, float] | None) -> tuple[float, float]:
+    """The y range: ``fixed``, or the values padded by 5%, at least 2% of their magnitude wide (a flat judge
+    does not look like a cliff, and its ticks stay distinct)."""
     if fixed is not None:
         return fixed
     lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.05, 0.01)
-    return lo - pad, hi + pad
+    half = max((hi - lo) * 0.55, 0.01 * max(1.0, abs(lo), abs(hi)))
+    mid = (lo + hi) / 2
+    return mid - half, mid + half
 
 
 def curves_figure(records: Sequence[Mapping[str, Any]], title: str, reward: str, judge: str | None) -> Figure:

@@ -274,6 +274,10 @@ def test_curves_figure_labels_every_axis_and_series():
     image = render(figure)
     assert image.size[0] == 720 and image.size[1] > 3 * 170
     # a run with no judge draws only the reward panel
+    # a judge that barely moves keeps a scale of at least 2% of its value: distinct tick labels, no false cliff
+    flat = curves_figure([{"step": 0, "judge_score": 0.4383}, {"step": 2, "judge_score": 0.43829}], "t", "r", "j")
+    ticks = [f"{y:.3g}" for y in flat.panels[0].yticks()]
+    assert len(set(ticks)) == 3 and flat.panels[0].ylim[1] - flat.panels[0].ylim[0] == pytest.approx(0.02)
     plain = [{"step": s, "reward_mean": 0.1 * s} for s in (1, 2)]
     figure = curves_figure(plain, "t", "r", None)
     assert [p.ylabel for p in figure.panels] == ["training reward (r)"] and figure.xlabel == "iteration"
