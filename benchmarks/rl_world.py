@@ -181,7 +181,7 @@ def run_world(args) -> None:
             "goal_beyond_2se": beyond_noise(change),
             "seconds": round(seconds, 1),
             "config": {k: v for k, v in dataclasses.asdict(config).items() if k in (
-                "learning_rate", "kl_beta", "ema_decay", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
+                "learning_rate", "kl_beta", "ema_decay", "ema_update_every", "num_steps", "group_size", "groups_per_step", "rewards", "beta")},
         }
         emit(results[name])
 

@@ -9,21 +9,19 @@
 - ``--resume`` compares the checkpoint's config with the current one and stops, naming the keys,
   unless only keys that cannot change the result (logging, the number of iterations) differ;
 - ``report_to``: experiment tracking through accelerate's trackers (tensorboard, wandb);
-- PNG images drawn with PIL only (no plotting dependency): a grid of samples and training curves.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import yaml
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .errors import EditRLError
 from .files import atomic_folder, temporary_folder, write_text_atomic
@@ -31,7 +29,6 @@ from .files import atomic_folder, temporary_folder, write_text_atomic
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
 STATE_FILE = "trainer_state.pt"  # written last into a checkpoint folder of the torch-state trainers
-CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 
 
 def resolved_config(config: Any) -> dict[str, Any]:
@@ -226,52 +223,3 @@ def log_images(accelerator, name: str, image: Image.Image, step: int) -> None:
                 tracker.log_images({name: np.asarray(image)}, step=step, dataformats="HWC")
             else:
                 tracker.log_images({name: [image]}, step=step)
-
-
-def image_grid(images: Sequence[Image.Image], captions: Sequence[str] = (), columns: int | None = None, tile: int = 128) -> Image.Image:
-    """The images as tiles of ``tile`` px, row-major, each with its caption (if any) under it."""
-    columns = columns or max(1, math.ceil(math.sqrt(len(images))))
-    rows = max(1, math.ceil(len(images) / columns))
-    caption_h = 14 if captions else 0
-    grid = Image.new("RGB", (columns * tile, rows * (tile + caption_h)), (255, 255, 255))
-    draw, font = ImageDraw.Draw(grid), ImageFont.load_default()
-    for i, image in enumerate(images):
-        x, y = (i % columns) * tile, (i // columns) * (tile + caption_h)
-        grid.paste(image.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (x, y))
-        if captions:
-            draw.text((x + 2, y + tile + 1), str(captions[i])[: tile // 6], fill=(20, 20, 20), font=font)
-    return grid
-
-
-def curves_image(series: dict[str, list[tuple[float, float]]], title: str = "", size: tuple[int, int] = (640, 400)) -> Image.Image:
-    """Line plot of named (x, y) series, each in its own colour with a legend and the y range printed;
-    every series is scaled to its own range (rewards and shares have different units)."""
-    width, height = size
-    left, right, top, bottom = 50, 20, 30, 40
-    image = Image.new("RGB", size, (255, 255, 255))
-    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
-    draw.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
-    draw.text((left, 8), title, fill=(0, 0, 0), font=font)
-    xs = [x for points in series.values() for x, _ in points]
-    if not xs:
-        return image
-    x_lo, x_hi = min(xs), max(xs)
-    draw.text((left, height - bottom + 4), f"{x_lo:g}", fill=(0, 0, 0), font=font)
-    draw.text((width - right - 30, height - bottom + 4), f"{x_hi:g}", fill=(0, 0, 0), font=font)
-    for i, (name, points) in enumerate(series.items()):
-        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
-        ys = [y for _, y in points]
-        y_lo, y_hi = min(ys), max(ys)
-
-        def to_px(x: float, y: float) -> tuple[float, float]:
-            fx = (x - x_lo) / (x_hi - x_lo) if x_hi > x_lo else 0.5
-            fy = (y - y_lo) / (y_hi - y_lo) if y_hi > y_lo else 0.5
-            return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
-
-        pixels = [to_px(x, y) for x, y in points]
-        if len(pixels) > 1:
-            draw.line(pixels, fill=colour, width=2)
-        for px, py in pixels:
-            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-        draw.text((left + 150 * i, height - 14), f"{name} [{y_lo:.3g}, {y_hi:.3g}]", fill=colour, font=font)
-    return image

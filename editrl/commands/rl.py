@@ -43,7 +43,8 @@ def register(subparsers) -> None:
             name, help=f"post-train an editor with {name.upper()} (LoRA)", add_help=False,
             formatter_class=argparse.RawDescriptionHelpFormatter,
             description=f"{what}. Writes config.yaml (the resolved config), log.jsonl (one JSON line per iteration), "
-            "samples/step-N.png (the evaluation samples), curves.png, checkpoints/step-N/ (LoRA in diffusers format + "
+            "samples/step-N.png (per evaluation, the first 8 held-out prompts: source, instruction, sample with its scores), "
+            "curves.png, checkpoints/step-N/ (LoRA in diffusers format + "
             "trainer state) and lora/ (the latest checkpoint's; load it with `editrl best-of-n --lora`) under the "
             "config's output_dir, and prints the last log record as JSON.",
             epilog=f"""examples:

@@ -67,6 +67,8 @@ class RLConfig(Config):
     weight_decay: float = config_field(1e-4, "AdamW weight decay.")
     max_grad_norm: float = config_field(1.0, "Gradient clipping norm (0 = no clipping).")
     ema_decay: float = config_field(0.9, "EMA decay of the LoRA weights (0 = no EMA); the EMA weights are evaluated and saved.")
+    ema_update_every: int = config_field(8, "The EMA moves on every N-th optimizer step (flow_grpo's GRPO and DPO: 8, so with "
+                                         "decay 0.9 it averages over about 80 steps; 1 = every step).")
     seed: int = config_field(0, "Seed of prompt order, rollout noise and timestep choice.")
     # --- monitor / logging / checkpoints
     eval_every: int = config_field(5, "Evaluate the training reward and the judge every N iterations (0 = never).")
@@ -83,7 +85,8 @@ class RLConfig(Config):
         """Range checks with one clear message per key."""
         super().validate()
         self.require_positive("lora_rank", "group_size", "groups_per_step", "batch_size", "num_steps", "num_iterations",
-                              "save_every", "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints")
+                              "save_every", "monitor_window", "reward_batch_size", "eval_prompts", "keep_checkpoints",
+                              "ema_update_every")
         if self.group_size < 2:
             raise EditRLError(f"config key group_size: GRPO/DPO need at least 2 samples per group, got {self.group_size}")
         if not 0 <= self.ema_decay < 1:
@@ -180,6 +183,7 @@ class NFTConfig(GroupConfig):
                                              "(advantage 0 -> r = 0.5, a pull towards the old policy).")
     old_decay_rate: float = config_field(0.001, "Old-policy decay grows by this per optimizer step (DiffusionNFT decay_type 1: 0.001; 2: 0.0075).")
     old_decay_max: float = config_field(0.5, "Cap of the old-policy decay (decay_type 1: 0.5; 2: 0.999).")
+    ema_update_every: int = config_field(1, "The EMA moves on every N-th optimizer step (DiffusionNFT: every step).")
     old_decay_delay: int = config_field(0, "Optimizer steps during which the old policy is a plain copy (decay 0; decay_type 2: 75).")
     rollout_noise_level: float = config_field(0.0, "0 = deterministic ODE rollouts (DiffusionNFT); > 0 = flow_grpo's SDE sampler.")
 

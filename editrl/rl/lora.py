@@ -78,34 +78,34 @@ def swapped_lora(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -
 class LoraEMA:
     """Exponential moving average of the LoRA weights, used for evaluation and the saved adapter.
 
-    flow_grpo's warm-up: the n-th update (n = 1, 2, ...) uses ``decay_n = min((1 + n) / (10 + n), decay)``,
-    so the first updates follow the fast-moving early weights instead of the LoRA's zero start.
+    As flow_grpo's ``EMAModuleWrapper``: ``step`` is called after every optimizer step, and the average moves
+    only on every ``every``-th one (flow_grpo: ``update_step_interval`` 8, DiffusionNFT: 1), with the warm-up
+    decay of the optimizer step n (n = 1, 2, ...) ``decay_n = min((1 + n) / (10 + n), decay)``, so the first
+    updates follow the fast-moving early weights instead of the LoRA's zero start.
     """
 
-    def __init__(self, transformer: torch.nn.Module, decay: float):
-        self.decay = decay
+    def __init__(self, transformer: torch.nn.Module, decay: float, every: int = 1):
+        self.decay, self.every = decay, every
         self.shadow = lora_state(transformer)
-        self.updates = 0
-
-    def current_decay(self) -> float:
-        """The decay the next update uses."""
-        n = self.updates + 1
-        return min((1 + n) / (10 + n), self.decay)
+        self.steps = 0  # optimizer steps seen
 
     @torch.no_grad()
-    def update(self, transformer: torch.nn.Module) -> None:
-        decay = self.current_decay()
+    def step(self, transformer: torch.nn.Module) -> None:
+        """After an optimizer step: move the average towards the current weights on every ``every``-th step."""
+        self.steps += 1
+        if self.steps % self.every:
+            return
+        decay = min((1 + self.steps) / (10 + self.steps), self.decay)
         for name, p in transformer.named_parameters():
             if name in self.shadow:
                 self.shadow[name].lerp_(p.detach(), 1 - decay)
-        self.updates += 1
 
     def state_dict(self) -> dict:
-        return {"shadow": self.shadow, "updates": self.updates}
+        return {"shadow": self.shadow, "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
-        self.updates = int(state["updates"])
+        self.steps = int(state["steps"])
 
 
 def save_lora(editor, directory: str | Path) -> Path:

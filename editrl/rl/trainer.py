@@ -15,7 +15,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -32,9 +32,7 @@ from ..runs import (
     STATE_FILE,
     JsonlLog,
     check_new_run,
-    curves_image,
     finish_trackers,
-    image_grid,
     load_checkpoint,
     log_images,
     save_checkpoint,
@@ -48,6 +46,7 @@ from .advantages import Advantages, compute_advantages
 from .config import RLConfig
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
+from .plots import GRID_PROMPTS, curves_figure, eval_grid, render
 from .rewards import WeightedReward, build_weighted_reward
 from .sde import SDESampler
 
@@ -87,6 +86,13 @@ def equal_sample_weight(n_here: int, n_all: int, world_size: int) -> float:
     across ``world_size`` processes, each of the ``n_all`` samples of all processes counts equally (a
     process with fewer kept samples does not weigh each of them more)."""
     return n_here * world_size / max(n_all, 1)
+
+
+def bar_disabled(main_process: bool) -> bool | None:
+    """tqdm's ``disable`` for the RL progress bars: off on all but the main process and under ``editrl -q`` (logging
+    configured above INFO); otherwise None, tqdm's own rule: off when stderr is not a terminal (a log file)."""
+    quiet = bool(logging.getLogger().handlers) and logger.getEffectiveLevel() > logging.INFO
+    return True if not main_process or quiet else None
 
 
 class RLTrainer:
@@ -141,7 +147,15 @@ class RLTrainer:
         self.optimizer = torch.optim.AdamW(
             self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
         )
-        self.ema = LoraEMA(self.transformer, config.ema_decay) if config.ema_decay > 0 else None
+        self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
+        optimizer_steps = config.num_iterations * getattr(config, "num_minibatches", 1)
+        if self.ema is not None and optimizer_steps < config.ema_update_every:
+            logger.warning("ema_update_every=%d but the run makes %d optimizer steps: the EMA weights, which are evaluated "
+                           "and saved, stay the initial LoRA (set ema_update_every or ema_decay=0)",
+                           config.ema_update_every, optimizer_steps)
+        # what the log lines call the rewards: the config's specs, or the class of an object passed in
+        self.reward_name = type(reward).__name__ if reward is not None else ", ".join(config.rewards)
+        self.judge_name = type(judge).__name__ if judge is not None else config.judge
         self.reward = reward or build_weighted_reward(config.rewards, device)
         if judge is None and config.judge:
             judge = build_reward(config.judge, device)
@@ -308,54 +322,71 @@ class RLTrainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.transformer)
+            self.ema.step(self.transformer)
         return grad_norm
+
+    def eval_chunks(self, progress: bool = False) -> Iterator[tuple[list[int], list, list[str], list]]:
+        """(prompt indices, sources, instructions, edits) of this process's share of the evaluation prompts, in
+        chunks of ``batch_size``: one ODE sample each, seeded by the prompt's index (so every evaluation of a run,
+        and every run, sees the same noise), with the EMA weights. ``progress`` counts the prompts on a bar as
+        each chunk is done (sampled, then scored by the caller)."""
+        mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
+        weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
+        bs = self.config.batch_size
+        with tqdm(total=len(mine), desc=f"evaluation at step {self.step}", unit="prompt", leave=False,
+                  disable=True if not progress else bar_disabled(self.accelerator.is_main_process)) as bar:
+            for lo in range(0, len(mine), bs):
+                chunk = mine[lo : lo + bs]
+                sources, instructions = [self.eval_prompts[i][0] for i in chunk], [self.eval_prompts[i][1] for i in chunk]
+                bar.set_postfix_str("sampling")
+                with swapped_lora(self.transformer, weights):
+                    edits = self.editor.sample(sources, instructions, seeds=chunk, num_steps=self.config.eval_steps,
+                                               guidance=self.config.guidance, batch_size=bs).images
+                bar.set_postfix_str("scoring")
+                yield chunk, sources, instructions, edits
+                bar.update(len(chunk))
 
     @torch.no_grad()
     def eval_samples(self) -> tuple[list, list[str], list]:
-        """(sources, instructions, edits) of this process's share of the evaluation prompts: one ODE sample
-        each, seeded by the prompt's index (so every evaluation of a run, and every run, sees the same noise),
-        with the EMA weights."""
-        mine = list(range(self.rank, len(self.eval_prompts), self.world_size))
-        if not mine:
-            return [], [], []
-        prompts = [self.eval_prompts[i] for i in mine]
-        sources, instructions = [p[0] for p in prompts], [p[1] for p in prompts]
-        weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
-        with swapped_lora(self.transformer, weights):
-            result = self.editor.sample(sources, instructions, seeds=mine, num_steps=self.config.eval_steps,
-                                        guidance=self.config.guidance, batch_size=self.config.batch_size)
-        return sources, instructions, result.images
+        """(sources, instructions, edits) of this process's share of the evaluation prompts (``eval_chunks``)."""
+        parts = list(self.eval_chunks())
+        return tuple([x for part in parts for x in part[k]] for k in (1, 2, 3))
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """``eval_samples`` scored: mean training reward and judge score (and in the world the exact-edit and
-        lost-object shares), averaged over all processes' share of the prompts; the main process's samples are
-        saved as a PNG grid (``samples/step-N.png``) and sent to the trackers."""
-        measure_names = self.measure_names
-        totals = torch.zeros(3 + len(measure_names))
-        sources, instructions, images = self.eval_samples()
-        if sources:
-            bs = self.config.reward_batch_size
-            rewards = self.reward.score(sources, instructions, images, batch_size=bs).score
-            totals[0] = rewards.sum()
-            if self.judge is not None:
-                totals[1] = self.judge.score(sources, instructions, images, batch_size=bs).score.sum()
-                if measure_names:
-                    measures = self.judge.measures(sources, instructions, images)
-                    totals[3:] = torch.stack([measures[name].sum() for name in measure_names])
-            totals[2] = len(sources)
-            if self.accelerator.is_main_process:
-                grid = image_grid(images, [f"r {float(r):.2f}" for r in rewards])
-                path = self.output_dir / "samples" / f"step-{self.step:06d}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                grid.save(path)
-                log_images(self.accelerator, "eval_samples", grid, self.step)
+        """``eval_chunks`` scored: mean training reward and judge score (and in the world the exact-edit and
+        lost-object shares), averaged over all processes' share of the prompts; the main process's first prompts
+        are drawn as a grid (``samples/step-N.png``, ``plots.eval_grid``) and sent to the trackers."""
+        names = self.measure_names
+        logger.info("step %d: evaluating %d held-out prompts with the training reward (%s)%s", self.step,
+                    len(self.eval_prompts), self.reward_name, f" and the judge {self.judge_name}" if self.judge is not None else "")
+        bs = self.config.reward_batch_size
+        shown: dict[str, list] = {key: [] for key in ("sources", "instructions", "edits", "reward", "judge", *names)}
+        totals = torch.zeros(3 + len(names))
+        for chunk, sources, instructions, edits in self.eval_chunks(progress=True):
+            rewards = self.reward.score(sources, instructions, edits, batch_size=bs).score.float()
+            judged = self.judge.score(sources, instructions, edits, batch_size=bs).score.float() if self.judge is not None else None
+            measures = self.judge.measures(sources, instructions, edits) if names else {}
+            totals += torch.tensor([float(rewards.sum()), float(judged.sum()) if judged is not None else 0.0, len(chunk),
+                                    *[float(measures[n].sum()) for n in names]])
+            if len(shown["sources"]) < GRID_PROMPTS:  # what the grid shows: the first prompts
+                for key, values in (("sources", sources), ("instructions", instructions), ("edits", edits),
+                                    ("reward", rewards.tolist()), ("judge", judged.tolist() if judged is not None else []),
+                                    *((n, measures[n].tolist()) for n in names)):
+                    shown[key] += values
+        if self.accelerator.is_main_process and shown["sources"]:
+            grid = eval_grid(shown["sources"], shown["instructions"], shown["edits"], shown["reward"],
+                             shown["judge"] if self.judge is not None else None, {n: shown[n] for n in names})
+            path = self.output_dir / "samples" / f"step-{self.step:06d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            grid.save(path)
+            log_images(self.accelerator, "eval_samples", grid, self.step)
         totals = self.accelerator.reduce(totals.to(self.accelerator.device), "sum").cpu()
         out = {"eval_reward": float(totals[0] / totals[2])}
         if self.judge is not None:
             out["judge_score"] = float(totals[1] / totals[2])
-            out.update({name: float(totals[3 + i] / totals[2]) for i, name in enumerate(measure_names)})
+            out.update({name: float(totals[3 + i] / totals[2]) for i, name in enumerate(names)})
+        logger.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in out.items()))
         return out
 
     # ------------------------------------------------------------------ loop, log, checkpoints
@@ -376,11 +407,12 @@ class RLTrainer:
             self._evaluate_and_monitor(record := {"step": 0})
             self.log(record)
         bar = tqdm(range(self.step, cfg.num_iterations), initial=self.step, total=cfg.num_iterations,
-                   desc=type(self).__name__, disable=not self.accelerator.is_main_process)
+                   desc=type(self).__name__, disable=bar_disabled(self.accelerator.is_main_process))
         for step in bar:
             record = {"step": step + 1, **self.iteration(step)}
             self.step = step + 1
-            if cfg.eval_every and self.step % cfg.eval_every == 0:
+            # every eval_every iterations, and once more after the last (the result of the run)
+            if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.num_iterations):
                 self._evaluate_and_monitor(record)
             self.log(record)
             bar.set_postfix({k: f"{record[k]:.3g}" for k in ("reward_mean", "judge_score") if k in record})
@@ -394,11 +426,11 @@ class RLTrainer:
         return record
 
     def save_curves(self) -> Path:
-        """``curves.png``: training reward, held-out judge and (in the world) exact-edit share over iterations."""
-        records = JsonlLog(self.log_path).records()
-        series = {key: [(r["step"], r[key]) for r in records if key in r]
-                  for key in ("reward_mean", "judge_score", "exact_edit")}
-        image = curves_image({k: v for k, v in series.items() if v}, f"{type(self).__name__} {self.output_dir.name}")
+        """``curves.png`` (``plots.curves_figure``): the training reward, the held-out judge and (in the world) the
+        shares of exact edits and lost objects against iterations and images sampled."""
+        figure = curves_figure(JsonlLog(self.log_path).records(), f"{type(self).__name__} {self.output_dir.name}",
+                               self.reward_name, self.judge_name)
+        image = render(figure)
         image.save(self.output_dir / "curves.png")
         log_images(self.accelerator, "curves", image, self.step)
         return self.output_dir / "curves.png"

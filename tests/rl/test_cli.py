@@ -46,7 +46,7 @@ def _log(tmp_path):
 
 
 def test_grpo_cli_killed_then_resumed(tmp_path, tiny_pipeline_dir):
-    config = _config(tmp_path, tiny_pipeline_dir, num_iterations=6)
+    config = _config(tmp_path, tiny_pipeline_dir, num_iterations=6, ema_update_every=2)  # the EMA (saved) moves at 2, 4, 6
     cmd = [sys.executable, "-m", "editrl.cli", "grpo", "--config", str(config)]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     checkpoint = tmp_path / "run" / "checkpoints" / "step-000002"

@@ -147,7 +147,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(prompts, tmp_path):
     def make(out, iterations):
         editor = FluxKontextEditor(tiny_flux_kontext(), resolution=64, default_steps=4)
         cfg = small_config(GRPOConfig, tmp_path, num_iterations=iterations, save_every=2, ema_decay=0.5,
-                           output_dir=str(tmp_path / out))
+                           ema_update_every=3, output_dir=str(tmp_path / out))  # the EMA moves at step 3, after the resume
         return GRPOTrainer(cfg, editor=editor, reward=Brightness(), train_prompts=prompts, eval_prompts=prompts)
 
     full = make("full", 4)

@@ -54,21 +54,63 @@ def test_prompt_window_and_trained_steps_come_from_independent_streams(tiny_edit
     assert abs(np.corrcoef(chosen, window)[0, 1]) < 0.15
 
 
-def test_ema_warm_up_is_flow_grpos():
+def _lora_model() -> tuple[torch.nn.Module, torch.nn.Linear]:
     layer = torch.nn.Linear(2, 2)
     model = torch.nn.Module()
     model.lora_A = layer  # names with "lora_" are what LoraEMA tracks
+    return model, layer
+
+
+def test_ema_warm_up_is_flow_grpos():
+    model, layer = _lora_model()
     ema = LoraEMA(model, decay=0.9)
     start = layer.weight.detach().clone()
     expected = start.clone()
     for n in range(1, 30):
         with torch.no_grad():
             layer.weight.add_(1.0)
-        ema.update(model)
+        ema.step(model)
         d = min((1 + n) / (10 + n), 0.9)  # decay_n of the n-th update
         expected = d * expected + (1 - d) * layer.weight.detach()
     torch.testing.assert_close(ema.shadow["lora_A.weight"], expected)
-    assert ema.state_dict()["updates"] == 29
+    assert ema.state_dict()["steps"] == 29
+
+
+def test_ema_moves_on_every_eighth_optimizer_step_with_the_step_s_warm_up_decay():
+    """flow_grpo's EMAModuleWrapper(decay=0.9, update_step_interval=8): unchanged for 7 optimizer steps, then one update
+    with the decay of optimizer step 8, min(9/18, 0.9) = 0.5 (not the first update's 2/11). Catches an EMA that moves
+    every step, or whose warm-up counts updates instead of optimizer steps."""
+    model, layer = _lora_model()
+    ema = LoraEMA(model, decay=0.9, every=8)
+    start = layer.weight.detach().clone()
+    for n in range(1, 17):
+        with torch.no_grad():
+            layer.weight.add_(1.0)
+        ema.step(model)
+        if n < 8:
+            assert torch.equal(ema.shadow["lora_A.weight"], start), n
+        if n == 8:
+            at_8 = 0.5 * start + 0.5 * (start + 8)
+            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_8)
+        if 8 < n < 16:
+            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_8)
+    d = min(17 / 26, 0.9)
+    torch.testing.assert_close(ema.shadow["lora_A.weight"], d * at_8 + (1 - d) * (start + 16))
+
+
+def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_path, caplog):
+    """flow_grpo updates its EMA every 8 optimizer steps in GRPO (train_sd3.py) and DPO (train_sd3_dpo.py),
+    DiffusionNFT every step (train_nft_sd3.py); the trainer hands the config's interval to its EMA."""
+    from editrl.rl import NFTConfig, load_config
+
+    assert GRPOConfig().ema_update_every == 8 and DPOConfig().ema_update_every == 8 and NFTConfig().ema_update_every == 1
+    # the world recipes were measured with an update per optimizer step (60-step runs)
+    assert all(load_config(cls, f"configs/{name}/world.yaml").ema_update_every == 1
+               for cls, name in ((GRPOConfig, "grpo"), (DPOConfig, "dpo"), (NFTConfig, "nft")))
+    trainer = _grpo(tiny_editor, prompts, tmp_path, ema_decay=0.9, ema_update_every=3)
+    assert trainer.ema.every == 3
+    # 2 iterations of one optimizer step never reach the 3rd: the run says its saved EMA is the initial LoRA
+    assert "ema_update_every=3 but the run makes 2 optimizer steps" in caplog.text
 
 
 def test_every_sample_counts_equally_across_processes():
