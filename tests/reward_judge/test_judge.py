@@ -15,6 +15,7 @@ from editrl.errors import EditRLError
 from editrl.reward.judge import ChatJudge, parse_judge_spec, parse_score
 from editrl.reward.serve_config import ServeConfig
 from editrl.reward.specs import build_reward
+from editrl.sampler.selection import selection_values
 from editrl.world.examples import make_examples
 
 from .conftest import ScriptedChat, bare_server, chat_server
@@ -92,6 +93,8 @@ def test_an_unparsable_answer_is_one_line_and_loses_nothing_scored(examples):
         out = counting.score(sources, instructions, edits)
     assert instructions[0].startswith("Make the red")
     assert out.score[0] == 9.0 and math.isnan(out.score[1]) and math.isnan(out.score[2]) and counting.failures == 2
+    values = selection_values(out)  # best-of-N never picks an unscored candidate
+    assert values[0] == 9.0 and values[1:].tolist() == [-math.inf, -math.inf] and int(values.argmax()) == 0
 
 
 def test_the_world_vlm_in_score_mode_is_a_wrong_format(counted_world, examples):
