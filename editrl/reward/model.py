@@ -17,6 +17,10 @@ runs the backbone's own forward on ``input_ids`` and pixels, so the positions ar
 deepstack visual features enter the first language layers; a Qwen3-VL EditReward does the same (``positions:
 mrope``; two passes always, ``fast`` does not apply). Its images are resized by the base processor's own rule
 (factor 32, min/max pixels of its ``size``), not the 200704 pixels the Qwen2.5-VL checkpoints were trained at.
+One difference is deliberate: that code hands a batch's messages to ``apply_chat_template`` as one list, which
+renders them as a single conversation of B user turns (each item sees the ones before it, and the read-out is
+reshaped to one row); every item here is scored alone, its result at batch size 1. Resizing uses PIL bicubic;
+a processor that resizes with torchvision (the "fast" one) can differ slightly for images whose size changes.
 """
 
 from __future__ import annotations
