@@ -199,3 +199,15 @@ def _if_prompt() -> str:
     from editrl.reward.judge import DEFAULT_PROMPTS
 
     return str(DEFAULT_PROMPTS / "score" / "instruction_following.txt")
+
+
+def test_reward_serve_builds_the_named_chat_model(monkeypatch, capsys):
+    import editrl.reward.serve as serve_module
+    from editrl.cli import main
+
+    served = {}
+    monkeypatch.setattr(serve_module, "serve", lambda reward, config, chat: served.update(reward=reward, chat=chat))
+    assert main(["reward", "serve", "--reward", "oracle", "--chat", "world-vlm"]) == 0
+    assert served["chat"].name == "world-vlm" and type(served["reward"]).__name__ == "Oracle"
+    assert main(["reward", "serve", "--reward", "oracle", "--chat", "gpt"]) == 2
+    assert "--chat 'gpt': expected one of ['world-vlm']" in capsys.readouterr().err
