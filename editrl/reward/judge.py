@@ -58,7 +58,8 @@ SCORE_LINE = re.compile(r"(?:score\s*[:=]?\s*)?(\d+(?:\.\d+)?)(?:\s*/\s*10)?", r
 
 
 class JudgeAnswerError(EditRLError):
-    """The judge answered, but not in the form its mode reads (no score line, no logprobs)."""
+    """The judge answered, but not in the form score mode reads: a failure of that answer alone (``failures=count``
+    counts it). A server that cannot serve the mode at all (no logprobs, no choices) is a plain ``EditRLError``."""
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,13 @@ def parse_score(answer: str) -> float:
 def yes_probability(choice: dict, yes: str) -> float:
     """P(first answer token is ``yes``) from a chat choice's logprobs (variants of case and spacing summed)."""
     content = (choice.get("logprobs") or {}).get("content") or []
-    if not content:
-        raise JudgeAnswerError("the server returned no logprobs; mode=prob needs a server that does (vLLM, SGLang, "
-                               "editrl reward serve --chat), or use mode=score")
+    if not content:  # the server's shortcoming, not the answer's: every request would fail alike
+        raise EditRLError("the server returned no logprobs; mode=prob needs a server that does (vLLM, SGLang, "
+                          "editrl reward serve --chat), or use mode=score")
     first = content[0]
-    listed = {first["token"]: first["logprob"], **{t["token"]: t["logprob"] for t in first.get("top_logprobs") or []}}
-    if len(listed) == 1 and not first.get("top_logprobs"):
-        raise JudgeAnswerError("the server returned no top_logprobs for the first token; mode=prob needs them")
+    if not first.get("top_logprobs"):
+        raise EditRLError("the server returned no top_logprobs for the first token; mode=prob needs them")
+    listed = {first["token"]: first["logprob"], **{t["token"]: t["logprob"] for t in first["top_logprobs"]}}
     return sum(math.exp(lp) for token, lp in listed.items() if token.strip().lower() == yes.strip().lower())
 
 
@@ -212,10 +213,14 @@ class ChatJudge:
         """The value one request's answer gives (a 0-10 score or P(yes)); ``JudgeAnswerError`` if it gives none."""
         answer = self.endpoint.request("POST", "/chat/completions", body)
         choices = answer.get("choices") if isinstance(answer, dict) else None
+        where = f"judge server {self.config.url} ({self.config.model})"
         if not choices or not isinstance(choices[0], dict):
-            raise JudgeAnswerError(f"the answer has no choices: {str(answer)[:200]!r}")
+            raise EditRLError(f"{where}: the answer has no choices: {str(answer)[:200]!r}")
         if self.config.mode == "prob":
-            return yes_probability(choices[0], self.config.yes)
+            try:
+                return yes_probability(choices[0], self.config.yes)
+            except EditRLError as err:
+                raise EditRLError(f"{where}: {err}") from None
         return parse_score((choices[0].get("message") or {}).get("content") or "")
 
     def score(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike],
@@ -254,6 +259,8 @@ class ChatJudge:
         with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="editrl-judge") as pool:
             futures = {pool.submit(self.ask, body): key for key, (_, body) in pending.items()}
             for future in as_completed(futures):
+                if future.cancelled():  # not asked: the server failed on another question first
+                    continue
                 key = futures[future]
                 rows = pending[key][0]
                 i, d = rows[0]

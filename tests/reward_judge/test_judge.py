@@ -106,21 +106,24 @@ def test_the_world_vlm_in_score_mode_is_a_wrong_format(counted_world, examples):
 
 def test_a_server_without_logprobs_is_one_line(examples):
     with bare_server({"choices": [{"index": 0, "message": {"role": "assistant", "content": "yes"}, "logprobs": None}]}) as url:
-        judge = build_reward(f"openai:{url}#model=any&mode=prob")
-        with pytest.raises(EditRLError, match="returned no logprobs; mode=prob needs a server that does") as err:
-            judge.score([examples[0].source], [examples[0].instruction], [examples[0].target])
+        for failures in ("raise", "count"):  # a server shortcoming, not an answer's: an error either way
+            judge = build_reward(f"openai:{url}#model=any&mode=prob&failures={failures}")
+            with pytest.raises(EditRLError, match="returned no logprobs; mode=prob needs a server that does") as err:
+                judge.score([examples[0].source], [examples[0].instruction], [examples[0].target])
     assert "\n" not in str(err.value)
 
 
-def test_a_dead_port_is_one_line_after_the_retries(examples):
+def test_a_dead_port_is_one_line_after_the_retries(examples, caplog):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before the judge connects
-    judge = build_reward(f"openai:http://127.0.0.1:{port}/v1#model=m&retries=1&timeout=2")
+    judge = build_reward(f"openai:http://127.0.0.1:{port}/v1#model=m&retries=1&timeout=2&concurrency=1")
     judge.endpoint.backoff = 0.01
-    with pytest.raises(EditRLError, match=r"failed after 2 attempts: ConnectError") as err:
-        judge.score([examples[0].source], [examples[0].instruction], [examples[0].target])
+    with pytest.raises(EditRLError, match=r"failed after 2 attempts: ConnectError.*\(0 of 6 answers") as err:
+        judge.score([e.source for e in examples], [e.instruction for e in examples], [e.target for e in examples])
     assert "\n" not in str(err.value)
+    retried = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert 1 <= len(retried) <= 2  # the first question (and one already picked up): the queued ones were never asked
 
 
 def test_a_slow_server_times_out_in_one_line_and_keeps_the_fast_answers(examples):
