@@ -101,8 +101,14 @@ REWARDS = Registry("reward")
 PROMPT_SETS = Registry("prompt set")
 """RL ``data`` word -> ``(n, split, seed, size) -> [(source image, instruction), ...]`` (the world registers ``world``)."""
 TINY_BACKBONES = Registry("tiny backbone")
-"""``tiny`` -> ``(seed, extra_special_tokens, words, **sizes) -> (Qwen2.5-VL backbone, processor)`` built in
-code, for a reward config's ``model.tiny`` (registered by ``editrl.tiny``)."""
+"""``qwen2.5-vl`` / ``qwen3-vl`` -> ``(seed, extra_special_tokens, words, **sizes) -> (backbone, processor)`` built in
+code, for a reward config's ``model.tiny`` and ``model.tiny_backbone`` (registered by ``editrl.tiny``)."""
 TOKENIZER_WORDS = Registry("tokenizer", {"bytes": None})
 """A tiny backbone's ``model.tokenizer`` -> ``(templates) -> words`` of a word-level tokenizer, or None for
 the byte-level one (the world registers ``world``)."""
+CHAT_MODELS = Registry("chat model")
+"""``editrl reward serve --chat`` word -> factory ``(device) -> editrl.reward.chat_api.ChatModel``: a local generative
+model answering (images, text) with token log-probabilities (the world registers ``world-vlm``)."""
+JUDGE_PROMPTS = Registry("judge prompt")
+"""A generative judge's ``prompt=`` word -> a prompt file or folder (``editrl.reward.judge``; the world registers
+``world-verify``, its VLM's own question)."""

@@ -19,12 +19,14 @@ from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2VLImageProcessorPil,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
     T5Config,
     T5EncoderModel,
 )
 
 from .registry import TINY_BACKBONES
-from .reward.processor import ImageOnlyQwen2_5_VLProcessor
+from .reward.processor import ImageOnlyQwen2_5_VLProcessor, ImageOnlyQwen3VLProcessor
 
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -45,6 +47,15 @@ QWEN_CHAT_TEMPLATE = (
     "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# The Qwen3-VL-Instruct chat template's rendering of plain user turns: like Qwen2.5-VL's, but no default system turn.
+QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 
@@ -100,35 +111,37 @@ def tiny_qwen_tokenizer(extra_special_tokens: list[str] = (), words=None) -> Pre
     return tokenizer
 
 
-def tiny_qwen25vl_config(
-    tokenizer: PreTrainedTokenizerFast,
-    hidden_size: int = 32,
-    num_hidden_layers: int = 2,
-    num_attention_heads: int = 4,
-    num_key_value_heads: int = 2,
-    intermediate_size: int = 37,
-    vision_depth: int = 2,
-    vision_hidden_size: int = 32,
-) -> Qwen2_5_VLConfig:
+def _tiny_vl_config(config_class, tokenizer: PreTrainedTokenizerFast, hidden_size: int, num_hidden_layers: int,
+                    num_attention_heads: int, num_key_value_heads: int, intermediate_size: int, vision_depth: int,
+                    vision_hidden_size: int, text: dict, rope: dict, vision: dict):
+    """What the tiny Qwen-VL configs share: the special token ids, the sizes, an M-RoPE split of head_dim / 2;
+    ``text``, ``rope`` and ``vision`` hold what differs between the families."""
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    head_dim = hidden_size // num_attention_heads
-    half = head_dim // 2  # mrope_section must sum to head_dim / 2
+    half = hidden_size // num_attention_heads // 2  # mrope_section must sum to head_dim / 2
     mrope = [half - 2 * (half // 4), half // 4, half // 4]
-    return Qwen2_5_VLConfig(
+    return config_class(
         text_config=dict(
             vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
             num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
             num_key_value_heads=num_key_value_heads, max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6},
-            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+            rope_parameters={"rope_type": "default", "mrope_section": mrope, **rope}, pad_token_id=ids["<|endoftext|>"],
+            **{k: ids[v] if isinstance(v, str) else v for k, v in text.items()},
         ),
-        vision_config=dict(
-            depth=vision_depth, hidden_size=vision_hidden_size, intermediate_size=vision_hidden_size,
-            num_heads=4, out_hidden_size=hidden_size, patch_size=14, spatial_merge_size=2,
-            temporal_patch_size=2, window_size=112, fullatt_block_indexes=[vision_depth - 1],
-        ),
+        vision_config=dict(depth=vision_depth, hidden_size=vision_hidden_size, intermediate_size=vision_hidden_size,
+                           num_heads=4, out_hidden_size=hidden_size, spatial_merge_size=2, temporal_patch_size=2, **vision),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+def tiny_qwen25vl_config(tokenizer: PreTrainedTokenizerFast, hidden_size: int = 32, num_hidden_layers: int = 2,
+                         num_attention_heads: int = 4, num_key_value_heads: int = 2, intermediate_size: int = 37,
+                         vision_depth: int = 2, vision_hidden_size: int = 32) -> Qwen2_5_VLConfig:
+    return _tiny_vl_config(
+        Qwen2_5_VLConfig, tokenizer, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+        intermediate_size, vision_depth, vision_hidden_size,
+        text={"bos_token_id": "<|endoftext|>", "eos_token_id": "<|im_end|>"}, rope={"rope_theta": 1e6},
+        vision={"patch_size": 14, "window_size": 112, "fullatt_block_indexes": [vision_depth - 1]},
     )
 
 
@@ -148,6 +161,38 @@ def tiny_qwen25vl(seed: int = 0, extra_special_tokens: list[str] = (), words=Non
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     return model, tiny_qwen25vl_processor(tokenizer)
+
+
+def tiny_qwen3vl_config(tokenizer: PreTrainedTokenizerFast, hidden_size: int = 32, num_hidden_layers: int = 2,
+                        num_attention_heads: int = 4, num_key_value_heads: int = 2, intermediate_size: int = 37,
+                        vision_depth: int = 2, vision_hidden_size: int = 32) -> Qwen3VLConfig:
+    """A Qwen3-VL config at toy sizes: 16-pixel patches, interleaved 3-D rotary positions, and one deepstack layer
+    (the vision tower's first block feeds the language model's first layer, as the real ones do at three depths)."""
+    return _tiny_vl_config(
+        Qwen3VLConfig, tokenizer, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+        intermediate_size, vision_depth, vision_hidden_size,
+        text={"head_dim": hidden_size // num_attention_heads}, rope={"mrope_interleaved": True, "rope_theta": 5e5},
+        vision={"patch_size": 16, "num_position_embeddings": 64, "deepstack_visual_indexes": [0]},
+    )
+
+
+def tiny_qwen3vl_processor(tokenizer: PreTrainedTokenizerFast, min_pixels: int = 64 * 64,
+                           max_pixels: int = 128 * 128) -> ImageOnlyQwen3VLProcessor:
+    """Qwen3-VL's image handling (16-pixel patches merged 2 x 2: sides are multiples of 32, mean = std = 0.5)."""
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, patch_size=16, temporal_patch_size=2,
+        merge_size=2, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+    )
+    return ImageOnlyQwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN3_CHAT_TEMPLATE)
+
+
+def tiny_qwen3vl(seed: int = 0, extra_special_tokens: list[str] = (), words=None, **config_kwargs):
+    """(model, processor): a random Qwen3VLForConditionalGeneration and its processor, in eval mode."""
+    tokenizer = tiny_qwen_tokenizer(extra_special_tokens, words)
+    config = tiny_qwen3vl_config(tokenizer, **config_kwargs)
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config).eval()
+    return model, tiny_qwen3vl_processor(tokenizer)
 
 
 def tiny_clip_text_encoder() -> tuple[CLIPTextModel, PreTrainedTokenizerFast]:
@@ -257,4 +302,5 @@ def tiny_instruct_pix2pix(seed: int = 0):
     )
 
 
-TINY_BACKBONES.register("tiny", tiny_qwen25vl)  # a reward config's ``model.tiny``
+TINY_BACKBONES.register("qwen2.5-vl", tiny_qwen25vl)  # a reward config's ``model.tiny`` with ``model.tiny_backbone``
+TINY_BACKBONES.register("qwen3-vl", tiny_qwen3vl)

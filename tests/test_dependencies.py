@@ -36,9 +36,11 @@ def test_a_layer_does_not_load_the_layers_above(package):
 def test_the_reward_client_needs_no_fastapi():
     loaded = loaded_after(
         "import sys\nsys.modules['fastapi'] = None  # any import of fastapi now raises ImportError\n"
-        "from editrl.reward.client import RemoteReward\nRemoteReward('http://127.0.0.1:9')"
+        "from editrl.reward.client import RemoteReward\nRemoteReward('http://127.0.0.1:9')\n"
+        "from editrl.reward.specs import build_reward\nbuild_reward('openai:http://127.0.0.1:9/v1#model=m')"
     )
-    assert "editrl.reward.client" in loaded and "editrl.reward.serve" not in loaded
+    assert "editrl.reward.client" in loaded and "editrl.reward.judge" in loaded
+    assert not {"editrl.reward.serve", "editrl.reward.chat_api", "editrl.world"} & loaded
 
 
 def test_world_names_resolve_without_importing_the_world_first():

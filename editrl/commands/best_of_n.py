@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     parser.add_argument("--reward", default=defaults.REWARD, help="world-describe (default: the world VLM judges the edit "
                         "against the instruction's target as it reads the source; world words only), world (the shipped world "
                         "EditReward: it prefers deletions), world-verifier, oracle (the world's exact scorer), an EditReward "
-                        "folder or Hub id, http(s)://host:port of `editrl reward serve`, or module:Class")
+                        "folder or Hub id, http(s)://host:port of `editrl reward serve`, "
+                        "openai:URL#model=NAME (a generative judge behind a chat-completions endpoint), or module:Class")
     parser.add_argument("--select", type=select_rule, default="fused", metavar="RULE",
                         help="rank by: fused (the fused score, default), lcb (fused mu - k*sigma) or a dimension of the reward "
                         "(EditReward: instruction_following, visual_quality); the old words mean, if, vq still work")

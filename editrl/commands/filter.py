@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="JSONL or Parquet table, or a folder of them")
     p.add_argument("--out", required=True, help="output folder: kept.jsonl|parquet, scores.parquet, histogram.png, summary.json")
     p.add_argument("--reward", default="world",
-                   help="reward: 'world' (shipped tiny model), 'oracle', http(s)://host:port of `editrl reward serve`, "
+                   help="reward: 'world' (shipped tiny model), 'oracle', http(s)://host:port of `editrl reward serve`, openai:URL#model=NAME (a generative judge), "
                    "or an EditReward folder / Hub id (default: world)")
     p.add_argument("--model", dest="reward", action=DeprecatedFlag, new="--reward")
     cut = p.add_mutually_exclusive_group()

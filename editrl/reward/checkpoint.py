@@ -1,13 +1,16 @@
 """Saving and loading EditReward models: our folders and the official EditReward release.
 
 Our folder (``save_pretrained``): ``model.safetensors`` (full state dict, official key layout),
-``config.json`` (the backbone's Qwen2.5-VL config), ``editreward_config.json`` (EditRewardConfig) and
+``config.json`` (the backbone's Qwen2.5-VL or Qwen3-VL config), ``editreward_config.json`` (EditRewardConfig) and
 the processor/tokenizer files, so it loads with nothing else.
 
 The official release (TIGER-Lab/EditReward-Qwen2.5-VL-7B, ...): one ``model.safetensors`` holding the
 full state dict; config and processor come from the base model (Qwen/Qwen2.5-VL-7B-Instruct, ...).
 It is loaded strictly, after renaming the keys of the older transformers layout (``model.layers.*``,
-``visual.*``) to the current one (``model.language_model.*``, ``model.visual.*``).
+``visual.*``) to the current one (``model.language_model.*``, ``model.visual.*``). The official Qwen3-VL code
+saves the same way (``model.language_model.*``, ``model.visual.*`` with its deepstack mergers, ``lm_head.*``,
+``rm_heads.*``) on top of Qwen/Qwen3-VL-8B-Instruct or another Qwen3-VL base; without an
+``editreward_config.json`` such a checkpoint is read as that code reads it (``official_config``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,39 @@ _KEY_RENAMES = (
     ("visual.", "model.visual."),
 )
 _CONFIG_FILES = ["*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
+# config.json model_type -> (config class, model class) in transformers, and the processor class in editrl.reward.processor
+BACKBONES = {
+    "qwen2_5_vl": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration", "ImageOnlyQwen2_5_VLProcessor"),
+    "qwen3_vl": ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration", "ImageOnlyQwen3VLProcessor"),
+}
+
+
+def backbone_type(folder: Path) -> str:
+    """The model_type of a backbone folder's config.json (Qwen2.5-VL when it has none); one line for an unknown one."""
+    config = folder / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type", "qwen2_5_vl") if config.is_file() else "qwen2_5_vl"
+    if model_type not in BACKBONES:
+        raise EditRLError(f"{config}: model_type {model_type!r} is not an EditReward backbone; expected one of {sorted(BACKBONES)}")
+    return model_type
+
+
+def backbone_classes(folder: Path) -> tuple[type, type]:
+    """(config class, model class) of the backbone in ``folder``."""
+    import transformers
+
+    config_name, model_name, _ = BACKBONES[backbone_type(folder)]
+    return getattr(transformers, config_name), getattr(transformers, model_name)
+
+
+def official_config(base: str, processor, model_type: str) -> EditRewardConfig:
+    """How the official code reads a checkpoint of ``model_type``: Qwen2.5-VL-family ones at 200704 pixels with
+    sequential positions (the defaults); Qwen3-VL ones with the 3-D positions of its stock forward and images resized by
+    the base processor's own size rule (its chat-template call ignores the per-image pixel bounds in the messages)."""
+    if model_type != "qwen3_vl":
+        return EditRewardConfig(base_model=base)
+    size = processor.image_processor.size
+    return EditRewardConfig(base_model=base, positions="mrope", min_pixels=int(size["shortest_edge"]),
+                            max_pixels=int(size["longest_edge"]))
 
 
 def hub_offline() -> bool:
@@ -93,13 +129,15 @@ def remap_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def load_processor(folder: Path):
-    from .processor import ImageOnlyQwen2_5_VLProcessor
+    """The image-only processor of the backbone in ``folder`` (Qwen2.5-VL's or Qwen3-VL's, by its config.json)."""
+    from . import processor as processors
 
+    kind = BACKBONES[backbone_type(folder)][2]
     try:
-        return ImageOnlyQwen2_5_VLProcessor.from_pretrained(str(folder), local_files_only=True)
+        return getattr(processors, kind).from_pretrained(str(folder), local_files_only=True)
     except Exception as err:
         raise EditRLError(f"processor files in {str(folder)!r} could not be loaded ({type(err).__name__}: {err}); "
-                          "the folder needs the tokenizer and preprocessor files of a Qwen2.5-VL model") from None
+                          "the folder needs the tokenizer and preprocessor files of a Qwen2.5-VL or Qwen3-VL model") from None
 
 
 def load_editreward(
@@ -114,7 +152,6 @@ def load_editreward(
     ``config.base_model``). ``dtype`` casts the backbone (heads stay fp32); default: as stored."""
     from accelerate import init_empty_weights
     from safetensors.torch import load_file
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from ..loading import quiet_loading
 
@@ -123,25 +160,31 @@ def load_editreward(
     if not weights.is_file():
         raise EditRLError(f"reward model {str(path_or_id)!r}: {weights} is missing; the folder must hold the {WEIGHTS_NAME} "
                           "of an EditReward checkpoint (`hf download TIGER-Lab/EditReward-Qwen2.5-VL-7B`)")
-    if (folder / CONFIG_NAME).is_file():
-        cfg = config or build_dataclass(EditRewardConfig, json.loads((folder / CONFIG_NAME).read_text()))
+    ours = (folder / CONFIG_NAME).is_file()
+    if ours:
         config_folder = folder
     else:
         base = base_model or OFFICIAL_BASE_MODELS.get(str(path_or_id)) or (config.base_model if config else None)
         if base is None:
             raise EditRLError(f"reward model {str(path_or_id)!r} is an official-style checkpoint without {CONFIG_NAME}: "
                               "pass base_model= (e.g. Qwen/Qwen2.5-VL-7B-Instruct) so its config and processor can be loaded")
-        cfg = config or EditRewardConfig(base_model=base)
         config_folder = resolve_folder(base, "base model", _CONFIG_FILES)
+    config_class, model_class = backbone_classes(config_folder)
     with quiet_loading():
         processor = load_processor(config_folder)
-        backbone_config = Qwen2_5_VLConfig.from_pretrained(str(config_folder), local_files_only=True)
+        backbone_config = config_class.from_pretrained(str(config_folder), local_files_only=True)
+    if config is not None:
+        cfg = config
+    elif ours:
+        cfg = build_dataclass(EditRewardConfig, json.loads((folder / CONFIG_NAME).read_text()))
+    else:
+        cfg = official_config(base, processor, backbone_config.model_type)
     tokenizer = processor.tokenizer
     if cfg.reward_token not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [cfg.reward_token]}, replace_extra_special_tokens=False)
     backbone_config.text_config.vocab_size = len(tokenizer)  # the official code resizes to len(tokenizer)
     with init_empty_weights():
-        backbone = Qwen2_5_VLForConditionalGeneration(backbone_config)
+        backbone = model_class(backbone_config)
         model = EditReward.from_backbone(backbone, processor, cfg)
     state_dict = remap_state_dict(load_file(str(weights), device="cpu"))
     try:

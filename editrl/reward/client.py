@@ -44,9 +44,69 @@ def encode_image(image: ImageLike, name: str = "image") -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+class HttpEndpoint:
+    """JSON over HTTP with timeouts and retries (connection errors, timeouts and 503, exponential backoff, the
+    server's Retry-After honoured); any other error status is one line. Shared by ``RemoteReward`` and the
+    generative judge (``editrl.reward.judge``); ``httpx.Client`` is thread-safe, so one endpoint serves
+    concurrent requests.
+
+    Args:
+        url: base URL, e.g. ``http://127.0.0.1:8765``.
+        token: bearer token, sent as ``Authorization: Bearer``.
+        timeout: seconds allowed for connecting and for each response.
+        retries: extra attempts after a connection error, timeout or 503.
+        backoff: first wait between attempts in seconds (doubles each time).
+        label: how errors name the server.
+    """
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0, retries: int = 4,
+                 backoff: float = 0.25, label: str = "reward server") -> None:
+        import httpx
+
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise EditRLError(f"{label} url: expected http://host:port or https://..., got {url!r}")
+        if not (timeout > 0 and backoff >= 0 and isinstance(retries, int) and retries >= 0):
+            raise EditRLError(f"{label}: need timeout > 0, retries >= 0 and backoff >= 0, got {timeout}, {retries}, {backoff}")
+        self.url, self.label = url.rstrip("/"), label
+        self.retries, self.backoff = retries, backoff
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The JSON answer of one request, retried as the class says; one error line when it cannot be had."""
+        import httpx
+
+        retryable = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
+        for attempt in range(self.retries + 1):
+            wait = self.backoff * 2**attempt
+            try:
+                response = self._client.request(method, path, json=body)
+            except retryable as err:
+                problem = f"{type(err).__name__}: {err}"
+            else:
+                if response.status_code == 503:
+                    problem = _detail(response)
+                    wait = max(wait, float(response.headers.get("Retry-After", 0) or 0))
+                elif response.status_code >= 400:
+                    raise EditRLError(f"{self.label} {self.url}{path} answered {response.status_code}: {_detail(response)}")
+                else:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise EditRLError(f"{self.label} {self.url}{path} answered {response.status_code} with a body that "
+                                          f"is not JSON: {response.text[:200]!r}") from None
+            if attempt < self.retries:
+                logger.warning("%s %s: %s; retrying in %.2fs", self.label, self.url, problem, wait)
+                time.sleep(wait)
+        raise EditRLError(f"{self.label} {self.url}{path} failed after {self.retries + 1} attempts: {problem}")
+
+
 class RemoteReward:
-    """Scores through HTTP, with timeouts, retries (connection errors and 503, exponential backoff)
-    and requests of at most ``request_items`` items.
+    """Scores through HTTP (``HttpEndpoint``: timeouts, retries with backoff) in requests of at most
+    ``request_items`` items.
 
     Args:
         url: base URL of the server, e.g. ``http://127.0.0.1:8765``.
@@ -66,21 +126,14 @@ class RemoteReward:
         backoff: float = 0.25,
         request_items: int = 32,
     ) -> None:
-        import httpx
-
-        if not url.startswith(("http://", "https://")):
-            raise EditRLError(f"reward url: expected http://host:port or https://..., got {url!r}")
-        self.url = url.rstrip("/")
-        if not (timeout > 0 and backoff >= 0 and isinstance(retries, int) and retries >= 0
-                and isinstance(request_items, int) and request_items >= 1):
-            raise EditRLError(f"RemoteReward: need timeout > 0, retries >= 0, backoff >= 0 and request_items >= 1, got "
-                              f"{timeout}, {retries}, {backoff}, {request_items}")
-        self.retries, self.backoff, self.request_items = retries, backoff, request_items
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
+        if not (isinstance(request_items, int) and request_items >= 1):
+            raise EditRLError(f"RemoteReward: request_items must be an integer >= 1, got {request_items!r}")
+        self.request_items = request_items
+        self._endpoint = HttpEndpoint(url, token, timeout, retries, backoff)
+        self.url = self._endpoint.url
 
     def close(self) -> None:
-        self._client.close()
+        self._endpoint.close()
 
     def __enter__(self) -> "RemoteReward":
         return self
@@ -92,7 +145,7 @@ class RemoteReward:
         return f"RemoteReward({self.url!r})"
 
     def health(self) -> dict:
-        return self._request("GET", "/health")
+        return self._endpoint.request("GET", "/health")
 
     def identity(self) -> dict:
         """The served reward's identity (``editrl.reward.identity``): scores through the server and in
@@ -122,31 +175,8 @@ class RemoteReward:
                  "edit": encode_image(edits[i], f"edits[{i}]")}
                 for i in range(start, min(start + chunk, len(sources)))
             ]
-            outputs.append(response_to_output(self._request("POST", "/v1/score", {"items": items})))
+            outputs.append(response_to_output(self._endpoint.request("POST", "/v1/score", {"items": items})))
         return RewardOutput.cat(outputs)
-
-    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        import httpx
-
-        retryable = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
-        for attempt in range(self.retries + 1):
-            wait = self.backoff * 2**attempt
-            try:
-                response = self._client.request(method, path, json=body)
-            except retryable as err:
-                problem = f"{type(err).__name__}: {err}"
-            else:
-                if response.status_code == 503:
-                    problem = _detail(response)
-                    wait = max(wait, float(response.headers.get("Retry-After", 0) or 0))
-                elif response.status_code >= 400:
-                    raise EditRLError(f"reward server {self.url}{path} answered {response.status_code}: {_detail(response)}")
-                else:
-                    return response.json()
-            if attempt < self.retries:
-                logger.warning("reward server %s: %s; retrying in %.2fs", self.url, problem, wait)
-                time.sleep(wait)
-        raise EditRLError(f"reward server {self.url}{path} failed after {self.retries + 1} attempts: {problem}")
 
 
 def _detail(response) -> str:

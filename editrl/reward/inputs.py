@@ -2,9 +2,10 @@
 
 Everything here follows the official EditReward collator so that released checkpoints see exactly
 the inputs they were trained on: one user turn [source image, edited image, text] rendered with the
-base model's chat template (default system prompt, generation prompt appended), images resized with
-qwen-vl-utils' ``smart_resize`` rule (factor 28, min = max = 200704 pixels, PIL bicubic) and the
-default Qwen normalisation, sequences padded on the right.
+base model's chat template (Qwen2.5-VL's adds its default system prompt, Qwen3-VL's none; generation
+prompt appended), images resized with qwen-vl-utils' ``smart_resize`` rule (PIL bicubic; factor = patch x
+merge: 28 for Qwen2.5-VL, 32 for Qwen3-VL; min = max = 200704 pixels for the released Qwen2.5-VL-family
+checkpoints) and the base processor's normalisation, sequences padded on the right.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..errors import EditRLError
 from .output import DIMENSIONS
 from .prompts import render_prompt
 
-IMAGE_FACTOR = 28  # patch 14 x spatial merge 2: every side is a multiple of 28 pixels
+IMAGE_FACTOR = 28  # Qwen2.5-VL: patch 14 x spatial merge 2, every side a multiple of 28 pixels (Qwen3-VL: 16 x 2)
 MAX_ASPECT_RATIO = 200
 
 
@@ -63,6 +64,11 @@ class ImageBatch:
     grid_thw: torch.Tensor  # (N, 3) patch grid of every image
     num_tokens: list[int]  # (N,) merged visual tokens of every image (what the language model sees)
 
+    def pixel_values_in_order(self) -> torch.Tensor:
+        """The patches of all N images in order, repeats included: what a stock forward takes with ``grid_thw``."""
+        per_image = self.pixel_values.split(self.unique_grid_thw.prod(-1).tolist())
+        return torch.cat([per_image[u] for u in self.unique_index])
+
 
 class RewardInputBuilder:
     """Builds token ids and pixel values for each (dimension, item) the way the official collator does."""
@@ -79,16 +85,17 @@ class RewardInputBuilder:
         self.image_token = getattr(processor, "image_token", "<|image_pad|>")
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         self.merge = processor.image_processor.merge_size
+        self.factor = processor.image_processor.patch_size * self.merge  # a merged visual token covers factor^2 pixels
 
     def resize(self, image: Image.Image) -> Image.Image:
-        height, width = smart_resize(image.height, image.width, IMAGE_FACTOR, self.min_pixels, self.max_pixels)
+        height, width = smart_resize(image.height, image.width, self.factor, self.min_pixels, self.max_pixels)
         if (width, height) == image.size:
             return image
         return image.resize((width, height), Image.Resampling.BICUBIC)
 
     def num_image_tokens(self, image: Image.Image) -> int:
-        height, width = smart_resize(image.height, image.width, IMAGE_FACTOR, self.min_pixels, self.max_pixels)
-        return (height // IMAGE_FACTOR) * (width // IMAGE_FACTOR)
+        height, width = smart_resize(image.height, image.width, self.factor, self.min_pixels, self.max_pixels)
+        return (height // self.factor) * (width // self.factor)
 
     def images(self, images: Sequence[Image.Image]) -> ImageBatch:
         """Resize, normalise and patchify each distinct image once. The image processor does not resize

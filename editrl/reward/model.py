@@ -1,4 +1,4 @@
-"""EditReward: a Qwen2.5-VL backbone with one Gaussian head per editing dimension.
+"""EditReward: a Qwen2.5-VL or Qwen3-VL backbone with one Gaussian head per editing dimension.
 
 The module's state dict has exactly the official layout (``model.*``, ``lm_head.*``,
 ``rm_heads.head_0.*``, ``rm_heads.head_1.*``) so the released ``model.safetensors`` loads strictly.
@@ -11,6 +11,16 @@ Two ways to compute the same scores:
   dimension prompts share (system prompt, both images, the common start of the prompt text) runs
   once, and both dimension suffixes run batched on a copy of its key/value cache. Causal attention
   makes the prefix states independent of what follows, so the scores are equal up to float rounding.
+
+The official Qwen3-VL path (TIGER-AI-Lab/EditReward's ``qwen3_vl_trainer``) differs from its Qwen2.5-VL one: it
+runs the backbone's own forward on ``input_ids`` and pixels, so the positions are Qwen3-VL's 3-D ones and the
+deepstack visual features enter the first language layers; a Qwen3-VL EditReward does the same (``positions:
+mrope``; two passes always, ``fast`` does not apply). Its images are resized by the base processor's own rule
+(factor 32, min/max pixels of its ``size``), not the 200704 pixels the Qwen2.5-VL checkpoints were trained at.
+One difference is deliberate: that code hands a batch's messages to ``apply_chat_template`` as one list, which
+renders them as a single conversation of B user turns (each item sees the ones before it, and the read-out is
+reshaped to one row); every item here is scored alone, its result at batch size 1. Resizing uses PIL bicubic;
+a processor that resizes with torchvision (the "fast" one) can differ slightly for images whose size changes.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ logger = logging.getLogger(__name__)
 FUSIONS = ("mean", "min", "sum")
 HEAD_TYPES = ("multi", "shared")
 POSITIONS = ("legacy", "mrope")
+STOCK_FORWARD = ("qwen3_vl",)  # backbones the official code runs through their own forward (see the module docstring)
 VISION_ATTENTION = ("packed", "stock")
 
 
@@ -59,12 +70,15 @@ class EditRewardConfig(Config):
     fusion: str = config_field("mean", "How the per-dimension Gaussians become one score: mean (official configs), "
                                "min (elementwise) or sum (mu0 + mu1, sigma = sqrt(sigma0^2 + sigma1^2)).")
     positions: str = config_field("legacy", "legacy: plain sequential positions on all three M-RoPE axes, what the "
-                                  "official checkpoints were trained with; mrope: Qwen's 3-D image positions (the stock forward).")
+                                  "official Qwen2.5-VL-family checkpoints were trained with; mrope: Qwen's 3-D image positions "
+                                  "(the stock forward; required for Qwen3-VL, whose official code uses its stock forward).")
     templates: str | dict = config_field("editreward", "editreward (the official prompts), world (a few words per "
                                          "dimension, for tiny models), world-verify (world, asking instruction following with the "
                                          "world VLM's verify prompt) or {dimension: template with {text_prompt}, suffix: ...}.")
-    min_pixels: int = config_field(200704, "Smallest image area of smart_resize (official: 256 * 28 * 28).")
-    max_pixels: int = config_field(200704, "Largest image area of smart_resize (official: 256 * 28 * 28).")
+    min_pixels: int = config_field(200704, "Smallest image area of smart_resize (official Qwen2.5-VL: 256 * 28 * 28; Qwen3-VL: "
+                                   "the base processor's size.shortest_edge, 65536 for Qwen3-VL-8B).")
+    max_pixels: int = config_field(200704, "Largest image area of smart_resize (official Qwen2.5-VL: 256 * 28 * 28; Qwen3-VL: "
+                                   "the base processor's size.longest_edge, 16777216 for Qwen3-VL-8B).")
     reward_token: str = config_field("<|Reward|>", "The special token whose final hidden state the heads read.")
     head_hidden_sizes: tuple[int, int] = config_field((1024, 16), "Widths of the two hidden layers of each head (official: 1024, 16).")
     head_dropout: float = config_field(0.05, "Dropout after the first head layer (official: 0.05; inactive in eval mode).")
@@ -119,8 +133,8 @@ def fuse(per_dim: torch.Tensor, fusion: str = "mean") -> torch.Tensor:
 class EditReward(nn.Module):
     """A reward model over (source image, instruction, edited image) with a Gaussian per dimension.
 
-    Build it with :meth:`from_backbone` (an in-memory Qwen2_5_VLForConditionalGeneration) or
-    :meth:`from_pretrained` (our folders or the official release).
+    Build it with :meth:`from_backbone` (an in-memory Qwen2_5_VLForConditionalGeneration or
+    Qwen3VLForConditionalGeneration) or :meth:`from_pretrained` (our folders or the official release).
     """
 
     dimensions = DIMENSIONS
@@ -134,6 +148,10 @@ class EditReward(nn.Module):
         self.model = backbone.model
         self.lm_head = backbone.lm_head
         self.__dict__["backbone"] = backbone
+        self.stock_forward = backbone.config.model_type in STOCK_FORWARD
+        if self.stock_forward and config.positions != "mrope":
+            raise EditRLError(f"a {backbone.config.model_type} EditReward reads Qwen's 3-D positions, as the official code: "
+                              f"set positions: mrope (got {config.positions!r})")
         hidden = backbone.config.text_config.hidden_size
         n_heads = 1 if config.head_type == "shared" else len(DIMENSIONS)
         self.rm_heads = nn.ModuleDict({
@@ -145,7 +163,7 @@ class EditReward(nn.Module):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_backbone(cls, backbone, processor, config: EditRewardConfig | None = None) -> "EditReward":
-        """Wrap a Qwen2.5-VL model: add the reward token to the tokenizer (if missing) and resize the
+        """Wrap a Qwen2.5-VL or Qwen3-VL model: add the reward token to the tokenizer (if missing) and resize the
         embeddings to ``len(tokenizer)``, as the official code does before loading its weights."""
         config = config or EditRewardConfig()
         tokenizer = processor.tokenizer
@@ -243,6 +261,11 @@ class EditReward(nn.Module):
         sequences = [self.inputs.token_ids(dim, instr, images.num_tokens[2 * i: 2 * i + 2]) for i, instr in enumerate(instructions)]
         ids, mask = pad_right(sequences, self.inputs.tokenizer.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
+        if self.stock_forward:  # the backbone's own forward: its positions, its deepstack features
+            hidden = self.model(input_ids=ids, attention_mask=mask, pixel_values=images.pixel_values_in_order().to(self.device),
+                                image_grid_thw=images.grid_thw.to(self.device), use_cache=False,
+                                mm_token_type_ids=(ids == self.inputs.image_token_id).int()).last_hidden_state
+            return self._read_heads(hidden, ids, [dim_index] * len(sequences))
         embeds = self._embed(ids, self._image_embeds(images))
         positions = self._positions(ids, mask, images.grid_thw.to(self.device))
         hidden = self.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state
@@ -327,7 +350,8 @@ class EditReward(nn.Module):
         """Score edits: per-dimension mu/sigma and the fused score (B,), in the input order.
 
         Items are sorted by sequence length and cut into batches of ``batch_size`` so padding stays
-        small. ``fast=False`` runs the official two-pass computation instead of the shared prefix.
+        small. ``fast=False`` runs the official two-pass computation instead of the shared prefix (a Qwen3-VL
+        backbone always runs it: its deepstack features do not fit the split computation).
         """
         images, instructions = self._prepare(sources, instructions, edits)
         batch_size = check_batch_size(batch_size or None, default=8)  # 0 has always meant the default here
@@ -341,7 +365,7 @@ class EditReward(nn.Module):
                 idx = order[start: start + batch_size]
                 batch = self.inputs.images([image for i in idx for image in images[2 * i: 2 * i + 2]])
                 chunk_instructions = [instructions[i] for i in idx]
-                if fast:
+                if fast and not self.stock_forward:
                     out = self._forward_shared_prefix(chunk_instructions, batch)
                 else:
                     out = torch.stack([self._dimension_pass(d, chunk_instructions, batch) for d in range(len(DIMENSIONS))], dim=1)

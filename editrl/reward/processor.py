@@ -1,8 +1,8 @@
-"""The processor every EditReward backbone is read with (production checkpoints and tiny in-code ones alike)."""
+"""The processors EditReward backbones are read with (production checkpoints and tiny in-code ones alike)."""
 
 from __future__ import annotations
 
-from transformers import Qwen2_5_VLProcessor
+from transformers import Qwen2_5_VLProcessor, Qwen3VLProcessor
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
@@ -11,6 +11,13 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
     The stock class insists on a video processor, which needs torchvision; editrl only ever feeds
     images, so the processor is built without one.
     """
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+
+class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """A Qwen3-VL processor without a video processor (for the same reason)."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)

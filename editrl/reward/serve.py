@@ -366,7 +366,7 @@ def _format_validation_error(err: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-PROTECTED = ("/v1/score", "/metrics")  # paths that need the bearer token when the server has one
+PROTECTED = ("/v1/score", "/metrics", "/v1/chat/completions")  # paths that need the bearer token when the server has one
 
 
 class Guard:
@@ -444,8 +444,9 @@ class Guard:
             self.bytes_in_flight -= declared
 
 
-def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI app scoring with ``reward``; run it with uvicorn (see :func:`serve`)."""
+def create_app(reward: RewardFunction, config: ServeConfig | None = None, chat=None) -> FastAPI:
+    """The FastAPI app scoring with ``reward`` (and, given a ``chat`` model, answering the OpenAI chat protocol:
+    ``editrl.reward.chat_api``); run it with uvicorn (see :func:`serve`)."""
     config = config or ServeConfig()
     metrics = Metrics()
     state: dict[str, Batcher] = {}
@@ -472,6 +473,10 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None) -> Fas
         return JSONResponse(status_code=422, content={"detail": _format_validation_error(err)})
 
     app.add_middleware(Guard, config=config, metrics=metrics)
+    if chat is not None:
+        from .chat_api import add_chat_routes
+
+        add_chat_routes(app, chat, config)
 
     @app.get("/health")
     async def health() -> dict:
@@ -537,11 +542,11 @@ def _protocol(config: ServeConfig):
     return HeadTimeoutProtocol
 
 
-def _server(reward: RewardFunction, config: ServeConfig, log_level: str):
+def _server(reward: RewardFunction, config: ServeConfig, log_level: str, chat=None):
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(
-        create_app(reward, config), log_level=log_level, lifespan="on", http=_protocol(config),
+        create_app(reward, config, chat), log_level=log_level, lifespan="on", http=_protocol(config),
         timeout_keep_alive=config.keep_alive_s, limit_concurrency=config.max_connections,
         h11_max_incomplete_event_size=64 * 1024,  # a request head over 64 KiB is refused
     ))
@@ -560,22 +565,22 @@ def _listen(config: ServeConfig) -> socket.socket:
     return sock
 
 
-def serve(reward: RewardFunction, config: ServeConfig) -> None:
+def serve(reward: RewardFunction, config: ServeConfig, chat=None) -> None:
     """Run the server in the foreground until interrupted."""
     sock = _listen(config)
     try:
-        _server(reward, config, "info").run(sockets=[sock])
+        _server(reward, config, "info", chat).run(sockets=[sock])
     finally:
         sock.close()
 
 
 @contextmanager
-def serve_in_thread(reward: RewardFunction, config: ServeConfig | None = None) -> Iterator[str]:
+def serve_in_thread(reward: RewardFunction, config: ServeConfig | None = None, chat=None) -> Iterator[str]:
     """Run the server in a background thread on a free port; yields its base URL (tests, benchmarks)."""
     config = config or ServeConfig(port=0)
     sock = _listen(config)
     host, port = sock.getsockname()[:2]
-    server = _server(reward, config, "warning")
+    server = _server(reward, config, "warning", chat)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="editrl-reward-server")
     thread.start()
     deadline = time.monotonic() + 30

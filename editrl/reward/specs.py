@@ -5,6 +5,8 @@ A spec is one string:
 - a registered word (``editrl.registry.REWARDS``): the world registers ``"world"`` (its shipped EditReward
   model) and ``"oracle"`` (its exact oracle);
 - ``"http://host:port"`` / ``"https://..."``: a remote ``editrl reward serve`` (``RemoteReward``);
+- ``"openai:URL#model=NAME&..."``: a generative judge behind an OpenAI-compatible chat endpoint (``ChatJudge``,
+  options in ``editrl.reward.judge``);
 - ``"package.module:Name"``: a custom ``RewardFunction`` class (or factory) called with no arguments;
 - anything else: an EditReward folder or Hub id (``EditReward.from_pretrained``).
 
@@ -30,6 +32,10 @@ def build_reward(spec: str, device: str | torch.device | None = None) -> RewardF
         raise EditRLError(f"reward spec: expected 'world', 'oracle', an http(s) URL or an EditReward path, got {spec!r}")
     if re.fullmatch(r"[\w-]+", spec) and spec in REWARDS:  # a bare word: never a URL, module path or Hub id
         return REWARDS[spec](device)
+    if spec.startswith("openai:"):
+        from .judge import ChatJudge
+
+        return ChatJudge.from_spec(spec)
     if spec.startswith(("http://", "https://")):
         from .client import RemoteReward
 

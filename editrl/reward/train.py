@@ -59,10 +59,8 @@ MAY_CHANGE_ON_RESUME = ("max_steps", "num_epochs", "stop_after_steps", "save_eve
 
 
 def build_reward_model(section: ModelSection):
-    """An EditReward from a tiny in-code backbone or a pretrained Qwen2.5-VL-family one."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    from .checkpoint import load_processor, resolve_folder
+    """An EditReward from a tiny in-code backbone or a pretrained Qwen2.5-VL-family or Qwen3-VL one."""
+    from .checkpoint import backbone_classes, load_processor, resolve_folder
     from .model import EditReward
 
     reward_config = section.reward_config()
@@ -70,7 +68,7 @@ def build_reward_model(section: ModelSection):
         vocabulary = TOKENIZER_WORDS[section.tokenizer]
         words = vocabulary(reward_config.templates) if vocabulary is not None else None
         try:
-            backbone, processor = TINY_BACKBONES["tiny"](section.seed, extra_special_tokens=[reward_config.reward_token],
+            backbone, processor = TINY_BACKBONES[section.tiny_backbone](section.seed, extra_special_tokens=[reward_config.reward_token],
                                                          words=words, **section.tiny)
         except TypeError as err:
             raise EditRLError(f"model.tiny: {err}") from None
@@ -81,7 +79,7 @@ def build_reward_model(section: ModelSection):
         if dtype == "auto":
             dtype = "bfloat16" if section.lora is not None and torch.cuda.is_available() else "float32"
         dtype = getattr(torch, dtype)
-        backbone = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+        backbone = backbone_classes(folder)[1].from_pretrained(str(folder), dtype=dtype, local_files_only=True)
     torch.manual_seed(section.seed)
     return EditReward.from_backbone(backbone, processor, reward_config)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config import Config, config_field
 from ..config import load_config as load_dataclass_config
 from ..errors import EditRLError
-from ..registry import TOKENIZER_WORDS
+from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
 from .data import TIE_POLICIES, DataSource
 from .losses import LossConfig
@@ -36,9 +36,12 @@ class LoraSection(Config):
 class ModelSection(EditRewardConfig):
     """Which backbone to train, plus every ``EditRewardConfig`` key (how the reward model reads it)."""
 
-    base_model: str | None = config_field(None, "Hugging Face id or folder of the Qwen2.5-VL-family backbone (real runs).")
-    tiny: dict | None = config_field(None, "Instead of base_model: keyword arguments of editrl.tiny.tiny_qwen25vl_config "
-                                     "(hidden_size, num_hidden_layers, ...) to build a tiny random Qwen2.5-VL in code ({} = its defaults).")
+    base_model: str | None = config_field(None, "Hugging Face id or folder of the Qwen2.5-VL-family or Qwen3-VL backbone (real runs).")
+    tiny: dict | None = config_field(None, "Instead of base_model: keyword arguments of editrl.tiny.tiny_qwen25vl_config or "
+                                     "tiny_qwen3vl_config (hidden_size, num_hidden_layers, ...) to build a tiny random backbone in "
+                                     "code ({} = its defaults).")
+    tiny_backbone: str = config_field("qwen2.5-vl", "Which tiny backbone model.tiny builds: qwen2.5-vl or qwen3-vl (set "
+                                      "positions: mrope with it).")
     tokenizer: str = config_field("bytes", "Tokenizer of a tiny backbone: bytes (any text, one token per byte) or world (one "
                                   "token per word of the world's instructions and prompts: a tiny model reads them far more "
                                   "easily; other words are unknown).")
@@ -55,6 +58,8 @@ class ModelSection(EditRewardConfig):
             raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
             raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
+        if self.tiny_backbone not in TINY_BACKBONES:
+            raise EditRLError(f"model.tiny_backbone: expected one of {', '.join(sorted(TINY_BACKBONES))}, got {self.tiny_backbone!r}")
         if self.tokenizer not in TOKENIZER_WORDS:
             raise EditRLError(f"model.tokenizer: expected one of {', '.join(sorted(TOKENIZER_WORDS))}, got {self.tokenizer!r}")
 

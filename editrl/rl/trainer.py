@@ -279,6 +279,9 @@ class RLTrainer:
     def score(self, cond, images) -> tuple[torch.Tensor, dict[str, float]]:
         """(B,) training rewards of the edits, and for a mix of several rewards each component's global mean."""
         out = self.reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size)
+        if out.score.isnan().any():  # e.g. a generative judge with failures=count: advantages need every rollout scored
+            raise EditRLError(f"the reward left {int(out.score.isnan().sum())} of {len(out)} rollouts unscored (NaN); "
+                              "RL needs every rollout scored (a generative judge: failures=raise, the default)")
         components = {}
         if isinstance(self.reward, WeightedReward) and len(self.reward.rewards) > 1:
             means = self.gather(out.mu.float()).mean(0)

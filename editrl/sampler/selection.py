@@ -32,10 +32,13 @@ def check_select(select: str, dimensions: tuple[str, ...] | None = DIMENSIONS) -
 
 
 def selection_values(out: RewardOutput, select: str = "fused", k: float = 1.0) -> torch.Tensor:
-    """(B,) values to maximise under the rule ``select`` (fused, lcb or one of ``out``'s dimensions)."""
+    """(B,) values to maximise under the rule ``select`` (fused, lcb or one of ``out``'s dimensions). A NaN (a
+    generative judge's unreadable answer under ``failures=count``) becomes -inf: an unscored candidate never wins."""
     select = check_select(select, tuple(out.dimensions))
     if select == "fused":
-        return out.score.float()
-    if select == "lcb":
-        return (out.score - k * out.score_sigma).float()
-    return out.mu[:, out.dimensions.index(select)].float()
+        values = out.score.float()
+    elif select == "lcb":
+        values = (out.score - k * out.score_sigma).float()
+    else:
+        values = out.mu[:, out.dimensions.index(select)].float()
+    return torch.where(values.isnan(), -torch.inf, values)

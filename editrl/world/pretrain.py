@@ -343,11 +343,26 @@ def exact_match(model, builder: SequenceBuilder, samples: list[Sample], batch_si
 
 
 @torch.no_grad()
+def next_token_logprobs(model, builder: SequenceBuilder, samples: list[Sample], answers: list[list[int]]) -> torch.Tensor:
+    """(B, V) log-probabilities of each sample's next answer token after ``answers`` (its answer so far, token ids; its
+    ``answer`` is ignored), over the tokens an answer can hold: the special tokens but the end token are excluded. The
+    whole sequence is re-read in the layout ``answer_logits`` trains on (the sequences are short, the model tiny), so
+    decoding and teacher forcing see the same inputs."""
+    tokenizer = builder.tokenizer
+    partial = [Sample(s.images, s.prompt, " ".join(tokenizer.convert_ids_to_tokens(a)), s.task) for s, a in zip(samples, answers)]
+    encoded = builder.encode(partial)
+    logits = answer_logits(model, encoded)
+    # `encode` ends every answer with the end token: the logits one position before it predict the next token
+    end = torch.stack([(row != -100).nonzero().max() for row in encoded["labels"]])
+    next_logits = logits[torch.arange(len(samples)), end - 1].float()
+    next_logits[:, [t for t in tokenizer.all_special_ids if t != tokenizer.eos_token_id]] = -torch.inf  # no pad/image/reward
+    return torch.log_softmax(next_logits, -1)
+
+
+@torch.no_grad()
 def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_tokens: int = 48) -> list[str | None]:
     """Each sample's answer decoded greedily (its ``answer`` is ignored): words joined by spaces, the form of the
-    training answers; None for an answer that does not end within ``max_tokens``. Each step re-reads the whole
-    sequence in the layout ``answer_logits`` trains on (the sequences are short, the model tiny), so decoding and
-    teacher forcing see the same inputs."""
+    training answers; None for an answer that does not end within ``max_tokens``."""
     check_positive(max_tokens, "max_tokens")
     tokenizer = builder.tokenizer
     answers: list[list[int]] = [[] for _ in samples]
@@ -355,15 +370,7 @@ def greedy_answers(model, builder: SequenceBuilder, samples: list[Sample], max_t
     for _ in range(max_tokens + 1):  # the last step can only end an answer
         if not open_rows:
             break
-        partial = [Sample(samples[r].images, samples[r].prompt, " ".join(tokenizer.convert_ids_to_tokens(answers[r])),
-                          samples[r].task) for r in open_rows]
-        encoded = builder.encode(partial)
-        logits = answer_logits(model, encoded)
-        # `encode` ends every answer with the end token: the logits one position before it predict the next token
-        end = torch.stack([(row != -100).nonzero().max() for row in encoded["labels"]])
-        next_logits = logits[torch.arange(len(open_rows)), end - 1]
-        next_logits[:, [t for t in tokenizer.all_special_ids if t != tokenizer.eos_token_id]] = -torch.inf  # no pad/image/reward
-        picked = next_logits.argmax(-1).tolist()
+        picked = next_token_logprobs(model, builder, [samples[r] for r in open_rows], [answers[r] for r in open_rows]).argmax(-1).tolist()
         for r, token in zip(list(open_rows), picked):
             if token == tokenizer.eos_token_id:
                 open_rows.remove(r)

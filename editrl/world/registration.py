@@ -1,12 +1,14 @@
 """The names the world gives the layers below it (see ``editrl.registry``): nothing below the world names it.
 
-``--editor world``, ``--reward world`` / ``oracle``, RL ``data: world`` and a tiny reward backbone's
-``tokenizer: world`` all resolve through these entries; the values are imported only when used.
+``--editor world``, ``--reward world`` / ``oracle``, RL ``data: world``, a tiny reward backbone's
+``tokenizer: world``, ``reward serve --chat world-vlm`` and a judge's ``prompt=world-verify`` all resolve through these entries; the values are imported only when used.
 """
 
 from __future__ import annotations
 
-from ..registry import EDITORS, PROMPT_SETS, REWARDS, TOKENIZER_WORDS
+from pathlib import Path
+
+from ..registry import CHAT_MODELS, EDITORS, JUDGE_PROMPTS, PROMPT_SETS, REWARDS, TOKENIZER_WORDS
 
 
 def world_reward(device=None):
@@ -45,6 +47,13 @@ def world_describe(device=None):
     return DescriptionJudge(device=device)
 
 
+def world_vlm_chat(device=None):
+    """The world VLM answering chat questions (``editrl reward serve --chat world-vlm``; ``editrl.world.chat``)."""
+    from .chat import WorldVLMChat
+
+    return WorldVLMChat(device=device)
+
+
 def world_prompts(n: int, split: str, seed: int, size: int) -> list:
     """(source, instruction) pairs of ``n`` world examples of ``split``."""
     from .examples import make_examples
@@ -59,4 +68,6 @@ REWARDS.register("world-verifier", world_verifier)
 REWARDS.register("world-describe", world_describe)
 REWARDS.register("oracle-if", oracle_instruction_following)
 PROMPT_SETS.register("world", world_prompts)
+CHAT_MODELS.register("world-vlm", world_vlm_chat)
+JUDGE_PROMPTS.register("world-verify", Path(__file__).parent / "judge_prompts" / "verify")
 TOKENIZER_WORDS.register("world", "editrl.world.reward:prompt_vocabulary")
