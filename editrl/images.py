@@ -143,7 +143,25 @@ def load_images(images: list[ImageLike] | tuple, name: str, conversion: str = "e
     return [load_image(image, f"{name}[{i}]", conversion) for i, image in enumerate(images)]
 
 
-def check_instruction(instruction: Any, name: str = "instruction") -> str:
+def instruction_problem(instruction: Any) -> str | None:
+    """What is wrong with ``instruction`` (None if it is non-empty text every tokenizer can encode).
+
+    JSON's ``"\\ud800"`` escapes and Python strings may hold lone surrogates, which are not Unicode
+    text: a tokenizer (or the UTF-8 encoder of a Parquet writer) would crash on them mid-run. Every
+    entry point (tables, the CLI, the Python API through ``check_instruction``, the server's request
+    schema) asks this before a tokenizer sees the text."""
     if not isinstance(instruction, str) or not instruction.strip():
-        raise EditRLError(f"{name}: expected a non-empty instruction string, got {instruction!r}")
+        return f"expected a non-empty instruction string, got {instruction!r}"
+    try:
+        instruction.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not valid Unicode text (a lone surrogate {instruction[err.start]!r} at character {err.start + 1}); fix the text's encoding"
+    return None
+
+
+def check_instruction(instruction: Any, name: str = "instruction") -> str:
+    """``instruction``, or one line naming ``name`` and ``instruction_problem``."""
+    problem = instruction_problem(instruction)
+    if problem:
+        raise EditRLError(f"{name}: {problem}")
     return instruction

@@ -89,6 +89,10 @@ def test_score_hostile_files(data, tmp_path, capsys):
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1): the edited image (edit) is empty (null)")
     rewrite(data, lambda rows: rows[1].update(edit="e1.png", instruction="  "))
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1) instruction: expected a non-empty instruction string, got '  '")
+    rewrite(data, lambda rows: rows[1].update(instruction="make it \ud800 red"))  # JSON escapes it; json.loads accepts it
+    assert "\\ud800" in data.read_text()
+    expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1) instruction: not valid Unicode text (a lone surrogate "
+           "'\\ud800' at character 9); fix the text's encoding")
 
     bad = folder / "latin1.jsonl"
     bad.write_bytes(data.read_bytes().splitlines(keepends=True)[0] + b'{"id": "caf\xe9"}\n')
@@ -105,6 +109,20 @@ def test_score_hostile_files(data, tmp_path, capsys):
     empty.write_text("\n")
     expect(capsys, tmp_path, score[:-3] + ["--data", str(empty), "--out", str(out)],
            f"--data '{empty}': the table has no rows; nothing to score")
+
+
+@pytest.mark.parametrize("links", [{"a.jsonl": "b.jsonl", "b.jsonl": "a.jsonl"}, {"a.jsonl": "gone.jsonl"}], ids=["loop", "dangling"])
+def test_a_broken_symlink_in_a_data_folder_is_named(data, tmp_path, capsys, links):
+    for name, target in links.items():
+        (data.parent / name).symlink_to(target)
+    assert not (data.parent / "a.jsonl").exists()
+    line = f"data '{data.parent / 'a.jsonl'}': a symbolic link whose target is missing or that loops (-> '{links['a.jsonl']}'); fix or remove the link"
+    out = str(tmp_path / "out.parquet")
+    for argv in (["reward", "score", "--reward", "oracle", "--data", str(data.parent), "--out", out],
+                 ["filter", "--reward", "oracle", "--data", str(data.parent), "--top-k", "1", "--out", str(tmp_path / "kept")],
+                 ["reward", "eval", "--reward", "oracle", "--format", "pairs", "--bench", str(data.parent), "--predictions", out],
+                 ["reward", "score", "--reward", "oracle", "--data", str(data.parent / "a.jsonl"), "--out", out]):
+        expect(capsys, tmp_path, argv, line)
 
 
 def test_score_outputs_checked_before_work(data, tmp_path, capsys):

@@ -36,11 +36,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EditRLError
-from ..images import ImageTooLarge, check_instruction, open_image
+from ..images import ImageTooLarge, instruction_problem, open_image
 from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
 from .serve_config import ServeConfig
@@ -66,6 +66,15 @@ class ScoreItem(BaseModel):
     source: ImageField = Field(description="base64 PNG/JPEG/WebP (or data: URL), or {'path': ...} under --image-root")
     instruction: str = Field(max_length=8192)
     edit: ImageField = Field(description="the edited image, same encodings as source")
+
+    @field_validator("instruction", mode="before")
+    @classmethod
+    def _instruction(cls, value):
+        """The library's own check (empty, not text, lone surrogates), before pydantic's: 422 naming the field."""
+        problem = instruction_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ScoreRequest(BaseModel):
@@ -156,10 +165,6 @@ def request_pixels(request: ScoreRequest, config: ServeConfig) -> int:
     """Declared pixels of every image of the request (headers only); 400/413 for a bad or oversize one."""
     total = 0
     for i, item in enumerate(request.items):
-        try:
-            check_instruction(item.instruction, f"items[{i}].instruction")
-        except EditRLError as err:
-            raise HTTPException(400, str(err)) from None
         total += image_pixels(item.source, f"items[{i}].source", config) + image_pixels(item.edit, f"items[{i}].edit", config)
     return total
 
@@ -361,7 +366,10 @@ def _format_validation_error(err: RequestValidationError) -> str:
         loc = ""
         for key in keys:
             loc += f"[{key}]" if isinstance(key, int) else (f".{key}" if loc else str(key))
-        msg = "unknown field (not part of the request schema)" if e.get("type") == "extra_forbidden" else e.get("msg", "")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field (not part of the request schema)"
+        else:  # a validator's own message as written (pydantic prefixes "Value error, ")
+            msg = str(e["ctx"]["error"]) if e.get("type") == "value_error" else e.get("msg", "")
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts)
 

@@ -60,7 +60,7 @@ def test_hostile_requests_get_4xx_and_the_server_keeps_answering(toy_reward, tmp
         ({"items": [item(b64(png_bytes(Image.new("RGB", (300, 300)))), good)]}, None, 413, "300x300 image exceeds"),
         ({"items": [item(good, b64(b"\x89PNG\r\n\x1a\n garbage"))]}, None, 400, "not a readable"),
         ({"items": [item(good, "!!notbase64")]}, None, 400, "not valid base64"),
-        ({"items": [item(good, good, "")]}, None, 400, "non-empty instruction"),
+        ({"items": [item(good, good, "")]}, None, 422, "non-empty instruction"),
         ({"items": [item(good, good)] * 3}, None, 200, ""),
     ]
     auth = {"Authorization": "Bearer t0k"}
