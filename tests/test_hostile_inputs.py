@@ -178,6 +178,46 @@ def test_filter_hostile(data, tmp_path, capsys):
     expect(capsys, tmp_path, base + [str(tmp_path / "other")], f"{data}:5 (id r9) source: '{data.parent / 'bomb.png'}' {BOMB}")
 
 
+# ---------------------------------------------------------------- a full disk
+
+
+@pytest.mark.parametrize("command", ["score", "filter"])
+def test_a_full_disk_while_writing_parts_keeps_them_and_a_rerun_continues(data, tmp_path, capsys, monkeypatch, command):
+    """The third part write fails with ENOSPC after writing some bytes: one line naming the part and what was
+    kept, the two complete parts stay, the half-written temporary is gone, and a rerun scores only the rest."""
+    import errno
+    import json
+
+    out = tmp_path / "out"
+    argv = (["reward", "score", "--out", str(out / "scores.parquet")] if command == "score" else ["filter", "--top-k", "2", "--out", str(out)])
+    argv += ["--reward", "oracle", "--data", str(data), "--chunk-size", "1"]
+    parts = out / ("scores.parquet.parts" if command == "score" else "scores/shard-0-of-1.parquet.parts")
+    write, calls = pq.write_table, []
+
+    def full_disk(table, where, *args, **kwargs):
+        calls.append(where)
+        if len(calls) == 3:
+            Path(where).write_bytes(b"PAR1 half a part")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    code, line = run_cli(argv, capsys)
+    assert code == 2, line
+    assert line.split(": error: ", 1)[1] == (
+        f"{parts / 'part-000000002.parquet'}: the disk is full (no space left on the device, or over the quota); "
+        f"the 2 rows scored so far are kept in '{parts}'; free space and rerun the same command to continue from them")
+    assert sorted(p.name for p in parts.iterdir()) == ["part-000000000.parquet", "part-000000001.parquet"]
+    monkeypatch.setattr(pq, "write_table", write)
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["scored" if command == "score" else "scored_now"] == 2  # only the two rows not yet scored
+    scores = pq.read_table(out / "scores.parquet")
+    assert scores.column("row").to_pylist() == [0, 1, 2, 3] and not parts.exists()
+    assert main(["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(tmp_path / "clean.parquet")]) == 0
+    assert scores.column("score").to_pylist() == pq.read_table(tmp_path / "clean.parquet").column("score").to_pylist()
+
+
 # ---------------------------------------------------------------- editrl reward eval
 
 
