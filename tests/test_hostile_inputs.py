@@ -85,6 +85,12 @@ def test_score_hostile_files(data, tmp_path, capsys):
     rewrite(data, lambda rows: rows[1].update(edit="cut.png"))
     expect(capsys, tmp_path, score + [str(out)],
            rf"{re.escape(str(data))}:2 \(id r1\) edit: '{re.escape(str(folder / 'cut.png'))}' is not a readable image \(.+\)", regex=True)
+    Image.new("RGB", (100000, 1)).save(folder / "strip.png")
+    rewrite(data, lambda rows: rows[1].update(edit="strip.png"))
+    expect(capsys, tmp_path, score + [str(out)],
+           f"{data}:2 (id r1) edit: '{folder / 'strip.png'}' is a 100000x1 image; its long side may be at most 200 times its short side")
+    expect(capsys, tmp_path, ["reward", "score", "--reward", "world", "--data", str(data), "--out", str(out)],
+           f"{data}:2 (id r1) edit: '{folder / 'strip.png'}' is a 100000x1 image; its long side may be at most 200 times its short side")
     rewrite(data, lambda rows: rows[1].update(edit=None))
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1): the edited image (edit) is empty (null)")
     rewrite(data, lambda rows: rows[1].update(edit="e1.png", instruction="  "))

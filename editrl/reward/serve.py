@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EditRLError
-from ..images import ImageTooLarge, instruction_problem, open_image
+from ..images import ImageTooLarge, check_shape, instruction_problem, open_image
 from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
 from .serve_config import ServeConfig
@@ -147,6 +147,10 @@ def image_pixels(value: ImageField, name: str, config: ServeConfig) -> int:
         raise HTTPException(400, f"{name}: not a readable {'/'.join(IMAGE_FORMATS)} image") from None
     if width * height > config.max_image_pixels:
         raise HTTPException(413, f"{name}: {width}x{height} image exceeds the server's limit of {config.max_image_pixels} pixels (--max-image-pixels)")
+    try:
+        check_shape(width, height, name)
+    except EditRLError as err:
+        raise HTTPException(400, str(err)) from None
     return width * height
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import torch
+from PIL import Image
 
 from editrl.errors import EditRLError
 from editrl.reward.client import RemoteReward, encode_image
@@ -102,6 +103,10 @@ def test_bad_requests_get_clear_4xx_and_server_keeps_answering(toy_reward, tmp_p
         response = httpx.post(f"{url}/v1/score", content=raw, headers={"content-type": "application/json"})
         assert response.status_code == 422 and response.json()["detail"] == (
             "items[1].instruction: not valid Unicode text (a lone surrogate '\\ud800' at character 9); fix the text's encoding")
+        thin = base64.b64encode(_png_bytes(Image.new("RGB", (1000, 1)))).decode()  # 1000 pixels: under the limit, but a strip
+        response = _post(url, {"items": [good] * 3 + [{**good, "edit": thin}]})
+        assert response.status_code == 400 and response.json()["detail"] == (
+            "items[3].edit: a 1000x1 image; its long side may be at most 200 times its short side")
         response = _post(url, {"items": [good], "temperature": 1})
         assert response.status_code == 422 and "temperature: unknown field" in response.json()["detail"]
         response = _post(url, {"items": [good] * 5})
