@@ -10,8 +10,9 @@ JSON line: the growth of the server's resident memory over idle while they wait 
 
     python benchmarks/serve_memory.py --items 15 --side 1024
 
-Measured on a 2-core CPU machine (31.5 Mpx in flight): images as paths hold 4.18 bytes per pixel (4.22 at the
-peak), as base64 7.86 (8.25 at the peak), the documented figures of ``ServeConfig.max_pixels_in_flight``. The
+Measured on a 2-core CPU machine (31.5 Mpx in flight), three runs: images as paths hold 4.18-4.19 bytes per pixel
+(4.22-4.23 at the peak), as base64 6.9-7.9 (8.3-8.8 at the peak), the documented figures of
+``ServeConfig.max_pixels_in_flight``. The
 4 bytes are Pillow's RGB; the rest with base64 is decoding buffers that glibc's malloc keeps for reuse (run with
 ``MALLOC_MMAP_THRESHOLD_=262144`` and base64 holds 4.14, 5.99 at the peak).
 """
@@ -79,15 +80,25 @@ def _wait(condition, what: str, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
+def noise_png(rng: np.random.Generator, side: int) -> bytes:
+    """A PNG of random RGB noise (about 3 bytes per pixel: PNG cannot compress it)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def measure(reward: str, items: int, side: int, encoding: str) -> dict:
+    with tempfile.TemporaryDirectory() as root:
+        return _measure(reward, items, side, encoding, root)
+
+
+def _measure(reward: str, items: int, side: int, encoding: str, root: str) -> dict:
     rng = np.random.default_rng(0)
-    root = tempfile.mkdtemp()
     images = []
     for i in range(2 * items):
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, format="PNG")
-        (Path(root) / f"{i}.png").write_bytes(buffer.getvalue())
-        images.append(base64.b64encode(buffer.getvalue()).decode() if encoding == "base64" else {"path": f"{i}.png"})
+        png = noise_png(rng, side)
+        (Path(root) / f"{i}.png").write_bytes(png)
+        images.append(base64.b64encode(png).decode() if encoding == "base64" else {"path": f"{i}.png"})
     spawn = multiprocessing.get_context("spawn")
     urls, gate, waiting, stop = spawn.Queue(), spawn.Event(), spawn.Event(), spawn.Event()
     gate.set()
@@ -96,10 +107,7 @@ def measure(reward: str, items: int, side: int, encoding: str) -> dict:
     url = urls.get(timeout=600)
     body = lambda k: {"items": [{"source": images[2 * k], "instruction": "add a red circle", "edit": images[2 * k + 1]}]}  # noqa: E731
     with httpx.Client(base_url=url, timeout=600) as client:
-        warm = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-        buffer = io.BytesIO()
-        warm.save(buffer, format="PNG")
-        tiny = base64.b64encode(buffer.getvalue()).decode()
+        tiny = base64.b64encode(noise_png(rng, 64)).decode()  # one small request first: idle is after warm-up
         assert client.post("/v1/score", json={"items": [{"source": tiny, "instruction": "x", "edit": tiny}]}).status_code == 200
         time.sleep(0.5)
         idle = memory(server.pid)
