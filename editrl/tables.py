@@ -93,11 +93,28 @@ def _jsonl_rows(file: Path) -> Iterator[dict]:
             yield {**row, "_base": str(file.parent), "_where": f"{file}:{line_number}"}
 
 
+def _bad_text(batch) -> tuple[int, str]:
+    """(row in ``batch``, column) of the first text cell that is not UTF-8 (a writer that did not validate it)."""
+    for k in range(batch.num_rows):
+        for name in batch.schema.names:
+            try:
+                batch.column(name).slice(k, 1).to_pylist()
+            except UnicodeDecodeError:
+                return k, name
+    raise AssertionError("to_pylist failed on the batch but on none of its cells")
+
+
 def _columnar_rows(file: Path) -> Iterator[dict]:
     batches = parquet_file(file).iter_batches(batch_size=64) if file.suffix == ".parquet" else open_arrow(file).to_batches(64)
     number = 0
     for batch in batches:
-        for row in batch.to_pylist():
+        try:
+            rows = batch.to_pylist()
+        except UnicodeDecodeError:
+            k, column = _bad_text(batch)
+            raise EditRLError(f"{file} row {number + k}: the {column!r} cell is not valid UTF-8 text; save the table's "
+                              "text as UTF-8") from None
+        for row in rows:
             yield {**row, "_base": str(file.parent), "_where": f"{file} row {number}"}
             number += 1
 

@@ -111,6 +111,10 @@ def test_score_hostile_files(data, tmp_path, capsys):
     fake.write_bytes(b"PAR1 this is not parquet")
     expect(capsys, tmp_path, score[:-3] + ["--data", str(fake), "--out", str(out)],
            rf"{re.escape(str(fake))}: not a readable Parquet file \(.+\)", regex=True)
+    texts = pa.array([b"make it red", b"make it \xed\xa0\x80 red"], pa.binary()).view(pa.string())  # a surrogate, UTF-8 encoded
+    pq.write_table(pa.table({"source": ["s0.png", "s1.png"], "instruction": texts, "edit": ["e0.png", "e1.png"]}), fake)
+    expect(capsys, tmp_path, score[:-3] + ["--data", str(fake), "--out", str(out)],
+           f"{fake} row 1: the 'instruction' cell is not valid UTF-8 text; save the table's text as UTF-8")
     empty = folder / "empty.jsonl"
     empty.write_text("\n")
     expect(capsys, tmp_path, score[:-3] + ["--data", str(empty), "--out", str(out)],
