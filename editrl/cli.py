@@ -21,6 +21,10 @@ import sys
 from . import __version__, commands
 from .errors import EditRLError
 
+CHATTY_LOGGERS = ("accelerate.checkpointing",)
+"""Libraries' loggers whose INFO lines are per-file chatter (accelerate logs every file of every checkpoint it
+saves: a dozen lines per tiny reward training run); shown only with -v."""
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and example epilogs as written; every option's default shown.
@@ -94,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if args.verbose else logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

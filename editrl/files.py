@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import EditRLError
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left on the device / over the user's disk quota
+
+
+class DiskFull(EditRLError):
+    """The disk (or the quota) filled up while ``path`` was written; its half-written temporary is gone.
+    ``then`` says what the user can do (a resumable writer says what it kept)."""
+
+    def __init__(self, path: str | os.PathLike, then: str = "free space and rerun") -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: the disk is full (no space left on the device, or over the quota); {then}")
+
+
+def _disk_full(err: BaseException, path: Path) -> None:
+    """Raise ``DiskFull`` for ``path`` if ``err`` says the disk is full (from any writer: open, write, pyarrow)."""
+    if isinstance(err, OSError) and err.errno in FULL:
+        raise DiskFull(path) from None
 
 
 @contextmanager
@@ -18,8 +38,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        _disk_full(err, path)
         raise
 
 
@@ -41,8 +62,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _disk_full(err, path)
         raise
 
 

@@ -52,6 +52,11 @@ on white and rescales 16-bit to 8-bit (what a user of a phone photo or a transpa
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
 """Largest image (width x height) decoded from a file or bytes: PIL's own decompression-bomb limit."""
 
+MAX_ASPECT_RATIO = 200
+"""Most elongated image taken (long side / short side): Qwen2.5-VL's own limit (its resize rule refuses
+beyond it) and far past any photo. Checked where an image arrives, so a 100000x1 strip is refused by its
+name (file and row, or request field) instead of deep inside a resize."""
+
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -78,6 +83,15 @@ def to_rgb(image: Image.Image, conversion: str = "editrl") -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+def check_shape(width: int, height: int, name: str, what: str = "") -> None:
+    """One line naming the image if it has no pixels or is more elongated than ``MAX_ASPECT_RATIO``;
+    ``what`` introduces it in the message (e.g. ``"'a.png' is "``)."""
+    if min(width, height) < 1:
+        raise EditRLError(f"{name}: {what}a {width}x{height} image, which has no pixels")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise EditRLError(f"{name}: {what}a {width}x{height} image; its long side may be at most {MAX_ASPECT_RATIO} times its short side")
+
+
 def _decode(source, what: str, name: str, max_pixels: int | None, formats: tuple[str, ...] | None) -> Image.Image:
     """Open ``source`` (a path or a file object), check its declared size, then decode it (mode kept)."""
     limit = max_pixels or MAX_IMAGE_PIXELS
@@ -95,6 +109,7 @@ def _decode(source, what: str, name: str, max_pixels: int | None, formats: tuple
         width, height = opened.size  # read from the header: nothing is decoded yet
         if width * height > limit:
             raise ImageTooLarge(f"{name}: {what} {'are' if plural else 'is'} a {width}x{height} image ({width * height} pixels), over the limit of {limit} pixels")
+        check_shape(width, height, name, f"{what} {'are' if plural else 'is'} ")
         opened.load()
     except EditRLError:
         opened.close()
@@ -113,8 +128,10 @@ def open_image(image: ImageLike, name: str = "image", max_pixels: int | None = N
                formats: tuple[str, ...] | None = None) -> Image.Image:
     """Decode a path or bytes into a PIL image in its own mode (no conversion, no rotation); PIL images
     pass through and arrays/tensors become PIL images. Sizes are checked before decoding: over
-    ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) raises ``ImageTooLarge``."""
+    ``max_pixels`` (default ``MAX_IMAGE_PIXELS``) raises ``ImageTooLarge``; every image's shape is checked
+    (``check_shape``)."""
     if isinstance(image, Image.Image):
+        check_shape(*image.size, name)
         return image
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
@@ -130,7 +147,9 @@ def open_image(image: ImageLike, name: str = "image", max_pixels: int | None = N
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # torch tensor, CHW or HWC
         image = image.detach().float().cpu().numpy()
     if isinstance(image, np.ndarray):
-        return _array_to_pil(image, name)
+        converted = _array_to_pil(image, name)
+        check_shape(*converted.size, name)
+        return converted
     raise EditRLError(f"{name}: expected a path, bytes, PIL image, numpy array or tensor, got {type(image).__name__}")
 
 
@@ -143,7 +162,25 @@ def load_images(images: list[ImageLike] | tuple, name: str, conversion: str = "e
     return [load_image(image, f"{name}[{i}]", conversion) for i, image in enumerate(images)]
 
 
-def check_instruction(instruction: Any, name: str = "instruction") -> str:
+def instruction_problem(instruction: Any) -> str | None:
+    """What is wrong with ``instruction`` (None if it is non-empty text every tokenizer can encode).
+
+    JSON's ``"\\ud800"`` escapes and Python strings may hold lone surrogates, which are not Unicode
+    text: a tokenizer (or the UTF-8 encoder of a Parquet writer) would crash on them mid-run. Every
+    entry point (tables, the CLI, the Python API through ``check_instruction``, the server's request
+    schema) asks this before a tokenizer sees the text."""
     if not isinstance(instruction, str) or not instruction.strip():
-        raise EditRLError(f"{name}: expected a non-empty instruction string, got {instruction!r}")
+        return f"expected a non-empty instruction string, got {instruction!r}"
+    try:
+        instruction.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not valid Unicode text (a lone surrogate {instruction[err.start]!r} at character {err.start + 1}); fix the text's encoding"
+    return None
+
+
+def check_instruction(instruction: Any, name: str = "instruction") -> str:
+    """``instruction``, or one line naming ``name`` and ``instruction_problem``."""
+    problem = instruction_problem(instruction)
+    if problem:
+        raise EditRLError(f"{name}: {problem}")
     return instruction

@@ -24,15 +24,26 @@ def table_files(path: str | os.PathLike, suffixes: tuple[str, ...] = TABLE_SUFFI
     """``path`` itself, or the table files of the folder ``path`` (sorted, searched recursively)."""
     path, kinds = Path(path), " or ".join(suffixes)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in suffixes)
+        files = sorted(p for p in path.rglob("*") if p.suffix in suffixes and not p.is_dir())
         if not files:
             raise EditRLError(f"data {str(path)!r}: a folder without {kinds} files")
+        for file in files:
+            _check_link(file)
         return files
+    _check_link(path)
     if not path.is_file():
         raise EditRLError(f"data {str(path)!r}: no such file or folder; expected a {kinds} table, or a folder of them")
     if path.suffix not in suffixes:
         raise EditRLError(f"data {str(path)!r}: expected a {kinds} file")
     return [path]
+
+
+def _check_link(path: Path) -> None:
+    """One line for a symbolic link that leads nowhere (a missing target, or a loop such as a -> b -> a), before
+    anything tries to open it."""
+    if path.is_symlink() and not path.exists():  # exists() follows the link: False for both
+        raise EditRLError(f"data {str(path)!r}: a symbolic link whose target is missing or that loops "
+                          f"(-> {os.readlink(path)!r}); fix or remove the link")
 
 
 def parquet_file(file: Path):
@@ -60,7 +71,11 @@ def open_arrow(path: str | os.PathLike):
 
 
 def _jsonl_rows(file: Path) -> Iterator[dict]:
-    with open(file, "rb") as handle:  # bytes, so a bad byte is reported with its own line number
+    try:
+        handle = open(file, "rb")  # bytes, so a bad byte is reported with its own line number
+    except OSError as err:
+        raise EditRLError(f"{file}: cannot be read ({err.strerror or err})") from None
+    with handle:
         for line_number, raw in enumerate(handle, 1):
             try:
                 line = raw.decode("utf-8")
@@ -78,11 +93,28 @@ def _jsonl_rows(file: Path) -> Iterator[dict]:
             yield {**row, "_base": str(file.parent), "_where": f"{file}:{line_number}"}
 
 
+def _bad_text(batch) -> tuple[int, str]:
+    """(row in ``batch``, column) of the first text cell that is not UTF-8 (a writer that did not validate it)."""
+    for k in range(batch.num_rows):
+        for name in batch.schema.names:
+            try:
+                batch.column(name).slice(k, 1).to_pylist()
+            except UnicodeDecodeError:
+                return k, name
+    raise AssertionError("to_pylist failed on the batch but on none of its cells")
+
+
 def _columnar_rows(file: Path) -> Iterator[dict]:
     batches = parquet_file(file).iter_batches(batch_size=64) if file.suffix == ".parquet" else open_arrow(file).to_batches(64)
     number = 0
     for batch in batches:
-        for row in batch.to_pylist():
+        try:
+            rows = batch.to_pylist()
+        except UnicodeDecodeError:
+            k, column = _bad_text(batch)
+            raise EditRLError(f"{file} row {number + k}: the {column!r} cell is not valid UTF-8 text; save the table's "
+                              "text as UTF-8") from None
+        for row in rows:
             yield {**row, "_base": str(file.parent), "_where": f"{file} row {number}"}
             number += 1
 

@@ -85,10 +85,20 @@ def test_score_hostile_files(data, tmp_path, capsys):
     rewrite(data, lambda rows: rows[1].update(edit="cut.png"))
     expect(capsys, tmp_path, score + [str(out)],
            rf"{re.escape(str(data))}:2 \(id r1\) edit: '{re.escape(str(folder / 'cut.png'))}' is not a readable image \(.+\)", regex=True)
+    Image.new("RGB", (100000, 1)).save(folder / "strip.png")
+    rewrite(data, lambda rows: rows[1].update(edit="strip.png"))
+    expect(capsys, tmp_path, score + [str(out)],
+           f"{data}:2 (id r1) edit: '{folder / 'strip.png'}' is a 100000x1 image; its long side may be at most 200 times its short side")
+    expect(capsys, tmp_path, ["reward", "score", "--reward", "world", "--data", str(data), "--out", str(out)],
+           f"{data}:2 (id r1) edit: '{folder / 'strip.png'}' is a 100000x1 image; its long side may be at most 200 times its short side")
     rewrite(data, lambda rows: rows[1].update(edit=None))
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1): the edited image (edit) is empty (null)")
     rewrite(data, lambda rows: rows[1].update(edit="e1.png", instruction="  "))
     expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1) instruction: expected a non-empty instruction string, got '  '")
+    rewrite(data, lambda rows: rows[1].update(instruction="make it \ud800 red"))  # JSON escapes it; json.loads accepts it
+    assert "\\ud800" in data.read_text()
+    expect(capsys, tmp_path, score + [str(out)], f"{data}:2 (id r1) instruction: not valid Unicode text (a lone surrogate "
+           "'\\ud800' at character 9); fix the text's encoding")
 
     bad = folder / "latin1.jsonl"
     bad.write_bytes(data.read_bytes().splitlines(keepends=True)[0] + b'{"id": "caf\xe9"}\n')
@@ -101,10 +111,28 @@ def test_score_hostile_files(data, tmp_path, capsys):
     fake.write_bytes(b"PAR1 this is not parquet")
     expect(capsys, tmp_path, score[:-3] + ["--data", str(fake), "--out", str(out)],
            rf"{re.escape(str(fake))}: not a readable Parquet file \(.+\)", regex=True)
+    texts = pa.array([b"make it red", b"make it \xed\xa0\x80 red"], pa.binary()).view(pa.string())  # a surrogate, UTF-8 encoded
+    pq.write_table(pa.table({"source": ["s0.png", "s1.png"], "instruction": texts, "edit": ["e0.png", "e1.png"]}), fake)
+    expect(capsys, tmp_path, score[:-3] + ["--data", str(fake), "--out", str(out)],
+           f"{fake} row 1: the 'instruction' cell is not valid UTF-8 text; save the table's text as UTF-8")
     empty = folder / "empty.jsonl"
     empty.write_text("\n")
     expect(capsys, tmp_path, score[:-3] + ["--data", str(empty), "--out", str(out)],
            f"--data '{empty}': the table has no rows; nothing to score")
+
+
+@pytest.mark.parametrize("links", [{"a.jsonl": "b.jsonl", "b.jsonl": "a.jsonl"}, {"a.jsonl": "gone.jsonl"}], ids=["loop", "dangling"])
+def test_a_broken_symlink_in_a_data_folder_is_named(data, tmp_path, capsys, links):
+    for name, target in links.items():
+        (data.parent / name).symlink_to(target)
+    assert not (data.parent / "a.jsonl").exists()
+    line = f"data '{data.parent / 'a.jsonl'}': a symbolic link whose target is missing or that loops (-> '{links['a.jsonl']}'); fix or remove the link"
+    out = str(tmp_path / "out.parquet")
+    for argv in (["reward", "score", "--reward", "oracle", "--data", str(data.parent), "--out", out],
+                 ["filter", "--reward", "oracle", "--data", str(data.parent), "--top-k", "1", "--out", str(tmp_path / "kept")],
+                 ["reward", "eval", "--reward", "oracle", "--format", "pairs", "--bench", str(data.parent), "--predictions", out],
+                 ["reward", "score", "--reward", "oracle", "--data", str(data.parent / "a.jsonl"), "--out", out]):
+        expect(capsys, tmp_path, argv, line)
 
 
 def test_score_outputs_checked_before_work(data, tmp_path, capsys):
@@ -158,6 +186,46 @@ def test_filter_hostile(data, tmp_path, capsys):
     (data.parent / "bomb.png").write_bytes(bomb_png())
     rewrite(data, lambda rows: rows.append(dict(rows[0], id="r9", source="bomb.png")))
     expect(capsys, tmp_path, base + [str(tmp_path / "other")], f"{data}:5 (id r9) source: '{data.parent / 'bomb.png'}' {BOMB}")
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+@pytest.mark.parametrize("command", ["score", "filter"])
+def test_a_full_disk_while_writing_parts_keeps_them_and_a_rerun_continues(data, tmp_path, capsys, monkeypatch, command):
+    """The third part write fails with ENOSPC after writing some bytes: one line naming the part and what was
+    kept, the two complete parts stay, the half-written temporary is gone, and a rerun scores only the rest."""
+    import errno
+    import json
+
+    out = tmp_path / "out"
+    argv = (["reward", "score", "--out", str(out / "scores.parquet")] if command == "score" else ["filter", "--top-k", "2", "--out", str(out)])
+    argv += ["--reward", "oracle", "--data", str(data), "--chunk-size", "1"]
+    parts = out / ("scores.parquet.parts" if command == "score" else "scores/shard-0-of-1.parquet.parts")
+    write, calls = pq.write_table, []
+
+    def full_disk(table, where, *args, **kwargs):
+        calls.append(where)
+        if len(calls) == 3:
+            Path(where).write_bytes(b"PAR1 half a part")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    code, line = run_cli(argv, capsys)
+    assert code == 2, line
+    assert line.split(": error: ", 1)[1] == (
+        f"{parts / 'part-000000002.parquet'}: the disk is full (no space left on the device, or over the quota); "
+        f"the 2 rows scored so far are kept in '{parts}'; free space and rerun the same command to continue from them")
+    assert sorted(p.name for p in parts.iterdir()) == ["part-000000000.parquet", "part-000000001.parquet"]
+    monkeypatch.setattr(pq, "write_table", write)
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["scored" if command == "score" else "scored_now"] == 2  # only the two rows not yet scored
+    scores = pq.read_table(out / "scores.parquet")
+    assert scores.column("row").to_pylist() == [0, 1, 2, 3] and not parts.exists()
+    assert main(["reward", "score", "--reward", "oracle", "--data", str(data), "--out", str(tmp_path / "clean.parquet")]) == 0
+    assert scores.column("score").to_pylist() == pq.read_table(tmp_path / "clean.parquet").column("score").to_pylist()
 
 
 # ---------------------------------------------------------------- editrl reward eval

@@ -19,11 +19,11 @@ import torch
 from PIL import Image
 
 from ..errors import EditRLError
+from ..images import check_shape
 from .output import DIMENSIONS
 from .prompts import render_prompt
 
 IMAGE_FACTOR = 28  # Qwen2.5-VL: patch 14 x spatial merge 2, every side a multiple of 28 pixels (Qwen3-VL: 16 x 2)
-MAX_ASPECT_RATIO = 200
 
 
 def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = 200704, max_pixels: int = 200704) -> tuple[int, int]:
@@ -33,10 +33,7 @@ def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels
     large scale both sides down by the same ratio (flooring), if too small scale up (ceiling). With
     min = max = 200704 a square image becomes 448 x 448.
     """
-    if min(height, width) <= 0:
-        raise EditRLError(f"image of size {width}x{height}: both sides must be positive")
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise EditRLError(f"image of size {width}x{height}: aspect ratio must be below {MAX_ASPECT_RATIO}")
+    check_shape(width, height, "image")  # images reaching here were checked by name when they were opened
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Mapping, Union
 import numpy as np
 
 from ..errors import EditRLError
-from ..files import atomic_path
+from ..files import DiskFull, atomic_path
 from ..images import check_instruction, open_image
 from ..tables import image_cell, parquet_file
 from .identity import describe_change, reward_identity, row_digest
@@ -226,24 +226,28 @@ def score_table(
         bar.update(len(pending))
         pending.clear()
 
-    with tqdm(total=total, initial=len(stored), desc="scoring", unit="edit", disable=not progress) as bar:
-        for index, row in enumerate(rows):
-            seen += 1
-            if index in stored:
-                if not verified and table_row_digest(row, index) != stored[index]:
-                    raise EditRLError(f"--out {str(out_path)!r}: {row.get('_where') or f'row {index}'} changed in the data since it "
-                                      "was scored there; use another --out, or delete it to rescore")
-                continue
-            pending.append((index, row, table_row_digest(row, index)))
-            if len(pending) >= chunk_size:
-                flush()
-        flush()
-    if not verified and any(r >= seen for r in stored):
-        raise EditRLError(f"--out {str(out_path)!r}: holds scores of row {max(stored)} but the data now has {seen} rows; "
-                          "use another --out, or delete it to rescore")
-    if seen == 0 and not stored:
-        return {"rows": 0, "scored": 0, "skipped": 0, "out": None}  # nothing to score: nothing written
-    written = _consolidate(out_path, parts, identity) if parts.is_dir() else len(stored)
+    try:
+        with tqdm(total=total, initial=len(stored), desc="scoring", unit="edit", disable=not progress) as bar:
+            for index, row in enumerate(rows):
+                seen += 1
+                if index in stored:
+                    if not verified and table_row_digest(row, index) != stored[index]:
+                        raise EditRLError(f"--out {str(out_path)!r}: {row.get('_where') or f'row {index}'} changed in the data "
+                                          "since it was scored there; use another --out, or delete it to rescore")
+                    continue
+                pending.append((index, row, table_row_digest(row, index)))
+                if len(pending) >= chunk_size:
+                    flush()
+            flush()
+        if not verified and any(r >= seen for r in stored):
+            raise EditRLError(f"--out {str(out_path)!r}: holds scores of row {max(stored)} but the data now has {seen} rows; "
+                              "use another --out, or delete it to rescore")
+        if seen == 0 and not stored:
+            return {"rows": 0, "scored": 0, "skipped": 0, "out": None}  # nothing to score: nothing written
+        written = _consolidate(out_path, parts, identity) if parts.is_dir() else len(stored)
+    except DiskFull as err:  # every complete part is kept: say so, so the user reruns instead of starting over
+        raise DiskFull(err.path, f"the {len(stored) + scored} rows scored so far are kept in {str(parts)!r}; free space and "
+                                 "rerun the same command to continue from them") from None
     logger.info("scored %d rows (%d already in %s)", scored, seen - scored, out_path)
     return {"rows": written, "scored": scored, "skipped": seen - scored, "out": str(out_path)}
 

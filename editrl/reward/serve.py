@@ -18,6 +18,7 @@ import asyncio
 import base64
 import binascii
 import io
+import json
 import logging
 import secrets
 import socket
@@ -36,11 +37,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EditRLError
-from ..images import ImageTooLarge, check_instruction, open_image
+from ..images import ImageTooLarge, check_shape, instruction_problem, open_image
 from .identity import reward_identity
 from .output import RewardFunction, RewardOutput
 from .serve_config import ServeConfig
@@ -66,6 +67,15 @@ class ScoreItem(BaseModel):
     source: ImageField = Field(description="base64 PNG/JPEG/WebP (or data: URL), or {'path': ...} under --image-root")
     instruction: str = Field(max_length=8192)
     edit: ImageField = Field(description="the edited image, same encodings as source")
+
+    @field_validator("instruction", mode="before")
+    @classmethod
+    def _instruction(cls, value):
+        """The library's own check (empty, not text, lone surrogates), before pydantic's: 422 naming the field."""
+        problem = instruction_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class ScoreRequest(BaseModel):
@@ -138,35 +148,61 @@ def image_pixels(value: ImageField, name: str, config: ServeConfig) -> int:
         raise HTTPException(400, f"{name}: not a readable {'/'.join(IMAGE_FORMATS)} image") from None
     if width * height > config.max_image_pixels:
         raise HTTPException(413, f"{name}: {width}x{height} image exceeds the server's limit of {config.max_image_pixels} pixels (--max-image-pixels)")
+    try:
+        check_shape(width, height, name)
+    except EditRLError as err:
+        raise HTTPException(400, str(err)) from None
     return width * height
 
 
 def decode_image(value: ImageField, name: str, config: ServeConfig) -> Image.Image:
     """Bytes or server path -> decoded image in its own mode (the reward converts it to RGB its own way,
     so a served EditReward scores exactly as in process), size checked before decoding."""
+    source = _image_source(value, name, config)
     try:
-        return open_image(_image_source(value, name, config), name, config.max_image_pixels, IMAGE_FORMATS)
+        return open_image(source, name, config.max_image_pixels, IMAGE_FORMATS)
     except ImageTooLarge as err:
         raise HTTPException(413, str(err)) from None
     except EditRLError as err:
         raise HTTPException(400, str(err)) from None
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.close()  # frees the encoded bytes, which a decoded PNG would keep alive (PIL keeps its file object)
 
 
 def request_pixels(request: ScoreRequest, config: ServeConfig) -> int:
     """Declared pixels of every image of the request (headers only); 400/413 for a bad or oversize one."""
     total = 0
     for i, item in enumerate(request.items):
-        try:
-            check_instruction(item.instruction, f"items[{i}].instruction")
-        except EditRLError as err:
-            raise HTTPException(400, str(err)) from None
         total += image_pixels(item.source, f"items[{i}].source", config) + image_pixels(item.edit, f"items[{i}].edit", config)
     return total
 
 
+async def read_request(http: Request) -> ScoreRequest:
+    """The body, parsed and validated here rather than by FastAPI, which would hold the raw body and its parsed
+    JSON until the answer: with ``decode_request`` dropping each item's encoded images once decoded, a request
+    waiting to be scored holds its images once (``ServeConfig.max_pixels_in_flight``), not three more times."""
+    raw = bytearray()
+    async for chunk in http.stream():
+        raw += chunk
+    try:
+        data = json.loads(raw)
+    except ValueError as err:  # JSONDecodeError, or bytes in no Unicode encoding
+        raise RequestValidationError([{"loc": ("body",), "msg": f"not valid JSON ({err})", "type": "json_invalid"}]) from None
+    del raw
+    try:
+        return ScoreRequest.model_validate(data)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+
+
 def decode_request(request: ScoreRequest, config: ServeConfig) -> tuple[list, list[str], list]:
+    """The request's images decoded, in order; each item leaves ``request`` once decoded, so its encoded
+    images (base64 strings) are freed as soon as the decoded ones exist."""
     sources, instructions, edits = [], [], []
-    for i, item in enumerate(request.items):
+    items, request.items = request.items, []
+    for i in range(len(items)):
+        item, items[i] = items[i], None
         instructions.append(item.instruction)
         sources.append(decode_image(item.source, f"items[{i}].source", config))
         edits.append(decode_image(item.edit, f"items[{i}].edit", config))
@@ -361,7 +397,10 @@ def _format_validation_error(err: RequestValidationError) -> str:
         loc = ""
         for key in keys:
             loc += f"[{key}]" if isinstance(key, int) else (f".{key}" if loc else str(key))
-        msg = "unknown field (not part of the request schema)" if e.get("type") == "extra_forbidden" else e.get("msg", "")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field (not part of the request schema)"
+        else:  # a validator's own message as written (pydantic prefixes "Value error, ")
+            msg = str(e["ctx"]["error"]) if e.get("type") == "value_error" else e.get("msg", "")
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts)
 
@@ -493,10 +532,12 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None, chat=N
             raise HTTPException(400, f"format: expected 'json' or 'prometheus', got {format!r}")
         return snapshot
 
-    @app.post("/v1/score", response_model=ScoreResponse,
-              responses={400: {}, 401: {}, 403: {}, 408: {}, 413: {}, 422: {}, 503: {}})
-    async def score(request: ScoreRequest) -> dict:
+    @app.post("/v1/score", response_model=ScoreResponse, responses={400: {}, 401: {}, 403: {}, 408: {}, 413: {}, 422: {}, 503: {}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": {"$ref": "#/components/schemas/ScoreRequest"}}}}})
+    async def score(http: Request) -> dict:
         start = time.perf_counter()
+        request = await read_request(http)
         n = len(request.items)
         if n > config.max_request_items:
             raise HTTPException(413, f"items: {n} items exceed the server's limit of {config.max_request_items} per request; split the request")
@@ -514,7 +555,20 @@ def create_app(reward: RewardFunction, config: ServeConfig | None = None, chat=N
         metrics.latencies.append(time.perf_counter() - start)
         return output_to_response(output)
 
+    app.openapi = lambda: app.openapi_schema or _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema plus ``ScoreRequest`` (the body ``read_request`` validates, unseen by FastAPI)."""
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    request = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(request.pop("$defs", {}), ScoreRequest=request)
+    app.openapi_schema = schema
+    return schema
 
 
 def _protocol(config: ServeConfig):

@@ -28,9 +28,12 @@ class ServeConfig(Config):
                                          parse=positive_int)
     max_request_bytes: int = config_field(64 * 1024 * 1024, "Largest request body in bytes (413 above); also the largest image "
                                           "file read from --image-root.", parse=positive_int)
-    max_pixels_in_flight: int = config_field(128 * 1024 * 1024, "Most image pixels (declared sizes, summed) decoded or queued at "
-                                             "once, which bounds the server's memory (about 3-4 bytes per pixel); a request over it "
-                                             "alone gets 413, one that must wait for others gets 503 (retry later).", parse=positive_int)
+    max_pixels_in_flight: int = config_field(
+        128 * 1024 * 1024, "Most image pixels (declared sizes of the source and the edit of every item, summed) decoded or queued "
+        "at once, which bounds the server's memory: each holds 4 bytes (Pillow's RGB; encoded copies are freed once decoded), "
+        "and resident memory grows by up to about 9 bytes per pixel with base64 bodies (decoding buffers the allocator keeps "
+        "for reuse; benchmarks/serve_memory.py), so the default is 0.5 to 1.1 GiB. A request over it alone gets 413, one that "
+        "must wait for others gets 503 (retry later).", parse=positive_int)
     max_bytes_in_flight: int = config_field(256 * 1024 * 1024, "Most request-body bytes (declared Content-Length, summed) being "
                                             "received or handled at once; a request beyond it gets 503 before its body is read.",
                                             parse=positive_int)

@@ -19,8 +19,9 @@ def test_smart_resize_rule():
     # 300 x 200 rounds to 308 x 196 = 60368 < min: beta = sqrt(200704 / 60000) = 1.829; ceil(548.7/28)*28 = 560, ceil(365.8/28)*28 = 392
     assert smart_resize(300, 200) == (560, 392)
     assert smart_resize(100, 60, min_pixels=56 * 56, max_pixels=112 * 112) == (112, 56)
-    with pytest.raises(EditRLError, match="aspect ratio"):
+    with pytest.raises(EditRLError, match=r"^image: a 3000x10 image; its long side may be at most 200 times its short side$"):
         smart_resize(10, 3000)
+    assert smart_resize(10, 2000, min_pixels=56 * 56, max_pixels=56 * 56)[1] > 0  # exactly 200:1 is taken
 
 
 def test_official_prompt_strings_are_intact():

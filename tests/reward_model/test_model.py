@@ -118,6 +118,10 @@ def test_bad_inputs_raise_one_clear_error(reward, batch, tmp_path):
     sources, instructions, edits = batch
     with pytest.raises(EditRLError, match=r"instructions\[1\]"):
         reward.score(sources, [instructions[0], "  ", instructions[2]], edits)
+    with pytest.raises(EditRLError, match=r"^instructions\[2\]: not valid Unicode text \(a lone surrogate '\\udcff' at character 2\)"):
+        reward.score(sources, [*instructions[:2], "a\udcff"], edits)  # what Python makes of a non-UTF-8 byte in argv
+    with pytest.raises(EditRLError, match=r"^edits\[1\]: a 1x300 image; its long side may be at most 200 times its short side$"):
+        reward.score(sources, instructions, [edits[0], Image.new("RGB", (1, 300)), edits[2]])
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     with pytest.raises(EditRLError, match="broken.png"):

@@ -235,3 +235,27 @@ def test_run_writes_its_config_and_logs_through_the_trackers(make_config, monkey
     steps = {step for step, _ in logged}
     assert steps == {1, 2} and any("validation/loss" in values for _, values in logged)
     assert any("train/loss" in values for _, values in logged)
+
+
+def test_cli_train_hides_accelerate_checkpoint_chatter_unless_verbose(tmp_path, caplog):
+    """accelerate logs every file of every checkpoint at INFO; ``editrl reward train`` shows those lines only with -v."""
+    import logging
+
+    from editrl.cli import main
+
+    from .conftest import TINY_YAML
+
+    caplog.set_level(logging.INFO)
+    overrides = ["data.train.num_rows=16", "data.validation.num_rows=8", "max_steps=2", "per_device_batch_size=4",
+                 "save_every=1", "eval_every=2"]
+
+    def run(*flags):
+        caplog.clear()
+        argv = ["reward", "train", *flags, "--config", str(TINY_YAML), "--set", f"output_dir={tmp_path / str(len(flags))}"]
+        assert main(argv + [arg for o in overrides for arg in ("--set", o)]) == 0
+        return {r.name for r in caplog.records if r.levelno == logging.INFO}
+
+    quiet = run()
+    assert "editrl.reward.train" in quiet and "accelerate.checkpointing" not in quiet
+    assert "accelerate.checkpointing" in run("-v")  # the lines exist; only their level hides them
+    assert "accelerate.checkpointing" not in run()  # -v of an earlier run does not stick

@@ -60,7 +60,7 @@ def test_hostile_requests_get_4xx_and_the_server_keeps_answering(toy_reward, tmp
         ({"items": [item(b64(png_bytes(Image.new("RGB", (300, 300)))), good)]}, None, 413, "300x300 image exceeds"),
         ({"items": [item(good, b64(b"\x89PNG\r\n\x1a\n garbage"))]}, None, 400, "not a readable"),
         ({"items": [item(good, "!!notbase64")]}, None, 400, "not valid base64"),
-        ({"items": [item(good, good, "")]}, None, 400, "non-empty instruction"),
+        ({"items": [item(good, good, "")]}, None, 422, "non-empty instruction"),
         ({"items": [item(good, good)] * 3}, None, 200, ""),
     ]
     auth = {"Authorization": "Bearer t0k"}
@@ -130,3 +130,41 @@ def test_port_in_use_is_one_line(toy_reward):
         with pytest.raises(EditRLError, match=rf"^reward serve: cannot listen on 127.0.0.1:{port} \(Address already in use\)$"):
             with serve_in_thread(toy_reward, ServeConfig(port=port)):
                 pass
+
+
+def test_admission_counts_both_images_of_every_item_and_decoding_keeps_no_encoded_copy():
+    """``max_pixels_in_flight`` counts the declared pixels of the source and the edit of every item; once a
+    request is decoded neither it nor its images hold the base64 text or the encoded bytes, so what stays
+    in flight per pixel is the decoded image alone (benchmarks/serve_memory.py measures the bytes)."""
+    import gc
+    import tracemalloc
+
+    from fastapi import HTTPException
+
+    from editrl.reward.serve import PixelBudget, ScoreRequest, decode_request, request_pixels
+
+    config = ServeConfig()
+    noise = lambda seed, side: b64(png_bytes(random_image(seed, side)))  # noqa: E731 - incompressible: PNG ~ 3 bytes per pixel
+    body = {"items": [item(noise(1, 300), noise(2, 400)), item(noise(3, 500), noise(4, 600), "make it blue")]}
+    request = ScoreRequest.model_validate(body)
+    pixels = request_pixels(request, config)
+    assert pixels == 300**2 + 400**2 + 500**2 + 600**2
+    budget = PixelBudget(pixels - 1)
+    with pytest.raises(HTTPException, match=f"hold {pixels} pixels, over the server's limit of {pixels - 1}") as refused:
+        with budget.hold(pixels):
+            pass
+    assert refused.value.status_code == 413 and budget.used == 0
+    encoded = sum(len(value) for it in body["items"] for value in (it["source"], it["edit"]))
+    del body
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        sources, instructions, edits = decode_request(request, config)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert request.items == [] and instructions == ["make it red", "make it blue"]
+    assert [im.size for im in sources + edits] == [(300, 300), (500, 500), (400, 400), (600, 600)]
+    assert kept < 0.05 * encoded, (kept, encoded)  # before: every decoded PNG kept its encoded bytes (0.75 of the base64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import threading
 import time
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import torch
+from PIL import Image
 
 from editrl.errors import EditRLError
 from editrl.reward.client import RemoteReward, encode_image
@@ -81,7 +83,7 @@ def test_bad_requests_get_clear_4xx_and_server_keeps_answering(toy_reward, tmp_p
         ({**good, "edit": "@@not base64@@"}, 400, "items[0].edit: not valid base64"),
         ({**good, "edit": not_image}, 400, "items[0].edit: not a readable"),
         ({**good, "instruction": 7}, 422, "items[0].instruction"),
-        ({**good, "instruction": "   "}, 400, "items[0].instruction: expected a non-empty instruction"),
+        ({**good, "instruction": "   "}, 422, "items[0].instruction: expected a non-empty instruction string, got '   '"),
         ({**good, "extra": 1}, 422, "items[0].extra: unknown field"),
         ({**good, "source": {"path": "../outside.png"}}, 403, "outside the server's image root"),
         ({**good, "source": {"path": str(tmp_path / "outside.png")}}, 403, "outside the server's image root"),
@@ -95,6 +97,16 @@ def test_bad_requests_get_clear_4xx_and_server_keeps_answering(toy_reward, tmp_p
             response = _post(url, {"items": [bad_item]})
             assert response.status_code == status, (bad_item.keys(), response.text)
             assert message in response.json()["detail"], response.json()
+        # JSON may escape a lone surrogate; the same check as the CLI's names the field before any tokenizer
+        raw = json.dumps({"items": [good, {**good, "instruction": "make it \ud800 red"}]}).encode()
+        assert b"\\ud800" in raw
+        response = httpx.post(f"{url}/v1/score", content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and response.json()["detail"] == (
+            "items[1].instruction: not valid Unicode text (a lone surrogate '\\ud800' at character 9); fix the text's encoding")
+        thin = base64.b64encode(_png_bytes(Image.new("RGB", (1000, 1)))).decode()  # 1000 pixels: under the limit, but a strip
+        response = _post(url, {"items": [good] * 3 + [{**good, "edit": thin}]})
+        assert response.status_code == 400 and response.json()["detail"] == (
+            "items[3].edit: a 1000x1 image; its long side may be at most 200 times its short side")
         response = _post(url, {"items": [good], "temperature": 1})
         assert response.status_code == 422 and "temperature: unknown field" in response.json()["detail"]
         response = _post(url, {"items": [good] * 5})
