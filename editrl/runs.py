@@ -174,8 +174,13 @@ def changed_keys(saved: dict[str, Any], current: dict[str, Any], may_change: Ite
 
 def check_resume_config(saved: dict[str, Any], config: Any, may_change: Iterable[str], where: str = "--resume") -> None:
     """One-line error naming the keys in which ``config`` differs from a checkpoint's ``saved`` config
-    (both compared as JSON would store them: tuples and lists alike)."""
+    (both compared as JSON would store them: tuples and lists alike).
+
+    A key the config class lists in ``KEYS_ADDED`` (added to editrl after ``saved`` was written) counts in ``saved``
+    as the value that behaves as the run did before the key existed, so that run resumes with that value and not
+    with a new default that would change it silently."""
     current = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    saved = {**getattr(type(config), "KEYS_ADDED", {}), **saved}
     changed = changed_keys(json.loads(json.dumps(saved, default=str)), current, may_change)
     if changed:
         raise EditRLError(

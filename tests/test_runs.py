@@ -66,6 +66,25 @@ def test_resume_checks_the_config_it_was_written_with(tmp_path):
         load_checkpoint(tmp_path, Settings(), (), checkpoint=tmp_path / "nowhere")
 
 
+@dataclasses.dataclass
+class LaterSettings(Settings):
+    """Settings after a release added ``every``: runs written before it behaved as every=1."""
+
+    KEYS_ADDED = {"every": 1}
+    every: int = config_field(8, "a key added later, with a new default")
+
+
+def test_a_checkpoint_written_before_a_key_existed_resumes_only_with_the_value_it_ran_with(tmp_path):
+    _save(tmp_path, 1)  # written by Settings, without `every`
+    state, _ = load_checkpoint(tmp_path, LaterSettings(every=1), ())
+    assert state["step"] == 1
+    with pytest.raises(EditRLError, match=r"differs in every\)"):  # the new default would change the run silently
+        load_checkpoint(tmp_path, LaterSettings(), ())
+    from editrl.rl.config import GRPOConfig
+
+    assert GRPOConfig.KEYS_ADDED == {"ema_update_every": 1}  # RL checkpoints from before ema_update_every
+
+
 def test_the_log_appends_and_a_resume_drops_what_follows_the_checkpoint(tmp_path):
     log = JsonlLog(tmp_path / "run" / "log.jsonl")
     for step in (1, 2, 3):

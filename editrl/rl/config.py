@@ -7,7 +7,7 @@ file or an override is an error naming the key, so a typo never silently falls b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..config import Config, config_field, load_config
 from ..errors import EditRLError
@@ -24,6 +24,10 @@ SDE_TYPES = ("flow_grpo", "cps")
 @dataclass
 class RLConfig(Config):
     """Keys shared by ``editrl grpo`` and ``editrl dpo`` (the world defaults run on a laptop CPU)."""
+
+    KEYS_ADDED: ClassVar[dict[str, Any]] = {"ema_update_every": 1}
+    """Keys added after checkpoints were written without them, each with the value that behaves as those runs did
+    (``editrl.runs.check_resume_config``): such a checkpoint resumes when the config says that value."""
 
     # --- model
     editor: str = config_field("world", "Editor registry name (world, flux-kontext, qwen-image-edit, qwen-image-edit-plus, "
