@@ -202,8 +202,9 @@ def tiny_flux_kontext(
     )
 
 
-def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
-    """A random QwenImageEditPipeline (or the Plus variant) with a tiny Qwen2.5-VL text encoder."""
+def tiny_qwen_image_edit(plus: bool = False, seed: int = 0, zero_cond_t: bool = False):
+    """A random QwenImageEditPipeline (or the Plus variant) with a tiny Qwen2.5-VL text encoder; ``zero_cond_t``
+    as Qwen-Image-Edit-2511's transformer (the condition tokens modulated at timestep 0)."""
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -216,7 +217,7 @@ def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
     torch.manual_seed(seed)
     transformer = QwenImageTransformer2DModel(
         patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
-        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
+        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4), zero_cond_t=zero_cond_t,
     ).eval()
     z = 4
     vae = AutoencoderKLQwenImage(
@@ -255,6 +256,80 @@ def tiny_instruct_pix2pix(seed: int = 0):
         scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+"""Qwen3's chat template, reduced to the text-only turns and the no-thinking prefix FLUX.2 Klein renders."""
+
+MISTRAL_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}[SYSTEM_PROMPT]{% else %}[INST]{% endif %}"
+    "{% for content in message['content'] %}{{ content['text'] }}{% endfor %}"
+    "{% if message['role'] == 'system' %}[/SYSTEM_PROMPT]{% else %}[/INST]{% endif %}{% endfor %}"
+)
+"""Mistral-Small-3's chat template, reduced to the system and user text turns FLUX.2 dev renders."""
+
+
+def _tiny_flux2_parts(seed: int, joint_attention_dim: int, guidance_embeds: bool):
+    """The FLUX.2 transformer, VAE (scale factor 8, 4 latent channels, 2x2 patchified to 16) and scheduler."""
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+
+    torch.manual_seed(seed)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=joint_attention_dim, timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4),
+        guidance_embeds=guidance_embeds,
+    ).eval()
+    vae = AutoencoderKLFlux2(
+        latent_channels=4, block_out_channels=(8,) * 4, layers_per_block=1, norm_num_groups=4, sample_size=64,
+    ).eval()
+    with torch.no_grad():  # a batch-norm that is not the identity, so its use in encode/decode is tested
+        vae.bn.running_mean.uniform_(-0.5, 0.5)
+        vae.bn.running_var.uniform_(0.5, 2.0)
+    # dynamic shifting as the released schedulers, so the sigmas depend on the image size (mu)
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, shift=3.0)
+    return transformer, vae, scheduler
+
+
+def tiny_flux2_klein(seed: int = 0, is_distilled: bool = False):
+    """A random Flux2KleinPipeline: a 27-layer Qwen3 text encoder (the pipeline reads layers 9, 18, 27)."""
+    from diffusers import Flux2KleinPipeline
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = tiny_qwen_tokenizer()
+    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24, num_hidden_layers=27, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+    )).eval()
+    transformer, vae, scheduler = _tiny_flux2_parts(seed, 3 * 16, guidance_embeds=False)
+    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                              transformer=transformer, is_distilled=is_distilled)
+
+
+def tiny_flux2(seed: int = 0):
+    """A random Flux2Pipeline: a 30-layer Mistral3 text encoder (the pipeline reads layers 10, 20, 30)."""
+    from diffusers import Flux2Pipeline
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "<pad>"]
+    tokenizer = tiny_tokenizer(specials, 4096, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
+        text_config=dict(model_type="mistral", vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24,
+                         num_hidden_layers=30, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                         max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(model_type="pixtral", hidden_size=16, intermediate_size=24, num_hidden_layers=1,
+                           num_attention_heads=2, head_dim=8, image_size=64, patch_size=16),
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+    )).eval()
+    transformer, vae, scheduler = _tiny_flux2_parts(seed, 3 * 16, guidance_embeds=True)
+    return Flux2Pipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer)
 
 
 TINY_BACKBONES.register("tiny", tiny_qwen25vl)  # a reward config's ``model.tiny``

@@ -346,10 +346,10 @@ class Editor:
 
 
 class PackedFlowEditor(Editor):
-    """Shared pieces of the rectified-flow transformers with 2x2-packed latents (FLUX, Qwen-Image).
+    """Shared pieces of the rectified-flow transformers with 2x2-packed latents (FLUX.1, FLUX.2, Qwen-Image).
 
-    Both pipelines draw noise and pack it in ``prepare_latents`` and shift their sigmas with
-    ``calculate_shift`` of the image-token count; these use the pipeline's own helpers.
+    Their pipelines draw noise and pack it in ``prepare_latents`` and shift their sigmas by a ``mu``
+    of the image-token count (``_shift_mu``); these use the pipeline's own helpers.
     """
 
     @property
@@ -367,22 +367,39 @@ class PackedFlowEditor(Editor):
 
     def initial_noise(self, seeds: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
         width, height = self._size(size)
-        noise = self.pipe.prepare_latents(
-            None, len(seeds), self._latent_channels, height, width, torch.float32, torch.device("cpu"), seed_generators(seeds)
-        )[0]
-        return noise.to(self.device)
+        return self._draw_noise(len(seeds), height, width, seed_generators(seeds)).to(self.device)
 
-    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def _draw_noise(self, batch: int, height: int, width: int, generators: list[torch.Generator]) -> torch.Tensor:
+        """The pipeline's ``prepare_latents`` without an image: packed fp32 noise, drawn on the CPU."""
+        return self.pipe.prepare_latents(
+            None, batch, self._latent_channels, height, width, torch.float32, torch.device("cpu"), generators
+        )[0]
+
+    def _shift_mu(self, tokens: int, num_steps: int) -> float:
+        """The scheduler's ``mu`` for ``tokens`` image tokens: FLUX.1's and Qwen-Image's ``calculate_shift``."""
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-        num_steps = int(num_steps or self.default_steps)
-        width, height = self._size(size)
-        tokens = (width // self.resolution_multiple) * (height // self.resolution_multiple)  # the pipelines' image_seq_len
         config = self.pipe.scheduler.config
-        mu = calculate_shift(
+        return calculate_shift(
             tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
             config.get("base_shift", 0.5), config.get("max_shift", 1.15),
         )
+
+    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+        num_steps = int(num_steps or self.default_steps)
+        width, height = self._size(size)
+        tokens = (width // self.resolution_multiple) * (height // self.resolution_multiple)  # the pipelines' image_seq_len
+        mu = self._shift_mu(tokens, num_steps)
+        config = self.pipe.scheduler.config
         scheduler = type(self.pipe.scheduler).from_config(config)  # a private copy: set_timesteps mutates it
         scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu, device="cpu")
         return scheduler.sigmas.to(torch.float32)
+
+
+class PaddedTextFlowEditor(PackedFlowEditor):
+    """The FLUX editors (FLUX.1-Kontext, FLUX.2): their text encoders pad every prompt to ``max_sequence_length``
+    tokens, an adapter setting (shorter: faster, as the world editor trained for 128)."""
+
+    def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
+        super().__init__(pipe, resolution, default_steps, default_guidance)
+        self.max_sequence_length = max_sequence_length
