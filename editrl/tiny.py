@@ -273,63 +273,77 @@ MISTRAL_CHAT_TEMPLATE = (
 """Mistral-Small-3's chat template, reduced to the system and user text turns FLUX.2 dev renders."""
 
 
-def _tiny_flux2_parts(seed: int, joint_attention_dim: int, guidance_embeds: bool):
-    """The FLUX.2 transformer, VAE (scale factor 8, 4 latent channels, 2x2 patchified to 16) and scheduler."""
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+FLUX2_TINY = {
+    "transformer": dict(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=3 * 16, timestep_guidance_channels=32,
+                        axes_dims_rope=(4, 4, 4, 4)),
+    # scale factor 8 as the released VAE; 4 latent channels, 2x2 patchified to the transformer's 16
+    "vae": dict(latent_channels=4, block_out_channels=(8,) * 4, layers_per_block=1, norm_num_groups=4, sample_size=64),
+    # 27 layers: Klein reads hidden states 9, 18 and 27 (dev: 10, 20, 30, hence 30 there); joint_attention_dim = 3 x hidden
+    "text": dict(hidden_size=16, intermediate_size=24, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                 max_position_embeddings=1024),
+    "vision": dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, head_dim=8,
+                   image_size=64, patch_size=16),
+}
+"""A toy FLUX.2 (``flux2_pipeline``'s size arguments); ``benchmarks/sizes.py`` holds the released sizes."""
 
-    torch.manual_seed(seed)
-    transformer = Flux2Transformer2DModel(
-        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
-        joint_attention_dim=joint_attention_dim, timestep_guidance_channels=32, axes_dims_rope=(4, 4, 4, 4),
-        guidance_embeds=guidance_embeds,
-    ).eval()
-    vae = AutoencoderKLFlux2(
-        latent_channels=4, block_out_channels=(8,) * 4, layers_per_block=1, norm_num_groups=4, sample_size=64,
-    ).eval()
+MISTRAL_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "<pad>"]
+
+
+def flux2_pipeline(klein: bool, transformer: dict, vae: dict, text: dict, vision: dict | None = None,
+                   text_layers: int = 27, vocab_size: int = 0, is_distilled: bool = False):
+    """A random Flux2KleinPipeline (Qwen3 text encoder, ``klein``) or Flux2Pipeline (Mistral3) of the given sizes,
+    with a byte-level tokenizer and a reduced chat template; weights from the current torch seed, on the current
+    default device and dtype (``benchmarks/sizes.built_on``). ``vocab_size``: embedding rows (at least the tokenizer's)."""
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Pipeline,
+        Flux2Transformer2DModel,
+    )
+
+    if klein:
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+
+        tokenizer = tiny_qwen_tokenizer()
+        tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+        text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=max(len(tokenizer), vocab_size), num_hidden_layers=text_layers,
+                                                    pad_token_id=tokenizer.pad_token_id, **text))
+    else:
+        from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+        tokenizer = tiny_tokenizer(MISTRAL_SPECIAL_TOKENS, 4096, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
+        tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
+        text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
+            text_config=dict(model_type="mistral", vocab_size=max(len(tokenizer), vocab_size), num_hidden_layers=text_layers,
+                             pad_token_id=tokenizer.pad_token_id, **text),
+            vision_config=dict(model_type="pixtral", **vision), image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        ))
+    transformer = Flux2Transformer2DModel(guidance_embeds=not klein, **transformer)
+    vae = AutoencoderKLFlux2(**vae)
     with torch.no_grad():  # a batch-norm that is not the identity, so its use in encode/decode is tested
         vae.bn.running_mean.uniform_(-0.5, 0.5)
         vae.bn.running_var.uniform_(0.5, 2.0)
     # dynamic shifting as the released schedulers, so the sigmas depend on the image size (mu)
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, shift=3.0)
-    return transformer, vae, scheduler
+    parts = dict(scheduler=scheduler, vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+                 transformer=transformer.eval())
+    return Flux2KleinPipeline(**parts, is_distilled=is_distilled) if klein else Flux2Pipeline(**parts)
 
 
 def tiny_flux2_klein(seed: int = 0, is_distilled: bool = False):
-    """A random Flux2KleinPipeline: a 27-layer Qwen3 text encoder (the pipeline reads layers 9, 18, 27)."""
-    from diffusers import Flux2KleinPipeline
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    tokenizer = tiny_qwen_tokenizer()
-    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    """A random Flux2KleinPipeline of ``FLUX2_TINY``: a 27-layer Qwen3 text encoder (the pipeline reads layers 9, 18, 27)."""
     torch.manual_seed(seed)
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24, num_hidden_layers=27, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=8, max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
-    )).eval()
-    transformer, vae, scheduler = _tiny_flux2_parts(seed, 3 * 16, guidance_embeds=False)
-    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                              transformer=transformer, is_distilled=is_distilled)
+    sizes = {k: v for k, v in FLUX2_TINY.items() if k != "vision"}
+    return flux2_pipeline(True, **sizes, is_distilled=is_distilled)
 
 
 def tiny_flux2(seed: int = 0):
-    """A random Flux2Pipeline: a 30-layer Mistral3 text encoder (the pipeline reads layers 10, 20, 30)."""
-    from diffusers import Flux2Pipeline
-    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
-
-    specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "<pad>"]
-    tokenizer = tiny_tokenizer(specials, 4096, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
-    tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
+    """A random Flux2Pipeline of ``FLUX2_TINY``: a 30-layer Mistral3 text encoder (the pipeline reads layers 10, 20, 30)."""
     torch.manual_seed(seed)
-    text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
-        text_config=dict(model_type="mistral", vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24,
-                         num_hidden_layers=30, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
-                         max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(model_type="pixtral", hidden_size=16, intermediate_size=24, num_hidden_layers=1,
-                           num_attention_heads=2, head_dim=8, image_size=64, patch_size=16),
-        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
-    )).eval()
-    transformer, vae, scheduler = _tiny_flux2_parts(seed, 3 * 16, guidance_embeds=True)
-    return Flux2Pipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer)
+    return flux2_pipeline(False, **FLUX2_TINY, text_layers=30)
 
 
 TINY_BACKBONES.register("tiny", tiny_qwen25vl)  # a reward config's ``model.tiny``

@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from ..errors import EditRLError
 from ..files import atomic_folder
-from ..images import check_instruction, load_image
+from ..images import check_instruction, load_source
 from ..registry import PROMPT_SETS
-from ..reward.output import RewardFunction
+from ..reward.output import RewardFunction, sources_for
 from ..reward.specs import build_reward
 from ..runs import (
     STATE_FILE,
@@ -74,7 +74,7 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
         where = row["_where"]
         if "source" not in row or "instruction" not in row:
             raise EditRLError(f"{where}: expected 'source' and 'instruction' columns")
-        source = load_image(image_cell(row["source"], row["_base"]), f"{where} source")
+        source = load_source(image_cell(row["source"], row["_base"]), f"{where} source")
         prompts.append((source, check_instruction(row["instruction"], where)))
     if not prompts:
         raise EditRLError(f"data {spec!r}: no prompts in the table")
@@ -263,7 +263,8 @@ class RLTrainer:
 
     def score(self, cond, images) -> tuple[torch.Tensor, dict[str, float]]:
         """(B,) training rewards of the edits, and for a mix of several rewards each component's global mean."""
-        out = self.reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size)
+        out = self.reward.score(sources_for(self.reward, cond.prompt_sources()), cond.instructions, images,
+                                batch_size=self.config.reward_batch_size)
         components = {}
         if isinstance(self.reward, WeightedReward) and len(self.reward.rewards) > 1:
             means = self.gather(out.mu.float()).mean(0)
@@ -336,12 +337,13 @@ class RLTrainer:
         sources, instructions, images = self.eval_samples()
         if sources:
             bs = self.config.reward_batch_size
-            rewards = self.reward.score(sources, instructions, images, batch_size=bs).score
+            rewards = self.reward.score(sources_for(self.reward, sources), instructions, images, batch_size=bs).score
             totals[0] = rewards.sum()
             if self.judge is not None:
-                totals[1] = self.judge.score(sources, instructions, images, batch_size=bs).score.sum()
+                judged = sources_for(self.judge, sources)
+                totals[1] = self.judge.score(judged, instructions, images, batch_size=bs).score.sum()
                 if measure_names:
-                    measures = self.judge.measures(sources, instructions, images)
+                    measures = self.judge.measures(judged, instructions, images)
                     totals[3:] = torch.stack([measures[name].sum() for name in measure_names])
             totals[2] = len(sources)
             if self.accelerator.is_main_process:

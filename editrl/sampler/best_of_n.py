@@ -19,9 +19,9 @@ from PIL import Image
 
 from ..errors import EditRLError
 from ..files import atomic_path, write_text_atomic
-from ..images import ImageLike, check_instruction
+from ..images import check_instruction
 from ..reward.output import RewardFunction
-from .editors.base import Editor
+from .editors.base import Editor, SourceLike
 from .search import Candidate, HalvingConfig, run_search
 from .selection import check_select
 
@@ -109,7 +109,7 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
 def best_of_n(
     editor: Editor,
     reward: RewardFunction,
-    source: ImageLike,
+    source: SourceLike,
     instruction: str,
     n: int = 8,
     seeds: Sequence[int] | None = None,
@@ -123,7 +123,8 @@ def best_of_n(
     reward_batch_size: int | None = None,
     reward_name: str | None = None,
 ) -> BestOfNResult:
-    """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
+    """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them. ``source`` may
+    be a list of images for an editor that takes several (the first is edited; ``result.source`` is that one).
 
     Args:
         select: "fused" (fused score), "lcb" (fused mu - k * sigma) or a dimension name of the reward (its mu);

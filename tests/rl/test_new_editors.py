@@ -74,3 +74,46 @@ def test_one_grpo_iteration_trains_a_lora(saved, tmp_path):
     plain = load_editor(name, model=str(folder), device="cpu").sample([source], "edit number 0", [1]).latents
     tuned = load_editor(name, model=str(folder), device="cpu", lora=str(tmp_path / "run" / "lora"))
     assert not torch.allclose(tuned.sample([source], "edit number 0", [1]).latents, plain, atol=1e-6)
+
+
+def test_several_images_in_best_of_n_and_grpo(saved, tmp_path, capsys):
+    """`--image a --image b`: the first is edited, scores.json names both; a GRPO table row may list its sources."""
+    name, folder = saved
+    for i, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
+        Image.new("RGB", (64, 64), colour).save(tmp_path / f"src{i}.png")
+    images = [str(tmp_path / "src0.png"), str(tmp_path / "src1.png")]
+    argv = ["best-of-n", "--editor", name, "--model", str(folder), "--reward", "toys:Brightness", "--n", "2", "--device", "cpu",
+            "--image", images[0], "--image", images[1], "--instruction", "paint 1 in the colour of 2", "--out", str(tmp_path / "bon")]
+    assert main(argv) == 0
+    scores = json.loads((tmp_path / "bon" / "scores.json").read_text())
+    assert scores["run"]["sources"] == images
+    editor = load_editor(name, model=str(folder), device="cpu")
+    expected = editor.sample([[Image.open(p) for p in images]], "paint 1 in the colour of 2", [0, 1]).images[0]  # one batch
+    first = next(c for c in scores["candidates"] if c["seed"] == 0)
+    assert list(Image.open(tmp_path / "bon" / first["file"]).convert("RGB").getdata()) == list(expected.getdata())
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"source": ["src0.png", "src1.png"], "instruction": f"edit {i}"}) + "\n" for i in range(2)))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(dict(
+        editor=name, model=str(folder), resolution=64, num_steps=2, eval_steps=2, group_size=2, groups_per_step=1,
+        batch_size=2, num_iterations=1, lora_rank=2, lora_alpha=2, rewards={"toys:Brightness": 1.0}, judge=None,
+        train_data=str(data), eval_data=str(data), output_dir=str(tmp_path / "run"), device="cpu",
+    )))
+    capsys.readouterr()
+    assert main(["grpo", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 1
+
+
+def test_an_editor_of_one_source_refuses_two_images(tmp_path, capsys):
+    from editrl.world.editor import WORLD_EDITOR_DIR
+
+    for i in range(2):
+        Image.new("RGB", (64, 64)).save(tmp_path / f"src{i}.png")
+    argv = ["best-of-n", "--editor", str(WORLD_EDITOR_DIR), "--reward", "toys:Brightness", "--n", "1", "--device", "cpu",
+            "--image", str(tmp_path / "src0.png"), "--image", str(tmp_path / "src1.png"), "--instruction", "x",
+            "--out", str(tmp_path / "bon")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("takes one source image per prompt, got 2; pass fewer --image or an editor that takes several "
+                            "(flux2, flux2-klein, qwen-image-edit-plus, qwen-image-edit-2511)")

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from editrl.errors import EditRLError
 from editrl.sampler.editors.flux2 import Flux2Editor, Flux2KleinEditor
 from editrl.sampler.editors.flux_kontext import FluxKontextEditor
 from editrl.sampler.editors.instruct_pix2pix import InstructPix2PixEditor
@@ -41,15 +42,19 @@ def editor(request):
     return editor
 
 
-def _pipeline_latents(editor, source, instruction, seeds, monkeypatch):
+def _pipeline_latents(editor, source, instruction, seeds, monkeypatch, references=()):
     """The pipeline's own ``__call__`` for the same seeds and steps, latents in the adapter's layout.
 
     Kontext and InstructPix2Pix get the source at the adapter's working size (Kontext's own choice among
     its ~1 MP preferred sizes is tested below; InstructPix2Pix edits at the size it is given); the Qwen
-    pipelines resize the source themselves, with their ``calculate_dimensions`` at the adapter's area."""
+    pipelines resize the source themselves, with their ``calculate_dimensions`` at the adapter's area.
+    ``references``: further sources of the one prompt (FLUX.2 and Qwen-Image-Edit-Plus take a list)."""
     pipe = editor.pipe
     resized = editor.prepare_sources([source])[0]
     width, height = resized.size
+    if references:
+        resized = [resized, *editor.prepare_references([list(references)])[0]]
+        source = [source, *references]
     common = dict(
         prompt=instruction, generator=[torch.Generator().manual_seed(s) for s in seeds],
         num_images_per_prompt=len(seeds), output_type="latent", num_inference_steps=STEPS,
@@ -69,7 +74,8 @@ def _pipeline_latents(editor, source, instruction, seeds, monkeypatch):
         monkeypatch.setattr(edit, "calculate_dimensions", lambda _, ratio, real=edit.calculate_dimensions: real(area, ratio))
         monkeypatch.setattr(edit_plus, "calculate_dimensions",
                             lambda _, ratio, real=edit_plus.calculate_dimensions: real(area, ratio))
-        return pipe(**common, image=source, negative_prompt=" ", true_cfg_scale=editor.default_guidance).images
+        return pipe(**common, image=source, negative_prompt=" ", true_cfg_scale=editor.default_guidance, height=height,
+                    width=width).images  # (the Plus pipeline's own output size is its last image's)
     from diffusers import EulerDiscreteScheduler
 
     # the deterministic Euler scheduler (the default ancestral one re-injects noise every step)
@@ -262,3 +268,42 @@ def test_qwen_image_edit_2511_is_the_plus_pipeline_with_its_defaults():
         "QwenImageEditPlusPipeline", "Qwen/Qwen-Image-Edit-2511", {"default_steps": 40})
     editor = spec.adapter_class()(tiny_qwen_image_edit(plus=True, zero_cond_t=True), **dict(spec.settings))
     assert (editor.default_steps, editor.default_guidance, editor.resolution, editor.condition_resolution) == (40, 4.0, 1024, 384)
+
+
+MULTI_SOURCE = ["flux2", "flux2-klein", "qwen-image-edit-plus", "qwen-image-edit-2511"]
+
+
+@pytest.mark.parametrize("name", MULTI_SOURCE)
+def test_several_sources_equal_the_pipeline_given_the_list(name, make_image, monkeypatch):
+    """One prompt with a source and a reference of another aspect ratio: the same latents as the pipeline given
+    both images, the edit at the first source's size; the reference changes the edit."""
+    editor, source = _build(name, 128), make_image(0, 128)  # 128: FLUX.2's pipeline refuses sides under 64
+    reference = make_image(9, size=(192, 96))
+    ours = editor.sample([[source, reference]], "put the hat of picture 2 on picture 1", [3, 7])
+    theirs = _pipeline_latents(editor, source, "put the hat of picture 2 on picture 1", [3, 7], monkeypatch, [reference])
+    scale = theirs.abs().max()
+    torch.testing.assert_close(ours.latents / scale, theirs / scale, atol=2e-5, rtol=0)
+    assert [im.size for im in ours.images] == [(128, 128)] * 2
+    alone = editor.sample([source], "put the hat of picture 2 on picture 1", [3]).latents
+    assert not torch.allclose(alone, ours.latents[:1], atol=1e-4)
+    cond = editor.encode([[source, reference]], ["x"])
+    assert cond.references[0][0].size == editor.working_size(reference) and cond.repeat_interleave(2).references[1] == cond.references[0]
+
+
+@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit", "instruct-pix2pix"])
+def test_an_editor_of_one_source_refuses_two_in_one_line(name, source, make_image):
+    editor = _build(name)
+    with pytest.raises(EditRLError, match=f"sources: {name} takes one source image per prompt, got 2; pass fewer --image"):
+        editor.sample([[source, make_image(1)]], "make it red", [0])
+    assert editor.sample([[source]], "make it red", [0], num_steps=1).latents.shape == editor.sample(
+        [source], "make it red", [0], num_steps=1).latents.shape  # a list of one is the plain source
+
+
+def test_several_sources_limits(source, make_image):
+    editor = _build("qwen-image-edit-plus")
+    with pytest.raises(EditRLError, match="takes at most 3 source images per prompt, got 4"):
+        editor.encode([[source] * 4], ["x"])
+    with pytest.raises(EditRLError, match=r"carry \[1, 2\] source images; one batch carries one count"):
+        editor.encode([source, [source, make_image(1)]], ["x", "y"])
+    with pytest.raises(EditRLError, match=r"sources\[0\]: an empty list"):
+        editor.encode([[]], ["x"])

@@ -52,6 +52,8 @@ class EditCondition:
     sources: list[Image.Image] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     size: tuple[int, int] | None = None
+    references: list[list[Image.Image]] = field(default_factory=list)
+    """Each row's further source images after the first, each at its own working size (empty: one source a row)."""
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -66,7 +68,15 @@ class EditCondition:
             sources=[self.sources[i] for i in rows],
             instructions=[self.instructions[i] for i in rows],
             size=self.size,
+            references=[self.references[i] for i in rows] if self.references else [],
         )
+
+    def prompt_sources(self) -> list[Image.Image | list[Image.Image]]:
+        """Each row's source as a reward is given it (``reward.output.sources_for``): the image, or with
+        references the list of all its sources."""
+        if not self.references:
+            return list(self.sources)
+        return [[source, *further] for source, further in zip(self.sources, self.references)]
 
     def repeat_interleave(self, k: int) -> "EditCondition":
         """Each row repeated ``k`` times in place: one source -> k candidates."""
@@ -80,6 +90,20 @@ class SampleResult:
     images: list[Image.Image]
     latents: torch.Tensor
     nfe: int
+
+
+SourceLike = ImageLike | Sequence[ImageLike]
+"""One prompt's source: an image, or a list (or tuple) of images for an editor that takes several — the first is
+the image edited (the output has its working size), the others are references."""
+
+
+def split_sources(sources: Sequence[SourceLike]) -> tuple[list[ImageLike], list[list[ImageLike]]]:
+    """Each prompt's sources -> (the first of each, the further ones of each)."""
+    rows = [list(s) if isinstance(s, (list, tuple)) else [s] for s in sources]
+    for i, row in enumerate(rows):
+        if not row:
+            raise EditRLError(f"sources[{i}]: an empty list; expected one or more source images")
+    return [row[0] for row in rows], [row[1:] for row in rows]
 
 
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -134,6 +158,7 @@ class Editor:
     DEFAULT_GUIDANCE: float = 2.5
     DEFAULT_RESOLUTION: int = 1024
     lora_layers_key: str = "transformer_lora_layers"  # the pipeline's ``save_lora_weights`` argument for the denoiser
+    max_sources: int = 1  # source images one prompt may carry (several: the first is edited, the rest are references)
     pipeline_kwargs: dict[str, Any] = {}  # extra ``from_pretrained`` arguments the pipeline needs to load offline
 
     def __init__(
@@ -268,24 +293,44 @@ class Editor:
                          "is squashed to that aspect ratio (crop it first to avoid this)")
         return notes
 
+    def prepare_references(self, references: list[list[ImageLike]]) -> list[list[Image.Image]]:
+        """Each row's further sources, checked against ``max_sources`` (one line naming the editor), each resized
+        to its own ``working_size``; the rows of a batch carry as many, of the same sizes, in the same order."""
+        counts = {len(row) for row in references}
+        most = max(counts, default=0) + 1
+        if most > self.max_sources:
+            takes = "one source image" if self.max_sources == 1 else f"at most {self.max_sources} source images"
+            raise EditRLError(f"sources: {self.label} takes {takes} per prompt, got {most}; pass fewer --image or an editor "
+                              "that takes several (flux2, flux2-klein, qwen-image-edit-plus, qwen-image-edit-2511)")
+        if len(counts) > 1:
+            raise EditRLError(f"sources: the prompts of one batch carry {sorted(c + 1 for c in counts)} source images; "
+                              "one batch carries one count (edit them in separate calls)")
+        columns = [self.prepare_sources([row[j] for row in references]) for j in range(most - 1)]
+        return [[column[i] for column in columns] for i in range(len(references))]
+
     def encode(
-        self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None,
+        self, sources: Sequence[SourceLike], instructions: Sequence[str], guidance: float | None = None,
         size: tuple[int, int] | None = None,
     ) -> EditCondition:
         """Text embeddings and condition-image latents of each (source, instruction), computed once, at
-        ``size`` (width, height) or else the sources' shared ``working_size`` (see ``prepare_sources``)."""
+        ``size`` (width, height) or else the sources' shared ``working_size`` (see ``prepare_sources``).
+        A source may be a list of images (``SourceLike``) for an editor with ``max_sources`` above one."""
         if isinstance(instructions, str):
             instructions = [instructions]
         instructions = [check_instruction(s, f"instructions[{i}]") for i, s in enumerate(instructions)]
-        images = self.prepare_sources(sources, size)
+        firsts, further = split_sources(sources)
+        references = self.prepare_references(further)
+        images = self.prepare_sources(firsts, size)
         if len(images) != len(instructions):
             raise EditRLError(f"sources/instructions: got {len(images)} sources but {len(instructions)} instructions")
         if not images:
             raise EditRLError("sources: expected at least one source image")
         guidance = self.default_guidance if guidance is None else float(guidance)
-        with torch.no_grad():
-            cond = self._encode(images, instructions, guidance)
+        with torch.no_grad():  # references go only to the editors that take them (max_sources > 1)
+            cond = self._encode(images, instructions, guidance, references) if any(references) else self._encode(
+                images, instructions, guidance)
         cond.size = images[0].size
+        cond.references = references if any(references) else []
         return cond
 
     def x0(self, x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -294,7 +339,7 @@ class Editor:
 
     def sample(
         self,
-        sources: Sequence[ImageLike],
+        sources: Sequence[SourceLike],
         instructions: Sequence[str] | str,
         seeds: Sequence[int],
         num_steps: int | None = None,

@@ -29,6 +29,7 @@ from .base import EditCondition, PaddedTextFlowEditor
 
 class Flux2Editor(PaddedTextFlowEditor):
     name = "flux2"
+    max_sources = 10  # BFL's limit for FLUX.2 [dev] reference images
     nfe_per_step = 1  # dev reads its guidance scale as an embedding: one forward per step
     DEFAULT_STEPS, DEFAULT_GUIDANCE = 50, 4.0  # the pipeline's defaults (at the base class's 1024 px)
 
@@ -59,12 +60,15 @@ class Flux2Editor(PaddedTextFlowEditor):
         """(prompt embeddings, text position ids): every prompt is padded to ``max_sequence_length``."""
         return self.pipe.encode_prompt(prompt=instructions, device=self.device, max_sequence_length=self.max_sequence_length)
 
-    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
+    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float,
+                references: list[list[Image.Image]] | None = None) -> EditCondition:
         pipe, device = self.pipe, self.device
         embeds, text_ids = self._text(instructions)
         width, height = sources[0].size
-        encoded = [pipe.prepare_image_latents([pipe.image_processor.preprocess(image, height=height, width=width)], 1, None,
-                                              device, pipe.vae.dtype) for image in sources]
+        rows = [[source, *further] for source, further in zip(sources, references or [[]] * len(sources))]
+        # each row's images in order, each at its own size: their tokens follow the target's, time ids 10, 20, ...
+        encoded = [pipe.prepare_image_latents([pipe.image_processor.preprocess(im, height=im.height, width=im.width) for im in row],
+                                              1, None, device, pipe.vae.dtype) for row in rows]
         grid = torch.empty(1, 1, height // self.resolution_multiple, width // self.resolution_multiple)
         latent_ids = pipe._prepare_latent_ids(grid)[0].to(device)
         batched = {"prompt_embeds": embeds, "image_latents": torch.cat([latents for latents, _ in encoded])}
@@ -132,6 +136,7 @@ class Flux2KleinEditor(Flux2Editor):
     against "" (NFE 2 per step) at guidance > 1, except for a step-distilled checkpoint (NFE 1)."""
 
     name = "flux2-klein"
+    max_sources = 4  # BFL's limit for FLUX.2 [klein] reference images
     nfe_per_step = 2  # true CFG (``step_nfe``: 1 at guidance <= 1 or for a step-distilled checkpoint)
     DISTILLED_STEPS = 4  # the released step-distilled Klein's schedule; its guidance is ignored
 
