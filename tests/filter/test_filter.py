@@ -49,17 +49,23 @@ def world_rows():
     return rows
 
 
-@pytest.fixture
-def jsonl_data(tmp_path, world_rows):
-    folder = tmp_path / "data"
+def write_jsonl(folder: Path, world_rows, several_sources: bool = False) -> Path:
+    """The rows as images under ``folder/images`` and a JSONL table of their paths; with ``several_sources`` each
+    row's source cell lists its source and then its edit."""
     (folder / "images").mkdir(parents=True)
     with open(folder / "edits.jsonl", "w") as handle:
         for i, row in enumerate(world_rows):
             row["source"].save(folder / "images" / f"{i}-src.png")
             row["edit"].save(folder / "images" / f"{i}-edit.png")
-            handle.write(json.dumps({"id": row["id"], "source": f"images/{i}-src.png", "instruction": row["instruction"],
+            source = [f"images/{i}-src.png", f"images/{i}-edit.png"] if several_sources else f"images/{i}-src.png"
+            handle.write(json.dumps({"id": row["id"], "source": source, "instruction": row["instruction"],
                                      "edit": f"images/{i}-edit.png", "note": i}) + "\n")
     return folder / "edits.jsonl"
+
+
+@pytest.fixture
+def jsonl_data(tmp_path, world_rows):
+    return write_jsonl(tmp_path / "data", world_rows)
 
 
 def oracle_scores(world_rows) -> np.ndarray:
@@ -196,15 +202,9 @@ def test_rows_with_several_sources_are_scored_against_the_first(tmp_path, world_
     """A row may list its sources: a reward of one source (the oracle) scores it against the first, says so once,
     and the kept rows keep the list with each path made absolute."""
     folder = tmp_path / "data"
-    (folder / "images").mkdir(parents=True)
-    with open(folder / "edits.jsonl", "w") as handle:
-        for i, row in enumerate(world_rows):
-            row["source"].save(folder / "images" / f"{i}-src.png")
-            row["edit"].save(folder / "images" / f"{i}-edit.png")
-            handle.write(json.dumps({"source": [f"images/{i}-src.png", f"images/{i}-edit.png"], "instruction": row["instruction"],
-                                     "edit": f"images/{i}-edit.png", "note": i}) + "\n")
+    data = write_jsonl(folder, world_rows, several_sources=True)
     out = tmp_path / "out"
-    filter_dataset(Oracle(), FilterConfig(str(folder / "edits.jsonl"), str(out), top_k=3), "oracle")
+    filter_dataset(Oracle(), FilterConfig(str(data), str(out), top_k=3), "oracle")
     table = pq.read_table(out / "scores.parquet")
     np.testing.assert_allclose(table.column("score").to_numpy(), oracle_scores(world_rows), atol=1e-6)
     assert json.loads(table.column("source")[0].as_py()) == [str(folder / "images/0-src.png"), str(folder / "images/0-edit.png")]
