@@ -39,9 +39,9 @@ GIB = 2**30
 GPU_GIB = 80e9 / GIB  # an "80 GB" GPU
 # editor -> (its builder in sizes.py, the real size, the toy size)
 EDITOR_SIZES = {
-    "flux2": (sizes.flux2, "dev", "tiny"),
     "flux2-klein": (sizes.flux2, "klein-4b", "tiny-klein"),
     "qwen-image-edit-2511": (sizes.qwen_image_edit_plus, "2511", "tiny"),
+    "flux2": (sizes.flux2, "dev", "tiny"),
 }
 FSDP_GPUS = (2, 4, 8)
 

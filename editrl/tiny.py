@@ -162,6 +162,18 @@ def tiny_clip_text_encoder() -> tuple[CLIPTextModel, PreTrainedTokenizerFast]:
     return text_encoder, tokenizer
 
 
+def tiny_flux_vae(latent_channels: int, channels: int = 8):
+    """A random FLUX-style AutoencoderKL: four blocks (scale factor 8), FLUX's shift and scale, no quant convs."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(channels,) * 4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
+        shift_factor=0.1159, scaling_factor=0.3611,
+    )
+
+
 def tiny_flux_kontext(
     seed: int = 0,
     num_layers: int = 1,
@@ -171,7 +183,7 @@ def tiny_flux_kontext(
     vae_channels: int = 8,
 ):
     """A random FluxKontextPipeline: VAE with scale factor 8 (like FLUX), CLIP + T5 text encoders."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
 
     torch.manual_seed(seed)
     rope = [attention_head_dim // 4, attention_head_dim // 4, attention_head_dim // 2]  # sums to head dim
@@ -187,12 +199,7 @@ def tiny_flux_kontext(
     ))
     tokenizer_2 = tiny_t5_tokenizer()
     # four blocks give the FLUX VAE scale factor 8; 4 latent channels packed 2x2 give in_channels 16
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(vae_channels,) * 4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1, norm_num_groups=4, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
-        shift_factor=0.1159, scaling_factor=0.3611,
-    )
+    vae = tiny_flux_vae(4, vae_channels)
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()  # built from a config they start in train mode, and T5 dropout would make outputs random
     return FluxKontextPipeline(
@@ -344,6 +351,23 @@ def tiny_flux2(seed: int = 0):
     """A random Flux2Pipeline of ``FLUX2_TINY``: a 30-layer Mistral3 text encoder (the pipeline reads layers 10, 20, 30)."""
     torch.manual_seed(seed)
     return flux2_pipeline(False, **FLUX2_TINY, text_layers=30)
+
+
+def tiny_longcat_image_edit(seed: int = 0):
+    """A random LongCatImageEditPipeline: a tiny Qwen2.5-VL text encoder, a FLUX-style VAE with the 16 latent
+    channels the pipeline assumes (packed 2x2 into the transformer's 64)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LongCatImageEditPipeline, LongCatImageTransformer2DModel
+
+    text_encoder, processor = tiny_qwen25vl(seed=seed)
+    torch.manual_seed(seed)
+    transformer = LongCatImageTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6],
+    ).eval()
+    vae = tiny_flux_vae(16).eval()
+    return LongCatImageEditPipeline(scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True), vae=vae,
+                                    text_encoder=text_encoder, tokenizer=processor.tokenizer, text_processor=processor,
+                                    transformer=transformer)
 
 
 TINY_BACKBONES.register("tiny", tiny_qwen25vl)  # a reward config's ``model.tiny``

@@ -38,8 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--instruction", default=None, help="the edit instruction (required with --image)")
     parser.add_argument("--n", type=positive_int, default=8, help="number of candidates (default 8)")
     parser.add_argument("--editor", default="world", help="world (default, the shipped tiny Kontext), flux-kontext, "
-                        "qwen-image-edit, qwen-image-edit-plus, qwen-image-edit-2511, flux2, flux2-klein, instruct-pix2pix, "
-                        "or a diffusers pipeline folder")
+                        "qwen-image-edit, qwen-image-edit-plus, qwen-image-edit-2511, flux2, flux2-klein, longcat-image-edit, "
+                        "instruct-pix2pix, or a diffusers pipeline folder")
     parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
                         "(default: the editor's public id); nothing is downloaded")
     parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")

@@ -123,6 +123,9 @@ class RLTrainer:
 
             settings = {**({"resolution": config.resolution} if config.resolution else {}), **config.editor_settings}
             editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
+        if not hasattr(type(editor.pipe), "save_lora_weights"):  # the LoRA could be trained but never saved or loaded
+            raise EditRLError(f"editor {editor.label}: its {type(editor.pipe).__name__} cannot save or load LoRA weights, "
+                              "so RL cannot train it (use it for best-of-n)")
         self.editor = editor
         self.transformer = editor.transformer
         self.transformer.eval()  # no dropout: rollout and training forwards must be identical

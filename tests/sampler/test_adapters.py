@@ -12,12 +12,20 @@ from editrl.errors import EditRLError
 from editrl.sampler.editors.flux2 import Flux2Editor, Flux2KleinEditor
 from editrl.sampler.editors.flux_kontext import FluxKontextEditor
 from editrl.sampler.editors.instruct_pix2pix import InstructPix2PixEditor
+from editrl.sampler.editors.longcat_image_edit import LongCatImageEditEditor
 from editrl.sampler.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditPlusEditor
-from editrl.tiny import tiny_flux2, tiny_flux2_klein, tiny_flux_kontext, tiny_instruct_pix2pix, tiny_qwen_image_edit
+from editrl.tiny import (
+    tiny_flux2,
+    tiny_flux2_klein,
+    tiny_flux_kontext,
+    tiny_instruct_pix2pix,
+    tiny_longcat_image_edit,
+    tiny_qwen_image_edit,
+)
 
 STEPS = 3
 ADAPTERS = ["flux-kontext", "qwen-image-edit", "qwen-image-edit-plus", "qwen-image-edit-2511", "flux2", "flux2-klein",
-            "instruct-pix2pix"]
+            "longcat-image-edit", "instruct-pix2pix"]
 
 
 def _build(name, resolution=64):
@@ -27,6 +35,8 @@ def _build(name, resolution=64):
         return Flux2Editor(tiny_flux2(), resolution=resolution, default_steps=STEPS)
     if name == "flux2-klein":
         return Flux2KleinEditor(tiny_flux2_klein(), resolution=resolution, default_steps=STEPS)
+    if name == "longcat-image-edit":
+        return LongCatImageEditEditor(tiny_longcat_image_edit(), resolution=resolution, default_steps=STEPS)
     if name.startswith("qwen"):
         plus = name != "qwen-image-edit"  # 2511 is the Plus pipeline with a zero_cond_t transformer
         cls = QwenImageEditPlusEditor if plus else QwenImageEditEditor
@@ -65,6 +75,12 @@ def _pipeline_latents(editor, source, instruction, seeds, monkeypatch, reference
     if editor.name.startswith("flux2"):  # Klein returns the VAE's latents, dev the packed ones
         latents = pipe(**common, image=resized, guidance_scale=editor.default_guidance).images
         return latents if latents.ndim == 3 else _flux2_packed(pipe, latents)
+    if editor.name == "longcat-image-edit":  # sizes the source by calculate_dimensions at ~1 MP: the adapter's area here
+        import diffusers.pipelines.longcat_image.pipeline_longcat_image_edit as longcat
+
+        area = editor.resolution**2
+        monkeypatch.setattr(longcat, "calculate_dimensions", lambda _, ratio, real=longcat.calculate_dimensions: real(area, ratio))
+        return pipe(**common, image=source, guidance_scale=editor.default_guidance).images
     if editor.name.startswith("qwen"):
         # the pipelines size the source for ~1 MP through module globals: the adapter's area for this call only
         import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit as edit
@@ -165,7 +181,8 @@ def test_kontext_long_instruction_encodes_as_the_pipeline_without_warnings(capfd
 # (editor, resolution): a 2:1 source is edited at about resolution**2 pixels; Qwen's pipeline rounds sides to 32,
 # so it gets a budget where that still leaves the aspect ratio within one rounding unit
 NON_SQUARE = [("flux-kontext", 64, 16), ("qwen-image-edit", 128, 32), ("qwen-image-edit-plus", 128, 32),
-              ("qwen-image-edit-2511", 128, 32), ("flux2", 128, 16), ("flux2-klein", 128, 16), ("instruct-pix2pix", 64, 8)]
+              ("qwen-image-edit-2511", 128, 32), ("flux2", 128, 16), ("flux2-klein", 128, 16), ("longcat-image-edit", 128, 16),
+              ("instruct-pix2pix", 64, 8)]
 
 
 @pytest.mark.parametrize("name, resolution, unit", NON_SQUARE)
@@ -202,7 +219,7 @@ def _pipeline_size(pipe, image, monkeypatch) -> tuple[int, int]:
 SOURCE_SIZES = [(800, 600), (600, 800), (1920, 1080), (1000, 200), (512, 512), (1080, 1344)]
 
 
-@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit"])
+@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit", "longcat-image-edit"])
 def test_working_size_at_1024_is_the_pipelines_choice(name, monkeypatch):
     """At the default ~1 MP budget a source goes to the size the pipeline picks: Kontext's preferred
     resolution of the closest aspect ratio, Qwen-Image-Edit's ``calculate_dimensions`` (sides of 32)."""
@@ -229,9 +246,9 @@ def test_flux2_equals_its_pipeline_bit_for_bit(name, distilled, source):
     branches = 1 if name == "flux2" or distilled else 2
     assert ours.nfe == len(seeds) * STEPS * branches
     assert editor.sample([source], "make it red", [3], num_steps=1, guidance=1.0).nfe == 1  # no CFG at guidance 1
-    images = pipe(image=source, prompt="make it red", generator=torch.Generator().manual_seed(3), num_inference_steps=STEPS,
-                  guidance_scale=3.0).images
-    assert np.array_equal(np.asarray(ours.images[0]), np.asarray(images[0]))
+    images = pipe(image=source, prompt="make it red", generator=[torch.Generator().manual_seed(s) for s in seeds],
+                  num_images_per_prompt=2, num_inference_steps=STEPS, guidance_scale=3.0).images  # the same batch
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ours.images, images))
 
 
 @pytest.mark.parametrize("name", ["flux2", "flux2-klein"])
@@ -290,7 +307,7 @@ def test_several_sources_equal_the_pipeline_given_the_list(name, make_image, mon
     assert cond.references[0][0].size == editor.working_size(reference) and cond.repeat_interleave(2).references[1] == cond.references[0]
 
 
-@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit", "instruct-pix2pix"])
+@pytest.mark.parametrize("name", ["flux-kontext", "qwen-image-edit", "longcat-image-edit", "instruct-pix2pix"])
 def test_an_editor_of_one_source_refuses_two_in_one_line(name, source, make_image):
     editor = _build(name)
     with pytest.raises(EditRLError, match=f"sources: {name} takes one source image per prompt, got 2; pass fewer --image"):

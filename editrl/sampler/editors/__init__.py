@@ -59,6 +59,9 @@ PIPELINE_EDITORS = {
     ),
     "flux2": EditorSpec("flux2:Flux2Editor", "Flux2Pipeline", "black-forest-labs/FLUX.2-dev"),
     "flux2-klein": EditorSpec("flux2:Flux2KleinEditor", "Flux2KleinPipeline", "black-forest-labs/FLUX.2-klein-4B"),
+    "longcat-image-edit": EditorSpec(
+        "longcat_image_edit:LongCatImageEditEditor", "LongCatImageEditPipeline", "meituan-longcat/LongCat-Image-Edit"
+    ),
     "instruct-pix2pix": EditorSpec(
         "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
     ),

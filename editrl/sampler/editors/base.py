@@ -448,3 +448,40 @@ class PaddedTextFlowEditor(PackedFlowEditor):
     def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
         super().__init__(pipe, resolution, default_steps, default_guidance)
         self.max_sequence_length = max_sequence_length
+
+
+class InContextFlowEditor(PackedFlowEditor):
+    """Editors whose condition images' packed tokens follow the target's in one sequence (their predictions discarded)
+    and whose guidance is either an embedding (FLUX.2 [dev]) or true CFG over text branches run as one batch
+    (FLUX.2 [klein], LongCat-Image-Edit): ``cond.batched`` holds ``prompt_embeds``, ``image_latents`` and, with
+    CFG, ``negative_embeds``; ``cond.shared`` the position ids ``text_ids``/``img_ids`` and ``guidance``."""
+
+    def _branches(self, cond: EditCondition) -> list[torch.Tensor]:
+        """The text embeddings of each forward pass per step: the prompt's, then the negative prompt's under CFG."""
+        negative = cond.batched.get("negative_embeds")
+        return [cond.batched["prompt_embeds"]] + ([] if negative is None else [negative])
+
+    def step_nfe(self, cond: EditCondition) -> int:
+        return len(self._branches(cond))
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
+        dtype = self.dtype
+        batch, tokens = x.shape[:2]
+        branches = self._branches(cond)
+        hidden = torch.cat([x.to(dtype), cond.batched["image_latents"].to(dtype)], dim=1).repeat(len(branches), 1, 1)
+        guidance = None
+        if getattr(self.transformer.config, "guidance_embeds", False):
+            guidance = torch.full((batch * len(branches),), cond.shared["guidance"], device=x.device, dtype=torch.float32)
+        out = self.transformer(
+            hidden_states=hidden,
+            timestep=sigma.to(device=x.device, dtype=dtype).repeat(len(branches)),
+            guidance=guidance,
+            encoder_hidden_states=torch.cat(branches).to(dtype),
+            txt_ids=cond.shared["text_ids"],
+            img_ids=cond.shared["img_ids"],
+            return_dict=False,
+        )[0][:, :tokens].float()
+        if len(branches) == 1:
+            return out
+        positive, negative = out.chunk(2)
+        return negative + cond.shared["guidance"] * (positive - negative)

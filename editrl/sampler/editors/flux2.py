@@ -24,10 +24,10 @@ import math
 import torch
 from PIL import Image
 
-from .base import EditCondition, PaddedTextFlowEditor
+from .base import EditCondition, InContextFlowEditor, PaddedTextFlowEditor
 
 
-class Flux2Editor(PaddedTextFlowEditor):
+class Flux2Editor(InContextFlowEditor, PaddedTextFlowEditor):
     name = "flux2"
     max_sources = 10  # BFL's limit for FLUX.2 [dev] reference images
     nfe_per_step = 1  # dev reads its guidance scale as an embedding: one forward per step
@@ -84,34 +84,6 @@ class Flux2Editor(PaddedTextFlowEditor):
         """The unconditional branch's inputs, for an editor that runs one (none for guidance-distilled dev)."""
         return {}
 
-    def _branches(self, cond: EditCondition) -> list[torch.Tensor]:
-        """The text embeddings of each forward pass per step (conditional first)."""
-        return [cond.batched["prompt_embeds"]]
-
-    def step_nfe(self, cond: EditCondition) -> int:
-        return len(self._branches(cond))
-
-    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
-        dtype = self.dtype
-        batch, tokens = x.shape[:2]
-        branches = self._branches(cond)
-        hidden = torch.cat([x.to(dtype), cond.batched["image_latents"].to(dtype)], dim=1).repeat(len(branches), 1, 1)
-        guidance = None
-        if self.transformer.config.guidance_embeds:
-            guidance = torch.full((batch * len(branches),), cond.shared["guidance"], device=x.device, dtype=torch.float32)
-        out = self.transformer(
-            hidden_states=hidden,
-            timestep=sigma.to(device=x.device, dtype=dtype).repeat(len(branches)),
-            guidance=guidance,
-            encoder_hidden_states=torch.cat(branches).to(dtype),
-            txt_ids=cond.shared["text_ids"],
-            img_ids=cond.shared["img_ids"],
-            return_dict=False,
-        )[0][:, :tokens].float()
-        if len(branches) == 1:
-            return out
-        positive, negative = out.chunk(2)
-        return negative + cond.shared["guidance"] * (positive - negative)
 
     def vae_latents(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Packed latents -> the VAE's (B, C, H/8, W/8) latents (what the pipeline decodes, and returns
@@ -149,7 +121,3 @@ class Flux2KleinEditor(Flux2Editor):
         if guidance <= 1 or self.pipe.config.is_distilled:
             return {}
         return {"negative_embeds": self._text([""] * batch)[0]}
-
-    def _branches(self, cond: EditCondition) -> list[torch.Tensor]:
-        negative = cond.batched.get("negative_embeds")
-        return [cond.batched["prompt_embeds"]] + ([] if negative is None else [negative])
