@@ -7,10 +7,12 @@ adapter's own ``lora_target_modules``, so the counts are exactly what ``editrl g
 - ``params_b``: parameters (billions) of the denoiser, the text encoder and the VAE;
 - ``sampling_gib``: bf16 weights resident while sampling, everything on one GPU (``all``) or with the text encoder
   moved off after the prompts are encoded (``denoise``: denoiser + VAE);
-- ``grpo_gib``: LoRA GRPO's weights and optimizer state per GPU, with the text encoder off: the frozen bf16 denoiser
-  and VAE, fp32 LoRA weights and gradients, AdamW's two fp32 moments (``adamw``) or 8-bit moments (``adamw_8bit``),
-  and with the frozen denoiser sharded over 2, 4 and 8 GPUs (``fsdp_N``: each GPU holds 1/N of it; LoRA and its
-  state are replicated, as ``editrl.rl`` keeps them);
+- ``grpo_gib``: LoRA GRPO's weights and optimizer state per GPU: the frozen bf16 denoiser, VAE and text encoder
+  (``editrl.rl`` keeps the text encoder resident: it encodes each iteration's prompts), fp32 LoRA weights and
+  gradients, AdamW's two fp32 moments (``adamw``) or 8-bit moments (``adamw_8bit``); the same with the text encoder
+  moved off between encodes (``adamw_text_encoder_off``: not implemented in editrl yet); and with the frozen
+  denoiser sharded over 2, 4 and 8 GPUs (``fsdp_N_adamw``: each GPU holds 1/N of it, the text encoder resident;
+  LoRA and its state are replicated, as ``editrl.rl`` keeps them; FSDP is not implemented in editrl yet);
 - ``fits_80gb``: which of those leave room on an 80 GB GPU (more than 10 % of it free for activations).
 
 Activations are not here: they depend on the sequence length and on gradient checkpointing, and are measured on a GPU
@@ -61,9 +63,10 @@ def memory(name: str, size: str, rank: int) -> dict:
     frozen = bf16["denoiser"] + bf16["vae"]
     lora_gib = (4 + 4) * lora / GIB  # fp32 weights and gradients
     states = {"adamw": 2 * 4 * lora / GIB, "adamw_8bit": 2 * 1 * lora / GIB}
-    grpo = {opt: frozen + lora_gib + state for opt, state in states.items()}
+    grpo = {opt: frozen + bf16["text_encoder"] + lora_gib + state for opt, state in states.items()}
+    grpo["adamw_text_encoder_off"] = frozen + lora_gib + states["adamw"]
     for gpus in FSDP_GPUS:
-        grpo[f"fsdp_{gpus}_adamw"] = bf16["denoiser"] / gpus + bf16["vae"] + lora_gib + states["adamw"]
+        grpo[f"fsdp_{gpus}_adamw"] = bf16["denoiser"] / gpus + bf16["vae"] + bf16["text_encoder"] + lora_gib + states["adamw"]
     sampling = {"all": sum(bf16.values()), "denoise": frozen}
     fits = {f"sampling_{k}": v < 0.9 * GPU_GIB for k, v in sampling.items()}
     fits.update({f"grpo_{k}": v < 0.9 * GPU_GIB for k, v in grpo.items()})
