@@ -20,6 +20,13 @@ The parts, in the order they run (``--parts`` runs a subset):
   ``configs/reward/qwen2.5-vl-7b-lora.yaml`` (LoRA) and ``qwen2.5-vl-7b.yaml`` (full fine-tune,
   gradient checkpointing, fp32 master weights and AdamW state: run when its memory estimate fits the
   GPU, reported as not fitting when it runs out of memory): seconds per step and peak memory.
+- ``new_editors`` (after the others, so the default budget leaves it skipped on a GPU: give it its own run,
+  ``--parts new_editors``): per 2026 editor (FLUX.2 [klein] 4B,
+  Qwen-Image-Edit-2511, FLUX.2 [dev]) at its default 1024x1024 in bf16: seconds per denoising step (all guidance
+  branches) and sampling peak memory, then one LoRA GRPO iteration (r=64, a group of 2, a cheap reward so the
+  figure is the editor's) with and without gradient checkpointing: seconds and peak memory, or "did not fit".
+  An editor whose bf16 weights (``benchmarks/editor_memory.py``) would not leave 10 % of the GPU is skipped with
+  that estimate (FLUX.2 [dev] on an 80 GB GPU: shard or offload it).
 
 Each figure group first compares the time left of ``--budget`` (default 480 s, counted from the
 script's start) with its estimate (``Scale.needs``) and is skipped with a ``skipped`` note when too
@@ -64,9 +71,10 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]  # editrl and sizes.py, uninstalled
 
+import editor_memory  # noqa: E402
 import sizes  # noqa: E402
 
-PARTS = ("reward", "editor", "rl", "reward_train")
+PARTS = ("reward", "editor", "rl", "reward_train", "new_editors")
 ANCHOR_SECONDS_PER_IMAGE = 2.8  # FLUX.1-Kontext, 28 steps, one H100: the reference point for the sampling time
 INSTRUCTION = "Replace the red car with a blue bicycle and keep the background unchanged."
 # name: (trainer class in editrl.rl, its config class, folder of configs/<folder>/flux-kontext.yaml, extra overrides)
@@ -105,14 +113,18 @@ REAL = Scale(
     reward_size="7b", editor_size="kontext", pixels=200704, image_side=448, prompt_tokens=500, reward_items=64,
     reward_batches=(8, 32), step_resolutions=(512, 1024), timed_steps=4, resolution=512, steps=28, best_of=8,
     rl_group=4, rl_iterations=2, train_rows=24, train_steps=2,
-    needs={"reward": 60, "editor": 80, "pruned": 20, "rl_grpo": 75, "rl_nft": 75, "train_lora": 50, "train_full": 60},
+    needs={"reward": 60, "editor": 80, "pruned": 20, "rl_grpo": 75, "rl_nft": 75, "train_lora": 50, "train_full": 60,
+           "new_flux2-klein": 80, "new_qwen-image-edit-2511": 140, "new_flux2": 200},
 )
 TINY = Scale(
     reward_size="tiny", editor_size="tiny", pixels=56 * 56, image_side=64, prompt_tokens=None, reward_items=8,
     reward_batches=(2, 4), step_resolutions=(32, 64), timed_steps=2, resolution=32, steps=4, best_of=8,
     rl_group=2, rl_iterations=2, train_rows=16, train_steps=2,
-    needs={"reward": 3, "editor": 3, "pruned": 2, "rl_grpo": 3, "rl_nft": 3, "train_lora": 3, "train_full": 3},
+    needs={"reward": 3, "editor": 3, "pruned": 2, "rl_grpo": 3, "rl_nft": 3, "train_lora": 3, "train_full": 3,
+           "new_flux2-klein": 5, "new_qwen-image-edit-2511": 5, "new_flux2": 5},
 )
+NEW_EDITOR_RUN = {"real": dict(resolution=1024, num_steps=2, lora_rank=64), "tiny": dict(resolution=32, num_steps=2, lora_rank=4)}
+"""The new editors' resolution (their default), the GRPO rollout's steps (memory does not grow with them) and LoRA rank."""
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -429,8 +441,91 @@ def part_reward_train(ctx: Context) -> None:
             release()
 
 
-PART_FUNCTIONS = {"reward": part_reward, "editor": part_editor, "rl": part_rl, "reward_train": part_reward_train}
-PART_NEEDS = {"reward": "reward", "editor": "editor", "rl": "rl_grpo", "reward_train": "train_lora"}  # the first figure's estimate
+class Brightness:
+    """A reward costing nothing next to the editor (mean pixel value): the GRPO figures are the editor's own."""
+
+    def score(self, sources, instructions, edits, batch_size=None):
+        from editrl.reward.output import RewardOutput
+
+        s = torch.tensor([float(np.asarray(e, dtype=np.float32).mean()) / 255 for e in edits])
+        return RewardOutput(mu=s[:, None].repeat(1, 2), sigma=torch.zeros(len(s), 2), score=s, score_sigma=torch.zeros(len(s)))
+
+
+def part_new_editors(ctx: Context) -> None:
+    """Per new editor: sampling step time and memory, and a LoRA GRPO iteration with and without checkpointing."""
+    from editrl.config import load_config
+    from editrl.rl import GRPOConfig, GRPOTrainer
+    from editrl.sampler.editors import EDITORS
+
+    tiny = ctx.scale.editor_size == "tiny"
+    run = NEW_EDITOR_RUN["tiny" if tiny else "real"]
+    for name, (build, real, toy) in editor_memory.EDITOR_SIZES.items():
+        size = toy if tiny else real
+        if note := ctx.budget.skip_note(f"new_{name}"):
+            emit({"part": "new_editors", "editor": name, "skipped": note})
+            continue
+        weights = editor_memory.memory(name, size, run["lora_rank"])["sampling_gib"]["all"]
+        if ctx.cuda and weights > 0.9 * torch.cuda.get_device_properties(ctx.device).total_memory / 2**30:
+            emit({"part": "new_editors", "editor": name, "weights_gib": weights,
+                  "skipped": "its bf16 weights leave under 10 % of this GPU: shard the denoiser (FSDP) or offload the text encoder"})
+            continue
+        torch.manual_seed(0)
+        start = ctx.clock()
+        pipe = build(size, ctx.device, ctx.dtype)
+        ctx._emit_build("new_editors", f"{name}-{size}", (pipe.transformer, pipe.text_encoder, pipe.vae), ctx.clock() - start)
+        spec = EDITORS[name]
+        editor = spec.adapter_class()(pipe, **{**dict(spec.settings), "resolution": run["resolution"]})  # its defaults
+        source = random_images(1, run["resolution"], 5)[0]
+        ctx.reset_peak()
+        with torch.no_grad():
+            cond = editor.encode([source], [INSTRUCTION])
+            x, sigmas = editor.initial_noise([0], cond.size), editor.sigmas(ctx.scale.timed_steps + 1, cond.size)
+            editor.velocity(x, sigmas[:1], cond)  # warm-up
+            start = ctx.clock()
+            for i in range(ctx.scale.timed_steps):
+                editor.velocity(x, sigmas[i:i + 1], cond)
+            per_step = (ctx.clock() - start) / ctx.scale.timed_steps
+            editor.decode(x, cond.size)
+        emit({"part": "new_editors", "figure": "sampling", "editor": name, "resolution": run["resolution"],
+              "nfe_per_step": editor.step_nfe(cond), "default_steps": editor.default_steps, "seconds_per_step": sig(per_step),
+              "seconds_per_image": sig(per_step * editor.default_steps), "peak_memory_gib": ctx.peak_gib()})
+        prompts = [(source, INSTRUCTION)]
+        for checkpointing in (True, False):
+            record = {"part": "new_editors", "figure": "grpo_iteration", "editor": name, "resolution": run["resolution"],
+                      "gradient_checkpointing": checkpointing, "lora_rank": run["lora_rank"], "group_size": 2,
+                      "num_steps": run["num_steps"]}
+            with tempfile.TemporaryDirectory() as out:
+                config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "flux-kontext.yaml", [
+                    f"resolution={run['resolution']}", f"device={ctx.device}", f"num_steps={run['num_steps']}",
+                    f"lora_rank={run['lora_rank']}", f"lora_alpha={run['lora_rank']}", "groups_per_step=1", "group_size=2",
+                    "batch_size=2", "num_minibatches=1", "eval_every=0", "judge=null", f"output_dir={out}",
+                    f"gradient_checkpointing={str(checkpointing).lower()}", "num_iterations=2",
+                ])
+                fresh_accelerate_state()
+                try:
+                    trainer = GRPOTrainer(config, editor=editor, reward=Brightness(), train_prompts=prompts, eval_prompts=prompts)
+                    ctx.reset_peak()
+                    trainer.iteration(0)  # warm-up
+                    start = ctx.clock()
+                    trainer.iteration(1)
+                    record.update(seconds_per_iteration=sig(ctx.clock() - start), peak_memory_gib=ctx.peak_gib(),
+                                  lora_params_m=sig(sum(p.numel() for p in trainer.params) / 1e6))
+                except torch.OutOfMemoryError:
+                    record.update(skipped="did not fit: out of GPU memory", peak_memory_gib=ctx.peak_gib())
+            emit(record)
+            trainer = None
+            if "default" in getattr(pipe.transformer, "peft_config", {}):
+                pipe.transformer.delete_adapters("default")  # the next run starts from the plain transformer
+            pipe.transformer.disable_gradient_checkpointing()
+            release()
+        editor = pipe = cond = None
+        release()
+
+
+PART_FUNCTIONS = {"reward": part_reward, "editor": part_editor, "rl": part_rl, "reward_train": part_reward_train,
+                  "new_editors": part_new_editors}
+PART_NEEDS = {"reward": "reward", "editor": "editor", "rl": "rl_grpo", "reward_train": "train_lora",
+              "new_editors": "new_flux2-klein"}  # the first figure's estimate
 
 
 # ----------------------------------------------------------------------------- command line

@@ -6,7 +6,10 @@ so every benchmark builds the genuine transformers/diffusers classes from config
 - ``QWEN25VL``: the EditReward backbone, Qwen2.5-VL at 7B size (``"7b"``, from the released
   config.json), a CPU size where the forward passes dominate (``"small"``) and a toy (``"tiny"``);
 - ``FLUX_KONTEXT``: the FLUX.1-Kontext-dev editor at real size (``"kontext"``: 12 B transformer,
-  T5-XXL encoder, CLIP-L, the FLUX VAE) and a toy (``"tiny"``).
+  T5-XXL encoder, CLIP-L, the FLUX VAE) and a toy (``"tiny"``);
+- ``FLUX2``: FLUX.2 [dev] (``"dev"``: 32 B transformer, Mistral-Small-3.1-24B text encoder), FLUX.2 [klein] 4B
+  (``"klein-4b"``: 4 B transformer, Qwen3-4B) and toys (``"tiny"``, ``"tiny-klein"``);
+- ``QWEN_IMAGE_EDIT``: Qwen-Image-Edit-2511 (``"2511"``: 20 B transformer, Qwen2.5-VL-7B) and a toy (``"tiny"``).
 
 The builders create every weight directly on ``device`` in ``dtype`` (``torch.device`` and the
 default dtype around the constructors), so a 7 B + 12 B build on a GPU never materialises in fp32 on
@@ -22,7 +25,14 @@ import torch
 from editrl.reward import EditReward, EditRewardConfig
 from editrl.reward.inputs import common_prefix_length
 from editrl.reward.prompts import EDITREWARD_INSTRUCTION_FOLLOWING, EDITREWARD_SUFFIX, EDITREWARD_VISUAL_QUALITY
-from editrl.tiny import byte_level_tokenizer, tiny_qwen25vl_processor, tiny_qwen_tokenizer, tiny_t5_tokenizer
+from editrl.tiny import (
+    FLUX2_TINY,
+    byte_level_tokenizer,
+    flux2_pipeline,
+    tiny_qwen25vl_processor,
+    tiny_qwen_tokenizer,
+    tiny_t5_tokenizer,
+)
 
 QWEN25VL = {
     # Qwen2.5-VL-7B-Instruct's config.json (vocab_size: the real embedding and LM-head memory)
@@ -65,6 +75,34 @@ FLUX_KONTEXT = {
                   projection_dim=32, hidden_act="gelu"),
         t5=dict(vocab_size=300, d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2, relative_attention_num_buckets=8),
     ),
+}
+
+
+FLUX2 = {
+    # FLUX.2 [dev]: the transformer and VAE are diffusers' defaults (the released config), Mistral-Small-3.1-24B's text
+    # and Pixtral vision sizes; the pipeline reads hidden states 10, 20, 30 of its 40 layers
+    "dev": dict(klein=False, transformer={}, vae={}, text_layers=40, vocab_size=131072,
+                text=dict(hidden_size=5120, intermediate_size=32768, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                          max_position_embeddings=131072),
+                vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, head_dim=64,
+                            image_size=1540, patch_size=14)),
+    # FLUX.2 [klein] 4B: 5 double + 20 single blocks of 24 x 128, Qwen3-4B (36 layers; hidden states 9, 18, 27 read)
+    "klein-4b": dict(klein=True, transformer=dict(num_layers=5, num_single_layers=20, num_attention_heads=24,
+                                                  joint_attention_dim=3 * 2560), vae={}, text_layers=36, vocab_size=151936,
+                     text=dict(hidden_size=2560, intermediate_size=9728, num_attention_heads=32, num_key_value_heads=8,
+                               head_dim=128, max_position_embeddings=40960, tie_word_embeddings=True)),
+    "tiny": dict(klein=False, text_layers=30, **FLUX2_TINY),
+    "tiny-klein": dict(klein=True, **{k: v for k, v in FLUX2_TINY.items() if k != "vision"}),
+}
+
+QWEN_IMAGE_EDIT = {
+    # Qwen-Image-Edit-2511: diffusers' QwenImageTransformer2DModel defaults (60 layers, 24 x 128) with zero_cond_t, the
+    # Qwen-Image VAE's defaults, Qwen2.5-VL-7B; the text encoder sees each source at 384 x 384
+    "2511": dict(transformer=dict(zero_cond_t=True), vae={}, text="7b", condition_pixels=384 * 384),
+    "tiny": dict(transformer=dict(patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16,
+                                  num_attention_heads=3, joint_attention_dim=32, axes_dims_rope=(8, 4, 4), zero_cond_t=True),
+                 vae=dict(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1, temperal_downsample=[False, True],
+                          latents_mean=[0.0] * 4, latents_std=[1.0] * 4), text="tiny", condition_pixels=56 * 56),
 }
 
 
@@ -153,5 +191,35 @@ def flux_kontext(size: str | dict, device: str | torch.device, dtype: torch.dtyp
     pipe = FluxKontextPipeline(scheduler=scheduler, vae=vae.eval(), text_encoder=clip.eval(), tokenizer=tokenizer,
                                text_encoder_2=t5.eval(), tokenizer_2=tiny_t5_tokenizer(), transformer=transformer.eval(),
                                image_encoder=None, feature_extractor=None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def flux2(size: str, device: str | torch.device, dtype: torch.dtype):
+    """A random ``Flux2Pipeline`` / ``Flux2KleinPipeline`` of ``FLUX2[size]``, built on ``device`` in ``dtype``."""
+    with built_on(device, dtype):
+        pipe = flux2_pipeline(**FLUX2[size])
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def qwen_image_edit_plus(size: str, device: str | torch.device, dtype: torch.dtype):
+    """A random ``QwenImageEditPlusPipeline`` of ``QWEN_IMAGE_EDIT[size]``, built on ``device`` in ``dtype``."""
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPlusPipeline,
+        QwenImageTransformer2DModel,
+    )
+
+    size = QWEN_IMAGE_EDIT[size]
+    tokenizer = tiny_qwen_tokenizer()
+    processor = tiny_qwen25vl_processor(tokenizer, min_pixels=size["condition_pixels"], max_pixels=size["condition_pixels"])
+    text_encoder = qwen25vl_backbone(size["text"], tokenizer, device, dtype)
+    with built_on(device, dtype):
+        transformer = QwenImageTransformer2DModel(**size["transformer"]).eval()
+        vae = AutoencoderKLQwenImage(**size["vae"]).eval()
+    pipe = QwenImageEditPlusPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+                                     text_encoder=text_encoder, tokenizer=tokenizer, processor=processor)
     pipe.set_progress_bar_config(disable=True)
     return pipe

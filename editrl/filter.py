@@ -228,17 +228,25 @@ def _merge_shards(scores_dir: Path, world: int, total: int):
 
 
 def _absolute_images(row: dict) -> dict:
-    """The row without ``_base``, its relative image paths resolved so the output works from anywhere."""
+    """The row without ``_base``, its relative image paths resolved so the output works from anywhere (each
+    of a list of sources too)."""
     from .reward.score import EDIT_COLUMNS, SOURCE_COLUMNS
 
     base = row.pop("_base", ".")
     for column in (*SOURCE_COLUMNS, *EDIT_COLUMNS):
-        value = row.get(column)
-        if isinstance(value, str) and value and not os.path.isabs(value):
-            row[column] = os.path.abspath(os.path.join(base, value))
-        elif isinstance(value, dict) and not value.get("bytes") and isinstance(value.get("path"), str) and not os.path.isabs(value["path"]):
-            row[column] = {**value, "path": os.path.abspath(os.path.join(base, value["path"]))}
+        if column in row:
+            row[column] = _absolute_cell(row[column], base)
     return row
+
+
+def _absolute_cell(value, base: str):
+    if isinstance(value, list):
+        return [_absolute_cell(v, base) for v in value]
+    if isinstance(value, str) and value and not os.path.isabs(value):
+        return os.path.abspath(os.path.join(base, value))
+    if isinstance(value, dict) and not value.get("bytes") and isinstance(value.get("path"), str) and not os.path.isabs(value["path"]):
+        return {**value, "path": os.path.abspath(os.path.join(base, value["path"]))}
+    return value
 
 
 def _write_kept(data: Path, kept_rows: dict[int, int], scores, out: Path) -> Path:

@@ -162,6 +162,15 @@ def load_images(images: list[ImageLike] | tuple, name: str, conversion: str = "e
     return [load_image(image, f"{name}[{i}]", conversion) for i, image in enumerate(images)]
 
 
+def load_source(source: ImageLike | list | tuple, name: str = "source") -> Image.Image | list[Image.Image]:
+    """One prompt's source loaded as RGB: an image, or for a list (a prompt with several sources) each of them."""
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise EditRLError(f"{name}: an empty list; expected one or more source images")
+        return load_images(source, name)
+    return load_image(source, name)
+
+
 def instruction_problem(instruction: Any) -> str | None:
     """What is wrong with ``instruction`` (None if it is non-empty text every tokenizer can encode).
 

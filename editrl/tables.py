@@ -127,7 +127,10 @@ def read_rows(path: str | os.PathLike, suffixes: tuple[str, ...] = TABLE_SUFFIXE
 
 def image_cell(value: Any, base: str | os.PathLike = ".") -> Any:
     """A table cell as something ``open_image`` reads: bytes, a path resolved against ``base``, or (an image,
-    an array) the value itself; None for an empty cell."""
+    an array) the value itself; None for an empty cell. A list cell (a prompt's several source images) gives
+    the list of its cells."""
+    if isinstance(value, (list, tuple)):
+        return [image_cell(v, base) for v in value]
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if isinstance(value, (bytes, bytearray, str)) and not value:

@@ -207,6 +207,18 @@ def tiny_clip_text_encoder() -> tuple[CLIPTextModel, PreTrainedTokenizerFast]:
     return text_encoder, tokenizer
 
 
+def tiny_flux_vae(latent_channels: int, channels: int = 8):
+    """A random FLUX-style AutoencoderKL: four blocks (scale factor 8), FLUX's shift and scale, no quant convs."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(channels,) * 4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
+        shift_factor=0.1159, scaling_factor=0.3611,
+    )
+
+
 def tiny_flux_kontext(
     seed: int = 0,
     num_layers: int = 1,
@@ -216,7 +228,7 @@ def tiny_flux_kontext(
     vae_channels: int = 8,
 ):
     """A random FluxKontextPipeline: VAE with scale factor 8 (like FLUX), CLIP + T5 text encoders."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
 
     torch.manual_seed(seed)
     rope = [attention_head_dim // 4, attention_head_dim // 4, attention_head_dim // 2]  # sums to head dim
@@ -232,12 +244,7 @@ def tiny_flux_kontext(
     ))
     tokenizer_2 = tiny_t5_tokenizer()
     # four blocks give the FLUX VAE scale factor 8; 4 latent channels packed 2x2 give in_channels 16
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(vae_channels,) * 4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1, norm_num_groups=4, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
-        shift_factor=0.1159, scaling_factor=0.3611,
-    )
+    vae = tiny_flux_vae(4, vae_channels)
     for module in (transformer, text_encoder, text_encoder_2, vae):
         module.eval()  # built from a config they start in train mode, and T5 dropout would make outputs random
     return FluxKontextPipeline(
@@ -247,8 +254,9 @@ def tiny_flux_kontext(
     )
 
 
-def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
-    """A random QwenImageEditPipeline (or the Plus variant) with a tiny Qwen2.5-VL text encoder."""
+def tiny_qwen_image_edit(plus: bool = False, seed: int = 0, zero_cond_t: bool = False):
+    """A random QwenImageEditPipeline (or the Plus variant) with a tiny Qwen2.5-VL text encoder; ``zero_cond_t``
+    as Qwen-Image-Edit-2511's transformer (the condition tokens modulated at timestep 0)."""
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -261,7 +269,7 @@ def tiny_qwen_image_edit(plus: bool = False, seed: int = 0):
     torch.manual_seed(seed)
     transformer = QwenImageTransformer2DModel(
         patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
-        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
+        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4), zero_cond_t=zero_cond_t,
     ).eval()
     z = 4
     vae = AutoencoderKLQwenImage(
@@ -300,6 +308,111 @@ def tiny_instruct_pix2pix(seed: int = 0):
         scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+QWEN3_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+"""Qwen3's chat template, reduced to the text-only turns and the no-thinking prefix FLUX.2 Klein renders."""
+
+MISTRAL_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}[SYSTEM_PROMPT]{% else %}[INST]{% endif %}"
+    "{% for content in message['content'] %}{{ content['text'] }}{% endfor %}"
+    "{% if message['role'] == 'system' %}[/SYSTEM_PROMPT]{% else %}[/INST]{% endif %}{% endfor %}"
+)
+"""Mistral-Small-3's chat template, reduced to the system and user text turns FLUX.2 dev renders."""
+
+
+FLUX2_TINY = {
+    "transformer": dict(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=3 * 16, timestep_guidance_channels=32,
+                        axes_dims_rope=(4, 4, 4, 4)),
+    # scale factor 8 as the released VAE; 4 latent channels, 2x2 patchified to the transformer's 16
+    "vae": dict(latent_channels=4, block_out_channels=(8,) * 4, layers_per_block=1, norm_num_groups=4, sample_size=64),
+    # 27 layers: Klein reads hidden states 9, 18 and 27 (dev: 10, 20, 30, hence 30 there); joint_attention_dim = 3 x hidden
+    "text": dict(hidden_size=16, intermediate_size=24, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                 max_position_embeddings=1024),
+    "vision": dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2, head_dim=8,
+                   image_size=64, patch_size=16),
+}
+"""A toy FLUX.2 (``flux2_pipeline``'s size arguments); ``benchmarks/sizes.py`` holds the released sizes."""
+
+MISTRAL_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[IMG]", "<pad>"]
+
+
+def flux2_pipeline(klein: bool, transformer: dict, vae: dict, text: dict, vision: dict | None = None,
+                   text_layers: int = 27, vocab_size: int = 0, is_distilled: bool = False):
+    """A random Flux2KleinPipeline (Qwen3 text encoder, ``klein``) or Flux2Pipeline (Mistral3) of the given sizes,
+    with a byte-level tokenizer and a reduced chat template; weights from the current torch seed, on the current
+    default device and dtype (``benchmarks/sizes.built_on``). ``vocab_size``: embedding rows (at least the tokenizer's)."""
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Pipeline,
+        Flux2Transformer2DModel,
+    )
+
+    if klein:
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+
+        tokenizer = tiny_qwen_tokenizer()
+        tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+        text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=max(len(tokenizer), vocab_size), num_hidden_layers=text_layers,
+                                                    pad_token_id=tokenizer.pad_token_id, **text))
+    else:
+        from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+        tokenizer = tiny_tokenizer(MISTRAL_SPECIAL_TOKENS, 4096, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
+        tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
+        text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
+            text_config=dict(model_type="mistral", vocab_size=max(len(tokenizer), vocab_size), num_hidden_layers=text_layers,
+                             pad_token_id=tokenizer.pad_token_id, **text),
+            vision_config=dict(model_type="pixtral", **vision), image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        ))
+    transformer = Flux2Transformer2DModel(guidance_embeds=not klein, **transformer)
+    vae = AutoencoderKLFlux2(**vae)
+    with torch.no_grad():  # a batch-norm that is not the identity, so its use in encode/decode is tested
+        vae.bn.running_mean.uniform_(-0.5, 0.5)
+        vae.bn.running_var.uniform_(0.5, 2.0)
+    # dynamic shifting as the released schedulers, so the sigmas depend on the image size (mu)
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, shift=3.0)
+    parts = dict(scheduler=scheduler, vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+                 transformer=transformer.eval())
+    return Flux2KleinPipeline(**parts, is_distilled=is_distilled) if klein else Flux2Pipeline(**parts)
+
+
+def tiny_flux2_klein(seed: int = 0, is_distilled: bool = False):
+    """A random Flux2KleinPipeline of ``FLUX2_TINY``: a 27-layer Qwen3 text encoder (the pipeline reads layers 9, 18, 27)."""
+    torch.manual_seed(seed)
+    sizes = {k: v for k, v in FLUX2_TINY.items() if k != "vision"}
+    return flux2_pipeline(True, **sizes, is_distilled=is_distilled)
+
+
+def tiny_flux2(seed: int = 0):
+    """A random Flux2Pipeline of ``FLUX2_TINY``: a 30-layer Mistral3 text encoder (the pipeline reads layers 10, 20, 30)."""
+    torch.manual_seed(seed)
+    return flux2_pipeline(False, **FLUX2_TINY, text_layers=30)
+
+
+def tiny_longcat_image_edit(seed: int = 0):
+    """A random LongCatImageEditPipeline: a tiny Qwen2.5-VL text encoder, a FLUX-style VAE with the 16 latent
+    channels the pipeline assumes (packed 2x2 into the transformer's 64)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LongCatImageEditPipeline, LongCatImageTransformer2DModel
+
+    text_encoder, processor = tiny_qwen25vl(seed=seed)
+    torch.manual_seed(seed)
+    transformer = LongCatImageTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6],
+    ).eval()
+    vae = tiny_flux_vae(16).eval()
+    return LongCatImageEditPipeline(scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True), vae=vae,
+                                    text_encoder=text_encoder, tokenizer=processor.tokenizer, text_processor=processor,
+                                    transformer=transformer)
 
 
 TINY_BACKBONES.register("qwen2.5-vl", tiny_qwen25vl)  # a reward config's ``model.tiny`` with ``model.tiny_backbone``

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ["reward", "editor", "rl", "reward_train"]
+PARTS = ["reward", "editor", "rl", "reward_train", "new_editors"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,8 @@ def test_tiny_run_reports_every_figure(tiny_run):
             assert value > 0 or key.endswith("_diff"), (key, record)
         if "peak_memory_gib" in record:
             assert record["peak_memory_gib"] is None
-    assert {r["model"] for r in body if r.get("figure") == "build"} == {"editreward-tiny", "flux-kontext-tiny"}
+    assert {r["model"] for r in body if r.get("figure") == "build"} == {
+        "editreward-tiny", "flux-kontext-tiny", "flux2-klein-tiny-klein", "qwen-image-edit-2511-tiny", "flux2-tiny"}
 
 
 def test_tiny_reward_scoring_figures(tiny_run):
@@ -146,12 +147,14 @@ def test_budget_compares_time_left_with_each_estimate(suite, monkeypatch):
     monkeypatch.setattr(suite, "START", time.perf_counter() - 98)
     assert budget.skip_note("reward") == "needs about 3 s, 2 s left of the 100 s budget"
     assert suite.REAL.needs.keys() == suite.TINY.needs.keys()
-    # the real estimates fit the default budget with room for the imports
-    assert sum(suite.REAL.needs.values()) <= 0.9 * 480
+    # the real estimates of the default parts fit the default budget with room for the imports; new_editors has its own run
+    assert sum(v for k, v in suite.REAL.needs.items() if not k.startswith("new_")) <= 0.9 * 480
+    assert sum(v for k, v in suite.REAL.needs.items() if k.startswith("new_")) <= 0.9 * 480
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--tiny", "--parts", "reward", "vae"], "--parts: unknown part 'vae'; expected some of reward, editor, rl, reward_train"),
+    (["--tiny", "--parts", "reward", "vae"],
+     "--parts: unknown part 'vae'; expected some of reward, editor, rl, reward_train, new_editors"),
     (["--tiny", "--parts", "rl", "rl"], "--parts: a part is named twice in rl rl"),
     (["--tiny", "--budget", "0"], "--budget: expected a positive number of seconds, got 0"),
     (["--device", "cpu"], "--device cpu: the real sizes (7B reward, 12B editor) need a CUDA GPU; --tiny runs on the CPU"),
@@ -162,3 +165,20 @@ def test_bad_arguments_get_one_line(suite, capsys, argv, message):
         suite.main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"gpu_suite.py: error: {message}\n"
+
+
+def test_tiny_new_editors_figures(tiny_run):
+    """Each 2026 editor's sampling step and a LoRA GRPO iteration with and without gradient checkpointing, guidance
+    branches counted, each editor's own default steps."""
+    _, lines = tiny_run
+    sampling = {r["editor"]: r for r in figures(lines, "new_editors", "sampling")}
+    assert {k: (r["nfe_per_step"], r["default_steps"]) for k, r in sampling.items()} == {
+        "flux2-klein": (2, 50), "qwen-image-edit-2511": (2, 40), "flux2": (1, 50)}
+    for r in sampling.values():
+        assert r["seconds_per_image"] == pytest.approx(r["seconds_per_step"] * r["default_steps"], rel=2e-3)
+    grpo = figures(lines, "new_editors", "grpo_iteration")
+    assert sorted((r["editor"], r["gradient_checkpointing"]) for r in grpo) == sorted(
+        (e, c) for e in sampling for c in (True, False))
+    assert all(r["seconds_per_iteration"] > 0 and r["lora_params_m"] > 0 and r["peak_memory_gib"] is None for r in grpo)
+    assert {r["model"] for r in figures(lines, "new_editors", "build")} == {
+        "flux2-klein-tiny-klein", "qwen-image-edit-2511-tiny", "flux2-tiny"}

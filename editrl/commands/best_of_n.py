@@ -37,12 +37,15 @@ def register(subparsers) -> None:
         "to --out, and prints a JSON summary. With no --image it edits a built-in world example.",
         epilog=EPILOG,
     )
-    parser.add_argument("--image", default=None, help="source image (any format/mode/size; resized to the editor's resolution). "
-                        "Default: the built-in world example")
+    parser.add_argument("--image", action="append", default=None,
+                        help="source image (any format/mode/size; resized to the editor's resolution). Repeat it for an "
+                        "editor that takes several (flux2, flux2-klein, qwen-image-edit-plus, qwen-image-edit-2511): the "
+                        "first is edited, the others are references. Default: the built-in world example")
     parser.add_argument("--instruction", default=None, help="the edit instruction (required with --image)")
     parser.add_argument("--n", type=positive_int, default=defaults.N, help=f"number of candidates (default {defaults.N})")
     parser.add_argument("--editor", default=defaults.EDITOR, help="world (default, the shipped tiny Kontext), flux-kontext, "
-                        "qwen-image-edit, qwen-image-edit-plus, instruct-pix2pix, or a diffusers pipeline folder")
+                        "qwen-image-edit, qwen-image-edit-plus, qwen-image-edit-2511, flux2, flux2-klein, longcat-image-edit, "
+                        "instruct-pix2pix, or a diffusers pipeline folder")
     parser.add_argument("--model", default=None, help="Hugging Face id or local folder of the editor's weights "
                         "(default: the editor's public id); nothing is downloaded")
     parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")
@@ -91,7 +94,7 @@ def run(args) -> int:
     else:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
-        source, instruction = args.image, args.instruction
+        source, instruction = (args.image[0] if len(args.image) == 1 else args.image), args.instruction
     if args.out is not None:
         check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)

@@ -7,6 +7,8 @@ any of them unchanged.
 
 from __future__ import annotations
 
+import logging
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -14,6 +16,8 @@ import torch
 
 from ..errors import EditRLError
 from ..images import ImageLike
+
+logger = logging.getLogger(__name__)
 
 DIMENSIONS = ("instruction_following", "visual_quality")
 
@@ -85,9 +89,28 @@ def check_batch_size(batch_size, default: int) -> int:
     return default if batch_size is None else check_positive(batch_size, "batch_size")
 
 
+_TOLD_FIRST_SOURCE: weakref.WeakSet = weakref.WeakSet()
+
+
+def sources_for(reward, sources: Sequence) -> list:
+    """Each prompt's source as ``reward`` takes it. A prompt may carry several source images (a list); a reward
+    that reads them all says so with ``takes_several_sources = True`` (a generative judge shown every image) and gets
+    the lists. Any other gets the first of each (EditReward's official prompt shows one source image), which is
+    logged once per reward, naming it."""
+    sources = list(sources)
+    if getattr(reward, "takes_several_sources", False) or not any(isinstance(s, (list, tuple)) for s in sources):
+        return sources
+    if reward not in _TOLD_FIRST_SOURCE:
+        _TOLD_FIRST_SOURCE.add(reward)
+        logger.warning("reward %s reads one source image: prompts with several are scored against their first",
+                       type(reward).__name__)
+    return [s[0] if isinstance(s, (list, tuple)) else s for s in sources]
+
+
 @runtime_checkable
 class RewardFunction(Protocol):
-    """Anything that scores (source, instruction, edit) triples."""
+    """Anything that scores (source, instruction, edit) triples. A source is one image; a reward may set
+    ``takes_several_sources = True`` to be given a list for a prompt with several (see ``sources_for``)."""
 
     def score(
         self,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from transformers import Qwen2_5_VLProcessor, Qwen3VLProcessor
+from transformers import ProcessorMixin, Qwen2_5_VLProcessor, Qwen3VLProcessor
+
+# diffusers loads a pipeline component saved from a non-library module by looking its base class up in that module,
+# so ProcessorMixin is exported here: a Qwen-Image-Edit pipeline holding this processor loads from a saved folder
+__all__ = ["ImageOnlyQwen2_5_VLProcessor", "ImageOnlyQwen3VLProcessor", "ProcessorMixin"]
 
 
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):

@@ -31,7 +31,7 @@ from ..files import DiskFull, atomic_path
 from ..images import check_instruction, open_image
 from ..tables import image_cell, parquet_file
 from .identity import describe_change, reward_identity, row_digest
-from .output import RewardFunction, check_positive
+from .output import RewardFunction, check_positive, sources_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def pick(row: Mapping, names: Iterable[str], what: str, where: str):
 
 
 def _describe(value) -> str | None:
-    """Paths are kept in the output table (bytes are not)."""
+    """Paths are kept in the output table (bytes are not); several sources as a JSON list of theirs."""
+    if isinstance(value, list):
+        return json.dumps([_describe(v) for v in value])
     return value if isinstance(value, str) else None
 
 
@@ -213,11 +215,13 @@ def score_table(
             where, source, instruction, edit = _row_parts(row, index)
             base = row.get("_base", ".")
             source, edit = image_cell(source, base), image_cell(edit, base)
-            sources.append(open_image(source, f"{where} source"))
+            sources.append([open_image(s, f"{where} source[{j}]") for j, s in enumerate(source)]
+                           if isinstance(source, list) else open_image(source, f"{where} source"))
             edits.append(open_image(edit, f"{where} edit"))
             instructions.append(instruction)
             meta.append({"row": index, "id": None if row.get("id") is None else str(row["id"]), "instruction": instruction,
                          "source": _describe(source), "edit": _describe(edit), "row_hash": digest})
+        sources = sources_for(reward, sources)  # a row may list several sources
         output = _score_chunk(reward, sources, instructions, edits, [m["row"] for m in meta], pending, batch_size)
         records = [{**m, **r} for m, r in zip(meta, output.to_records())]
         parts.mkdir(parents=True, exist_ok=True)

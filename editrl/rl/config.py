@@ -30,8 +30,9 @@ class RLConfig(Config):
     (``editrl.runs.check_resume_config``): such a checkpoint resumes when the config says that value."""
 
     # --- model
-    editor: str = config_field("world", "Editor registry name (world, flux-kontext, qwen-image-edit, qwen-image-edit-plus, "
-                       "instruct-pix2pix) or a diffusers pipeline folder.")
+    editor: str = config_field("world", "Editor registry name (world, flux-kontext, flux2, flux2-klein, qwen-image-edit, "
+                       "qwen-image-edit-plus, qwen-image-edit-2511, instruct-pix2pix) or a diffusers pipeline folder; "
+                       "longcat-image-edit samples only (its pipeline cannot save LoRA).")
     model: str | None = config_field(None, "Hugging Face id or local folder of the editor's pipeline; null = the editor's default.")
     resolution: int | None = config_field(None, "Square image side the editor works at; null = the editor's default (world: 64).")
     device: str | None = config_field(None, "Device (cpu, cuda, cuda:1); null = the accelerate process's device.")
@@ -47,7 +48,8 @@ class RLConfig(Config):
     lora_init: str = config_field("gaussian", "peft init_lora_weights ('gaussian' as Flow-GRPO; B starts at zero either way).")
     # --- data
     train_data: str = config_field("world", "'world' (procedural world train split) or a JSONL file with 'source' "
-                           "(image path, relative to the file) and 'instruction' per line.")
+                           "(image path, relative to the file; or a list of them for an editor that takes several) and "
+                           "'instruction' per line.")
     eval_data: str = config_field("world", "'world' (the held-out world test split) or a JSONL file like train_data.")
     world_train_examples: int = config_field(256, "Number of world train examples to draw prompts from (train_data: world).")
     eval_prompts: int = config_field(8, "Number of fixed evaluation prompts for the monitor (first N of eval_data).")

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import EditRLError
 from ..images import ImageLike
-from ..reward.output import RewardFunction, RewardOutput
+from ..reward.output import RewardFunction, RewardOutput, sources_for
 from ..reward.specs import build_reward
 
 
@@ -20,8 +20,10 @@ class WeightedReward:
 
     The output's per-"dimension" columns are the component scores (``dimensions`` = the component
     names), so logs can show each reward next to the mix; ``score_sigma`` combines the components'
-    sigmas as independent Gaussians.
+    sigmas as independent Gaussians. It takes a prompt's several sources and gives each component what it reads.
     """
+
+    takes_several_sources = True
 
     def __init__(self, rewards: dict[str, RewardFunction], weights: dict[str, float]):
         if not rewards:
@@ -38,7 +40,8 @@ class WeightedReward:
         edits: Sequence[ImageLike],
         batch_size: int | None = None,
     ) -> RewardOutput:
-        outs = {name: r.score(sources, instructions, edits, batch_size=batch_size) for name, r in self.rewards.items()}
+        outs = {name: r.score(sources_for(r, sources), instructions, edits, batch_size=batch_size)
+                for name, r in self.rewards.items()}
         names = tuple(self.rewards)
         mu = torch.stack([outs[n].score.float() for n in names], dim=1)
         sigma = torch.stack([outs[n].score_sigma.float() for n in names], dim=1)

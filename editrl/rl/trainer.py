@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from ..errors import EditRLError
 from ..files import atomic_folder
-from ..images import check_instruction, load_image
+from ..images import check_instruction, load_source
 from ..registry import PROMPT_SETS
-from ..reward.output import RewardFunction
+from ..reward.output import RewardFunction, sources_for
 from ..reward.specs import build_reward
 from ..runs import (
     STATE_FILE,
@@ -74,7 +74,7 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
         where = row["_where"]
         if "source" not in row or "instruction" not in row:
             raise EditRLError(f"{where}: expected 'source' and 'instruction' columns")
-        source = load_image(image_cell(row["source"], row["_base"]), f"{where} source")
+        source = load_source(image_cell(row["source"], row["_base"]), f"{where} source")
         prompts.append((source, check_instruction(row["instruction"], where)))
     if not prompts:
         raise EditRLError(f"data {spec!r}: no prompts in the table")
@@ -130,6 +130,9 @@ class RLTrainer:
 
             settings = {**({"resolution": config.resolution} if config.resolution else {}), **config.editor_settings}
             editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
+        if not hasattr(type(editor.pipe), "save_lora_weights"):  # the LoRA could be trained but never saved or loaded
+            raise EditRLError(f"editor {editor.label}: its {type(editor.pipe).__name__} cannot save or load LoRA weights, "
+                              "so RL cannot train it (use it for best-of-n)")
         self.editor = editor
         self.transformer = editor.transformer
         self.transformer.eval()  # no dropout: rollout and training forwards must be identical
@@ -278,7 +281,8 @@ class RLTrainer:
 
     def score(self, cond, images) -> tuple[torch.Tensor, dict[str, float]]:
         """(B,) training rewards of the edits, and for a mix of several rewards each component's global mean."""
-        out = self.reward.score(cond.sources, cond.instructions, images, batch_size=self.config.reward_batch_size)
+        out = self.reward.score(sources_for(self.reward, cond.prompt_sources()), cond.instructions, images,
+                                batch_size=self.config.reward_batch_size)
         if out.score.isnan().any():  # e.g. a generative judge with failures=count: advantages need every rollout scored
             raise EditRLError(f"the reward left {int(out.score.isnan().sum())} of {len(out)} rollouts unscored (NaN); "
                               "RL needs every rollout scored (a generative judge: failures=raise, the default)")
@@ -367,13 +371,14 @@ class RLTrainer:
         shown: dict[str, list] = {key: [] for key in ("sources", "instructions", "edits", "reward", "judge", *names)}
         totals = torch.zeros(3 + len(names))
         for chunk, sources, instructions, edits in self.eval_chunks(progress=True):
-            rewards = self.reward.score(sources, instructions, edits, batch_size=bs).score.float()
-            judged = self.judge.score(sources, instructions, edits, batch_size=bs).score.float() if self.judge is not None else None
-            measures = self.judge.measures(sources, instructions, edits) if names else {}
+            rewards = self.reward.score(sources_for(self.reward, sources), instructions, edits, batch_size=bs).score.float()
+            judge_sources = sources_for(self.judge, sources) if self.judge is not None else None
+            judged = self.judge.score(judge_sources, instructions, edits, batch_size=bs).score.float() if self.judge is not None else None
+            measures = self.judge.measures(judge_sources, instructions, edits) if names else {}
             totals += torch.tensor([float(rewards.sum()), float(judged.sum()) if judged is not None else 0.0, len(chunk),
                                     *[float(measures[n].sum()) for n in names]])
             if len(shown["sources"]) < GRID_PROMPTS:  # what the grid shows: the first prompts
-                for key, values in (("sources", sources), ("instructions", instructions), ("edits", edits),
+                for key, values in (("sources", [s[0] if isinstance(s, (list, tuple)) else s for s in sources]), ("instructions", instructions), ("edits", edits),
                                     ("reward", rewards.tolist()), ("judge", judged.tolist() if judged is not None else []),
                                     *((n, measures[n].tolist()) for n in names)):
                     shown[key] += values

@@ -22,7 +22,7 @@ from ..errors import EditRLError
 from ..files import atomic_path, write_text_atomic
 from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import RewardFunction
-from .editors.base import Editor
+from .editors.base import Editor, SourceLike
 from .search import Candidate, HalvingConfig, run_search
 from .selection import check_select
 
@@ -132,7 +132,7 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
 def best_of_n(
     editor: Editor,
     reward: RewardFunction,
-    source: ImageLike,
+    source: SourceLike,
     instruction: str,
     n: int = 8,
     seeds: Sequence[int] | None = None,
@@ -147,7 +147,8 @@ def best_of_n(
     reward_name: str | None = None,
     source_name: str | None = None,
 ) -> BestOfNResult:
-    """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them.
+    """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them. ``source`` may
+    be a list of images for an editor that takes several (the first is edited; ``result.source`` is that one).
 
     Args:
         select: "fused" (fused score), "lcb" (fused mu - k * sigma) or a dimension name of the reward (its mu);
@@ -179,10 +180,12 @@ def best_of_n(
     )
     from .. import __version__
 
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]  # the edited image, then references
     device, dtype = _device_dtype(editor)
     reward_device, reward_dtype = _device_dtype(reward)
     run = {
-        "editrl_version": __version__, "source": source_record(source, source_name), **(editor.origin or {"editor": editor.name}),
+        "editrl_version": __version__, "source": source_record(sources[0], source_name),
+        "references": [source_record(image) for image in sources[1:]], **(editor.origin or {"editor": editor.name}),
         "device": device, "dtype": dtype, "reward": reward_name or type(reward).__name__, "reward_device": reward_device,
         "reward_dtype": reward_dtype, "resolution": editor.resolution,
         "steps": int(num_steps or editor.default_steps),

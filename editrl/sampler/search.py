@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, config_field
 from ..errors import EditRLError
-from ..reward.output import RewardFunction, RewardOutput
+from ..reward.output import RewardFunction, RewardOutput, sources_for
 from .editors.base import EditCondition, Editor, denoise
 from .selection import selection_values
 
@@ -161,7 +161,8 @@ def run_search(
     def score(images: list[Image.Image]) -> tuple[RewardOutput, torch.Tensor]:  # the live candidates' images
         nonlocal reward_calls
         reward_calls += len(live)
-        out = reward.score([cond.sources[i] for i in live], [cond.instructions[i] for i in live], images,
+        sources = cond.prompt_sources()
+        out = reward.score(sources_for(reward, [sources[i] for i in live]), [cond.instructions[i] for i in live], images,
                            batch_size=reward_batch_size)
         return out, selection_values(out, select, k)
 

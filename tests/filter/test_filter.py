@@ -49,17 +49,23 @@ def world_rows():
     return rows
 
 
-@pytest.fixture
-def jsonl_data(tmp_path, world_rows):
-    folder = tmp_path / "data"
+def write_jsonl(folder: Path, world_rows, several_sources: bool = False) -> Path:
+    """The rows as images under ``folder/images`` and a JSONL table of their paths; with ``several_sources`` each
+    row's source cell lists its source and then its edit."""
     (folder / "images").mkdir(parents=True)
     with open(folder / "edits.jsonl", "w") as handle:
         for i, row in enumerate(world_rows):
             row["source"].save(folder / "images" / f"{i}-src.png")
             row["edit"].save(folder / "images" / f"{i}-edit.png")
-            handle.write(json.dumps({"id": row["id"], "source": f"images/{i}-src.png", "instruction": row["instruction"],
+            source = [f"images/{i}-src.png", f"images/{i}-edit.png"] if several_sources else f"images/{i}-src.png"
+            handle.write(json.dumps({"id": row["id"], "source": source, "instruction": row["instruction"],
                                      "edit": f"images/{i}-edit.png", "note": i}) + "\n")
     return folder / "edits.jsonl"
+
+
+@pytest.fixture
+def jsonl_data(tmp_path, world_rows):
+    return write_jsonl(tmp_path / "data", world_rows)
 
 
 def oracle_scores(world_rows) -> np.ndarray:
@@ -190,3 +196,18 @@ def test_two_processes_keep_the_same_rows(tmp_path, jsonl_data):
     two = [json.loads(line) for line in open(tmp_path / "two" / "kept.jsonl")]
     assert one == two and len(one) == single["kept"] == 5
     assert pq.read_table(tmp_path / "one" / "scores.parquet").equals(pq.read_table(tmp_path / "two" / "scores.parquet"))
+
+
+def test_rows_with_several_sources_are_scored_against_the_first(tmp_path, world_rows, caplog):
+    """A row may list its sources: a reward of one source (the oracle) scores it against the first, says so once,
+    and the kept rows keep the list with each path made absolute."""
+    folder = tmp_path / "data"
+    data = write_jsonl(folder, world_rows, several_sources=True)
+    out = tmp_path / "out"
+    filter_dataset(Oracle(), FilterConfig(str(data), str(out), top_k=3), "oracle")
+    table = pq.read_table(out / "scores.parquet")
+    np.testing.assert_allclose(table.column("score").to_numpy(), oracle_scores(world_rows), atol=1e-6)
+    assert json.loads(table.column("source")[0].as_py()) == [str(folder / "images/0-src.png"), str(folder / "images/0-edit.png")]
+    kept = [json.loads(line) for line in open(out / "kept.jsonl")]
+    assert all(len(k["source"]) == 2 and all(os.path.isabs(p) for p in k["source"]) for k in kept)
+    assert sum("scored against their first" in r.message for r in caplog.records) == 1

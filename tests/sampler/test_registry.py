@@ -14,11 +14,12 @@ from editrl.world.editor import WORLD_EDITOR, WORLD_EDITOR_DIR
 
 
 def test_registry_names_and_defaults():
-    assert set(EDITORS) == {"world", "flux-kontext", "qwen-image-edit", "qwen-image-edit-plus", "instruct-pix2pix"}
+    assert set(EDITORS) == {"world", "flux-kontext", "qwen-image-edit", "qwen-image-edit-plus", "qwen-image-edit-2511", "flux2",
+                            "flux2-klein", "longcat-image-edit", "instruct-pix2pix"}
     assert EDITORS["flux-kontext"].default_model == "black-forest-labs/FLUX.1-Kontext-dev"
     assert EDITORS["qwen-image-edit-plus"].default_model == "Qwen/Qwen-Image-Edit-2509"
     for name, spec in EDITORS.items():
-        assert spec.adapter_class().name in (name, "flux-kontext")
+        assert spec.adapter_class().name in (name, "flux-kontext", "qwen-image-edit-plus")  # 2511: the Plus adapter
 
 
 def test_model_not_available_offline_names_it():
@@ -62,10 +63,13 @@ def test_model_specific_choices_live_on_the_adapters(tmp_path):
     adapters = {name: spec.adapter_class() for name, spec in PIPELINE_EDITORS.items()}
     assert {name: a.lora_layers_key for name, a in adapters.items()} == {
         "flux-kontext": "transformer_lora_layers", "qwen-image-edit": "transformer_lora_layers",
-        "qwen-image-edit-plus": "transformer_lora_layers", "instruct-pix2pix": "unet_lora_layers",
+        "qwen-image-edit-plus": "transformer_lora_layers", "qwen-image-edit-2511": "transformer_lora_layers",
+        "flux2": "transformer_lora_layers", "flux2-klein": "transformer_lora_layers",
+        "longcat-image-edit": "transformer_lora_layers", "instruct-pix2pix": "unet_lora_layers",
     }
     assert {name: a.pipeline_kwargs for name, a in adapters.items()} == {
-        "flux-kontext": {}, "qwen-image-edit": {}, "qwen-image-edit-plus": {},
+        "flux-kontext": {}, "qwen-image-edit": {}, "qwen-image-edit-plus": {}, "qwen-image-edit-2511": {}, "flux2": {},
+        "flux2-klein": {}, "longcat-image-edit": {},
         "instruct-pix2pix": {"safety_checker": None, "requires_safety_checker": False},
     }
     tiny_instruct_pix2pix().save_pretrained(tmp_path / "ip2p")

@@ -53,6 +53,15 @@ PIPELINE_EDITORS = {
     "qwen-image-edit-plus": EditorSpec(
         "qwen_image_edit:QwenImageEditPlusEditor", "QwenImageEditPlusPipeline", "Qwen/Qwen-Image-Edit-2509"
     ),
+    "qwen-image-edit-2511": EditorSpec(
+        "qwen_image_edit:QwenImageEditPlusEditor", "QwenImageEditPlusPipeline", "Qwen/Qwen-Image-Edit-2511",
+        (("default_steps", 40),),
+    ),
+    "flux2": EditorSpec("flux2:Flux2Editor", "Flux2Pipeline", "black-forest-labs/FLUX.2-dev"),
+    "flux2-klein": EditorSpec("flux2:Flux2KleinEditor", "Flux2KleinPipeline", "black-forest-labs/FLUX.2-klein-4B"),
+    "longcat-image-edit": EditorSpec(
+        "longcat_image_edit:LongCatImageEditEditor", "LongCatImageEditPipeline", "meituan-longcat/LongCat-Image-Edit"
+    ),
     "instruct-pix2pix": EditorSpec(
         "instruct_pix2pix:InstructPix2PixEditor", "StableDiffusionInstructPix2PixPipeline", "timbrooks/instruct-pix2pix"
     ),

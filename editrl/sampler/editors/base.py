@@ -52,6 +52,8 @@ class EditCondition:
     sources: list[Image.Image] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     size: tuple[int, int] | None = None
+    references: list[list[Image.Image]] = field(default_factory=list)
+    """Each row's further source images after the first, each at its own working size (empty: one source a row)."""
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -66,7 +68,15 @@ class EditCondition:
             sources=[self.sources[i] for i in rows],
             instructions=[self.instructions[i] for i in rows],
             size=self.size,
+            references=[self.references[i] for i in rows] if self.references else [],
         )
+
+    def prompt_sources(self) -> list[Image.Image | list[Image.Image]]:
+        """Each row's source as a reward is given it (``reward.output.sources_for``): the image, or with
+        references the list of all its sources."""
+        if not self.references:
+            return list(self.sources)
+        return [[source, *further] for source, further in zip(self.sources, self.references)]
 
     def repeat_interleave(self, k: int) -> "EditCondition":
         """Each row repeated ``k`` times in place: one source -> k candidates."""
@@ -80,6 +90,20 @@ class SampleResult:
     images: list[Image.Image]
     latents: torch.Tensor
     nfe: int
+
+
+SourceLike = ImageLike | Sequence[ImageLike]
+"""One prompt's source: an image, or a list (or tuple) of images for an editor that takes several — the first is
+the image edited (the output has its working size), the others are references."""
+
+
+def split_sources(sources: Sequence[SourceLike]) -> tuple[list[ImageLike], list[list[ImageLike]]]:
+    """Each prompt's sources -> (the first of each, the further ones of each)."""
+    rows = [list(s) if isinstance(s, (list, tuple)) else [s] for s in sources]
+    for i, row in enumerate(rows):
+        if not row:
+            raise EditRLError(f"sources[{i}]: an empty list; expected one or more source images")
+    return [row[0] for row in rows], [row[1:] for row in rows]
 
 
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -138,6 +162,7 @@ class Editor:
     DEFAULT_GUIDANCE: float = 2.5
     DEFAULT_RESOLUTION: int = 1024
     lora_layers_key: str = "transformer_lora_layers"  # the pipeline's ``save_lora_weights`` argument for the denoiser
+    max_sources: int = 1  # source images one prompt may carry (several: the first is edited, the rest are references)
     pipeline_kwargs: dict[str, Any] = {}  # extra ``from_pretrained`` arguments the pipeline needs to load offline
 
     def __init__(
@@ -274,24 +299,44 @@ class Editor:
                          "is squashed to that aspect ratio (crop it first to avoid this)")
         return notes
 
+    def prepare_references(self, references: list[list[ImageLike]]) -> list[list[Image.Image]]:
+        """Each row's further sources, checked against ``max_sources`` (one line naming the editor), each resized
+        to its own ``working_size``; the rows of a batch carry as many, of the same sizes, in the same order."""
+        counts = {len(row) for row in references}
+        most = max(counts, default=0) + 1
+        if most > self.max_sources:
+            takes = "one source image" if self.max_sources == 1 else f"at most {self.max_sources} source images"
+            raise EditRLError(f"sources: {self.label} takes {takes} per prompt, got {most}; pass fewer --image or an editor "
+                              "that takes several (flux2, flux2-klein, qwen-image-edit-plus, qwen-image-edit-2511)")
+        if len(counts) > 1:
+            raise EditRLError(f"sources: the prompts of one batch carry {sorted(c + 1 for c in counts)} source images; "
+                              "one batch carries one count (edit them in separate calls)")
+        columns = [self.prepare_sources([row[j] for row in references]) for j in range(most - 1)]
+        return [[column[i] for column in columns] for i in range(len(references))]
+
     def encode(
-        self, sources: Sequence[ImageLike], instructions: Sequence[str], guidance: float | None = None,
+        self, sources: Sequence[SourceLike], instructions: Sequence[str], guidance: float | None = None,
         size: tuple[int, int] | None = None,
     ) -> EditCondition:
         """Text embeddings and condition-image latents of each (source, instruction), computed once, at
-        ``size`` (width, height) or else the sources' shared ``working_size`` (see ``prepare_sources``)."""
+        ``size`` (width, height) or else the sources' shared ``working_size`` (see ``prepare_sources``).
+        A source may be a list of images (``SourceLike``) for an editor with ``max_sources`` above one."""
         if isinstance(instructions, str):
             instructions = [instructions]
         instructions = [check_instruction(s, f"instructions[{i}]") for i, s in enumerate(instructions)]
-        images = self.prepare_sources(sources, size)
+        firsts, further = split_sources(sources)
+        references = self.prepare_references(further)
+        images = self.prepare_sources(firsts, size)
         if len(images) != len(instructions):
             raise EditRLError(f"sources/instructions: got {len(images)} sources but {len(instructions)} instructions")
         if not images:
             raise EditRLError("sources: expected at least one source image")
         guidance = self.default_guidance if guidance is None else float(guidance)
-        with torch.no_grad():
-            cond = self._encode(images, instructions, guidance)
+        with torch.no_grad():  # references go only to the editors that take them (max_sources > 1)
+            cond = self._encode(images, instructions, guidance, references) if any(references) else self._encode(
+                images, instructions, guidance)
         cond.size = images[0].size
+        cond.references = references if any(references) else []
         return cond
 
     def x0(self, x: torch.Tensor, sigma: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -300,7 +345,7 @@ class Editor:
 
     def sample(
         self,
-        sources: Sequence[ImageLike],
+        sources: Sequence[SourceLike],
         instructions: Sequence[str] | str,
         seeds: Sequence[int],
         num_steps: int | None = None,
@@ -352,10 +397,10 @@ class Editor:
 
 
 class PackedFlowEditor(Editor):
-    """Shared pieces of the rectified-flow transformers with 2x2-packed latents (FLUX, Qwen-Image).
+    """Shared pieces of the rectified-flow transformers with 2x2-packed latents (FLUX.1, FLUX.2, Qwen-Image).
 
-    Both pipelines draw noise and pack it in ``prepare_latents`` and shift their sigmas with
-    ``calculate_shift`` of the image-token count; these use the pipeline's own helpers.
+    Their pipelines draw noise and pack it in ``prepare_latents`` and shift their sigmas by a ``mu``
+    of the image-token count (``_shift_mu``); these use the pipeline's own helpers.
     """
 
     @property
@@ -373,22 +418,76 @@ class PackedFlowEditor(Editor):
 
     def initial_noise(self, seeds: Sequence[int], size: tuple[int, int] | None = None) -> torch.Tensor:
         width, height = self._size(size)
-        noise = self.pipe.prepare_latents(
-            None, len(seeds), self._latent_channels, height, width, torch.float32, torch.device("cpu"), seed_generators(seeds)
-        )[0]
-        return noise.to(self.device)
+        return self._draw_noise(len(seeds), height, width, seed_generators(seeds)).to(self.device)
 
-    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def _draw_noise(self, batch: int, height: int, width: int, generators: list[torch.Generator]) -> torch.Tensor:
+        """The pipeline's ``prepare_latents`` without an image: packed fp32 noise, drawn on the CPU."""
+        return self.pipe.prepare_latents(
+            None, batch, self._latent_channels, height, width, torch.float32, torch.device("cpu"), generators
+        )[0]
+
+    def _shift_mu(self, tokens: int, num_steps: int) -> float:
+        """The scheduler's ``mu`` for ``tokens`` image tokens: FLUX.1's and Qwen-Image's ``calculate_shift``."""
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-        num_steps = int(num_steps or self.default_steps)
-        width, height = self._size(size)
-        tokens = (width // self.resolution_multiple) * (height // self.resolution_multiple)  # the pipelines' image_seq_len
         config = self.pipe.scheduler.config
-        mu = calculate_shift(
+        return calculate_shift(
             tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
             config.get("base_shift", 0.5), config.get("max_shift", 1.15),
         )
+
+    def sigmas(self, num_steps: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+        num_steps = int(num_steps or self.default_steps)
+        width, height = self._size(size)
+        tokens = (width // self.resolution_multiple) * (height // self.resolution_multiple)  # the pipelines' image_seq_len
+        mu = self._shift_mu(tokens, num_steps)
+        config = self.pipe.scheduler.config
         scheduler = type(self.pipe.scheduler).from_config(config)  # a private copy: set_timesteps mutates it
         scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / num_steps, num_steps), mu=mu, device="cpu")
         return scheduler.sigmas.to(torch.float32)
+
+
+class PaddedTextFlowEditor(PackedFlowEditor):
+    """The FLUX editors (FLUX.1-Kontext, FLUX.2): their text encoders pad every prompt to ``max_sequence_length``
+    tokens, an adapter setting (shorter: faster, as the world editor trained for 128)."""
+
+    def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
+        super().__init__(pipe, resolution, default_steps, default_guidance)
+        self.max_sequence_length = max_sequence_length
+
+
+class InContextFlowEditor(PackedFlowEditor):
+    """Editors whose condition images' packed tokens follow the target's in one sequence (their predictions discarded)
+    and whose guidance is either an embedding (FLUX.2 [dev]) or true CFG over text branches run as one batch
+    (FLUX.2 [klein], LongCat-Image-Edit): ``cond.batched`` holds ``prompt_embeds``, ``image_latents`` and, with
+    CFG, ``negative_embeds``; ``cond.shared`` the position ids ``text_ids``/``img_ids`` and ``guidance``."""
+
+    def _branches(self, cond: EditCondition) -> list[torch.Tensor]:
+        """The text embeddings of each forward pass per step: the prompt's, then the negative prompt's under CFG."""
+        negative = cond.batched.get("negative_embeds")
+        return [cond.batched["prompt_embeds"]] + ([] if negative is None else [negative])
+
+    def step_nfe(self, cond: EditCondition) -> int:
+        return len(self._branches(cond))
+
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: EditCondition) -> torch.Tensor:
+        dtype = self.dtype
+        batch, tokens = x.shape[:2]
+        branches = self._branches(cond)
+        hidden = torch.cat([x.to(dtype), cond.batched["image_latents"].to(dtype)], dim=1).repeat(len(branches), 1, 1)
+        guidance = None
+        if getattr(self.transformer.config, "guidance_embeds", False):
+            guidance = torch.full((batch * len(branches),), cond.shared["guidance"], device=x.device, dtype=torch.float32)
+        out = self.transformer(
+            hidden_states=hidden,
+            timestep=sigma.to(device=x.device, dtype=dtype).repeat(len(branches)),
+            guidance=guidance,
+            encoder_hidden_states=torch.cat(branches).to(dtype),
+            txt_ids=cond.shared["text_ids"],
+            img_ids=cond.shared["img_ids"],
+            return_dict=False,
+        )[0][:, :tokens].float()
+        if len(branches) == 1:
+            return out
+        positive, negative = out.chunk(2)
+        return negative + cond.shared["guidance"] * (positive - negative)

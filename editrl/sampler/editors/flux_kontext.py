@@ -18,19 +18,15 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .base import EditCondition, PackedFlowEditor
+from .base import EditCondition, PaddedTextFlowEditor
 
 
-class FluxKontextEditor(PackedFlowEditor):
+class FluxKontextEditor(PaddedTextFlowEditor):
     name = "flux-kontext"
     nfe_per_step = 1  # guidance-distilled: the guidance scale is an embedding, not a second branch
     DEFAULT_STEPS = 28
     DEFAULT_GUIDANCE = 2.5
     DEFAULT_RESOLUTION = 1024
-
-    def __init__(self, pipe, resolution=None, default_steps=None, default_guidance=None, max_sequence_length: int = 512):
-        super().__init__(pipe, resolution, default_steps, default_guidance)
-        self.max_sequence_length = max_sequence_length
 
     def aspect(self, image: Image.Image) -> float:
         """As the pipeline measures it: of the sides cut to multiples of 16 (which can tip the choice

@@ -56,42 +56,50 @@ class QwenImageEditEditor(PackedFlowEditor):
 
         return tuple(max(multiple, s // multiple * multiple) for s in calculate_dimensions(side * side, aspect)[:2])
 
-    def _prompt_embeds(self, instruction: str, image: Image.Image) -> torch.Tensor:
-        embeds, mask = self._encode_prompt(instruction, image)
+    def _prompt_embeds(self, instruction: str, images: list[Image.Image]) -> torch.Tensor:
+        embeds, mask = self._encode_prompt(instruction, images)
         return embeds[0] if mask is None else embeds[0][mask[0].bool()]
 
-    def _encode_prompt(self, instruction: str, image: Image.Image):
-        return self.pipe.encode_prompt(prompt=[instruction], image=image, device=self.device)
+    def _encode_prompt(self, instruction: str, images: list[Image.Image]):
+        return self.pipe.encode_prompt(prompt=[instruction], image=images[0], device=self.device)
 
-    def _vae_input(self, image: torch.Tensor):
-        return image  # (B, 3, 1, H, W)
+    def _vae_input(self, columns: list[torch.Tensor]):
+        return columns[0]  # (B, 3, 1, H, W): the one source
 
-    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float) -> EditCondition:
+    def _condition_view(self, image: Image.Image) -> Image.Image:
+        """What the text encoder sees of ``image``: itself, or (Plus) the pipeline's rule at condition_resolution**2 pixels."""
+        if self.condition_resolution == self.resolution:
+            return image
+        size = self._dimensions(self.condition_resolution, image.width / image.height, 32)
+        return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+
+    def _encode(self, sources: list[Image.Image], instructions: list[str], guidance: float,
+                references: list[list[Image.Image]] | None = None) -> EditCondition:
         pipe, device, dtype = self.pipe, self.device, self.dtype
-        width, height = size = sources[0].size
-        # the text encoder's view: the source itself, or (Plus) the pipeline's rule at condition_resolution**2 pixels
-        condition = size
-        if self.condition_resolution != self.resolution:
-            condition = self._dimensions(self.condition_resolution, width / height, 32)
-        vl_images = [im if im.size == condition else im.resize(condition, Image.Resampling.LANCZOS) for im in sources]
+        width, height = sources[0].size
+        rows = [[source, *further] for source, further in zip(sources, references or [[]] * len(sources))]
+        vl_rows = [[self._condition_view(image) for image in row] for row in rows]
         # one row at a time: EditPlus reads a list of images as several pictures of ONE prompt
-        positive = [self._prompt_embeds(text, image) for text, image in zip(instructions, vl_images)]
-        negative = [self._prompt_embeds(self.negative_prompt, image) for image in vl_images]
+        positive = [self._prompt_embeds(text, row) for text, row in zip(instructions, vl_rows)]
+        negative = [self._prompt_embeds(self.negative_prompt, row) for row in vl_rows]
         embeds, mask = _pad(positive + negative)  # one length for both branches: they run as one batch
         batch = len(sources)
-        image = pipe.image_processor.preprocess(sources, height, width).unsqueeze(2)
+        # the j-th images of all rows share one size (``prepare_references``): one VAE batch each
+        columns = [pipe.image_processor.preprocess([row[j] for row in rows], image.height, image.width).unsqueeze(2)
+                   for j, image in enumerate(rows[0])]
         placeholder = torch.zeros(batch, 1, 1, device=device, dtype=dtype)
         _, image_latents = pipe.prepare_latents(
-            self._vae_input(image), batch, self._latent_channels, height, width, dtype, device, None, placeholder
+            self._vae_input(columns), batch, self._latent_channels, height, width, dtype, device, None, placeholder
         )
-        grid = (1, height // self.resolution_multiple, width // self.resolution_multiple)
+        multiple = self.resolution_multiple
+        grids = [(1, image.height // multiple, image.width // multiple) for image in rows[0]]
         return EditCondition(
             batched={
                 "prompt_embeds": embeds[:batch].to(dtype), "prompt_mask": mask[:batch],
                 "negative_embeds": embeds[batch:].to(dtype), "negative_mask": mask[batch:],
                 "image_latents": image_latents,
             },
-            shared={"guidance": guidance, "img_shapes": [grid, grid]},
+            shared={"guidance": guidance, "img_shapes": [grids[0], *grids]},  # the target, then each source
             sources=list(sources),
             instructions=list(instructions),
         )
@@ -135,13 +143,15 @@ class QwenImageEditEditor(PackedFlowEditor):
 
 
 class QwenImageEditPlusEditor(QwenImageEditEditor):
-    """Qwen-Image-Edit-2509: same loop; the text encoder sees "Picture 1: <image>" at 384x384."""
+    """Qwen-Image-Edit-2509/2511: same loop; the text encoder sees "Picture 1: <image> Picture 2: ..." at ~384x384
+    each, and several sources' VAE tokens follow the target's (``img_shapes`` lists each)."""
 
     name = "qwen-image-edit-plus"
+    max_sources = 3  # Qwen's recommended 1 to 3 images for 2509 and 2511
     DEFAULT_CONDITION_RESOLUTION = 384  # the pipeline's CONDITION_IMAGE_SIZE = 384 * 384
 
-    def _encode_prompt(self, instruction: str, image: Image.Image):
-        return self.pipe.encode_prompt(prompt=[instruction], image=[image], device=self.device)
+    def _encode_prompt(self, instruction: str, images: list[Image.Image]):
+        return self.pipe.encode_prompt(prompt=[instruction], image=images, device=self.device)
 
-    def _vae_input(self, image: torch.Tensor):
-        return [image]  # EditPlus takes a list of condition images
+    def _vae_input(self, columns: list[torch.Tensor]):
+        return columns  # EditPlus takes a list of condition images, their tokens concatenated
