@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw
 
 from .config import REQUIRED, Config, config_field
 from .errors import EditRLError
-from .files import atomic_path, write_text_atomic
+from .files import atomic_path, check_output, write_text_atomic
 from .reward.output import RewardFunction
 
 logger = logging.getLogger(__name__)
@@ -188,8 +188,6 @@ def _count_rows(path: Path) -> int:
 
 def check_inputs(config: FilterConfig) -> int:
     """The data's row count, after refusing (before any model loads) empty data and an unusable --out."""
-    from .reward.score import check_output
-
     check_output(config.out, folder=True)
     total = _count_rows(Path(config.data))
     if total == 0:
