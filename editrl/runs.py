@@ -26,7 +26,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import EditRLError
-from .files import atomic_folder, temporary_folder, write_text_atomic
+from .files import atomic_folder, check_output, temporary_folder, write_text_atomic
 
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
@@ -39,6 +39,15 @@ def resolved_config(config: Any) -> dict[str, Any]:
     from . import __version__
 
     return json.loads(json.dumps({**dataclasses.asdict(config), "editrl_version": __version__}))
+
+
+def check_run_folder(output_dir: str | Path, resume: bool | str, marker: str, label: str = "output_dir") -> Path:
+    """``output_dir`` as a Path if a new run can be written there: a folder that can be created and, unless
+    resuming, holds no ``marker`` (the log an earlier run left, whose lines the new run would mix with its own)."""
+    path = check_output(output_dir, label, folder=True)
+    if not resume and (path / marker).exists():
+        raise EditRLError(f"{label} {str(path)!r} already has a {marker}: pass --resume or choose another output_dir")
+    return path
 
 
 def write_config(config: Any, output_dir: str | Path) -> Path:

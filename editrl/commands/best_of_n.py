@@ -64,13 +64,17 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..errors import EditRLError
-    from ..reward.specs import build_reward
+    from ..files import check_input
+    from ..reward.specs import build_reward, check_reward_spec
     from ..sampler.best_of_n import best_of_n, check_out_dir
-    from ..sampler.editors import load_editor
+    from ..sampler.editors import check_editor, load_editor
     from ..sampler.search import HalvingConfig
     from ..sampler.selection import check_select
 
     check_select(args.select, None)  # a dimension name is checked against the reward's once it is loaded
+    check_editor(args.editor, args.model, args.lora)  # every name, file and folder before any model is loaded
+    check_reward_spec(args.reward, "--reward")
+    check_out_dir(args.out, "--out")
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
@@ -81,8 +85,8 @@ def run(args) -> int:
     else:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
+        check_input(args.image, "--image", folder_ok=False)
         source, instruction = args.image, args.instruction
-    check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
     from ..demo import world_notes
 

@@ -45,13 +45,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import build_demo, launch, world_examples
-    from ..reward.specs import build_reward
-    from ..sampler.editors import load_editor
+    from ..reward.specs import build_reward, check_reward_spec
+    from ..sampler.editors import check_editor, load_editor
 
     names = args.editor or ["world"]
     if args.model is not None and len(names) > 1:
         raise EditRLError("--model: applies to one editor; pass a single --editor with it")
+    for name in names:  # every name before any model is loaded (or gradio imported)
+        check_editor(name, args.model)
+    check_reward_spec(args.reward, "--reward")
+    from ..demo import build_demo, launch, world_examples
+
     editors = {name: load_editor(name, model=args.model, device=args.device) for name in names}
     demo = build_demo(editors, build_reward(args.reward, device=args.device), world_examples(args.examples))
     launch(demo, host=args.host, port=args.port, share=args.share)

@@ -31,6 +31,7 @@ from ..reward.specs import build_reward
 from ..runs import (
     STATE_FILE,
     JsonlLog,
+    check_run_folder,
     curves_image,
     finish_trackers,
     image_grid,
@@ -44,7 +45,7 @@ from ..runs import (
 from ..sampler.editors.base import denoise, euler_step
 from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
-from .config import RLConfig
+from .config import LOG_FILE, RLConfig, check_prompt_source
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .rewards import WeightedReward, build_weighted_reward
@@ -64,11 +65,9 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
     """(source, instruction) pairs: ``n`` examples of a registered prompt set (the world registers ``world``),
     or every row of a table (JSONL/Parquet/Arrow file or folder, ``editrl.tables``) with 'source' and 'instruction'."""
     path = Path(spec)
-    if not path.exists() and spec in PROMPT_SETS:
-        return PROMPT_SETS[spec](n, split, seed, size)
+    check_prompt_source(spec)
     if not path.exists():
-        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL/Parquet/Arrow table with "
-                          "'source' and 'instruction' columns")
+        return PROMPT_SETS[spec](n, split, seed, size)
     prompts = []
     for row in read_rows(path):
         where = row["_where"]
@@ -156,7 +155,7 @@ class RLTrainer:
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
         self.output_dir = Path(config.output_dir)
-        self.log_path = self.output_dir / "log.jsonl"
+        self.log_path = self.output_dir / LOG_FILE
         self.log = JsonlLog(self.log_path, self.accelerator).write
 
     # ------------------------------------------------------------------ the algorithm (subclasses)
@@ -364,8 +363,8 @@ class RLTrainer:
         that checkpoint (a ``checkpoints/step-N`` folder or its trainer_state.pt)."""
         if resume:
             self.resume(None if resume is True else resume)
-        elif self.accelerator.is_main_process and self.log_path.exists():
-            raise EditRLError(f"output_dir {str(self.output_dir)!r} already has a log.jsonl: pass --resume or choose another output_dir")
+        elif self.accelerator.is_main_process:
+            check_run_folder(self.output_dir, resume, self.log_path.name)
         cfg = self.config
         if self.accelerator.is_main_process:
             write_config(cfg, self.output_dir)

@@ -77,12 +77,10 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...errors import EditRLError
+    from ...files import check_input, check_output
     from ...reward.eval import evaluate
-    from ...reward.score import check_output
 
-    if not Path(args.bench).exists():
-        raise EditRLError(f"--bench {args.bench}: no such file or folder")
+    check_input(args.bench, "--bench")
     predictions = args.predictions or default_predictions(args.bench, args.reward)
     check_output(predictions, "--predictions")  # before the model loads
     result = evaluate(reward_from_args(args), args.bench, args.format, predictions, batch_size=args.batch_size, group_sep=args.group_sep)

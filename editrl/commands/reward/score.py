@@ -25,10 +25,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def reward_from_args(args: argparse.Namespace):
-    """The RewardFunction the model arguments name; a missing shipped world reward is one clear error."""
+    """The RewardFunction the model arguments name; a typo is refused before torch is imported, a missing shipped
+    world reward is one clear error."""
+    from ...errors import EditRLError
+    from ...files import check_model_source
+    from ...reward.specs import check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")
+    if args.base_model:
+        check_model_source(args.base_model, "--base-model")
     import torch
 
-    from ...errors import EditRLError
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.base_model or args.dtype:
@@ -66,10 +73,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...errors import EditRLError
-    from ...reward.score import check_output, score_table
+    from ...files import check_input, check_output
+    from ...reward.score import score_table
     from ...tables import read_rows
 
     check_output(args.out)  # before any work: a folder or an unwritable place is refused now
+    check_input(args.data, "--data")
     if next(read_rows(args.data), None) is None:  # the data path and its first row, before loading a model
         raise EditRLError(f"--data {args.data!r}: the table has no rows; nothing to score")
     reward = reward_from_args(args)

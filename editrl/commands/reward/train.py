@@ -35,6 +35,7 @@ def run(args) -> int:
 
     overrides = list(args.overrides) + (["data.strict=true"] if args.strict else [])
     config = load_config(args.config, overrides)
+    config.check_before_loading()
     summary = train(config, resume=args.resume)
     from accelerate import PartialState
 
