@@ -85,8 +85,8 @@ class EditRLParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         namespace, extras = self.parse_known_args(args, namespace)
         if extras:
-            parser = _command_parser(self, namespace)
-            parser.error(unrecognized(extras, parser))
+            parser = _command_parser(self, namespace)  # one line, as every other error (no usage block above it)
+            parser.exit(2, f"{parser.prog}: error: {unrecognized(extras, parser)}\n")
         return namespace
 
 
