@@ -178,3 +178,20 @@ def test_a_file_that_exists_is_not_an_output_folder_and_checks_leave_nothing(pla
     with pytest.raises(EditRLError, match="--out 'run': is a folder; expected an output file path"):
         check_output("run", "--out")
     assert sorted(p.name for p in place.iterdir()) == ["afile", "data.jsonl", "done", "reward.yaml", "run"]
+
+
+def test_most_checks_come_before_torch_is_imported(place):
+    """Names (except the editors', which come with torch), files and folders are refused before torch is imported."""
+    import subprocess
+    import sys
+
+    argv = [["best-of-n", "--reward", "wrold"], ["best-of-n", "--out", "/proc/x"], ["best-of-n", "--image", "x.png", "--instruction", "x"],
+            ["filter", "--reward", "wrold", "--data", "data.jsonl", "--out", "o"], ["reward", "score", "--data", "nope", "--out", "o.parquet"],
+            ["reward", "eval", "--bench", "data.jsonl", "--format", "pairs", "--reward", "wrold"], ["reward", "serve", "--reward", "wrold"],
+            ["grpo", "--set", "rewards={wrold: 1}"], ["dpo", "--set", "output_dir=run"], ["world", "make-data", "--out", "/proc/x"]]
+    script = (f"import json, sys\nfrom editrl.cli import main\ncodes = [main(a) for a in {argv!r}]\n"
+              "print(json.dumps([codes, 'torch' in sys.modules]))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    codes, torch_loaded = json.loads(result.stdout.splitlines()[-1])
+    assert codes == [2] * len(argv) and not torch_loaded
+    assert len(result.stderr.strip().splitlines()) == len(argv)

@@ -64,16 +64,20 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..errors import EditRLError
-    from ..files import check_input
+    from ..files import check_input, check_output
     from ..reward.specs import build_reward, check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")  # names, files and folders first, before torch is imported
+    check_output(args.out, "--out", folder=True)
+    if args.image is not None:
+        check_input(args.image, "--image", folder_ok=False)
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import check_editor, load_editor
     from ..sampler.search import HalvingConfig
     from ..sampler.selection import check_select
 
     check_select(args.select, None)  # a dimension name is checked against the reward's once it is loaded
-    check_editor(args.editor, args.model, args.lora)  # every name, file and folder before any model is loaded
-    check_reward_spec(args.reward, "--reward")
+    check_editor(args.editor, args.model, args.lora)  # then the rest, before any model is loaded
     check_out_dir(args.out, "--out")
     if args.image is None:
         if args.instruction is not None:
@@ -85,7 +89,6 @@ def run(args) -> int:
     else:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
-        check_input(args.image, "--image", folder_ok=False)
         source, instruction = args.image, args.instruction
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
     from ..demo import world_notes

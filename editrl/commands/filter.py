@@ -39,15 +39,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..filter import FilterConfig, check_inputs, filter_dataset, process_state
     from ..reward.specs import build_reward, check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")  # before torch is imported
+    from ..filter import FilterConfig, check_inputs, filter_dataset, process_state
+
 
     config = FilterConfig(
         data=args.data, out=args.out, by=args.select, top_k=args.top_k, top_fraction=args.top_fraction,
         min_if=args.min_if, min_vq=args.min_vq, batch_size=args.batch_size, chunk_size=args.chunk_size,
     )
     check_inputs(config)  # before the model loads
-    check_reward_spec(args.reward, "--reward")
     summary = filter_dataset(build_reward(args.reward, device=process_state().device), config, reward_name=args.reward)
     if summary is not None:
         print(json.dumps(summary))

@@ -118,9 +118,7 @@ class RLConfig(Config):
         ``output_dir`` that can be created and holds no earlier run (unless resuming)."""
         from ..reward.specs import check_reward_spec
         from ..runs import check_run_folder
-        from ..sampler.editors import check_editor
 
-        check_editor(self.editor, self.model, labels=("config key editor", "config key model", "lora"))
         for spec in self.rewards:
             check_reward_spec(spec, "config key rewards")
         if self.judge:
@@ -128,6 +126,9 @@ class RLConfig(Config):
         check_prompt_source(self.train_data, "config key train_data")
         check_prompt_source(self.eval_data, "config key eval_data")
         check_run_folder(self.output_dir, resume, LOG_FILE)
+        from ..sampler.editors import check_editor  # the editors' names come with torch: checked last
+
+        check_editor(self.editor, self.model, labels=("config key editor", "config key model", "lora"))
 
 
 @dataclass

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from .score import add_model_arguments, reward_from_args
+from .score import add_model_arguments, check_model_arguments, reward_from_args
 
 EPILOG = """examples:
   editrl world make-bench --out data/world && editrl reward eval --bench data/world --format editreward-bench
@@ -78,11 +78,13 @@ def format_table(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ...files import check_input, check_output
+
+    check_input(args.bench, "--bench")  # before torch is imported
+    predictions = args.predictions or default_predictions(args.bench, args.reward)
+    check_output(predictions, "--predictions")
+    check_model_arguments(args)
     from ...reward.eval import evaluate
 
-    check_input(args.bench, "--bench")
-    predictions = args.predictions or default_predictions(args.bench, args.reward)
-    check_output(predictions, "--predictions")  # before the model loads
     result = evaluate(reward_from_args(args), args.bench, args.format, predictions, batch_size=args.batch_size, group_sep=args.group_sep)
     print(format_table(result), file=sys.stderr)
     print(json.dumps(result))
