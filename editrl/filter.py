@@ -31,6 +31,7 @@ import os
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -38,7 +39,9 @@ from PIL import Image, ImageDraw
 from .config import REQUIRED, Config, config_field
 from .errors import EditRLError
 from .files import atomic_path, check_input, check_output, write_text_atomic
-from .reward.output import RewardFunction
+
+if TYPE_CHECKING:  # torch-free at import: the command checks its inputs before torch loads
+    from .reward.output import RewardFunction
 
 logger = logging.getLogger(__name__)
 

@@ -188,7 +188,9 @@ def test_most_checks_come_before_torch_is_imported(place):
     argv = [["best-of-n", "--reward", "wrold"], ["best-of-n", "--out", "/proc/x"], ["best-of-n", "--image", "x.png", "--instruction", "x"],
             ["filter", "--reward", "wrold", "--data", "data.jsonl", "--out", "o"], ["reward", "score", "--data", "nope", "--out", "o.parquet"],
             ["reward", "eval", "--bench", "data.jsonl", "--format", "pairs", "--reward", "wrold"], ["reward", "serve", "--reward", "wrold"],
-            ["grpo", "--set", "rewards={wrold: 1}"], ["dpo", "--set", "output_dir=run"], ["world", "make-data", "--out", "/proc/x"]]
+            ["grpo", "--set", "rewards={wrold: 1}"], ["dpo", "--set", "output_dir=run"], ["world", "make-data", "--out", "/proc/x"],
+            ["filter", "--data", "nope.jsonl", "--out", "o"], ["filter", "--data", "data.jsonl", "--out", "/proc/o"],
+            ["demo", "--reward", "wrold"], ["reward", "train", "--config", "nope.yaml"]]
     script = (f"import json, sys\nfrom editrl.cli import main\ncodes = [main(a) for a in {argv!r}]\n"
               "print(json.dumps([codes, 'torch' in sys.modules]))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -46,14 +46,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..reward.specs import build_reward, check_reward_spec
-    from ..sampler.editors import check_editor, load_editor
 
     names = args.editor or ["world"]
     if args.model is not None and len(names) > 1:
         raise EditRLError("--model: applies to one editor; pass a single --editor with it")
-    for name in names:  # every name before any model is loaded (or gradio imported)
+    check_reward_spec(args.reward, "--reward")  # every name before any model is loaded (or gradio imported)
+    from ..sampler.editors import check_editor, load_editor
+
+    for name in names:
         check_editor(name, args.model)
-    check_reward_spec(args.reward, "--reward")
     from ..demo import build_demo, launch, world_examples
 
     editors = {name: load_editor(name, model=args.model, device=args.device) for name in names}

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ...files import check_input
+
+    check_input(args.config, "--config", folder_ok=False)  # before torch is imported
     from ...reward.train import train
     from ...reward.train_config import load_config
 
