@@ -82,7 +82,7 @@ CASES = [
     (["best-of-n", "--reward", "wrold"], "--reward: " + UNKNOWN_REWARD),
     (["best-of-n", "--reward", "world-descibe"], "--reward: unknown reward 'world-descibe' (did you mean 'world-describe'?)"),
     (["best-of-n", "--model", "./no-such-folder"], "--model './no-such-folder': no such file or folder, and not a Hugging Face id"),
-    (["best-of-n", "--lora", "runs/x/lora"], "--lora 'runs/x/lora': no such file or folder, and not a Hugging Face id"),
+    (["best-of-n", "--lora", "runs/x/lora"], "--lora 'runs/x/lora': no such file or folder"),
     (["best-of-n", "--image", "nope.png", "--instruction", "Remove the ring."], "--image 'nope.png': no such file"),
     (["best-of-n", "--out", "/proc/editrl"], "--out '/proc/editrl" + NOT_CREATABLE),
     (["best-of-n", "--out", "afile/run"], "--out 'afile/run': " + UNDER_A_FILE),

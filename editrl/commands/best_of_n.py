@@ -69,7 +69,7 @@ def run(args) -> int:
 
     check_reward_spec(args.reward, "--reward")  # names, files and folders first, before torch is imported
     check_output(args.out, "--out", folder=True)
-    if args.image is not None:
+    if args.image is not None and args.instruction is not None:  # a lone --image or --instruction is refused below
         check_input(args.image, "--image", folder_ok=False)
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import check_editor, load_editor

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,8 +57,8 @@ def check_reward_spec(spec: object, label: str = "reward spec") -> None:
     elif _is_module_path(spec):
         module = spec.partition(":")[0]
         try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
+            found = module in sys.modules or importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package that does not exist, an empty name
             found = False
         if not found:
             raise EditRLError(f"{label} {spec!r}: no module {module!r} to import (expected module:Class)")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ...errors import EditRLError
-from ...files import check_model_source
+from ...files import check_input, check_model_source
 from ...loading import quiet_loading
 from ...registry import EDITORS
 from .base import EditCondition, Editor, SampleResult, denoise, euler_step, seed_generators
@@ -114,7 +114,7 @@ def check_editor(
     """The spec and model an editor would load, checked without loading anything; one line naming the flag
     (``labels``: the names of ``name``, ``model`` and ``lora`` to the user) otherwise. ``name`` is a registered
     editor (an unknown one lists them and suggests the closest) or a diffusers pipeline folder of a supported
-    pipeline; ``model`` and ``lora`` are existing paths or Hugging Face ids."""
+    pipeline; ``model`` is an existing path or a Hugging Face id, ``lora`` an existing path."""
     name_label, model_label, lora_label = labels
     if Path(str(name)).expanduser().is_dir() and name not in EDITORS:
         folder = Path(str(name)).expanduser()
@@ -131,8 +131,8 @@ def check_editor(
         spec = EDITORS[name]
     if model is not None:
         check_model_source(model, model_label)
-    if lora is not None:
-        check_model_source(lora, lora_label)
+    if lora is not None:  # a local folder or file: ``Editor.load_lora`` loads nothing else
+        check_input(lora, lora_label)
     model = str(model or spec.default_model)
     shipped = Path(spec.default_model)
     if model == spec.default_model and shipped.is_absolute() and not (shipped / "model_index.json").is_file():
