@@ -59,12 +59,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def check_input(path: str | os.PathLike, flag: str, folder_ok: bool = True) -> Path:
-    """``path`` as a Path if it exists (a file, or also a folder when ``folder_ok``); else one line naming ``flag``."""
-    path = Path(path).expanduser()
+    """``path`` as a Path if it exists (a file, or also a folder when ``folder_ok``); else one line naming ``flag``
+    and the path as given."""
+    given, path = os.fspath(path), Path(path).expanduser()
     if not path.exists():
-        raise EditRLError(f"{flag} {str(path)!r}: no such file{' or folder' if folder_ok else ''}")
+        raise EditRLError(f"{flag} {given!r}: no such file{' or folder' if folder_ok else ''}")
     if path.is_dir() and not folder_ok:
-        raise EditRLError(f"{flag} {str(path)!r}: is a folder; expected a file")
+        raise EditRLError(f"{flag} {given!r}: is a folder; expected a file")
     return path
 
 
@@ -73,19 +74,19 @@ def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = Fa
     a location inside a file, or one where nothing can be created (no permission, a read-only or virtual file
     system such as /proc). Creating and removing a temporary folder in the nearest existing folder is the test,
     since permission bits say nothing to root or about /proc."""
-    path = Path(path).expanduser()
+    given, path = os.fspath(path), Path(path).expanduser()
     if path.exists() and path.is_dir() != folder:
         kind = "a folder" if path.is_dir() else "a file"
-        raise EditRLError(f"{flag} {str(path)!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
+        raise EditRLError(f"{flag} {given!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
     ancestor = path if folder and path.is_dir() else path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise EditRLError(f"{flag} {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+        raise EditRLError(f"{flag} {given!r}: {str(ancestor)!r} is a file, not a folder")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".editrl-check-", dir=ancestor))
     except OSError as err:
-        raise EditRLError(f"{flag} {str(path)!r}: cannot create anything in {str(ancestor)!r} ({err.strerror})") from None
+        raise EditRLError(f"{flag} {given!r}: cannot create anything in {str(ancestor)!r} ({err.strerror})") from None
     return path
 
 

@@ -81,6 +81,7 @@ CASES = [
     (["best-of-n", "--editor", "wrold"], "--editor: " + UNKNOWN_EDITOR),
     (["best-of-n", "--reward", "wrold"], "--reward: " + UNKNOWN_REWARD),
     (["best-of-n", "--reward", "world-descibe"], "--reward: unknown reward 'world-descibe' (did you mean 'world-describe'?)"),
+    (["best-of-n", "--editor", "./my-pipeline"], "--editor './my-pipeline': no such file or folder"),
     (["best-of-n", "--model", "./no-such-folder"], "--model './no-such-folder': no such file or folder, and not a Hugging Face id"),
     (["best-of-n", "--lora", "runs/x/lora"], "--lora 'runs/x/lora': no such file or folder"),
     (["best-of-n", "--image", "nope.png", "--instruction", "Remove the ring."], "--image 'nope.png': no such file"),
@@ -120,6 +121,9 @@ CASES = [
     (["best-of-n", "--nn", "3"], "unrecognized argument --nn (did you mean --n?)"),
     (["reward", "score", "--data", "d", "--out", "o", "--chunk-sze", "4"], "unrecognized argument --chunk-sze (did you mean --chunk-size?)"),
     (["world", "make-data", "--out", "d", "--seeed=3"], "unrecognized argument --seeed (did you mean --seed?)"),
+    # unknown config keys in --set: the same suggestion
+    (["grpo", "--set", "lerning_rate=1e-4"], "unknown config key lerning_rate (did you mean learning_rate?)"),
+    (["reward", "train", "--config", "reward.yaml", "--set", "los.kind=bt"], "unknown config key los (did you mean loss?)"),
 ]
 PREFIX = {"reward": 2, "world": 2}  # words of the command named before ": error: "
 

@@ -127,6 +127,8 @@ def check_editor(
         spec = EditorSpec(SPEC_BY_PIPELINE[pipeline_name].adapter, pipeline_name, str(folder))
         model = model or str(folder)
     else:
+        if str(name).startswith((".", "~", "/")) or "/" in str(name):  # a path, not a name: no list of names to offer
+            check_input(name, name_label)
         EDITORS.check(name, name_label, ", or a diffusers pipeline folder")
         spec = EDITORS[name]
     if model is not None:
