@@ -34,8 +34,9 @@ def no_loading(monkeypatch):
     """Every loader of ``LOADERS`` fails the test if it is called."""
     import importlib
 
-    for module, path in LOADERS:
-        owner = importlib.import_module(module)
+    modules = {module: importlib.import_module(module) for module, _ in LOADERS}  # all imported before any is patched,
+    for module, path in LOADERS:  # so that no module binds a patched loader by `from ... import` and keeps it
+        owner = modules[module]
         *classes, name = path.split(".")
         for cls in classes:
             owner = getattr(owner, cls)
