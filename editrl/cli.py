@@ -19,7 +19,7 @@ import pkgutil
 import sys
 
 from . import __version__, commands
-from .errors import EditRLError
+from .errors import EditRLError, did_you_mean
 
 CHATTY_LOGGERS = ("accelerate.checkpointing",)
 """Libraries' loggers whose INFO lines are per-file chatter (accelerate logs every file of every checkpoint it
@@ -62,12 +62,36 @@ class _Subcommands(argparse._SubParsersAction):
         return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost sub-parser the command line chose (``editrl reward score`` -> the ``score`` parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(namespace, action.dest, None) in action.choices:
+            return _command_parser(action.choices[getattr(namespace, action.dest)], namespace)
+    return parser
+
+
+def unrecognized(extras: list[str], parser: argparse.ArgumentParser) -> str:
+    """``unrecognized argument --nn (did you mean --n?)``: the first unknown flag (else the first extra word)
+    and the closest of the flags ``parser`` shows in its help."""
+    word = next((extra.split("=", 1)[0] for extra in extras if extra.startswith("-")), extras[0])
+    flags = [flag for action in parser._actions if action.help is not argparse.SUPPRESS for flag in action.option_strings]
+    return f"unrecognized argument {word}{did_you_mean(word, flags, show=str) if word.startswith('-') else ''}"
+
+
 class EditRLParser(argparse.ArgumentParser):
-    """An ArgumentParser whose sub-parsers share the help layout."""
+    """An ArgumentParser whose sub-parsers share the help layout, and whose unknown flags are reported by the
+    sub-command they were given to, with the closest known flag."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.register("action", "parsers", _Subcommands)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = _command_parser(self, namespace)  # one line, as every other error (no usage block above it)
+            parser.exit(2, f"{parser.prog}: error: {unrecognized(extras, parser)}\n")
+        return namespace
 
 
 EPILOG = """examples:
@@ -106,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EditRLError as err:
-        print(f"editrl {args.command}: error: {err}", file=sys.stderr)
+        print(f"{_command_parser(parser, args).prog}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import field
@@ -22,7 +21,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from .errors import EditRLError
+from .errors import EditRLError, did_you_mean
 
 C = TypeVar("C")
 
@@ -133,8 +132,7 @@ def build_dataclass(cls: type[C], data: Any, prefix: str = "") -> C:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key not in names]
     if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), names, n=1)
-        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        hint = did_you_mean(unknown[0], names, show=lambda key: prefix + key)
         raise EditRLError(f"unknown config key {prefix}{unknown[0]}{hint}; known keys of {section}: {sorted(names)}")
     kwargs = {}
     for key, value in data.items():

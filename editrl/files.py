@@ -1,10 +1,13 @@
-"""Writing a file or a folder so that a kill at any moment leaves either the old one or the new one, never half of one."""
+"""Files and folders: an input that exists and an output that can be written, checked before any work, and every
+write done so that a kill at any moment leaves either the old file or folder or the new one, never half of one."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,3 +95,51 @@ def fresh_folder(base: str | os.PathLike) -> Path:
             return folder
         except FileExistsError:
             number += 1
+
+def check_input(path: str | os.PathLike, flag: str, folder_ok: bool = True) -> Path:
+    """``path`` as a Path if it exists (a file, or also a folder when ``folder_ok``); else one line naming ``flag``
+    and the path as given."""
+    given, path = os.fspath(path), Path(path).expanduser()
+    if not path.exists():
+        raise EditRLError(f"{flag} {given!r}: no such file{' or folder' if folder_ok else ''}")
+    if path.is_dir() and not folder_ok:
+        raise EditRLError(f"{flag} {given!r}: is a folder; expected a file")
+    return path
+
+
+def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: a file where a folder is wanted (or the reverse),
+    a location inside a file, or one where nothing can be created (no permission, a read-only or virtual file
+    system such as /proc). Creating and removing a temporary folder in the nearest existing folder is the test,
+    since permission bits say nothing to root or about /proc."""
+    given, path = os.fspath(path), Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise EditRLError(f"{flag} {given!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
+    ancestor = path if folder and path.is_dir() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise EditRLError(f"{flag} {given!r}: {str(ancestor)!r} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".editrl-check-", dir=ancestor))
+    except OSError as err:
+        raise EditRLError(f"{flag} {given!r}: cannot create anything in {str(ancestor)!r} ({err.strerror})") from None
+    return path
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+"""A Hugging Face repository id, ``owner/name``."""
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` has the form of a Hugging Face id (``owner/name``, no ``..``)."""
+    return bool(HUB_ID.fullmatch(text)) and ".." not in text
+
+
+def check_model_source(source: str, flag: str) -> None:
+    """``source`` is an existing file or folder or has the form of a Hugging Face id; else one line naming ``flag``.
+    A typo in a local path (``./runs/lora``, ``runs/x/final``) or a bare word is refused before any model loads;
+    whether a Hub id is in the local cache is known only when it is loaded."""
+    if not Path(source).expanduser().exists() and not is_hub_id(source):
+        raise EditRLError(f"{flag} {source!r}: no such file or folder, and not a Hugging Face id (owner/name)")

@@ -31,14 +31,17 @@ import os
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .config import REQUIRED, Config, config_field
 from .errors import EditRLError
-from .files import atomic_path, write_text_atomic
-from .reward.output import RewardFunction
+from .files import atomic_path, check_input, check_output, write_text_atomic
+
+if TYPE_CHECKING:  # torch-free at import: the command checks its inputs before torch loads
+    from .reward.output import RewardFunction
 
 logger = logging.getLogger(__name__)
 
@@ -188,10 +191,8 @@ def _count_rows(path: Path) -> int:
 
 def check_inputs(config: FilterConfig) -> int:
     """The data's row count, after refusing (before any model loads) empty data and an unusable --out."""
-    from .reward.score import check_output
-
     check_output(config.out, folder=True)
-    total = _count_rows(Path(config.data))
+    total = _count_rows(check_input(config.data, "--data"))
     if total == 0:
         raise EditRLError(f"--data {config.data!r}: the table has no rows; nothing to score")
     return total

@@ -3,8 +3,10 @@
 Dependencies point one way (world -> rl -> sampler -> reward): ``editrl.reward`` cannot import the
 world, yet ``--reward oracle`` must build the world's oracle. So each lower layer keeps a
 ``Registry`` (the editors, the reward specs, the RL prompt sets, ...) and the world fills it when it
-is imported. A lookup of a name not yet registered first imports the packages in ``PLUGINS``, so
-``load_editor("world")`` works from a script that never imported ``editrl.world``.
+is imported. A lookup of a name not yet registered first imports the registry's ``plugins`` (the
+packages that fill it), so ``load_editor("world")`` works from a script that never imported ``editrl.world``.
+Each registry names only its own fillers: checking ``--reward wrold`` imports the world's names, not
+``editrl.tiny`` and transformers.
 
 A registered value may be given as a ``"package.module:attribute"`` string: it is imported on first
 use, so registering costs nothing.
@@ -15,19 +17,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, MutableMapping
 
-PLUGINS = ("editrl.tiny", "editrl.world")
-"""Packages that register names on import: the in-code tiny backbones and the editing world."""
+from .errors import EditRLError, did_you_mean
 
-_plugins_loaded = False
+WORLD = ("editrl.world",)
+"""The editing world registers its editor, rewards, prompt set and tokenizer words on import."""
 
 
-def load_plugins() -> None:
-    """Import every package of ``PLUGINS`` once (each registers its names on import)."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for module in PLUGINS:
-            importlib.import_module(module)
+def load_plugins(modules: tuple[str, ...]) -> None:
+    """Import each of ``modules`` (each registers its names on import; Python imports a module once)."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 def resolve(target: object) -> object:
@@ -55,8 +54,9 @@ class Registry(MutableMapping):
     """A dict of names whose unknown keys (and full listing) first load the plugin packages, and whose
     ``"module:attribute"`` values are imported when read."""
 
-    def __init__(self, kind: str, entries: dict | None = None):
+    def __init__(self, kind: str, plugins: tuple[str, ...], entries: dict | None = None):
         self.kind = kind
+        self.plugins = plugins
         self._entries = dict(entries or {})
 
     def register(self, name: str, target: object) -> None:
@@ -65,14 +65,14 @@ class Registry(MutableMapping):
 
     def __getitem__(self, name: str):
         if name not in self._entries:
-            load_plugins()
+            load_plugins(self.plugins)
         value = resolve(self._entries[name])
         self._entries[name] = value
         return value
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:
-            load_plugins()
+            load_plugins(self.plugins)
         return name in self._entries
 
     def __setitem__(self, name: str, target: object) -> None:
@@ -82,33 +82,40 @@ class Registry(MutableMapping):
         del self._entries[name]
 
     def __iter__(self) -> Iterator[str]:
-        load_plugins()
+        load_plugins(self.plugins)
         return iter(list(self._entries))
 
     def __len__(self) -> int:
-        load_plugins()
+        load_plugins(self.plugins)
         return len(self._entries)
+
+    def check(self, name: object, label: str, alternatives: str = "") -> None:
+        """One line naming ``label`` when ``name`` is not registered: the closest name, then the known names and
+        ``alternatives`` (the other forms the caller accepts)."""
+        if name not in self:
+            raise EditRLError(f"{label}: unknown {self.kind} {name!r}{did_you_mean(name, self)}; "
+                              f"known: {', '.join(sorted(self))}{alternatives}")
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {sorted(self._entries)})"
 
 
-EDITORS = Registry("editor")
+EDITORS = Registry("editor", ("editrl.sampler.editors", *WORLD))
 """Editor name -> ``editrl.sampler.editors.EditorSpec`` (the diffusers adapters register on import of
 ``editrl.sampler.editors``; the world registers ``world``)."""
-REWARDS = Registry("reward")
+REWARDS = Registry("reward", WORLD)
 """Reward spec word -> factory ``(device) -> RewardFunction`` (the world registers ``world`` and ``oracle``)."""
-PROMPT_SETS = Registry("prompt set")
+PROMPT_SETS = Registry("prompt set", WORLD)
 """RL ``data`` word -> ``(n, split, seed, size) -> [(source image, instruction), ...]`` (the world registers ``world``)."""
-TINY_BACKBONES = Registry("tiny backbone")
+TINY_BACKBONES = Registry("tiny backbone", ("editrl.tiny",))
 """``qwen2.5-vl`` / ``qwen3-vl`` -> ``(seed, extra_special_tokens, words, **sizes) -> (backbone, processor)`` built in
 code, for a reward config's ``model.tiny`` and ``model.tiny_backbone`` (registered by ``editrl.tiny``)."""
-TOKENIZER_WORDS = Registry("tokenizer", {"bytes": None})
+TOKENIZER_WORDS = Registry("tokenizer", WORLD, {"bytes": None})
 """A tiny backbone's ``model.tokenizer`` -> ``(templates) -> words`` of a word-level tokenizer, or None for
 the byte-level one (the world registers ``world``)."""
-CHAT_MODELS = Registry("chat model")
+CHAT_MODELS = Registry("chat model", WORLD)
 """``editrl reward serve --chat`` word -> factory ``(device) -> editrl.reward.chat_api.ChatModel``: a local generative
 model answering (images, text) with token log-probabilities (the world registers ``world-vlm``)."""
-JUDGE_PROMPTS = Registry("judge prompt")
+JUDGE_PROMPTS = Registry("judge prompt", WORLD)
 """A generative judge's ``prompt=`` word -> a prompt file or folder (``editrl.reward.judge``; the world registers
 ``world-verify``, its VLM's own question)."""

@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from .errors import EditRLError
-from .files import atomic_folder, temporary_folder, write_text_atomic
+from .files import atomic_folder, check_output, temporary_folder, write_text_atomic
 
 REPORT_TO = ("auto", "tensorboard", "wandb", "none")
 CONFIG_FILE = "config.yaml"
@@ -38,20 +38,23 @@ def resolved_config(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps({**dataclasses.asdict(config), "editrl_version": __version__}))
 
 
+def check_run_folder(output_dir: str | Path, resume: bool | str, marker: str, label: str = "output_dir") -> Path:
+    """``output_dir`` as a Path if a new run can be written there: a folder that can be created and, unless
+    resuming, holds no ``marker`` (the log an earlier run left): starting over there would overwrite its checkpoints
+    and mix two runs in one log. The folder is named by the config and ``--resume`` continues it, so it is refused,
+    never renamed."""
+    path = check_output(output_dir, label, folder=True)
+    if not resume and (path / marker).exists():
+        raise EditRLError(f"{label} {str(path)!r} already holds a run ({marker}): pass --resume to continue it, "
+                          f"or choose another {label} (--set {label}=...)")
+    return path
+
+
 def write_config(config: Any, output_dir: str | Path) -> Path:
     """``output_dir/config.yaml`` (written to a temporary file and renamed: never half written)."""
     path = Path(output_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, yaml.safe_dump(resolved_config(config), sort_keys=False))
-
-
-def check_new_run(output_dir: str | Path, log_file: str) -> None:
-    """One line, before a new (not resumed) run writes anything, if ``output_dir`` already holds a run (its
-    ``log_file``): starting over there would overwrite its checkpoints and mix two runs in one log. The folder is
-    named by the config, and ``--resume`` continues it, so it is refused, never renamed."""
-    if (Path(output_dir) / log_file).exists():
-        raise EditRLError(f"output_dir {str(output_dir)!r} already holds a run ({log_file}): pass --resume to continue it, "
-                          "or choose another output_dir (--set output_dir=...)")
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:

@@ -76,14 +76,23 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..errors import EditRLError
-    from ..files import fresh_folder
-    from ..reward.specs import build_reward
+    from ..files import check_input, check_output, fresh_folder
+    from ..reward.specs import build_reward, check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")  # names, files and folders first, before torch is imported
+    check_output(args.out if args.out is not None else DEFAULT_OUT, "--out", folder=True)
+    if args.image is not None and args.instruction is not None:  # a lone --image or --instruction is refused below
+        for image in args.image:
+            check_input(image, "--image", folder_ok=False)
     from ..sampler.best_of_n import best_of_n, check_out_dir
-    from ..sampler.editors import load_editor
+    from ..sampler.editors import check_editor, load_editor
     from ..sampler.search import HalvingConfig
     from ..sampler.selection import check_select
 
     check_select(args.select, None)  # a dimension name is checked against the reward's once it is loaded
+    check_editor(args.editor, args.model, args.lora)  # then the rest, before any model is loaded
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
@@ -95,8 +104,6 @@ def run(args) -> int:
         if args.instruction is None:
             raise EditRLError("--instruction: required with --image (what should the edit do?)")
         source, instruction = (args.image[0] if len(args.image) == 1 else args.image), args.instruction
-    if args.out is not None:
-        check_out_dir(args.out, "--out")  # before any model is loaded
     editor = load_editor(args.editor, model=args.model, lora=args.lora, device=args.device)
     from ..demo import cli_advice, world_notes
 

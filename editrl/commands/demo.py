@@ -49,14 +49,20 @@ def register(subparsers) -> None:
 
 
 def page(args: argparse.Namespace):
-    """The Blocks ``editrl demo`` serves for ``args``: the editors and reward loaded, the world examples offered."""
-    from ..demo import build_demo, world_examples
-    from ..reward.specs import build_reward
-    from ..sampler.editors import load_editor
+    """The Blocks ``editrl demo`` serves for ``args``: the editors and reward loaded, the world examples offered.
+    Every name is checked before any model is loaded (or gradio imported)."""
+    from ..reward.specs import build_reward, check_reward_spec
 
     names = args.editor or [defaults.EDITOR]
     if args.model is not None and len(names) > 1:
         raise EditRLError("--model: applies to one editor; pass a single --editor with it")
+    check_reward_spec(args.reward, "--reward")  # every name before any model is loaded (or gradio imported)
+    from ..sampler.editors import check_editor, load_editor
+
+    for name in names:
+        check_editor(name, args.model)
+    from ..demo import build_demo, world_examples
+
     editors = {name: load_editor(name, model=args.model, device=args.device) for name in names}
     return build_demo(editors, build_reward(args.reward, device=args.device), world_examples(args.examples))
 

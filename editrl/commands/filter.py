@@ -39,8 +39,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..reward.specs import build_reward, check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")  # before torch is imported
     from ..filter import FilterConfig, check_inputs, filter_dataset, process_state
-    from ..reward.specs import build_reward
+
 
     config = FilterConfig(
         data=args.data, out=args.out, by=args.select, top_k=args.top_k, top_fraction=args.top_fraction,

@@ -69,6 +69,7 @@ def run(args) -> int:
     from .. import rl
 
     config = rl.load_config(CONFIGS[args.algorithm], args.config, args.overrides)
+    config.check_before_loading(args.resume)  # names, files, output_dir: before any model loads
     trainer_cls = getattr(rl, f"{args.algorithm.upper()}Trainer")
     trainer = trainer_cls(config)
     record = trainer.train(resume=args.resume)

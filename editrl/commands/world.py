@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+from ..files import check_output
+
 
 def _make_data(args) -> int:
+    check_output(args.out, "--out", folder=True)  # before any work
     from ..world.datasets import make_preference_data
 
     path = make_preference_data(args.out, n=args.n, seed=args.seed, size=args.size)
@@ -15,6 +18,7 @@ def _make_data(args) -> int:
 
 
 def _make_bench(args) -> int:
+    check_output(args.out, "--out", folder=True)  # before any work
     from ..world.datasets import make_benchmark
 
     paths = make_benchmark(args.out, n_groups=args.n_groups, seed=args.seed, size=args.size)
@@ -23,6 +27,7 @@ def _make_bench(args) -> int:
 
 
 def _train_editor(args) -> int:
+    check_output(args.out, "--out", folder=True)  # before any work
     from ..rl.config import load_config
     from ..world.train_editor import EditorTrainer, EditorTrainingConfig, evaluate_editor, training_card
 
@@ -38,6 +43,7 @@ def _train_editor(args) -> int:
 
 
 def _pretrain_vlm(args) -> int:
+    check_output(args.out, "--out", folder=True)  # before any work
     from ..config import load_config
     from ..world.pretrain import PretrainConfig, pretrain
 

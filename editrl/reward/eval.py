@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..errors import EditRLError
-from ..files import write_text_atomic
+from ..files import check_output, write_text_atomic
 from ..images import check_instruction, open_image
 from ..tables import image_cell, read_rows, table_files
 from . import metrics
@@ -38,7 +38,6 @@ from .score import (
     EDIT_COLUMNS,
     INSTRUCTION_COLUMNS,
     SOURCE_COLUMNS,
-    check_output,
     pick,
 )
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Mapping, Union
 import numpy as np
 
 from ..errors import EditRLError
-from ..files import DiskFull, atomic_path
+from ..files import DiskFull, atomic_path, check_output
 from ..images import check_instruction, open_image
 from ..tables import image_cell, parquet_file
 from .identity import describe_change, reward_identity, row_digest
@@ -61,23 +61,6 @@ def _describe(value) -> str | None:
     if isinstance(value, list):
         return json.dumps([_describe(v) for v in value])
     return value if isinstance(value, str) else None
-
-
-def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = False) -> Path:
-    """Refuse, before any work, an output that cannot be written: a file where a folder is wanted (or
-    the reverse), or a location inside a file or a folder without write permission."""
-    path = Path(path)
-    if path.exists() and path.is_dir() != folder:
-        kind = "a folder" if path.is_dir() else "a file"
-        raise EditRLError(f"{flag} {str(path)!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
-    ancestor = path if folder and path.is_dir() else path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise EditRLError(f"{flag} {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise EditRLError(f"{flag} {str(path)!r}: no permission to write in {str(ancestor)!r}")
-    return path
 
 
 def _result_files(out_path: Path, parts: Path) -> list[Path]:

@@ -3,34 +3,77 @@
 A spec is one string:
 
 - a registered word (``editrl.registry.REWARDS``): the world registers ``"world"`` (its shipped EditReward
-  model) and ``"oracle"`` (its exact oracle);
+  model), ``"oracle"`` (its exact oracle) and a few more;
 - ``"http://host:port"`` / ``"https://..."``: a remote ``editrl reward serve`` (``RemoteReward``);
 - ``"openai:URL#model=NAME&..."``: a generative judge behind an OpenAI-compatible chat endpoint (``ChatJudge``,
   options in ``editrl.reward.judge``);
 - ``"package.module:Name"``: a custom ``RewardFunction`` class (or factory) called with no arguments;
-- anything else: an EditReward folder or Hub id (``EditReward.from_pretrained``).
+- an EditReward folder or Hub id (``EditReward.from_pretrained``).
 
-Each is imported only when asked for, so a run with the oracle needs no reward model.
+``check_reward_spec`` tells which, without loading anything (torch-free), so a command refuses a typo before its
+models load; a bare word that is neither registered nor an existing folder is a typo, not a Hub id (``owner/name``).
+Each reward is imported only when built, so a run with the oracle needs no reward model.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import EditRLError
+from ..files import check_model_source
 from ..registry import REWARDS
-from .output import RewardFunction
+
+if TYPE_CHECKING:
+    import torch
+
+    from .output import RewardFunction
+
+EXPECTED = "a registered word, an http(s) URL of `editrl reward serve`, module:Class, or an EditReward folder or Hub id"
+
+
+def _is_word(spec: str) -> bool:
+    return bool(re.fullmatch(r"[\w-]+", spec))
+
+
+def _is_module_path(spec: str) -> bool:
+    return ":" in spec and not spec.startswith(("http://", "https://")) and not Path(spec).exists()
+
+
+def check_reward_spec(spec: object, label: str = "reward spec") -> None:
+    """One line naming ``label`` unless ``spec`` names a reward (see the module docstring); loads nothing.
+
+    A bare word must be registered (or an existing folder): ``wrold`` lists the known words and suggests ``world``.
+    A ``module:Class`` must name an importable module (found, not imported); a path must exist unless it has
+    the form of a Hub id."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise EditRLError(f"{label}: expected {EXPECTED}, got {spec!r}")
+    if spec.startswith(("http://", "https://")):
+        return
+    if _is_word(spec) and not Path(spec).exists():
+        REWARDS.check(spec, label, "; or an http(s) URL, module:Class, an EditReward folder or Hub id (owner/name)")
+    elif _is_module_path(spec):
+        module = spec.partition(":")[0]
+        try:
+            found = module in sys.modules or importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package that does not exist, an empty name
+            found = False
+        if not found:
+            raise EditRLError(f"{label} {spec!r}: no module {module!r} to import (expected module:Class)")
+    else:
+        check_model_source(spec, label)
 
 
 def build_reward(spec: str, device: str | torch.device | None = None) -> RewardFunction:
     """The ``RewardFunction`` a spec names (see the module docstring)."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise EditRLError(f"reward spec: expected 'world', 'oracle', an http(s) URL or an EditReward path, got {spec!r}")
-    if re.fullmatch(r"[\w-]+", spec) and spec in REWARDS:  # a bare word: never a URL, module path or Hub id
+    from .output import RewardFunction
+
+    check_reward_spec(spec)
+    if _is_word(spec) and spec in REWARDS:  # a bare word: never a URL, module path or Hub id
         return REWARDS[spec](device)
     if spec.startswith("openai:"):
         from .judge import ChatJudge
@@ -40,7 +83,7 @@ def build_reward(spec: str, device: str | torch.device | None = None) -> RewardF
         from .client import RemoteReward
 
         return RemoteReward(spec)
-    if ":" in spec and not Path(spec).exists():
+    if _is_module_path(spec):
         module, _, name = spec.partition(":")
         try:
             factory = getattr(importlib.import_module(module), name)

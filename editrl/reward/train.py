@@ -465,7 +465,7 @@ class RewardTrainer:
 
         acc, config = self.accelerator, self.config
         if not resume:
-            runs.check_new_run(self.output_dir, self.log.path.name)
+            runs.check_run_folder(self.output_dir, False, self.log.path.name)
         start_step, samples_seen, last_checkpoint = self._resume() if resume else (0, 0, None)
         if acc.is_main_process:
             write_config(config, self.output_dir)

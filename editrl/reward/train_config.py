@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import Config, config_field
 from ..config import load_config as load_dataclass_config
 from ..errors import EditRLError
+from ..files import check_input, check_model_source, check_output
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
 from .data import TIE_POLICIES, DataSource
@@ -134,6 +135,16 @@ class RewardTrainingConfig(Config):
             raise EditRLError(f"mixed_precision {self.mixed_precision!r}: expected auto, bf16, fp16 or no")
         if not 0 <= self.warmup_ratio < 1:
             raise EditRLError(f"warmup_ratio={self.warmup_ratio}: expected 0 <= warmup_ratio < 1")
+
+    def check_before_loading(self) -> None:
+        """What ``validate`` cannot see, checked before the backbone loads so that a typo stops the run at once with
+        one line naming the key: the data files, the backbone's folder or Hub id, and an output_dir that can be created."""
+        for name, source in (("data.train", self.data.train), ("data.validation", self.data.validation)):
+            if source is not None and source.format != "synthetic":
+                check_input(source.path, f"config key {name}.path")
+        if self.model.base_model is not None:
+            check_model_source(self.model.base_model, "config key model.base_model")
+        check_output(self.output_dir, "config key output_dir", folder=True)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> RewardTrainingConfig:

@@ -7,18 +7,35 @@ file or an override is an error naming the key, so a typo never silently falls b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import Config, config_field, load_config
 from ..errors import EditRLError
+from ..files import check_input
+from ..registry import PROMPT_SETS
 from ..runs import REPORT_TO
 
-__all__ = ["DPOConfig", "GRPOConfig", "GroupConfig", "NFTConfig", "RLConfig", "load_config"]
+__all__ = ["DPOConfig", "GRPOConfig", "GroupConfig", "NFTConfig", "RLConfig", "check_prompt_source", "load_config"]
+
+LOG_FILE = "log.jsonl"
+"""The run's log in ``output_dir``; its presence marks a folder holding an earlier run."""
 
 ADVANTAGE_MODES = ("global_std", "group", "batch")
 """How rewards become advantages (``editrl.rl.advantages``), the choices of ``advantage_mode``."""
 SDE_TYPES = ("flow_grpo", "cps")
 """The SDE step forms of ``editrl.rl.sde`` (flow_grpo's Euler-Maruyama, or Coefficients-Preserving Sampling)."""
+
+
+def check_prompt_source(spec: str, label: str = "data") -> None:
+    """``spec`` names prompts: a registered prompt set (``world``), else an existing table file or folder. A bare word
+    is taken for a set name (an unknown one lists them and suggests the closest), anything with a suffix or a
+    folder separator for a path."""
+    if Path(spec).exists():
+        return
+    if Path(spec).suffix or "/" in spec:
+        check_input(spec, label)
+    PROMPT_SETS.check(spec, label, ", or a JSONL/Parquet/Arrow table with 'source' and 'instruction' columns")
 
 
 @dataclass
@@ -103,6 +120,24 @@ class RLConfig(Config):
             raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
+
+    def check_before_loading(self, resume: bool | str = False) -> None:
+        """What ``validate`` cannot see, checked before any model loads so that a typo stops the run at once with
+        one line naming the key: the editor and its model, each reward spec, the prompt sources, and an
+        ``output_dir`` that can be created and holds no earlier run (unless resuming)."""
+        from ..reward.specs import check_reward_spec
+        from ..runs import check_run_folder
+
+        for spec in self.rewards:
+            check_reward_spec(spec, "config key rewards")
+        if self.judge:
+            check_reward_spec(self.judge, "config key judge")
+        check_prompt_source(self.train_data, "config key train_data")
+        check_prompt_source(self.eval_data, "config key eval_data")
+        check_run_folder(self.output_dir, resume, LOG_FILE)
+        from ..sampler.editors import check_editor  # the editors' names come with torch: checked last
+
+        check_editor(self.editor, self.model, labels=("config key editor", "config key model", "lora"))
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ..reward.specs import build_reward
 from ..runs import (
     STATE_FILE,
     JsonlLog,
-    check_new_run,
+    check_run_folder,
     finish_trackers,
     load_checkpoint,
     log_images,
@@ -43,7 +43,7 @@ from ..runs import (
 from ..sampler.editors.base import denoise, euler_step
 from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
-from .config import RLConfig
+from .config import LOG_FILE, RLConfig, check_prompt_source
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
 from .monitor import HackingMonitor
 from .plots import GRID_PROMPTS, curves_figure, eval_grid, render
@@ -64,11 +64,9 @@ def load_prompts(spec: str, n: int, split: str, seed: int, size: int) -> list[tu
     """(source, instruction) pairs: ``n`` examples of a registered prompt set (the world registers ``world``),
     or every row of a table (JSONL/Parquet/Arrow file or folder, ``editrl.tables``) with 'source' and 'instruction'."""
     path = Path(spec)
-    if not path.exists() and spec in PROMPT_SETS:
-        return PROMPT_SETS[spec](n, split, seed, size)
+    check_prompt_source(spec)
     if not path.exists():
-        raise EditRLError(f"data {spec!r}: expected one of {sorted(PROMPT_SETS)} or a JSONL/Parquet/Arrow table with "
-                          "'source' and 'instruction' columns")
+        return PROMPT_SETS[spec](n, split, seed, size)
     prompts = []
     for row in read_rows(path):
         where = row["_where"]
@@ -174,7 +172,7 @@ class RLTrainer:
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
         self.output_dir = Path(config.output_dir)
-        self.log_path = self.output_dir / "log.jsonl"
+        self.log_path = self.output_dir / LOG_FILE
         self.log = JsonlLog(self.log_path, self.accelerator).write
 
     # ------------------------------------------------------------------ the algorithm (subclasses)
@@ -405,7 +403,7 @@ class RLTrainer:
         if resume:
             self.resume(None if resume is True else resume)
         elif self.accelerator.is_main_process:
-            check_new_run(self.output_dir, self.log_path.name)
+            check_run_folder(self.output_dir, resume, self.log_path.name)
         cfg = self.config
         if self.accelerator.is_main_process:
             write_config(cfg, self.output_dir)

@@ -19,7 +19,7 @@ from typing import Sequence
 from PIL import Image
 
 from ..errors import EditRLError
-from ..files import atomic_path, write_text_atomic
+from ..files import atomic_path, check_output, write_text_atomic
 from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import RewardFunction
 from .editors.base import Editor, SourceLike
@@ -104,11 +104,9 @@ def _device_dtype(model) -> tuple[str | None, str | None]:
 
 
 def check_out_dir(out_dir: str | os.PathLike, label: str = "out") -> Path:
-    """``out_dir`` as a Path if it holds no earlier best-of-N output; else one error naming it. Refusing
-    (rather than deleting) never loses a run, and a rerun can never leave a mix of two runs' candidates."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise EditRLError(f"{label} {str(out)!r}: is a file, expected a folder")
+    """``out_dir`` as a Path if it can be created and holds no earlier best-of-N output; else one error naming it.
+    Refusing (rather than deleting) never loses a run, and a rerun can never leave a mix of two runs' candidates."""
+    out = check_output(out_dir, label, folder=True)
     found = sorted(p.name for pattern in RUN_FILES for p in out.glob(pattern)) if out.is_dir() else []
     if found:
         raise EditRLError(f"{label} {str(out)!r}: holds a previous best-of-N run ({found[0]}, ...); "

@@ -4,17 +4,19 @@
 source on instruction following and visual quality (a ``RewardFunction``); ``AnnotatorPanel``
 simulates human Likert raters; ``editrl.world.datasets`` writes EditReward-Data / EditReward-Bench
 Parquet files.
+
+Importing the package registers the world's names (``registration``) and nothing heavier: the names below load
+on first use (``editrl.registry.lazy_exports``), so a command can check ``--reward wrold`` without torch.
 """
 
+from ..registry import lazy_exports
 from . import registration  # noqa: F401  (registers the world's editor, reward and prompt names)
-from .annotators import AnnotatorPanel, krippendorff_alpha
-from .examples import WorldExample, make_examples
-from .instructions import Edit, parse_instruction
-from .oracle import Oracle, OracleConfig
-from .reward import load_world_reward
-from .scenes import Scene, WorldObject, parse_scene, render
 
-__all__ = [
-    "AnnotatorPanel", "Edit", "Oracle", "OracleConfig", "Scene", "WorldExample", "WorldObject",
-    "krippendorff_alpha", "load_world_reward", "make_examples", "parse_instruction", "parse_scene", "render",
-]
+_EXPORTS = {
+    "AnnotatorPanel": "annotators", "krippendorff_alpha": "annotators", "WorldExample": "examples",
+    "make_examples": "examples", "Edit": "instructions", "parse_instruction": "instructions", "Oracle": "oracle",
+    "OracleConfig": "oracle", "load_world_reward": "reward", "Scene": "scenes", "WorldObject": "scenes",
+    "parse_scene": "scenes", "render": "scenes",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -51,7 +51,7 @@ def test_load_from_saved_folder_with_settings(flux_pipe, flux_editor, source, tm
         torch.testing.assert_close(
             editor.sample([source], "add a hat", [2]).latents, flux_editor.sample([source], "add a hat", [2]).latents
         )
-    with pytest.raises(EditRLError, match="lora: no LoRA weights"):
+    with pytest.raises(EditRLError, match="lora '.*missing': no such file or folder"):
         load_editor(str(folder), device="cpu", lora=str(tmp_path / "missing"))
 
 

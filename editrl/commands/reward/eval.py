@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from .score import add_model_arguments, reward_from_args
+from .score import add_model_arguments, check_model_arguments, reward_from_args
 
 EPILOG = """examples:
   editrl world make-bench --out data/world && editrl reward eval --bench data/world --format editreward-bench
@@ -77,14 +77,14 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...errors import EditRLError
-    from ...reward.eval import evaluate
-    from ...reward.score import check_output
+    from ...files import check_input, check_output
 
-    if not Path(args.bench).exists():
-        raise EditRLError(f"--bench {args.bench}: no such file or folder")
+    check_input(args.bench, "--bench")  # before torch is imported
     predictions = args.predictions or default_predictions(args.bench, args.reward)
-    check_output(predictions, "--predictions")  # before the model loads
+    check_output(predictions, "--predictions")
+    check_model_arguments(args)
+    from ...reward.eval import evaluate
+
     result = evaluate(reward_from_args(args), args.bench, args.format, predictions, batch_size=args.batch_size, group_sep=args.group_sep)
     print(format_table(result), file=sys.stderr)
     print(json.dumps(result))

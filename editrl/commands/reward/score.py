@@ -24,11 +24,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8, help="edits per forward pass (default: 8)")
 
 
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """--reward and --base-model name something that exists (see ``editrl.reward.specs``), checked before torch
+    is imported."""
+    from ...files import check_model_source
+    from ...reward.specs import check_reward_spec
+
+    check_reward_spec(args.reward, "--reward")
+    if args.base_model:
+        check_model_source(args.base_model, "--base-model")
+
+
 def reward_from_args(args: argparse.Namespace):
     """The RewardFunction the model arguments name; a missing shipped world reward is one clear error."""
     import torch
 
     from ...errors import EditRLError
+
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.base_model or args.dtype:
@@ -66,10 +78,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ...errors import EditRLError
-    from ...reward.score import check_output, score_table
+    from ...files import check_input, check_output
+
+    check_output(args.out)  # before any work (and before torch is imported): a folder or an unwritable place is refused now
+    check_input(args.data, "--data")
+    check_model_arguments(args)
+    from ...reward.score import score_table
     from ...tables import read_rows
 
-    check_output(args.out)  # before any work: a folder or an unwritable place is refused now
     if next(read_rows(args.data), None) is None:  # the data path and its first row, before loading a model
         raise EditRLError(f"--data {args.data!r}: the table has no rows; nothing to score")
     reward = reward_from_args(args)

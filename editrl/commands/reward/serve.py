@@ -36,10 +36,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...reward.serve import serve
-    from ...reward.specs import build_reward
+    from ...reward.specs import build_reward, check_reward_spec
 
     config = config_from_args(ServeConfig, args, model_name=args.reward)
+    check_reward_spec(args.reward, "--reward")  # before fastapi and the model load
+    from ...reward.serve import serve
+
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         logger.warning("serving on %s without --token: anyone who can reach this address can use the reward", config.host)
     chat = None

@@ -30,11 +30,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ...files import check_input
+
+    check_input(args.config, "--config", folder_ok=False)  # before torch is imported
     from ...reward.train import train
     from ...reward.train_config import load_config
 
     overrides = list(args.overrides) + (["data.strict=true"] if args.strict else [])
     config = load_config(args.config, overrides)
+    config.check_before_loading()
     summary = train(config, resume=args.resume)
     from accelerate import PartialState
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ...errors import EditRLError
+from ...files import check_input, check_model_source
 from ...loading import quiet_loading
 from ...registry import EDITORS
 from .base import EditCondition, Editor, SampleResult, denoise, euler_step, seed_generators
@@ -116,6 +117,43 @@ def _folder_settings(model: str, adapter_class: type) -> dict:
     return settings
 
 
+def check_editor(
+    name: str, model: str | None = None, lora: str | None = None, labels: tuple[str, str, str] = ("--editor", "--model", "--lora")
+) -> tuple[EditorSpec, str]:
+    """The spec and model an editor would load, checked without loading anything; one line naming the flag
+    (``labels``: the names of ``name``, ``model`` and ``lora`` to the user) otherwise. ``name`` is a registered
+    editor (an unknown one lists them and suggests the closest) or a diffusers pipeline folder of a supported
+    pipeline; ``model`` is an existing path or a Hugging Face id, ``lora`` an existing path."""
+    name_label, model_label, lora_label = labels
+    if Path(str(name)).expanduser().is_dir() and name not in EDITORS:
+        folder = Path(str(name)).expanduser()
+        index = folder / "model_index.json"
+        if not index.is_file():
+            raise EditRLError(f"{name_label} {name!r}: not a diffusers pipeline folder (no model_index.json)")
+        pipeline_name = json.loads(index.read_text()).get("_class_name", "")
+        if pipeline_name not in SPEC_BY_PIPELINE:
+            raise EditRLError(f"{name_label} {name!r}: holds a {pipeline_name or 'unknown'} pipeline; supported: {sorted(SPEC_BY_PIPELINE)}")
+        spec = EditorSpec(SPEC_BY_PIPELINE[pipeline_name].adapter, pipeline_name, str(folder))
+        model = model or str(folder)
+    else:
+        if str(name).startswith((".", "~", "/")) or "/" in str(name):  # a path, not a name: no list of names to offer
+            check_input(name, name_label)
+        EDITORS.check(name, name_label, ", or a diffusers pipeline folder")
+        spec = EDITORS[name]
+    if model is not None:
+        check_model_source(model, model_label)
+    if lora is not None:  # a local folder or file: ``Editor.load_lora`` loads nothing else
+        check_input(lora, lora_label)
+    model = str(model or spec.default_model)
+    shipped = Path(spec.default_model)
+    if model == spec.default_model and shipped.is_absolute() and not (shipped / "model_index.json").is_file():
+        raise EditRLError(
+            f"{name_label} {name}: the shipped {name} editor is missing from {shipped} "
+            f"(reinstall editrl from a complete clone, or pass {model_label} with a {spec.pipeline} folder)"
+        )
+    return spec, model
+
+
 def load_editor(
     name: str = "world",
     model: str | None = None,
@@ -130,25 +168,7 @@ def load_editor(
     weights on top; ``settings`` (``resolution``, ``default_steps``, ``default_guidance``, ...)
     override the per-model defaults.
     """
-    if name not in EDITORS:
-        folder = Path(str(name)).expanduser()
-        index = folder / "model_index.json"
-        if not index.is_file():
-            raise EditRLError(f"editor: unknown editor {name!r}; expected one of {sorted(EDITORS)} or a diffusers pipeline folder")
-        pipeline_name = json.loads(index.read_text()).get("_class_name", "")
-        if pipeline_name not in SPEC_BY_PIPELINE:
-            raise EditRLError(f"editor: {name!r} holds a {pipeline_name or 'unknown'} pipeline; supported: {sorted(SPEC_BY_PIPELINE)}")
-        spec = EditorSpec(SPEC_BY_PIPELINE[pipeline_name].adapter, pipeline_name, str(folder))
-        model = model or str(folder)
-    else:
-        spec = EDITORS[name]
-    model = str(model or spec.default_model)
-    shipped = Path(spec.default_model)
-    if model == spec.default_model and shipped.is_absolute() and not (shipped / "model_index.json").is_file():
-        raise EditRLError(
-            f"editor {name}: the shipped {name} editor is missing from {shipped} "
-            f"(reinstall editrl from a complete clone, or pass --model with a {spec.pipeline} folder)"
-        )
+    spec, model = check_editor(name, model, lora, labels=("editor", "model", "lora"))
     device, dtype = default_device_dtype(device, dtype)
     adapter_class = spec.adapter_class()
     pipe = _load_pipeline(spec.pipeline, model, f"editor {name}", dtype, **adapter_class.pipeline_kwargs).to(device)
@@ -164,6 +184,6 @@ def load_editor(
 
 
 __all__ = [
-    "EDITORS", "EditCondition", "Editor", "EditorSpec", "FluxKontextEditor", "SampleResult", "load_editor",
+    "EDITORS", "EditCondition", "Editor", "EditorSpec", "check_editor", "FluxKontextEditor", "SampleResult", "load_editor",
     "seed_generators", "default_device_dtype", "denoise", "euler_step",
 ]
