@@ -72,7 +72,7 @@ def error_line(argv, capsys) -> str:
     return err
 
 
-UNKNOWN_EDITOR = "unknown editor 'wrold' (did you mean 'world'?); known: flux-kontext, instruct-pix2pix, "
+UNKNOWN_EDITOR = "unknown editor 'wrold' (did you mean 'world'?); known: flux-kontext, flux2, flux2-klein, "
 UNKNOWN_REWARD = "unknown reward 'wrold' (did you mean 'world'?); known: oracle, "
 NOT_CREATABLE = "': cannot create anything in '/proc'"
 UNDER_A_FILE = "'afile' is a file, not a folder"
@@ -164,11 +164,12 @@ def test_a_typo_and_a_hub_id_are_told_apart(place):
     from editrl.errors import EditRLError
     from editrl.reward.specs import check_reward_spec
 
-    for spec in ("world", "oracle", "TIGER-Lab/EditReward-Qwen2.5-VL-7B", "http://127.0.0.1:8765", "json:JSONDecoder", "data.jsonl"):
+    for spec in ("world", "oracle", "TIGER-Lab/EditReward-Qwen2.5-VL-7B", "http://127.0.0.1:8765", "json:JSONDecoder", "data.jsonl",
+                 "openai:http://127.0.0.1:8000/v1#model=judge"):
         check_reward_spec(spec, "--reward")  # registered word, Hub id, URL, importable module:Class, existing path
     for spec, message in [("wrold", "did you mean 'world'?"), ("./runs/final", "no such file or folder"),
                           ("runs/x/final", "no such file or folder"), ("nomodule_xyz:Reward", "no module 'nomodule_xyz'"),
-                          ("", "expected a registered word")]:
+                          ("", "expected a registered word"), ("openai:127.0.0.1:8000/v1#model=j", "expected openai:http")]:
         with pytest.raises(EditRLError, match=message):
             check_reward_spec(spec, "--reward")
 

@@ -70,9 +70,10 @@ def page(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Serve the page until Ctrl+C. Without -v the page's own HTTP requests (httpx, one INFO line per request that
     gradio makes to itself) are not logged: only warnings and the one line with the address."""
-    from ..demo import launch
-
     if not args.verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    launch(page(args), host=args.host, port=args.port, share=args.share)
+    blocks = page(args)  # checks every name before editrl.demo (gradio, torch) is imported
+    from ..demo import launch
+
+    launch(blocks, host=args.host, port=args.port, share=args.share)
     return 0

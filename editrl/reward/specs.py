@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from .output import RewardFunction
 
-EXPECTED = "a registered word, an http(s) URL of `editrl reward serve`, module:Class, or an EditReward folder or Hub id"
+EXPECTED = ("a registered word, an http(s) URL of `editrl reward serve`, openai:URL#model=NAME (a chat-completions "
+            "judge), module:Class, or an EditReward folder or Hub id")
 
 
 def _is_word(spec: str) -> bool:
@@ -53,6 +54,10 @@ def check_reward_spec(spec: object, label: str = "reward spec") -> None:
     if not isinstance(spec, str) or not spec.strip():
         raise EditRLError(f"{label}: expected {EXPECTED}, got {spec!r}")
     if spec.startswith(("http://", "https://")):
+        return
+    if spec.startswith("openai:"):  # its options are parsed when it is built (editrl.reward.judge, which needs torch)
+        if not spec[len("openai:"):].startswith(("http://", "https://")):
+            raise EditRLError(f"{label} {spec!r}: expected openai:http(s)://HOST:PORT/v1#model=NAME")
         return
     if _is_word(spec) and not Path(spec).exists():
         REWARDS.check(spec, label, "; or an http(s) URL, module:Class, an EditReward folder or Hub id (owner/name)")

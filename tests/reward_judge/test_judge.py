@@ -181,7 +181,7 @@ def test_spec_options_are_checked():
                           ("openai:http://h/v1", "name the served model"),
                           ("openai:http://h/v1#model=m&mode=vote", "expected one of \\['score', 'prob'\\]"),
                           ("openai:http://h/v1#model=m&prompt=/nowhere", "no prompt file or folder"),
-                          ("openai:ftp://h/v1#model=m", "expected http://host:port")]:
+                          ("openai:ftp://h/v1#model=m", "expected openai:http")]:
         with pytest.raises(EditRLError, match=message):
             build_reward(spec)
 
