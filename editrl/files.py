@@ -96,10 +96,20 @@ def fresh_folder(base: str | os.PathLike) -> Path:
         except FileExistsError:
             number += 1
 
+def check_link(path: str | os.PathLike, label: str) -> None:
+    """One line for a symbolic link that leads nowhere (a missing target, or a loop such as a -> b -> a), before
+    anything tries to open it."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():  # exists() follows the link: False for both
+        raise EditRLError(f"{label} {str(path)!r}: a symbolic link whose target is missing or that loops "
+                          f"(-> {os.readlink(path)!r}); fix or remove the link")
+
+
 def check_input(path: str | os.PathLike, flag: str, folder_ok: bool = True) -> Path:
     """``path`` as a Path if it exists (a file, or also a folder when ``folder_ok``); else one line naming ``flag``
     and the path as given."""
     given, path = os.fspath(path), Path(path).expanduser()
+    check_link(path, flag)
     if not path.exists():
         raise EditRLError(f"{flag} {given!r}: no such file{' or folder' if folder_ok else ''}")
     if path.is_dir() and not folder_ok:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import EditRLError
+from .files import check_link
 
 TABLE_SUFFIXES = (".jsonl", ".parquet", ".arrow")
 
@@ -28,22 +29,14 @@ def table_files(path: str | os.PathLike, suffixes: tuple[str, ...] = TABLE_SUFFI
         if not files:
             raise EditRLError(f"data {str(path)!r}: a folder without {kinds} files")
         for file in files:
-            _check_link(file)
+            check_link(file, "data")
         return files
-    _check_link(path)
+    check_link(path, "data")
     if not path.is_file():
         raise EditRLError(f"data {str(path)!r}: no such file or folder; expected a {kinds} table, or a folder of them")
     if path.suffix not in suffixes:
         raise EditRLError(f"data {str(path)!r}: expected a {kinds} file")
     return [path]
-
-
-def _check_link(path: Path) -> None:
-    """One line for a symbolic link that leads nowhere (a missing target, or a loop such as a -> b -> a), before
-    anything tries to open it."""
-    if path.is_symlink() and not path.exists():  # exists() follows the link: False for both
-        raise EditRLError(f"data {str(path)!r}: a symbolic link whose target is missing or that loops "
-                          f"(-> {os.readlink(path)!r}); fix or remove the link")
 
 
 def parquet_file(file: Path):

@@ -310,7 +310,7 @@ def tiny_instruct_pix2pix(seed: int = 0):
     )
 
 
-QWEN3_CHAT_TEMPLATE = (
+QWEN3_TEXT_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
@@ -359,7 +359,7 @@ def flux2_pipeline(klein: bool, transformer: dict, vae: dict, text: dict, vision
         from transformers import Qwen3Config, Qwen3ForCausalLM
 
         tokenizer = tiny_qwen_tokenizer()
-        tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+        tokenizer.chat_template = QWEN3_TEXT_CHAT_TEMPLATE
         text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=max(len(tokenizer), vocab_size), num_hidden_layers=text_layers,
                                                     pad_token_id=tokenizer.pad_token_id, **text))
     else:

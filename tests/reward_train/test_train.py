@@ -249,9 +249,11 @@ def test_cli_train_hides_accelerate_checkpoint_chatter_unless_verbose(tmp_path, 
     overrides = ["data.train.num_rows=16", "data.validation.num_rows=8", "max_steps=2", "per_device_batch_size=4",
                  "save_every=1", "eval_every=2"]
 
+    runs = iter(range(3))
+
     def run(*flags):
         caplog.clear()
-        argv = ["reward", "train", *flags, "--config", str(TINY_YAML), "--set", f"output_dir={tmp_path / str(len(flags))}"]
+        argv = ["reward", "train", *flags, "--config", str(TINY_YAML), "--set", f"output_dir={tmp_path / str(next(runs))}"]
         assert main(argv + [arg for o in overrides for arg in ("--set", o)]) == 0
         return {r.name for r in caplog.records if r.levelno == logging.INFO}
 
