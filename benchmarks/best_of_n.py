@@ -82,12 +82,13 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
     return record
 
 
-def adaptive_record(editor: Editor, reward, oracle, example, spec: str, args) -> dict:
-    """One adaptive search of ``example`` under ``spec``: its cost, rounds, why it stopped, and the oracle's
-    judgement of the edit it selected."""
+def adaptive_record(editor: Editor, reward, oracle, example, spec: str, args, rounds_run: dict) -> dict:
+    """One adaptive search of ``example`` under ``spec``: its cost (counted as if run alone), rounds, why it
+    stopped, and the oracle's judgement of the edit it selected. ``rounds_run`` (one per pair) shares the rounds
+    that several settings run identically (same seeds, same plan)."""
     cond = editor.encode([example.source], [example.instruction])
     result = run_adaptive(editor, reward, cond, 0, num_steps=args.steps, select=args.select,
-                          config=parse_adaptive(spec), progress=False)
+                          config=parse_adaptive(spec), progress=False, rounds_run=rounds_run)
     best = max((t for t in result.candidates if t.pruned_at is None), key=lambda t: t.value)
     judged = oracle.score([example.source], [example.instruction], [best.image])
     picked = oracle.measures([example.source], [example.instruction], [best.image])
@@ -283,10 +284,11 @@ def run_world(args) -> None:
             if i not in done:
                 done[i] = {"settings": key, "pair": i, **pair_record(editor, reward, oracle, example, args)}
                 log.write(json.dumps(done[i]) + "\n")
+            rounds_run: dict = {}
             for spec, runs in adaptive.items():
                 if i not in runs:
                     runs[i] = {"settings": key, "pair": i, "adaptive_spec": spec,
-                               **adaptive_record(editor, reward, oracle, example, spec, args)}
+                               **adaptive_record(editor, reward, oracle, example, spec, args, rounds_run)}
                     log.write(json.dumps(runs[i]) + "\n")
             log.flush()
     records = [{**done[i], "adaptive": [adaptive[spec][i] for spec in args.adaptive]} for i in range(len(examples))]

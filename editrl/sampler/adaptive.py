@@ -16,7 +16,7 @@ there (each guidance branch counted, see ``Editor.step_nfe``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..config import Config, config_field
@@ -132,8 +132,15 @@ def run_adaptive(
     batch_size: int | None = None,
     reward_batch_size: int | None = None,
     progress: bool = True,
+    rounds_run: dict | None = None,
 ) -> AdaptiveResult:
-    """Search seeds ``first_seed, first_seed + 1, ...`` for the one-row condition ``cond`` within ``config.budget``."""
+    """Search seeds ``first_seed, first_seed + 1, ...`` for the one-row condition ``cond`` within ``config.budget``.
+
+    ``rounds_run``: a dict kept by the caller across searches of this same ``cond`` (editor, reward, steps and
+    selection unchanged), where each round's result is stored under its seeds and plan; a round already there is
+    reused, not rerun — the same seeds and plan give the same candidates, so a benchmark comparing budgets or stop
+    rules on one edit pays once for the rounds they share.
+    """
     config = config or AdaptiveConfig()
     config.validate()
     if len(cond) != 1:
@@ -153,14 +160,14 @@ def run_adaptive(
         plan = config.plan(n, total_steps)
         seeds = list(range(first_seed + len(candidates), first_seed + len(candidates) + n))
         steps, kept = zip(*plan) if plan else ((), ())
-        result = run_search(editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps,
-                            search="halving" if plan else "full", select=select, k=k,
-                            halving=HalvingConfig(prune_steps=steps, survivors=kept) if plan else None,
-                            batch_size=batch_size, reward_batch_size=reward_batch_size, progress=progress)
-        for candidate in result.candidates:
-            candidate.index += len(candidates)
-            candidate.round = len(rounds)
-        candidates += result.candidates
+        key = (tuple(seeds), tuple(plan))
+        result = (rounds_run or {}).get(key) or run_search(
+            editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps, search="halving" if plan else "full",
+            select=select, k=k, halving=HalvingConfig(prune_steps=steps, survivors=kept) if plan else None,
+            batch_size=batch_size, reward_batch_size=reward_batch_size, progress=progress)
+        if rounds_run is not None:
+            rounds_run[key] = result
+        candidates += [replace(c, index=c.index + len(candidates), round=len(rounds)) for c in result.candidates]
         nfe += result.nfe
         reward_calls += result.reward_calls
         finished = [c for c in candidates if c.pruned_at is None]
