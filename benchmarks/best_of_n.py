@@ -23,7 +23,8 @@ lines go to stdout and ``--out``; the plot to ``--plot`` (matplotlib if installe
     python benchmarks/best_of_n.py --n-pairs 20             # a quick run
     python benchmarks/best_of_n.py --reward world-describe --adaptive 64 96/-1 --plot-metric exact_edit ...
 
-Adaptive settings are tuned on a dev set (``--seed 1``: other held-out pairs), then reported on ``--seed 0``.
+Two processes share a run with ``--first-pair`` and their own ``--pairs-file`` (concatenate the files, then
+rerun for the summary). Adaptive settings are tuned on a dev set (``--seed 1``: other held-out pairs), then reported on ``--seed 0``.
 
 Wall time at FLUX.1-Kontext size (best-of-8 and the pruned search with a 7B EditReward) is measured
 by ``benchmarks/gpu_suite.py``.
@@ -281,6 +282,8 @@ def run_world(args) -> None:
     adaptive = {spec: load_done(pairs_file, key, spec) for spec in args.adaptive}
     with pairs_file.open("a") as log:
         for i, example in enumerate(tqdm(examples, desc="pairs")):
+            if i < args.first_pair:
+                continue
             if i not in done:
                 done[i] = {"settings": key, "pair": i, **pair_record(editor, reward, oracle, example, args)}
                 log.write(json.dumps(done[i]) + "\n")
@@ -291,10 +294,13 @@ def run_world(args) -> None:
                                **adaptive_record(editor, reward, oracle, example, spec, args, rounds_run)}
                     log.write(json.dumps(runs[i]) + "\n")
             log.flush()
-    records = [{**done[i], "adaptive": [adaptive[spec][i] for spec in args.adaptive]} for i in range(len(examples))]
+    ready = [i for i in range(len(examples)) if i in done and all(i in runs for runs in adaptive.values())]
+    if len(ready) < len(examples):
+        logger.warning("summarising the %d of %d pairs with every record in %s", len(ready), len(examples), pairs_file)
+    records = [{**done[i], "adaptive": [adaptive[spec][i] for spec in args.adaptive]} for i in ready]
     rows = summarise(records, args)
     setup = {"benchmark": "best_of_n", "editor": args.editor, "reward": args.reward, "steps": args.steps or editor.default_steps,
-             "step_nfe": editor.nfe_per_step, "halving_keep": args.keep, "seed": args.seed, "n_pairs": len(examples),
+             "step_nfe": editor.nfe_per_step, "halving_keep": args.keep, "seed": args.seed, "n_pairs": len(records),
              "seconds_this_run": round(time.perf_counter() - start, 1)}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
@@ -395,6 +401,9 @@ def main() -> None:
     parser.add_argument("--adaptive", nargs="*", default=[],
                         help="adaptive-search settings: BUDGET[/GOOD][@ROUND:K1,K2] (NFE budget; stop once a finished "
                         "candidate's score - sigma >= GOOD; ROUND seeds a round, K1 kept at step 0, K2 a quarter through)")
+    parser.add_argument("--first-pair", type=int, default=0,
+                        help="compute pairs from this index on (a second process, with its own --pairs-file, shares the "
+                        "work; concatenate the pairs files and rerun to summarise them all)")
     parser.add_argument("--plot-metric", choices=tuple(METRICS), default="oracle_score", help="the plot's y axis")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--device", default=None)

@@ -163,3 +163,101 @@ def test_tiny_qwen_image_edit_runs_it_with_both_guidance_branches(toy_reward, so
     # true CFG: 2 NFE per candidate and step; rounds of 4 seeds: 4 x 2 at step 0, then 2 x 2 -> 12 NFE; 1 left unspent
     assert result.nfe == 12 and result.adaptive["rounds"][0]["pruned_at"] == [[0, 2]]
     assert sum(c.pruned_at is None for c in result.candidates) == 2 and result.best.image.size == (32, 32)
+
+
+# ----------------------------------------------------------------------------- the command line
+@pytest.fixture(scope="module")
+def editor_folder(tmp_path_factory, flux_pipe):
+    folder = tmp_path_factory.mktemp("editor") / "tiny-kontext"
+    flux_pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
+    return folder
+
+
+def test_cli_adaptive_search_within_its_budget(editor_folder, tmp_path, capsys):
+    from editrl.cli import main
+
+    out = tmp_path / "run"
+    code = main(["best-of-n", "--editor", str(editor_folder), "--reward", "oracle", "--search", "adaptive",
+                 "--budget", "11", "--seed", "3", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    # 2 steps: rounds of 8 seeds pruned to 2 on the step-0 preview cost 8 + 2 = 10 NFE; the 1 left pays for nobody
+    assert summary["search"] == "adaptive" and summary["nfe"] == 10 and summary["n"] == 8
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["adaptive"]["stopped_because"] == "budget" and scores["adaptive"]["rounds"][0]["seeds"] == list(range(3, 11))
+    assert sum(c["pruned_at_step"] is None for c in scores["candidates"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--search", "adaptive", "--budget", "1"], "budget: 1 NFE is less than one candidate's full cost (2 steps x 1 "
+                                                "guidance branches = 2 NFE)"),
+    (["--budget", "64"], "--budget: only with --search adaptive (--search full draws --n candidates)"),
+    (["--search", "halving", "--good", "-0.1"], "--good: only with --search adaptive"),
+])
+def test_cli_adaptive_errors_are_one_line(editor_folder, tmp_path, argv, message, capsys):
+    from editrl.cli import main
+
+    assert main(["best-of-n", "--editor", str(editor_folder), "--reward", "oracle", "--out", str(tmp_path / "x"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+# ----------------------------------------------------------------------------- the benchmark
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("best_of_n")
+
+
+def test_benchmark_parses_adaptive_settings(bench):
+    config = bench.parse_adaptive("96/-0.05@16:4,1")
+    assert (config.budget, config.stop, config.good, config.round_size, tuple(config.survivors)) == (96, "lcb", -0.05, 16, (4, 1))
+    config = bench.parse_adaptive("64")
+    assert (config.budget, config.stop, config.good, config.round_size) == (64, "budget", None, 8)
+
+
+def test_benchmark_adaptive_rows_pair_against_best_of_n(bench):
+    # 16 candidates per pair; the reward picks candidate 0 among the first 8 and candidate 9 among 16
+    def record(exact_0, exact_9, adaptive_exact, nfe):
+        exact = [0.0] * 16
+        exact[0], exact[9] = exact_0, exact_9
+        return {"reward_values": [1.0] + [0.0] * 8 + [2.0] + [0.0] * 6, "exact_edit": exact, "nfe_per_candidate": 8,
+                "adaptive": [{"spec": "64", "nfe": nfe, "reward_calls": 30, "rounds": 4, "stopped_because": "budget",
+                              "oracle": 0.5, "oracle_if": 0.2, "exact_edit": adaptive_exact, "lost_object": 0.0}]}
+
+    records = [record(0.0, 1.0, 1.0, 64), record(0.0, 0.0, 1.0, 60), record(1.0, 1.0, 0.0, 64), record(0.0, 0.0, 1.0, 64)]
+    row, goal = bench.adaptive_rows(records)
+    assert row["exact_edit"] == 0.75 and row["nfe"] == 63 and row["nfe_max"] == 64 and row["stopped_confident"] == 0
+    # paired differences: against best-of-8 (exact 1/4) +1, +1, -1, +1; against best-of-16 (2/4) 0, +1, -1, +1
+    assert row["exact_minus_best_of_8"]["mean"] == pytest.approx(0.5)
+    assert row["exact_minus_best_of_8"]["se"] == pytest.approx(np.std([1, 1, -1, 1], ddof=1) / 2)
+    assert row["exact_minus_best_of_16"]["mean"] == pytest.approx(0.25)
+    assert goal["best_of_8_exact"] == 0.25 and goal["best_of_16_exact"] == 0.5 and goal["best_of_8_nfe"] == 64
+    assert goal["met"] is False  # +0.5 but the paired SE is 0.5: not beyond 2 SE
+    records += [record(0.0, 0.0, 1.0, 64) for _ in range(12)]
+    assert bench.adaptive_rows(records)[-1]["met"] is True
+    over = [dict(r, adaptive=[dict(r["adaptive"][0], nfe=70)]) for r in records]  # more NFE than best-of-8: not counted
+    assert bench.adaptive_rows(over)[-1]["best_adaptive_within_best_of_8_nfe"] is None
+
+
+def test_benchmark_tiny_adaptive_run_reuses_its_cache(bench, flux_pipe, tmp_path, monkeypatch):
+    folder = tmp_path / "editor"
+    flux_pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
+    pairs = tmp_path / "pairs.jsonl"
+    argv = ["best_of_n.py", "--editor", str(folder), "--reward", "oracle", "--n-pairs", "2", "--max-n", "16",
+            "--halving", "8@0:2", "--adaptive", "20", "--pairs-file", str(pairs), "--out", str(tmp_path / "out.jsonl"),
+            "--plot", str(tmp_path / "plot.png"), "--plot-metric", "exact_edit", "--device", "cpu"]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    (row,) = [r for r in lines if r.get("method") == "adaptive"]
+    assert row["spec"] == "20" and row["nfe"] == 20 and row["n_pairs"] == 2  # two rounds of 10 (8 + 2)
+    (goal,) = [r for r in lines if r.get("goal", "").startswith("adaptive search")]
+    assert goal["best_of_8_nfe"] == 16 and goal["best_adaptive_within_best_of_8_nfe"] is None and not goal["met"]  # 20 > 16
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    before = pairs.read_text().splitlines()
+    monkeypatch.setattr("sys.argv", argv[:argv.index("20") + 1] + ["12"] + argv[argv.index("20") + 1:])
+    bench.main()  # a second setting: only its runs are added, the cached ones are reused
+    added = pairs.read_text().splitlines()[len(before):]
+    assert [json.loads(line)["adaptive_spec"] for line in added] == ["12", "12"]
