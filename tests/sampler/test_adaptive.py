@@ -166,14 +166,6 @@ def test_tiny_qwen_image_edit_runs_it_with_both_guidance_branches(toy_reward, so
 
 
 # ----------------------------------------------------------------------------- the command line
-@pytest.fixture(scope="module")
-def editor_folder(tmp_path_factory, flux_pipe):
-    folder = tmp_path_factory.mktemp("editor") / "tiny-kontext"
-    flux_pipe.save_pretrained(folder)
-    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
-    return folder
-
-
 def test_cli_adaptive_search_within_its_budget(editor_folder, tmp_path, capsys):
     from editrl.cli import main
 
