@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("--k", type=nonnegative_float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
     parser.add_argument("--search", choices=("full", "halving", "adaptive"), default="full",
                         help="full: every candidate runs to the end; halving: prune on x0 previews (less compute); "
-                        "adaptive: rounds of pruned searches within --budget, stopping once an edit scores --good")
+                        "adaptive: rounds of 8 fresh seeds pruned on previews, within --budget (instead of --n), "
+                        "stopping once an edit scores --good")
     parser.add_argument("--budget", type=positive_int, default=None, metavar="NFE",
                         help="adaptive: denoiser evaluations to spend at most (guidance branches counted; default best-of-8's)")
     parser.add_argument("--good", type=float, default=None, metavar="SCORE",
