@@ -349,7 +349,7 @@ def _plot_pil(series: dict, path: Path, ylabel: str, width: int = 720, height: i
 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 70, width - 20, 20, height - 90
+    left, right, top, bottom = 70, width - 20, 20, height - 50 - 14 * len(series)  # room for the legend
     points = [p for pts in series.values() for p in pts]
     x_lo, x_hi = math.log2(min(p[0] for p in points)), math.log2(max(p[0] for p in points))
     y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
