@@ -21,7 +21,16 @@ lines go to stdout and ``--out``; the plot to ``--plot`` (matplotlib if installe
 
     python benchmarks/best_of_n.py                          # 200 pairs, shipped world editor + reward
     python benchmarks/best_of_n.py --n-pairs 20             # a quick run
-    python benchmarks/best_of_n.py --reward world-describe --adaptive 64 96/-1 --plot-metric exact_edit ...
+
+The adaptive search's curves (``docs/best_of_n_adaptive_describe.*``; the first 100 pairs' best-of-16 and halving
+records come from ``docs/best_of_n_describe_pairs.jsonl``, copied to the new pairs file first)::
+
+    python benchmarks/best_of_n.py --reward world-describe --halving 8/0.5 16@0:4,2:1 \
+        --adaptive 32 64 64/-0.05 96/-0.05 --plot-metric exact_edit --pairs-file docs/best_of_n_adaptive_describe_pairs.jsonl \
+        --out docs/best_of_n_adaptive_describe.jsonl --plot docs/best_of_n_adaptive_describe.png
+    python benchmarks/best_of_n.py --reward world --halving 16@0:4,2:1 --adaptive 32 64 --plot-metric exact_edit \
+        --pairs-file docs/best_of_n_adaptive_world_pairs.jsonl --out docs/best_of_n_adaptive_world.jsonl \
+        --plot docs/best_of_n_adaptive_world.png
 
 Two processes share a run with ``--first-pair`` and their own ``--pairs-file`` (concatenate the files, then
 rerun for the summary). Adaptive settings are tuned on a dev set (``--seed 1``: other held-out pairs), then reported on ``--seed 0``.
