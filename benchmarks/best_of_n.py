@@ -8,7 +8,10 @@ Over held-out world pairs (``make_examples(split="test")``), for the same editor
 - ``oracle_if_best_of_n``: best-of-N ranked by the oracle's instruction following alone (the ceiling of a
   reward that judges instruction following only, such as ``world-describe``);
 - ``halving``: the pruned search (successive halving on x0 previews scored by the reward), for each
-  setting in --halving.
+  setting in --halving;
+- ``adaptive``: the adaptive search (``editrl.sampler.adaptive``: rounds of pruned searches within a budget
+  in NFE, stopping once an edit is confidently good), for each setting in --adaptive, with the paired
+  difference in exact edits against best-of-8 and best-of-16 on the same pairs.
 
 Every figure is the oracle's fused score of the selected edit, averaged over pairs (with its standard
 error), against the NFE per pair, beside the oracle's instruction following of the same edit (``oracle_if``). Best-of-N for all N comes from one run of max-n candidates per pair
@@ -18,6 +21,20 @@ lines go to stdout and ``--out``; the plot to ``--plot`` (matplotlib if installe
 
     python benchmarks/best_of_n.py                          # 200 pairs, shipped world editor + reward
     python benchmarks/best_of_n.py --n-pairs 20             # a quick run
+
+The adaptive search's curves (``docs/best_of_n_adaptive_describe.*``; the first 100 pairs' best-of-16 and halving
+records come from ``docs/best_of_n_describe_pairs.jsonl``, copied to the new pairs file first)::
+
+    python benchmarks/best_of_n.py --reward world-describe --halving 8/0.5 16@0:4,2:1 \
+        --adaptive 32 64 64/-0.05 96/-0.05 --plot-metric exact_edit --pairs-file docs/best_of_n_adaptive_describe_pairs.jsonl \
+        --out docs/best_of_n_adaptive_describe.jsonl --plot docs/best_of_n_adaptive_describe.png
+    python benchmarks/best_of_n.py --reward world --halving 16@0:4,2:1 --adaptive 32 64 --plot-metric exact_edit \
+        --pairs-file docs/best_of_n_adaptive_world_pairs.jsonl --out docs/best_of_n_adaptive_world.jsonl \
+        --plot docs/best_of_n_adaptive_world.png
+
+Two processes share a run with ``--first-pair`` and their own ``--pairs-file`` (concatenate the files, then
+rerun for the summary). To choose among settings, compare them on other held-out pairs (``--seed 1``) and report
+``--seed 0``; the settings above were fixed before their run (the defaults, and -0.05: the judge's likelihood 0.95).
 
 Wall time at FLUX.1-Kontext size (best-of-8 and the pruned search with a 7B EditReward) is measured
 by ``benchmarks/gpu_suite.py``.
@@ -36,6 +53,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from editrl.sampler.adaptive import AdaptiveConfig, run_adaptive
 from editrl.sampler.editors import Editor, load_editor
 from editrl.sampler.search import HalvingConfig, run_search
 
@@ -73,6 +91,35 @@ def pair_record(editor: Editor, reward, oracle, example, args) -> dict:
                                   "oracle": float(judged.score[0]), "oracle_if": float(judged.mu[0, 0]), "seed": best.seed, "exact_edit": float(picked["exact_edit"][0]),
                                   "lost_object": float(picked["lost_object"][0])})
     return record
+
+
+def adaptive_record(editor: Editor, reward, oracle, example, spec: str, args, rounds_run: dict) -> dict:
+    """One adaptive search of ``example`` under ``spec``: its cost (counted as if run alone), rounds, why it
+    stopped, and the oracle's judgement of the edit it selected. ``rounds_run`` (one per pair) shares the rounds
+    that several settings run identically (same seeds, same plan)."""
+    cond = editor.encode([example.source], [example.instruction])
+    result = run_adaptive(editor, reward, cond, 0, num_steps=args.steps, select=args.select,
+                          config=parse_adaptive(spec), progress=False, rounds_run=rounds_run)
+    best = max((t for t in result.candidates if t.pruned_at is None), key=lambda t: t.value)
+    judged = oracle.score([example.source], [example.instruction], [best.image])
+    picked = oracle.measures([example.source], [example.instruction], [best.image])
+    return {"spec": spec, "nfe": result.nfe, "reward_calls": result.reward_calls, "rounds": len(result.rounds),
+            "stopped_because": result.stopped_because, "seed": best.seed, "oracle": float(judged.score[0]),
+            "oracle_if": float(judged.mu[0, 0]), "exact_edit": float(picked["exact_edit"][0]),
+            "lost_object": float(picked["lost_object"][0])}
+
+
+def parse_adaptive(spec: str) -> AdaptiveConfig:
+    """``"BUDGET[/GOOD][@ROUND:K1,K2]"``: a budget in NFE; with GOOD, stop once a finished candidate's score
+    minus its sigma reaches GOOD (stop rule lcb), else spend the whole budget; ROUND seeds a round, of which K1
+    survive the preview at step 0 and K2 the one a quarter through (default 8:2,1)."""
+    spec, _, plan = spec.partition("@")
+    budget, _, good = spec.partition("/")
+    rounds = {}
+    if plan:
+        size, survivors = plan.split(":")
+        rounds = {"round_size": int(size), "survivors": tuple(int(k) for k in survivors.split(","))}
+    return AdaptiveConfig(budget=int(budget), stop="lcb" if good else "budget", good=float(good) if good else None, **rounds)
 
 
 def parse_halving(spec: str, keep: float) -> tuple[int, HalvingConfig]:
@@ -120,6 +167,7 @@ def summarise(records: list[dict], args) -> list[dict]:
                      "oracle_if": float(np.mean([r["halving"][j]["oracle_if"] for r in records])),
                      "exact_edit": float(np.mean([r["halving"][j]["exact_edit"] for r in records])),
                      "lost_object": float(np.mean([r["halving"][j]["lost_object"] for r in records]))})
+    rows += adaptive_rows(records)
     for row in rows:
         row["n_pairs"] = len(records)
     bo8 = next((r for r in rows if r["method"] == "best_of_n" and r["n"] == 8), None)
@@ -157,6 +205,49 @@ def summarise(records: list[dict], args) -> list[dict]:
     return rows
 
 
+def adaptive_rows(records: list[dict]) -> list[dict]:
+    """One row per adaptive setting (mean NFE, exact edits, oracle score, how often it stopped confident), its
+    paired difference in exact edits against best-of-8 and best-of-16 (the reward's pick among seeds 0..N-1 of the
+    same pair), then the goal check: at no more than best-of-8's mean NFE, an exact share at least best-of-16's and
+    more than 5 points and 2 paired SE above best-of-8's."""
+    specs = [a["spec"] for a in records[0].get("adaptive", [])]
+    if not specs:
+        return []
+    picks = {n: [r["exact_edit"][int(np.argmax(r["reward_values"][:n]))] for r in records]
+             for n in (8, 16) if len(records[0]["reward_values"]) >= n}
+    rows = []
+    for j, spec in enumerate(specs):
+        runs = [r["adaptive"][j] for r in records]
+        exact = [a["exact_edit"] for a in runs]
+        row = {"method": "adaptive", "spec": spec, "nfe": float(np.mean([a["nfe"] for a in runs])),
+               "nfe_max": max(a["nfe"] for a in runs), "reward_calls": float(np.mean([a["reward_calls"] for a in runs])),
+               "rounds": float(np.mean([a["rounds"] for a in runs])),
+               "stopped_confident": float(np.mean([a["stopped_because"] == "confident" for a in runs])),
+               "oracle_score": _mean_se([a["oracle"] for a in runs])[0], "oracle_se": _mean_se([a["oracle"] for a in runs])[1],
+               "oracle_if": float(np.mean([a["oracle_if"] for a in runs])), "exact_edit": float(np.mean(exact)),
+               "exact_se": _mean_se(exact)[1], "lost_object": float(np.mean([a["lost_object"] for a in runs]))}
+        for n, base in picks.items():
+            mean, se = _mean_se([a - b for a, b in zip(exact, base)])
+            row[f"exact_minus_best_of_{n}"] = {"mean": mean, "se": se}
+        rows.append(row)
+    if 8 in picks and 16 in picks:
+        bo8_nfe = 8 * records[0]["nfe_per_candidate"]
+        within = [r for r in rows if r["nfe"] <= bo8_nfe]
+        best = max(within, key=lambda r: r["exact_edit"], default=None)
+        gain = None if best is None else best["exact_minus_best_of_8"]
+        rows.append({
+            "goal": "adaptive search at best-of-8's NFE: exact share >= best-of-16's, and >= 5 points above best-of-8 "
+                    "beyond 2 paired SE",
+            "best_of_8_exact": float(np.mean(picks[8])), "best_of_16_exact": float(np.mean(picks[16])),
+            "best_of_8_nfe": bo8_nfe, "best_adaptive_within_best_of_8_nfe": None if best is None else
+            {k: best[k] for k in ("spec", "nfe", "exact_edit", "exact_se")},
+            "paired_gain_over_best_of_8": gain,
+            "met": best is not None and best["exact_edit"] >= float(np.mean(picks[16]))
+            and gain["mean"] >= 0.05 and gain["mean"] > 2 * gain["se"],
+        })
+    return rows
+
+
 def settings_key(args, editor=None, reward=None) -> str:
     """The cache key of the per-pair records: the settings, and what the editor and reward *are* (a digest of the
     editor's denoiser weights, ``reward_identity``), so a retrained model under the same name (the shipped world
@@ -172,13 +263,15 @@ def settings_key(args, editor=None, reward=None) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def load_done(path: Path, key: str) -> dict[int, dict]:
+def load_done(path: Path, key: str, spec: str | None = None) -> dict[int, dict]:
+    """The cached records of ``key``: a pair's full and halving runs, or with ``spec`` its adaptive run of that
+    setting (kept apart, so adding an adaptive setting reuses the rest)."""
     done = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             if line.strip():
                 entry = json.loads(line)
-                if entry.get("settings") == key:
+                if entry.get("settings") == key and entry.get("adaptive_spec") == spec:
                     done[entry["pair"]] = entry
     return done
 
@@ -196,34 +289,49 @@ def run_world(args) -> None:
     done = load_done(pairs_file, key)
     logger.info("%d of %d pairs already done (settings %s)", len(done), len(examples), key)
     start = time.perf_counter()
+    adaptive = {spec: load_done(pairs_file, key, spec) for spec in args.adaptive}
     with pairs_file.open("a") as log:
         for i, example in enumerate(tqdm(examples, desc="pairs")):
-            if i in done:
+            if i < args.first_pair:
                 continue
-            done[i] = {"settings": key, "pair": i, **pair_record(editor, reward, oracle, example, args)}
-            log.write(json.dumps(done[i]) + "\n")
+            if i not in done:
+                done[i] = {"settings": key, "pair": i, **pair_record(editor, reward, oracle, example, args)}
+                log.write(json.dumps(done[i]) + "\n")
+            rounds_run: dict = {}
+            for spec, runs in adaptive.items():
+                if i not in runs:
+                    runs[i] = {"settings": key, "pair": i, "adaptive_spec": spec,
+                               **adaptive_record(editor, reward, oracle, example, spec, args, rounds_run)}
+                    log.write(json.dumps(runs[i]) + "\n")
             log.flush()
-    rows = summarise([done[i] for i in range(len(examples))], args)
+    ready = [i for i in range(len(examples)) if i in done and all(i in runs for runs in adaptive.values())]
+    if len(ready) < len(examples):
+        logger.warning("summarising the %d of %d pairs with every record in %s", len(ready), len(examples), pairs_file)
+    records = [{**done[i], "adaptive": [adaptive[spec][i] for spec in args.adaptive]} for i in ready]
+    rows = summarise(records, args)
     setup = {"benchmark": "best_of_n", "editor": args.editor, "reward": args.reward, "steps": args.steps or editor.default_steps,
-             "step_nfe": editor.nfe_per_step, "halving_keep": args.keep, "n_pairs": len(examples), "seconds_this_run": round(time.perf_counter() - start, 1)}
+             "step_nfe": editor.nfe_per_step, "halving_keep": args.keep, "seed": args.seed, "n_pairs": len(records),
+             "seconds_this_run": round(time.perf_counter() - start, 1)}
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in [setup, *rows]))
     tmp.replace(out)
     for row in [setup, *rows]:
         print(json.dumps(row))
-    plot(rows, Path(args.plot))
+    plot(rows, Path(args.plot), args.plot_metric)
 
 
 # ----------------------------------------------------------------------------- plot
 SERIES = {"best_of_n": ((40, 90, 200), "best-of-N (the reward)"), "oracle_best_of_n": ((150, 150, 150), "best-of-N (oracle, ceiling)"),
-          "halving": ((220, 80, 40), "pruned search (halving)")}
+          "halving": ((220, 80, 40), "pruned search (halving)"), "adaptive": ((40, 160, 60), "adaptive search")}
+METRICS = {"oracle_score": "oracle score of the selected edit", "exact_edit": "exact edits (share of pairs)"}
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Oracle score against NFE per pair: the two best-of-N curves, halving points, the single sample."""
-    series = {m: sorted(((r["nfe"], r["oracle_score"]) for r in rows if r.get("method") in (m, "single" if m == "best_of_n" else m)))
+def plot(rows: list[dict], path: Path, metric: str = "oracle_score") -> None:
+    """``metric`` against NFE per pair: the two best-of-N curves, halving and adaptive points, the single sample."""
+    series = {m: sorted(((r["nfe"], r[metric]) for r in rows if r.get("method") in (m, "single" if m == "best_of_n" else m)))
               for m in SERIES}
+    series = {m: points for m, points in series.items() if points}
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import matplotlib
@@ -231,27 +339,27 @@ def plot(rows: list[dict], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        _plot_pil(series, path)
+        _plot_pil(series, path, METRICS[metric])
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, points in series.items():
         color, label = SERIES[method]
         xs, ys = zip(*points)
-        ax.plot(xs, ys, "o" if method == "halving" else "-o", color=[c / 255 for c in color], label=label, ms=4)
+        ax.plot(xs, ys, "o" if method in ("halving", "adaptive") else "-o", color=[c / 255 for c in color], label=label, ms=4)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("NFE per pair")
-    ax.set_ylabel("oracle score of the selected edit")
+    ax.set_ylabel(METRICS[metric])
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=150)
 
 
-def _plot_pil(series: dict, path: Path, width: int = 720, height: int = 480) -> None:
+def _plot_pil(series: dict, path: Path, ylabel: str, width: int = 720, height: int = 480) -> None:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 70, width - 20, 20, height - 90
+    left, right, top, bottom = 70, width - 20, 20, height - 50 - 14 * len(series)  # room for the legend
     points = [p for pts in series.values() for p in pts]
     x_lo, x_hi = math.log2(min(p[0] for p in points)), math.log2(max(p[0] for p in points))
     y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
@@ -274,11 +382,11 @@ def _plot_pil(series: dict, path: Path, width: int = 720, height: int = 480) -> 
         draw.line([left - 4, y, left, y], fill=(0, 0, 0))
         draw.text((8, y - 6), f"{score:.3f}", fill=(0, 0, 0))
     draw.text(((left + right) // 2 - 40, bottom + 22), "NFE per pair (log2)", fill=(0, 0, 0))
-    draw.text((left + 6, top + 4), "oracle score of the selected edit", fill=(0, 0, 0))
+    draw.text((left + 6, top + 4), ylabel, fill=(0, 0, 0))
     for i, (method, pts) in enumerate(series.items()):
         color, label = SERIES[method]
         coords = [xy(*p) for p in pts]
-        if method != "halving" and len(coords) > 1:
+        if method not in ("halving", "adaptive") and len(coords) > 1:
             draw.line(coords, fill=color, width=2)
         for x, y in coords:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
@@ -300,6 +408,13 @@ def main() -> None:
     parser.add_argument("--halving", nargs="+", default=["8/0.25", "8/0.5", "16/0.25", "16@0:4,2:1", "12@0:3,2:1", "8@0:2,2:1"],
                         help="pruned-search settings: N/H (halving over the first H of the steps) or N@s1:k1,s2:k2 "
                         "(at step s1 keep k1 candidates, ...)")
+    parser.add_argument("--adaptive", nargs="*", default=[],
+                        help="adaptive-search settings: BUDGET[/GOOD][@ROUND:K1,K2] (NFE budget; stop once a finished "
+                        "candidate's score - sigma >= GOOD; ROUND seeds a round, K1 kept at step 0, K2 a quarter through)")
+    parser.add_argument("--first-pair", type=int, default=0,
+                        help="compute pairs from this index on (a second process, with its own --pairs-file, shares the "
+                        "work; concatenate the pairs files and rerun to summarise them all)")
+    parser.add_argument("--plot-metric", choices=tuple(METRICS), default="oracle_score", help="the plot's y axis")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--device", default=None)
     parser.add_argument("--pairs-file", default=str(DOCS / "best_of_n_pairs.jsonl"), help="append-only per-pair results (resume)")

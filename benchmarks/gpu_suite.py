@@ -11,7 +11,9 @@ The parts, in the order they run (``--parts`` runs a subset):
 - ``editor``: FLUX.1-Kontext size (12 B transformer, T5-XXL, CLIP-L, FLUX VAE): seconds per
   denoising step at 512x512 and 1024x1024 (one image); best-of-8 at 512x512, 28 steps, ranked by the
   7B EditReward: wall time and the reward's share of it (goal < 10 %); the pruned search (successive
-  halving, 8 candidates, keep 1/2 over the first half of the steps) beside it.
+  halving, 8 candidates, keep 1/2 over the first half of the steps) and the adaptive search (``--search
+  adaptive`` with a quarter of best-of-8's NFE as its budget, to fit the suite's time; random weights have no
+  score that means good, so it spends its budget) beside it: time against NFE shows the cost of its previews.
 - ``rl``: GRPO at Kontext size with ``configs/grpo/flux-kontext.yaml`` (LoRA r=64, gradient
   checkpointing, 6 steps), one group of 4 at 512x512 rewarded by the 7B EditReward: seconds per
   iteration and peak memory. NFT the same way once ``editrl.rl`` has an ``NFTTrainer`` and
@@ -113,14 +115,14 @@ REAL = Scale(
     reward_size="7b", editor_size="kontext", pixels=200704, image_side=448, prompt_tokens=500, reward_items=64,
     reward_batches=(8, 32), step_resolutions=(512, 1024), timed_steps=4, resolution=512, steps=28, best_of=8,
     rl_group=4, rl_iterations=2, train_rows=24, train_steps=2,
-    needs={"reward": 60, "editor": 80, "pruned": 20, "rl_grpo": 75, "rl_nft": 75, "train_lora": 50, "train_full": 60,
+    needs={"reward": 60, "editor": 80, "pruned": 20, "adaptive": 12, "rl_grpo": 75, "rl_nft": 75, "train_lora": 50, "train_full": 60,
            "new_flux2-klein": 80, "new_qwen-image-edit-2511": 140, "new_flux2": 200},
 )
 TINY = Scale(
     reward_size="tiny", editor_size="tiny", pixels=56 * 56, image_side=64, prompt_tokens=None, reward_items=8,
     reward_batches=(2, 4), step_resolutions=(32, 64), timed_steps=2, resolution=32, steps=4, best_of=8,
     rl_group=2, rl_iterations=2, train_rows=16, train_steps=2,
-    needs={"reward": 3, "editor": 3, "pruned": 2, "rl_grpo": 3, "rl_nft": 3, "train_lora": 3, "train_full": 3,
+    needs={"reward": 3, "editor": 3, "pruned": 2, "adaptive": 2, "rl_grpo": 3, "rl_nft": 3, "train_lora": 3, "train_full": 3,
            "new_flux2-klein": 5, "new_qwen-image-edit-2511": 5, "new_flux2": 5},
 )
 NEW_EDITOR_RUN = {"real": dict(resolution=1024, num_steps=2, lora_rank=64), "tiny": dict(resolution=32, num_steps=2, lora_rank=4)}
@@ -284,8 +286,9 @@ def part_reward(ctx: Context) -> None:
 
 
 def part_editor(ctx: Context) -> None:
-    """Seconds per denoising step, best-of-N with the reward's share, and the pruned search."""
+    """Seconds per denoising step, best-of-N with the reward's share, the pruned and the adaptive search."""
     from editrl.sampler import HalvingConfig, best_of_n
+    from editrl.sampler.adaptive import AdaptiveConfig
     from editrl.sampler.editors import FluxKontextEditor
     from editrl.sampler.editors.base import denoise
 
@@ -312,10 +315,12 @@ def part_editor(ctx: Context) -> None:
     best_of_n(editor, reward, source, INSTRUCTION, n=2, num_steps=2)  # warm-up at this resolution
     searches = {"best_of_n": dict(search="full"),
                 # 8/0.5 of benchmarks/best_of_n.py: the world's best pruned setting (best-of-8's score at 0.45x its NFE)
-                "pruned_search": dict(search="halving", halving=HalvingConfig(keep=0.5, horizon=0.5))}
+                "pruned_search": dict(search="halving", halving=HalvingConfig(keep=0.5, horizon=0.5)),
+                "adaptive_search": dict(search="adaptive", adaptive=AdaptiveConfig(budget=n * scale.steps * editor.nfe_per_step // 4))}
     full = None
     for figure, options in searches.items():
-        if figure == "pruned_search" and (note := ctx.budget.skip_note("pruned")):
+        key = {"pruned_search": "pruned", "adaptive_search": "adaptive"}.get(figure)
+        if key and (note := ctx.budget.skip_note(key)):
             emit({"part": "editor", "figure": figure, "skipped": note})
             continue
         reward.seconds = 0.0
@@ -334,6 +339,9 @@ def part_editor(ctx: Context) -> None:
                           goal="reward share < 10%", met=bool(reward.seconds / seconds < 0.1))
         else:
             record.update(nfe_ratio=sig(result.nfe / full["nfe"]), time_ratio=sig(seconds / full["seconds"]))
+        if result.adaptive is not None:
+            record.update(n=len(result.candidates), rounds=len(result.adaptive["rounds"]), budget=result.adaptive["budget"],
+                          stopped_because=result.adaptive["stopped_because"])
         emit(record)
 
 

@@ -94,6 +94,12 @@ def test_tiny_editor_figures(tiny_run):
     assert (pruned["nfe"], pruned["reward_calls"]) == (19, 11)
     assert pruned["nfe_ratio"] == pytest.approx(19 / 32, rel=1e-3)
     assert pruned["time_ratio"] == pytest.approx(pruned["seconds"] / full["seconds"], rel=2e-3)
+    (adaptive,) = figures(lines, "editor", "adaptive_search")
+    # a quarter of best-of-8's 32 NFE: a round of 8 seeds (8 at step 0, 2 at step 1, 1 for steps 2-3: 12 NFE) does
+    # not fit, one of 4 does (4 + 2 + 2); rewards: 4 + 2 previews and the final edit
+    assert (adaptive["nfe"], adaptive["budget"], adaptive["rounds"], adaptive["n"]) == (8, 8, 1, 4)
+    assert adaptive["reward_calls"] == 7 and adaptive["stopped_because"] == "budget" and adaptive["nfe_ratio"] == 0.25
+    assert adaptive["time_ratio"] == pytest.approx(adaptive["seconds"] / full["seconds"], rel=2e-3)
 
 
 def test_tiny_rl_and_reward_training_figures(tiny_run):

@@ -22,6 +22,7 @@ EPILOG = """examples:
   editrl best-of-n --n 8 --out runs/bon                 # a folder of your choice
   editrl best-of-n --image cat.png --instruction "make the cat blue" --editor flux-kontext \\
       --reward TIGER-Lab/EditReward-Qwen2.5-VL-7B --search halving --n 16 --out runs/cat
+  editrl best-of-n --search adaptive --budget 96 --good -0.05 --out runs/adaptive   # stops early on easy edits
 
 scores.json records how the run was made (editor, model, LoRA, reward, steps, guidance, seeds,
 selection, search, source image and its sha256, device, dtype, editrl version). Without --out each run gets a
@@ -58,8 +59,15 @@ def register(subparsers) -> None:
                         help="rank by: fused (the fused score, default), lcb (fused mu - k*sigma) or a dimension of the reward "
                         "(EditReward: instruction_following, visual_quality); the old words mean, if, vq still work")
     parser.add_argument("--k", type=nonnegative_float, default=1.0, help="sigma multiplier of --select lcb (default 1)")
-    parser.add_argument("--search", choices=("full", "halving"), default="full",
-                        help="full: every candidate runs to the end; halving: prune on x0 previews (less compute)")
+    parser.add_argument("--search", choices=("full", "halving", "adaptive"), default="full",
+                        help="full: every candidate runs to the end; halving: prune on x0 previews (less compute); "
+                        "adaptive: rounds of 8 fresh seeds pruned on previews, within --budget (instead of --n), "
+                        "stopping once an edit scores --good")
+    parser.add_argument("--budget", type=positive_int, default=None, metavar="NFE",
+                        help="adaptive: denoiser evaluations to spend at most (guidance branches counted; default best-of-8's)")
+    parser.add_argument("--good", type=float, default=None, metavar="SCORE",
+                        help="adaptive: stop once a finished candidate's score - sigma reaches SCORE (default: spend the "
+                        "budget; world-describe: -0.05)")
     parser.add_argument("--keep", type=open_fraction, default=0.5, help="halving: fraction kept at each pruning step (default 0.5)")
     parser.add_argument("--horizon", type=open_fraction, default=0.5,
                         help="halving: prune within this first fraction of the steps (default 0.5)")
@@ -84,6 +92,7 @@ def run(args) -> int:
     if args.image is not None and args.instruction is not None:  # a lone --image or --instruction is refused below
         for image in args.image:
             check_input(image, "--image", folder_ok=False)
+    from ..sampler.adaptive import AdaptiveConfig
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import check_editor, load_editor
     from ..sampler.search import HalvingConfig
@@ -93,6 +102,9 @@ def run(args) -> int:
     check_editor(args.editor, args.model, args.lora)  # then the rest, before any model is loaded
     if args.out is not None:
         check_out_dir(args.out, "--out")
+    for flag, value in (("--budget", args.budget), ("--good", args.good)):
+        if value is not None and args.search != "adaptive":
+            raise EditRLError(f"{flag}: only with --search adaptive (--search {args.search} draws --n candidates)")
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
@@ -115,13 +127,14 @@ def run(args) -> int:
         select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
         halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size, reward_name=args.reward,
         source_name=None if args.image is not None else "built-in world example",
+        adaptive=AdaptiveConfig(budget=args.budget, stop="budget" if args.good is None else "lcb", good=args.good),
     )
     out = result.save(args.out if args.out is not None else fresh_folder(DEFAULT_OUT))
     logger.info("wrote %s", out)
     best = result.best
     print(json.dumps({
         "out": str(out), "instruction": instruction, "editor": args.editor, "reward": args.reward,
-        "select": args.select, "search": args.search, "n": args.n, "best_seed": best.seed, "best_score": best.record["score"],
+        "select": args.select, "search": args.search, "n": len(result.candidates), "best_seed": best.seed, "best_score": best.record["score"],
         "best_value": best.value, "nfe": result.nfe, "reward_calls": result.reward_calls,
     }))
     return 0

@@ -3,7 +3,9 @@
 ``best_of_n`` draws one candidate per seed from an editor, scores them with any
 ``RewardFunction`` (EditReward, the world oracle, a remote server, a mix) and ranks them under a
 selection rule (``editrl.sampler.selection``). With ``search="halving"`` weak candidates are pruned
-early on their x0 previews (``editrl.sampler.search``) for a fraction of the compute.
+early on their x0 previews (``editrl.sampler.search``) for a fraction of the compute; with
+``search="adaptive"`` a budget in NFE is spent in rounds of pruned searches until an edit is
+confidently good (``editrl.sampler.adaptive``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from ..errors import EditRLError
 from ..files import atomic_path, check_output, write_text_atomic
 from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import RewardFunction
+from .adaptive import AdaptiveConfig, run_adaptive
 from .editors.base import Editor, SourceLike
 from .search import Candidate, HalvingConfig, run_search
 from .selection import check_select
 
 logger = logging.getLogger(__name__)
+
+SEARCHES = ("full", "halving", "adaptive")
 
 
 @dataclass
@@ -45,6 +50,8 @@ class BestOfNResult:
     """How the candidates were made: editrl version, the source image (``source_record``), editor (name, model,
     LoRA), its device and dtype (and the reward's), reward, steps, guidance, seeds, selection and search settings —
     written to scores.json so a result can be reproduced and checked against its input."""
+    adaptive: dict | None = None
+    """The adaptive search's log (budget, rounds with their seeds, pruning steps and NFE, why it stopped)."""
 
     @property
     def best(self) -> Candidate:
@@ -58,7 +65,7 @@ class BestOfNResult:
         return {
             "instruction": self.instruction, "run": self.run, "select": self.select, "search": self.search,
             "n": len(self.candidates), "nfe": self.nfe, "reward_calls": self.reward_calls,
-            "best_seed": self.best.seed, "candidates": [c.to_json() for c in self.candidates],
+            "best_seed": self.best.seed, "adaptive": self.adaptive, "candidates": [c.to_json() for c in self.candidates],
         }
 
     def save(self, out_dir: str | os.PathLike) -> Path:
@@ -144,15 +151,20 @@ def best_of_n(
     reward_batch_size: int | None = None,
     reward_name: str | None = None,
     source_name: str | None = None,
+    adaptive: AdaptiveConfig | None = None,
 ) -> BestOfNResult:
     """Sample ``n`` edits of ``source`` (one per seed; default seeds 0..n-1), score and rank them. ``source`` may
     be a list of images for an editor that takes several (the first is edited; ``result.source`` is that one).
+
+    With ``search="adaptive"`` the number of candidates follows from ``adaptive`` (its budget and stop
+    rule) instead of ``n``: seeds are drawn from ``seeds[0]`` (default 0) upwards.
 
     Args:
         select: "fused" (fused score), "lcb" (fused mu - k * sigma) or a dimension name of the reward (its mu);
             see ``editrl.sampler.selection``.
         k: the width of the lower confidence bound for ``select="lcb"``.
-        search: "full" (plain best-of-N) or "halving" (prune on x0 previews, see ``HalvingConfig``).
+        search: "full" (plain best-of-N), "halving" (prune on x0 previews, see ``HalvingConfig``) or
+            "adaptive" (rounds of pruned searches within a budget, see ``AdaptiveConfig``).
         num_steps, guidance: override the editor's defaults.
         batch_size: candidates per denoiser call (memory); reward_batch_size: edits per reward call.
         reward_name: how the reward was named (e.g. the ``--reward`` spec), recorded in ``result.run``;
@@ -161,16 +173,25 @@ def best_of_n(
     """
     select = check_select(select, getattr(reward, "dimensions", None))
     instruction = check_instruction(instruction, "instruction")
+    if search not in SEARCHES:
+        raise EditRLError(f"search: expected one of {', '.join(SEARCHES)}, got {search!r}")
     if n < 1:
         raise EditRLError(f"n: expected at least 1 candidate, got {n}")
     seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
-    if len(seeds) != n:
+    if len(seeds) != n and search != "adaptive":
         raise EditRLError(f"seeds: expected {n} seeds (one per candidate), got {len(seeds)}")
     cond = editor.encode([source], [instruction], guidance=guidance)
-    result = run_search(
-        editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps, search=search, select=select, k=k,
-        halving=halving, batch_size=batch_size, reward_batch_size=reward_batch_size,
-    )
+    log = None
+    if search == "adaptive":
+        adaptive = adaptive or AdaptiveConfig()
+        result = run_adaptive(editor, reward, cond, seeds[0] if seeds else 0, num_steps=num_steps, select=select, k=k,
+                              config=adaptive, batch_size=batch_size, reward_batch_size=reward_batch_size)
+        log, seeds, n = result.to_json(), [c.seed for c in result.candidates], len(result.candidates)
+    else:
+        result = run_search(
+            editor, reward, cond.repeat_interleave(n), seeds, num_steps=num_steps, search=search, select=select, k=k,
+            halving=halving, batch_size=batch_size, reward_batch_size=reward_batch_size,
+        )
     candidates = _rank(result.candidates)
     logger.info(
         "best-of-%d (%s, select=%s): best seed %d, value %.4f; NFE %d, reward calls %d",
@@ -190,5 +211,7 @@ def best_of_n(
         "guidance": float(editor.default_guidance if guidance is None else guidance), "seeds": seeds,
         "select": select, "k": k if select == "lcb" else None, "search": search,
         "halving": asdict(halving or HalvingConfig()) if search == "halving" else None,
+        "adaptive": asdict(adaptive) if search == "adaptive" else None,
     }
-    return BestOfNResult(candidates, result.nfe, result.reward_calls, select, search, cond.sources[0], instruction, run)
+    return BestOfNResult(candidates, result.nfe, result.reward_calls, select, search, cond.sources[0], instruction, run,
+                         adaptive=log)

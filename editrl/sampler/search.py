@@ -101,6 +101,7 @@ class Candidate:
     pruned_at: int | None = None
     preview_values: list[float] = field(default_factory=list)
     rank: int | None = None
+    round: int | None = None  # the adaptive search's round that drew it (None for full and halving)
 
     @property
     def record(self) -> dict:
@@ -109,7 +110,7 @@ class Candidate:
 
     def to_json(self) -> dict:
         return {"index": self.index, "seed": self.seed, "rank": self.rank, "value": self.value, **self.record,
-                "nfe": self.nfe, "pruned_at_step": self.pruned_at}
+                "nfe": self.nfe, "pruned_at_step": self.pruned_at, "round": self.round}
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,6 +24,15 @@ def flux_pipe():
     pipe = tiny_flux_kontext()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def editor_folder(tmp_path_factory, flux_pipe):
+    """The tiny Kontext saved as a diffusers folder with 2 default steps: what ``--editor FOLDER`` loads."""
+    folder = tmp_path_factory.mktemp("editor") / "tiny-kontext"
+    flux_pipe.save_pretrained(folder)
+    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,6 @@ from editrl.cli import main
 from editrl.world.editor import WORLD_EDITOR_DIR
 
 
-@pytest.fixture(scope="module")
-def editor_folder(tmp_path_factory, flux_pipe):
-    folder = tmp_path_factory.mktemp("editor") / "tiny-kontext"
-    flux_pipe.save_pretrained(folder)
-    (folder / "editrl_editor.json").write_text(json.dumps({"resolution": 64, "default_steps": 2}))
-    return folder
-
-
 def _files(out):
     return sorted(p.name for p in out.iterdir())
 
