@@ -46,8 +46,8 @@ def rule_labels(reward) -> dict[str, str]:
 
 SELECTED_MARK = "★ SELECTED"
 MAX_N = 16
-SEARCH_LABELS = {"halving": "halving (prune early)"}
-"""Page labels of the searches of ``editrl.sampler.search.SEARCHES`` (the Search menu offers every one; a search
+SEARCH_LABELS = {"halving": "halving (prune early)", "adaptive": "adaptive (budget, stop when good)"}
+"""Page labels of the searches of ``editrl.sampler.best_of_n.SEARCHES`` (the Search menu offers every one; a search
 without a label here is shown by its name)."""
 WORLD_NOTE = (
     "**What the shipped world models understand.** The default editor and reward were trained only on the "
@@ -175,23 +175,30 @@ def world_notes(editor, source: Image.Image | None, instruction: str, advice: Ad
 
 def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction: str, n: int, select: str, seed: int,
                   search: str = "full", k: float = 1.0, keep: float = 0.5, horizon: float = 0.5,
-                  steps: int | None = None, guidance: float | None = None, max_n: int = MAX_N):
+                  steps: int | None = None, guidance: float | None = None, max_n: int = MAX_N,
+                  budget: int | None = None, good: float | None = None):
     """``best_of_n`` with seeds ``seed .. seed+n-1`` (as ``editrl best-of-n --seed``), laid out for the
-    page: (candidate cards HTML, selected image, its caption, (table headers, rows), result)."""
+    page: (candidate cards HTML, selected image, its caption, (table headers, rows), result). The adaptive search
+    ignores N: it draws seeds from ``seed`` up within ``budget`` NFE (0 or empty: best-of-8's), stopping once an edit
+    reaches ``good`` (empty: it spends the budget), as ``editrl best-of-n --search adaptive --budget --good``."""
+    from .sampler.adaptive import AdaptiveConfig
     from .sampler.best_of_n import best_of_n
     from .sampler.search import HalvingConfig
 
     if source is None:
         raise EditRLError("source image: upload one or pick an example")
     n = _whole(n, "N")
-    if not 1 <= n <= max_n:
+    budget = None if budget in (None, "", 0) else _whole(budget, "budget")
+    good = None if good in (None, "") else float(good)
+    if search != "adaptive" and not 1 <= n <= max_n:
         raise EditRLError(f"N: expected 1 to {max_n} candidates on this page, got {n} (use `editrl best-of-n --n {n}` for more)")
     seed = _whole(seed, "seed")
     steps = None if steps in (None, "", 0) else _whole(steps, "steps")
     guidance = None if guidance in (None, "", 0) else float(guidance)  # 0 on the page: the editor's default
     result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select, k=float(k),
                        search=search, num_steps=steps, guidance=guidance,
-                       halving=HalvingConfig(keep=float(keep), horizon=float(horizon)))
+                       halving=HalvingConfig(keep=float(keep), horizon=float(horizon)),
+                       adaptive=AdaptiveConfig(budget=budget, stop="budget" if good is None else "lcb", good=good))
     items = [(c.image, caption(c.rank, c.record, f"seed {c.seed}", c.rank == 1, c.pruned_at),
               "selected" if c.rank == 1 else "pruned" if c.pruned_at is not None else "") for c in result.candidates]
     headers, rows = _table([([c.rank, c.seed, round(c.value, 4)], c.record) for c in result.candidates])
@@ -200,6 +207,8 @@ def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction
     best = result.best
     summary = f"{caption(1, best.record, f'seed {best.seed}', selected=True)}\n" \
               f"select={select}, search={search}: {result.nfe} denoiser evaluations, {result.reward_calls} reward calls"
+    if result.adaptive:
+        summary += f", {len(result.adaptive['rounds'])} rounds, stopped because {result.adaptive['stopped_because']}"
     return cards_html(items, "candidates"), best.image, summary, (headers, rows), result
 
 
@@ -247,14 +256,14 @@ def build_demo(
     the first one preloaded."""
     import gradio as gr
 
-    from .sampler.search import SEARCHES
+    from .sampler.best_of_n import SEARCHES
 
     if not editors:
         raise EditRLError("demo: needs at least one editor")
     names = list(editors)
     advice = page_advice(editors)
 
-    def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance):
+    def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good):
         """Notes on the source and instruction are shown even when the run then fails (its error as a toast)."""
         editor = editors[editor_name]
         notes = []
@@ -262,7 +271,8 @@ def build_demo(
             notes = world_notes(editor, load_image(source, "source image") if source is not None else None,
                                 instruction or "", advice)
             cards, best, summary, (headers, rows), _ = run_best_of_n(
-                editor, reward, source, instruction, n, select, seed, search, k, keep, horizon, steps, guidance, max_n)
+                editor, reward, source, instruction, n, select, seed, search, k, keep, horizon, steps, guidance, max_n,
+                budget, good)
         except EditRLError as err:
             gr.Warning(toast_text(err))
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), notes_text(notes)
@@ -309,6 +319,9 @@ def build_demo(
                     horizon = gr.Number(value=0.5, label="horizon (halving)", min_width=110, elem_id="horizon")
                     steps = gr.Number(value=0, precision=0, label="steps (0: editor's)", min_width=130, elem_id="steps")
                     guidance = gr.Number(value=0, label="guidance (0: editor's)", min_width=130, elem_id="guidance")
+                    budget = gr.Number(value=0, precision=0, label="budget NFE (adaptive; 0: best-of-8's)", min_width=150,
+                                       elem_id="budget")
+                    good = gr.Number(value=None, label="good (adaptive; empty: spend the budget)", min_width=150, elem_id="good")
             notes = gr.Markdown(elem_id="notes")
             gr.Markdown("#### Candidates, best first")
             gr.Markdown(legend, elem_classes="editrl-legend")
@@ -316,7 +329,7 @@ def build_demo(
             table = gr.Dataframe(label="Scores", interactive=False, elem_id="scores")
             if examples:
                 gr.Examples(examples=[[image, text] for image, text in examples], inputs=[source, instruction], label="World examples")
-            run.click(on_run, [source, instruction, editor, n, select, search, seed, k, keep, horizon, steps, guidance],
+            run.click(on_run, [source, instruction, editor, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good],
                       [cards, best, best_caption, table, notes], api_name="on_run")
         with gr.Tab("Score your edits"):
             with gr.Row():

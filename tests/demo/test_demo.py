@@ -77,6 +77,22 @@ def test_n_above_the_maximum_is_refused_not_clamped(tiny_editor, tiny_reward):
         run_best_of_n(tiny_editor, tiny_reward, source, instruction, 2.5, "fused", 0)
 
 
+def test_adaptive_search_on_the_page_is_the_commands(tiny_editor, tiny_reward):
+    """The page's adaptive search is best_of_n(search="adaptive") with its budget: N (even 64) does not limit it,
+    the NFE stays within the budget, and the summary says how many rounds ran and why it stopped."""
+    from editrl.sampler.adaptive import AdaptiveConfig
+    from editrl.sampler.best_of_n import best_of_n
+
+    source, instruction = world_examples(1)[0]
+    *_, summary, (headers, table), result = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 64, "fused", 5,
+                                                          "adaptive", budget=30)
+    expected = best_of_n(tiny_editor, tiny_reward, source, instruction, n=1, seeds=[5], search="adaptive",
+                         adaptive=AdaptiveConfig(budget=30))
+    assert result.nfe == expected.nfe <= 30 and [c.seed for c in result.candidates] == [c.seed for c in expected.candidates]
+    assert len(table) == len(expected.candidates) and min(row[1] for row in table) == 5
+    assert summary.endswith(f"{len(expected.adaptive['rounds'])} rounds, stopped because {expected.adaptive['stopped_because']}")
+
+
 def test_pruned_candidates_are_marked_and_settings_reach_best_of_n(tiny_editor, tiny_reward):
     source, instruction = world_examples(1)[0]
     cards, _, _, (headers, table), result = run_best_of_n(
@@ -321,7 +337,8 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
         source.save(tmp_path / "source.png")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         cards, _, summary, table, _ = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3,
-                                                     "fused", "full", 4, 1.0, 0.5, 0.5, None, None, api_name="/on_run")
+                                                     "fused", "full", 4, 1.0, 0.5, 0.5, None, None, 0, None,
+                                                     api_name="/on_run")
         rows = table["data"]
         assert [row[1] for row in rows] == [c["seed"] for c in expected]
         for row, candidate in zip(rows, expected):

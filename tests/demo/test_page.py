@@ -79,11 +79,13 @@ def test_the_selected_frame_is_the_contact_sheets_colour():
 
 
 def test_the_search_menu_offers_every_search_of_the_sampler(tiny_editor, tiny_reward):
-    from editrl.sampler.search import SEARCHES
+    from editrl.sampler.best_of_n import SEARCHES
 
     demo = build_demo({"kontext": tiny_editor}, tiny_reward)
     menu = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "search")
     assert [value for _, value in menu.choices] == list(SEARCHES) and menu.value == SEARCHES[0]
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert "adaptive" in SEARCHES and {"budget", "good"} <= ids  # the adaptive search's own settings are on the page
 
 
 def test_address_line():
