@@ -98,9 +98,10 @@ def fresh_folder(base: str | os.PathLike) -> Path:
 
 def check_link(path: str | os.PathLike, label: str) -> None:
     """One line for a symbolic link that leads nowhere (a missing target, or a loop such as a -> b -> a), before
-    anything tries to open it."""
+    anything tries to open it. (These checks use ``os.path``, which answers False where ``Path.exists`` of Python
+    3.11 raises, e.g. inside a folder the user may not read: that path is then refused in one line.)"""
     path = Path(path)
-    if path.is_symlink() and not path.exists():  # exists() follows the link: False for both
+    if os.path.islink(path) and not os.path.exists(path):  # exists() follows the link: False for both
         raise EditRLError(f"{label} {str(path)!r}: a symbolic link whose target is missing or that loops "
                           f"(-> {os.readlink(path)!r}); fix or remove the link")
 
@@ -110,9 +111,9 @@ def check_input(path: str | os.PathLike, flag: str, folder_ok: bool = True) -> P
     and the path as given."""
     given, path = os.fspath(path), Path(path).expanduser()
     check_link(path, flag)
-    if not path.exists():
+    if not os.path.exists(path):
         raise EditRLError(f"{flag} {given!r}: no such file{' or folder' if folder_ok else ''}")
-    if path.is_dir() and not folder_ok:
+    if os.path.isdir(path) and not folder_ok:
         raise EditRLError(f"{flag} {given!r}: is a folder; expected a file")
     return path
 
@@ -123,13 +124,13 @@ def check_output(path: str | os.PathLike, flag: str = "--out", folder: bool = Fa
     system such as /proc). Creating and removing a temporary folder in the nearest existing folder is the test,
     since permission bits say nothing to root or about /proc."""
     given, path = os.fspath(path), Path(path).expanduser()
-    if path.exists() and path.is_dir() != folder:
-        kind = "a folder" if path.is_dir() else "a file"
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+        kind = "a folder" if os.path.isdir(path) else "a file"
         raise EditRLError(f"{flag} {given!r}: is {kind}; expected {'an output folder' if folder else 'an output file path'}")
-    ancestor = path if folder and path.is_dir() else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
+    ancestor = path if folder and os.path.isdir(path) else path.parent
+    while not os.path.exists(ancestor) and ancestor != ancestor.parent:
         ancestor = ancestor.parent
-    if not ancestor.is_dir():
+    if not os.path.isdir(ancestor):
         raise EditRLError(f"{flag} {given!r}: {str(ancestor)!r} is a file, not a folder")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".editrl-check-", dir=ancestor))
@@ -151,5 +152,5 @@ def check_model_source(source: str, flag: str) -> None:
     """``source`` is an existing file or folder or has the form of a Hugging Face id; else one line naming ``flag``.
     A typo in a local path (``./runs/lora``, ``runs/x/final``) or a bare word is refused before any model loads;
     whether a Hub id is in the local cache is known only when it is loaded."""
-    if not Path(source).expanduser().exists() and not is_hub_id(source):
+    if not os.path.exists(Path(source).expanduser()) and not is_hub_id(source):
         raise EditRLError(f"{flag} {source!r}: no such file or folder, and not a Hugging Face id (owner/name)")

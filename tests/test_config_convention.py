@@ -16,6 +16,7 @@ from editrl.reward.model import EditRewardConfig
 from editrl.reward.serve_config import ServeConfig
 from editrl.reward.train_config import DataSection, LoraSection, ModelSection, RewardTrainingConfig
 from editrl.rl.config import DPOConfig, GroupConfig, GRPOConfig, NFTConfig, RLConfig
+from editrl.sampler.adaptive import AdaptiveConfig
 from editrl.sampler.search import HalvingConfig
 from editrl.world.oracle import OracleConfig
 from editrl.world.pretrain import PretrainConfig
@@ -23,7 +24,8 @@ from editrl.world.train_editor import EditorTrainingConfig
 
 CONFIGS = [
     RLConfig, GroupConfig, GRPOConfig, DPOConfig, NFTConfig, ServeConfig, EditRewardConfig, LossConfig, DataSource,
-    LoraSection, ModelSection, DataSection, RewardTrainingConfig, FilterConfig, HalvingConfig, OracleConfig,
+    LoraSection, ModelSection, DataSection, RewardTrainingConfig, FilterConfig, HalvingConfig, AdaptiveConfig,
+    OracleConfig,
     PretrainConfig, EditorTrainingConfig,
 ]
 

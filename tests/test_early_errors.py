@@ -174,6 +174,18 @@ def test_a_typo_and_a_hub_id_are_told_apart(place):
             check_reward_spec(spec, "--reward")
 
 
+def test_a_reward_module_whose_package_fails_to_import_is_one_line(place, monkeypatch):
+    """Finding pkg.mod runs pkg/__init__.py: its failure is one line naming the spec, not a traceback."""
+    from editrl.errors import EditRLError
+    from editrl.reward.specs import check_reward_spec
+
+    (place / "brokenpkg_xyz").mkdir()
+    (place / "brokenpkg_xyz" / "__init__.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(place))
+    with pytest.raises(EditRLError, match=r"importing its package failed \(RuntimeError: boom at import\)"):
+        check_reward_spec("brokenpkg_xyz.rewards:Reward", "--reward")
+
+
 def test_a_file_that_exists_is_not_an_output_folder_and_checks_leave_nothing(place):
     from editrl.errors import EditRLError
     from editrl.files import check_output

@@ -44,6 +44,10 @@ def encode_image(image: ImageLike, name: str = "image") -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+RETRY_STATUS = (429, 502, 503, 504)
+"""Answers that mean "not now" (rate limited, a gateway or the server overloaded), retried; other 4xx/5xx are final."""
+
+
 class HttpEndpoint:
     """JSON over HTTP with timeouts and retries (connection errors, timeouts and 503, exponential backoff, the
     server's Retry-After honoured); any other error status is one line. Shared by ``RemoteReward`` and the
@@ -54,7 +58,8 @@ class HttpEndpoint:
         url: base URL, e.g. ``http://127.0.0.1:8765``.
         token: bearer token, sent as ``Authorization: Bearer``.
         timeout: seconds allowed for connecting and for each response.
-        retries: extra attempts after a connection error, timeout or 503.
+        retries: extra attempts after a transport error (connection refused or reset, timeout) or an answer of
+            ``RETRY_STATUS`` (overloaded or rate-limited, honouring ``Retry-After``).
         backoff: first wait between attempts in seconds (doubles each time).
         label: how errors name the server.
     """
@@ -79,7 +84,7 @@ class HttpEndpoint:
         """The JSON answer of one request, retried as the class says; one error line when it cannot be had."""
         import httpx
 
-        retryable = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError)
+        retryable = (httpx.TransportError,)  # connect/read/write errors and timeouts, resets, protocol errors
         for attempt in range(self.retries + 1):
             wait = self.backoff * 2**attempt
             try:
@@ -87,7 +92,7 @@ class HttpEndpoint:
             except retryable as err:
                 problem = f"{type(err).__name__}: {err}"
             else:
-                if response.status_code == 503:
+                if response.status_code in RETRY_STATUS:
                     problem = _detail(response)
                     wait = max(wait, float(response.headers.get("Retry-After", 0) or 0))
                 elif response.status_code >= 400:

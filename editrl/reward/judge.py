@@ -138,7 +138,7 @@ def load_prompts(prompt: str | None, mode: str) -> dict[str, str]:
 def parse_score(answer: str) -> float:
     """The 0-10 score on the answer's last non-empty line (``Score: N``, ``N`` or ``N/10``, markdown emphasis and a
     final full stop ignored); ``JudgeAnswerError`` quoting the answer otherwise."""
-    lines = [re.sub(r"[*`_]", "", line).strip().rstrip(".") for line in answer.splitlines() if line.strip()]
+    lines = [line for line in (re.sub(r"[*`_]", "", raw).strip().rstrip(".") for raw in answer.splitlines()) if line]
     match = SCORE_LINE.fullmatch(lines[-1]) if lines else None
     if match is None or not 0 <= float(match.group(1)) <= 10:
         raise JudgeAnswerError(f"expected a last line 'Score: N' with N from 0 to 10, got {answer[-200:]!r}")
@@ -166,7 +166,10 @@ def data_url(b64: str) -> str:
 
 
 class ChatJudge:
-    """A ``RewardFunction`` asking a generative VLM over the chat-completions protocol (see the module docstring)."""
+    """A ``RewardFunction`` asking a generative VLM over the chat-completions protocol (see the module docstring).
+    It is shown every source image of a prompt that has several (then the edit, last)."""
+
+    takes_several_sources = True
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
@@ -199,10 +202,10 @@ class ChatJudge:
                 "config": {"url": c.url, "model": c.model, "mode": c.mode, "yes": c.yes, "max_tokens": c.answer_tokens,
                            "top_logprobs": c.top_logprobs, "prompts": prompts}}
 
-    def request_body(self, source_url: str, edit_url: str, text: str) -> dict:
-        """One chat request: the two images, then the prompt; greedy; logprobs in prob mode."""
-        content = [{"type": "image_url", "image_url": {"url": source_url}},
-                   {"type": "image_url", "image_url": {"url": edit_url}}, {"type": "text", "text": text}]
+    def request_body(self, image_urls: Sequence[str], text: str) -> dict:
+        """One chat request: the images (the source or sources, then the edit), then the prompt; greedy; logprobs in
+        prob mode."""
+        content = [*({"type": "image_url", "image_url": {"url": url}} for url in image_urls), {"type": "text", "text": text}]
         body = {"model": self.config.model, "messages": [{"role": "user", "content": content}],
                 "max_tokens": self.config.answer_tokens, "temperature": 0}
         if self.config.mode == "prob":
@@ -210,8 +213,19 @@ class ChatJudge:
         return body
 
     def ask(self, body: dict) -> float:
-        """The value one request's answer gives (a 0-10 score or P(yes)); ``JudgeAnswerError`` if it gives none."""
+        """The value one request's answer gives (a 0-10 score or P(yes)); ``JudgeAnswerError`` if it gives none, also
+        for an answer of the wrong shape (a null logprob, content as a list), so it is counted or named, never a
+        traceback."""
         answer = self.endpoint.request("POST", "/chat/completions", body)
+        try:
+            return self._read(answer)
+        except EditRLError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise JudgeAnswerError(f"an answer of an unexpected shape ({type(err).__name__}: {err})") from None
+
+    def _read(self, answer) -> float:
+        """The value in one chat-completions answer (``ask``)."""
         choices = answer.get("choices") if isinstance(answer, dict) else None
         where = f"judge server {self.config.url} ({self.config.model})"
         if not choices or not isinstance(choices[0], dict):
@@ -229,11 +243,13 @@ class ChatJudge:
         check_same_length(sources, instructions, edits)
         check_batch_size(batch_size, default=1)
         n, dims = len(sources), list(self.prompts)
+        sources = [list(s) if isinstance(s, (list, tuple)) else [s] for s in sources]  # a prompt may have several
         values = torch.full((n, len(dims)), math.nan)
         pending: dict[str, tuple[list, dict]] = {}  # cache key -> ([(item, dim index)], request body)
         for i in range(n):
             instruction = check_instruction(instructions[i], f"instructions[{i}]")
-            images = encode_image(sources[i], f"sources[{i}]"), encode_image(edits[i], f"edits[{i}]")
+            images = (*(encode_image(source, f"sources[{i}][{j}]" if len(sources[i]) > 1 else f"sources[{i}]")
+                        for j, source in enumerate(sources[i])), encode_image(edits[i], f"edits[{i}]"))
             for d, dim in enumerate(dims):
                 text = self.prompts[dim].replace("{instruction}", instruction)
                 key = self._key(images, text)
@@ -241,7 +257,7 @@ class ChatJudge:
                     self.cache.move_to_end(key)
                     values[i, d] = self.cache[key]
                 else:  # the same question twice in one call is asked once
-                    pending.setdefault(key, ([], self.request_body(*map(data_url, images), text)))[0].append((i, d))
+                    pending.setdefault(key, ([], self.request_body(list(map(data_url, images)), text)))[0].append((i, d))
         failed = self._ask_all(pending, values, dims)
         if failed:
             self.failures += len(failed)
@@ -271,8 +287,9 @@ class ChatJudge:
                         error = error or EditRLError(f"judge {self.config.url} ({self.config.model}): items[{i}] {dims[d]}: {err}")
                     failed.append(f"items[{i}] {dims[d]}: {err}")
                     continue
-                except EditRLError as err:  # the server, not the answer: no point asking the rest
-                    error = error or err
+                except Exception as err:  # the server, not the answer: no point asking the rest
+                    error = error or (err if isinstance(err, EditRLError) else EditRLError(
+                        f"judge {self.config.url} ({self.config.model}): {type(err).__name__}: {err}"))
                     for other in futures:
                         other.cancel()
                     continue
@@ -285,7 +302,7 @@ class ChatJudge:
                               "for the rest)")
         return failed
 
-    def _key(self, images: tuple[str, str], text: str) -> str:
+    def _key(self, images: tuple[str, ...], text: str) -> str:
         c = self.config
         digest = hashlib.sha256("\0".join([c.url, c.model, c.mode, c.yes, str(c.answer_tokens), str(c.top_logprobs), text]).encode())
         for image in images:

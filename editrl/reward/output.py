@@ -8,7 +8,6 @@ any of them unchanged.
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -89,7 +88,7 @@ def check_batch_size(batch_size, default: int) -> int:
     return default if batch_size is None else check_positive(batch_size, "batch_size")
 
 
-_TOLD_FIRST_SOURCE: weakref.WeakSet = weakref.WeakSet()
+_TOLD_FIRST_SOURCE: set[int] = set()  # id() of the rewards told: any reward object, hashable or not
 
 
 def sources_for(reward, sources: Sequence) -> list:
@@ -100,8 +99,8 @@ def sources_for(reward, sources: Sequence) -> list:
     sources = list(sources)
     if getattr(reward, "takes_several_sources", False) or not any(isinstance(s, (list, tuple)) for s in sources):
         return sources
-    if reward not in _TOLD_FIRST_SOURCE:
-        _TOLD_FIRST_SOURCE.add(reward)
+    if id(reward) not in _TOLD_FIRST_SOURCE:
+        _TOLD_FIRST_SOURCE.add(id(reward))
         logger.warning("reward %s reads one source image: prompts with several are scored against their first",
                        type(reward).__name__)
     return [s[0] if isinstance(s, (list, tuple)) else s for s in sources]

@@ -67,6 +67,8 @@ def check_reward_spec(spec: object, label: str = "reward spec") -> None:
             found = module in sys.modules or importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):  # a parent package that does not exist, an empty name
             found = False
+        except Exception as err:  # finding pkg.mod runs pkg/__init__.py, which may fail
+            raise EditRLError(f"{label} {spec!r}: importing its package failed ({type(err).__name__}: {err})") from None
         if not found:
             raise EditRLError(f"{label} {spec!r}: no module {module!r} to import (expected module:Class)")
     else:

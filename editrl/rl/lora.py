@@ -78,10 +78,12 @@ def swapped_lora(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -
 class LoraEMA:
     """Exponential moving average of the LoRA weights, used for evaluation and the saved adapter.
 
-    As flow_grpo's ``EMAModuleWrapper``: ``step`` is called after every optimizer step, and the average moves
-    only on every ``every``-th one (flow_grpo: ``update_step_interval`` 8, DiffusionNFT: 1), with the warm-up
-    decay of the optimizer step n (n = 1, 2, ...) ``decay_n = min((1 + n) / (10 + n), decay)``, so the first
-    updates follow the fast-moving early weights instead of the LoRA's zero start.
+    As flow_grpo's ``EMAModuleWrapper.step(params, global_step)``: with n optimizer steps done (n = 1, 2, ...), the
+    average moves when ``(n + 1) % every == 0`` (flow_grpo: ``update_step_interval`` 8, so after steps 7, 15, ...;
+    DiffusionNFT: 1, every step) with the warm-up decay ``min((1 + n) / (10 + n), decay)``, so the first updates
+    follow the fast-moving early weights instead of the LoRA's zero start. One deliberate difference: flow_grpo calls
+    its ``step`` once per training batch, so with gradient accumulation a step n that qualifies moves the average once
+    per accumulated batch; editrl calls it once per optimizer step, so the schedule does not depend on the batching.
     """
 
     def __init__(self, transformer: torch.nn.Module, decay: float, every: int = 1):
@@ -93,7 +95,7 @@ class LoraEMA:
     def step(self, transformer: torch.nn.Module) -> None:
         """After an optimizer step: move the average towards the current weights on every ``every``-th step."""
         self.steps += 1
-        if self.steps % self.every:
+        if (self.steps + 1) % self.every:
             return
         decay = min((1 + self.steps) / (10 + self.steps), self.decay)
         for name, p in transformer.named_parameters():
@@ -105,7 +107,8 @@ class LoraEMA:
 
     def load_state_dict(self, state: dict) -> None:
         self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
-        self.steps = int(state["steps"])
+        # a checkpoint from before ema_update_every counted "updates": one per optimizer step (every = 1), the same
+        self.steps = int(state["steps"] if "steps" in state else state["updates"])
 
 
 def save_lora(editor, directory: str | Path) -> Path:

@@ -150,7 +150,7 @@ class RLTrainer:
         )
         self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
         optimizer_steps = config.num_iterations * getattr(config, "num_minibatches", 1)
-        if self.ema is not None and optimizer_steps < config.ema_update_every:
+        if self.ema is not None and optimizer_steps < max(config.ema_update_every - 1, 1):  # LoraEMA's first update
             logger.warning("ema_update_every=%d but the run makes %d optimizer steps: the EMA weights, which are evaluated "
                            "and saved, stay the initial LoRA (set ema_update_every or ema_decay=0)",
                            config.ema_update_every, optimizer_steps)

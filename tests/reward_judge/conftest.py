@@ -77,16 +77,22 @@ def counted_world(world_chat):
 
 
 @contextmanager
-def bare_server(body: dict):
-    """A plain HTTP server answering every POST with ``body`` (an OpenAI-style server without logprobs)."""
+def bare_server(body: dict | list, requests: list | None = None):
+    """A plain HTTP server answering every POST with ``body`` (an OpenAI-style server without logprobs), or with the
+    next of a list of ``(status, body, headers)`` (the last one repeated); each POST's path is appended to
+    ``requests``."""
+    answers = body if isinstance(body, list) else [(200, body, {})]
+    requests = [] if requests is None else requests
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            requests.append(self.path)
+            status, answer, headers = answers[min(len(requests), len(answers)) - 1]
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from editrl.errors import EditRLError
-from editrl.reward.judge import ChatJudge, parse_judge_spec, parse_score
+from editrl.reward.judge import DEFAULT_PROMPTS, ChatJudge, parse_judge_spec, parse_score
 from editrl.reward.serve_config import ServeConfig
 from editrl.reward.specs import build_reward
 from editrl.sampler.selection import selection_values
@@ -187,7 +187,7 @@ def test_spec_options_are_checked():
 
 
 @pytest.mark.parametrize("answer, value", [("Score: 7", 7.0), ("fine\n\nscore = 10.", 10.0), ("8/10", 8.0), ("0", 0.0),
-                                           ("**Score:** 6.5", 6.5)])
+                                           ("**Score:** 6.5", 6.5), ("ok\n```\nScore: 7\n```", 7.0)])
 def test_score_lines_parse(answer, value):
     assert parse_score(answer) == value
 
@@ -214,3 +214,57 @@ def test_reward_serve_builds_the_named_chat_model(monkeypatch, capsys):
     assert served["chat"].name == "world-vlm" and type(served["reward"]).__name__ == "Oracle"
     assert main(["reward", "serve", "--reward", "oracle", "--chat", "gpt"]) == 2
     assert "--chat 'gpt': expected one of ['world-vlm']" in capsys.readouterr().err
+
+
+def _score_answer(text: str) -> dict:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+
+
+def test_a_rate_limit_or_an_overloaded_gateway_is_retried(examples):
+    """429 (rate limited) and 502/504 mean "not now" on a hosted API: retried with backoff, then the answer counts."""
+    requests = []
+    answers = [(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "0"}), (502, {"error": "bad gateway"}, {}),
+               (200, _score_answer("Score: 6"), {})]
+    with bare_server(answers, requests) as url:
+        judge = build_reward(f"openai:{url}#model=any&prompt={DEFAULT_PROMPTS}/score/instruction_following.txt&retries=2")
+        judge.endpoint.backoff = 0.01
+        out = judge.score([examples[0].source], [examples[0].instruction], [examples[0].target])
+    assert out.score.tolist() == [6.0] and len(requests) == 3
+
+
+def test_an_answer_of_the_wrong_shape_is_counted_or_one_line_and_the_rest_is_cached(examples):
+    """A null logprob in prob mode is an unreadable answer (counted with failures=count, else one line), never a
+    traceback; the other answers are cached."""
+    good = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "yes"},
+                         "logprobs": {"content": [{"token": "yes", "logprob": -0.5,
+                                                   "top_logprobs": [{"token": "yes", "logprob": -0.5}]}]}}]}
+    bad = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "yes"},
+                        "logprobs": {"content": [{"token": "yes", "logprob": None,
+                                                  "top_logprobs": [{"token": "yes", "logprob": None}]}]}}]}
+    args = [e.source for e in examples[:2]], [e.instruction for e in examples[:2]], [e.target for e in examples[:2]]
+    with bare_server([(200, bad, {}), (200, good, {})]) as url:
+        counted = build_reward(f"openai:{url}#model=any&mode=prob&failures=count&concurrency=1")
+        out = counted.score(*args)
+    assert counted.failures == 1 and out.score.isnan().tolist() == [True, False]
+    assert out.score[1].item() == pytest.approx(math.exp(-0.5))
+    with bare_server([(200, bad, {}), (200, good, {})]) as url:
+        strict = build_reward(f"openai:{url}#model=any&mode=prob&concurrency=1")
+        with pytest.raises(EditRLError, match=r"unexpected shape \(TypeError.*\(1 of 2 answers received are cached") as err:
+            strict.score(*args)
+    assert "\n" not in str(err.value)
+
+
+def test_a_judge_is_shown_every_source_of_a_prompt_then_the_edit(examples):
+    """A prompt with several sources: the judge (takes_several_sources) gets them all, in order, then the edit last;
+    the cache tells two prompts apart that differ only in a reference."""
+    from .conftest import Counting
+
+    chat = Counting(ScriptedChat({"Rate how well": "Score: 8", "visual quality": "Score: 5"}))
+    first, reference, edit = examples[0].source, examples[1].source, examples[0].target
+    with chat_server(chat) as url:
+        judge = build_reward(f"openai:{url}#model=scripted")
+        assert judge.score([[first, reference]], [examples[0].instruction], [edit]).mu.tolist() == [[8.0, 5.0]]
+        judge.score([[first, examples[2].source]], [examples[0].instruction], [edit])
+    pixels = [np.asarray(im.convert("RGB")).tobytes() for im in (first, reference, edit)]
+    assert [np.asarray(im.convert("RGB")).tobytes() for im in chat.questions[0][0]] == pixels
+    assert len(chat.questions) == 4  # two dimensions, two prompts: the other reference is not a cache hit

@@ -77,25 +77,36 @@ def test_ema_warm_up_is_flow_grpos():
 
 
 def test_ema_moves_on_every_eighth_optimizer_step_with_the_step_s_warm_up_decay():
-    """flow_grpo's EMAModuleWrapper(decay=0.9, update_step_interval=8): unchanged for 7 optimizer steps, then one update
-    with the decay of optimizer step 8, min(9/18, 0.9) = 0.5 (not the first update's 2/11). Catches an EMA that moves
-    every step, or whose warm-up counts updates instead of optimizer steps."""
+    """flow_grpo's EMAModuleWrapper(decay=0.9, update_step_interval=8).step(params, global_step), global_step counting
+    the optimizer steps done: it moves when (global_step + 1) % 8 == 0, after steps 7 and 15, with the decay of that
+    step, min(8/17, 0.9) (not the first update's 2/11). Catches an EMA that moves every step, one step late (8, 16),
+    or whose warm-up counts updates instead of optimizer steps."""
     model, layer = _lora_model()
     ema = LoraEMA(model, decay=0.9, every=8)
     start = layer.weight.detach().clone()
-    for n in range(1, 17):
+    for n in range(1, 16):
         with torch.no_grad():
             layer.weight.add_(1.0)
         ema.step(model)
-        if n < 8:
+        if n < 7:
             assert torch.equal(ema.shadow["lora_A.weight"], start), n
-        if n == 8:
-            at_8 = 0.5 * start + 0.5 * (start + 8)
-            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_8)
-        if 8 < n < 16:
-            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_8)
-    d = min(17 / 26, 0.9)
-    torch.testing.assert_close(ema.shadow["lora_A.weight"], d * at_8 + (1 - d) * (start + 16))
+        if n == 7:
+            d = 8 / 17
+            at_7 = d * start + (1 - d) * (start + 7)
+            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_7)
+        if 7 < n < 15:
+            torch.testing.assert_close(ema.shadow["lora_A.weight"], at_7)
+    d = min(16 / 25, 0.9)
+    torch.testing.assert_close(ema.shadow["lora_A.weight"], d * at_7 + (1 - d) * (start + 15))
+
+
+def test_an_ema_state_saved_before_ema_update_every_loads():
+    """Checkpoints written before ema_update_every stored {"shadow", "updates"} (one update per optimizer step); they
+    resume (runs.check_resume_config lets them through with ema_update_every=1) with the step count they had."""
+    model, _ = _lora_model()
+    ema = LoraEMA(model, decay=0.9, every=1)
+    ema.load_state_dict({"shadow": lora_state(model), "updates": 5})
+    assert ema.steps == 5 and ema.state_dict()["steps"] == 5
 
 
 def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_path, caplog):
@@ -107,10 +118,11 @@ def test_ema_interval_defaults_follow_each_reference(tiny_editor, prompts, tmp_p
     # the world recipes were measured with an update per optimizer step (60-step runs)
     assert all(load_config(cls, f"configs/{name}/world.yaml").ema_update_every == 1
                for cls, name in ((GRPOConfig, "grpo"), (DPOConfig, "dpo"), (NFTConfig, "nft")))
-    trainer = _grpo(tiny_editor, prompts, tmp_path, ema_decay=0.9, ema_update_every=3)
-    assert trainer.ema.every == 3
-    # 2 iterations of one optimizer step never reach the 3rd: the run says its saved EMA is the initial LoRA
-    assert "ema_update_every=3 but the run makes 2 optimizer steps" in caplog.text
+    trainer = _grpo(tiny_editor, prompts, tmp_path, ema_decay=0.9, ema_update_every=4)
+    assert trainer.ema.every == 4
+    # 2 iterations of one optimizer step never reach the first update (after step 3): the run says its saved EMA is
+    # the initial LoRA (with 3 the update after step 2 would come)
+    assert "ema_update_every=4 but the run makes 2 optimizer steps" in caplog.text
 
 
 def test_every_sample_counts_equally_across_processes():

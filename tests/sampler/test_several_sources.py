@@ -46,6 +46,26 @@ def test_a_reward_of_one_source_gets_the_first_and_it_is_said_once(make_image, c
     assert one.seen == [a] and several.seen == [[a, b]]
 
 
+def test_any_reward_object_may_be_told_once_even_unhashable(make_image, caplog):
+    """A user's reward written as a @dataclass (unhashable) or with __slots__ (no weak reference) gets the first
+    source like any other, told once."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Unhashable:
+        weight: float = 1.0
+
+    class Slotted:
+        __slots__ = ()
+
+    a, b = make_image(1), make_image(2)
+    for reward in (Unhashable(), Slotted()):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="editrl.reward.output"):
+            assert sources_for(reward, [[a, b], [b, a]]) == [a, b] and sources_for(reward, [[b, a]]) == [b]
+        assert len([r for r in caplog.records if "scored against their first" in r.getMessage()]) == 1
+
+
 def test_best_of_n_with_several_sources(make_image):
     editor = Flux2KleinEditor(tiny_flux2_klein(), resolution=64, default_steps=2)
     source, reference = make_image(1), make_image(2)
