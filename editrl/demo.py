@@ -176,17 +176,21 @@ def world_notes(editor, source: Image.Image | None, instruction: str, advice: Ad
 def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction: str, n: int, select: str, seed: int,
                   search: str = "full", k: float = 1.0, keep: float = 0.5, horizon: float = 0.5,
                   steps: int | None = None, guidance: float | None = None, max_n: int = MAX_N,
-                  budget: int | None = None, good: float | None = None):
+                  budget: int | None = None, good: float | None = None, references: Sequence[str] | None = None):
     """``best_of_n`` with seeds ``seed .. seed+n-1`` (as ``editrl best-of-n --seed``), laid out for the
     page: (candidate cards HTML, selected image, its caption, (table headers, rows), result). The adaptive search
     ignores N: it draws seeds from ``seed`` up within ``budget`` NFE (0 or empty: best-of-8's), stopping once an edit
-    reaches ``good`` (empty: it spends the budget), as ``editrl best-of-n --search adaptive --budget --good``."""
+    reaches ``good`` (empty: it spends the budget), as ``editrl best-of-n --search adaptive --budget --good``.
+    ``references``: more source images (uploaded files) for an editor that takes several (``--image`` repeated): the
+    source is edited, the references follow it; an editor of one source refuses them in one line."""
     from .sampler.adaptive import AdaptiveConfig
     from .sampler.best_of_n import best_of_n
     from .sampler.search import HalvingConfig
 
     if source is None:
         raise EditRLError("source image: upload one or pick an example")
+    if references:
+        source = [source, *(load_image(path, f"reference image {i + 1}") for i, path in enumerate(references))]
     n = _whole(n, "N")
     budget = None if budget in (None, "", 0) else _whole(budget, "budget")
     good = None if good in (None, "") else float(good)
@@ -263,7 +267,8 @@ def build_demo(
     names = list(editors)
     advice = page_advice(editors)
 
-    def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good):
+    def on_run(source, instruction, editor_name, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good,
+               references):
         """Notes on the source and instruction are shown even when the run then fails (its error as a toast)."""
         editor = editors[editor_name]
         notes = []
@@ -272,7 +277,7 @@ def build_demo(
                                 instruction or "", advice)
             cards, best, summary, (headers, rows), _ = run_best_of_n(
                 editor, reward, source, instruction, n, select, seed, search, k, keep, horizon, steps, guidance, max_n,
-                budget, good)
+                budget, good, references)
         except EditRLError as err:
             gr.Warning(toast_text(err))
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), notes_text(notes)
@@ -298,6 +303,8 @@ def build_demo(
                     source = gr.Image(value=first[0], type="pil", image_mode="RGB", format="png", label="Source image",
                                       height=240, elem_id="source")
                     instruction = gr.Textbox(value=first[1], label="Instruction", lines=1, elem_id="instruction")
+                    references = gr.File(file_count="multiple", file_types=["image"], height=90, elem_id="references",
+                                         label="Reference images (editors that take several: FLUX.2, Qwen-Image-Edit-2509/2511)")
                 with gr.Column(scale=3, min_width=300):
                     editor = gr.Dropdown(names, value=names[0], label="Editor", elem_id="editor")
                     with gr.Row():
@@ -329,7 +336,8 @@ def build_demo(
             table = gr.Dataframe(label="Scores", interactive=False, elem_id="scores")
             if examples:
                 gr.Examples(examples=[[image, text] for image, text in examples], inputs=[source, instruction], label="World examples")
-            run.click(on_run, [source, instruction, editor, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good],
+            run.click(on_run, [source, instruction, editor, n, select, search, seed, k, keep, horizon, steps, guidance, budget, good,
+                               references],
                       [cards, best, best_caption, table, notes], api_name="on_run")
         with gr.Tab("Score your edits"):
             with gr.Row():

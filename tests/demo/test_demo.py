@@ -93,6 +93,27 @@ def test_adaptive_search_on_the_page_is_the_commands(tiny_editor, tiny_reward):
     assert summary.endswith(f"{len(expected.adaptive['rounds'])} rounds, stopped because {expected.adaptive['stopped_because']}")
 
 
+def test_reference_uploads_follow_the_source_for_an_editor_that_takes_several(tiny_editor, tiny_reward, tmp_path):
+    """The page's reference images become the prompt's later sources (as `--image a --image b`): a FLUX.2 Klein editor
+    gets [source, reference] exactly as best_of_n given the list; an editor of one source refuses them in one line."""
+    from editrl.sampler.best_of_n import best_of_n
+    from editrl.sampler.editors.flux2 import Flux2KleinEditor
+    from editrl.tiny import tiny_flux2_klein
+
+    source, instruction = world_examples(1)[0]
+    reference = world_examples(2)[1][0]
+    reference.save(tmp_path / "ref.png")
+    klein = Flux2KleinEditor(tiny_flux2_klein(), resolution=64, default_steps=2)
+    *_, result = run_best_of_n(klein, tiny_reward, source, instruction, 2, "fused", 3, references=[str(tmp_path / "ref.png")])
+    expected = best_of_n(klein, tiny_reward, [source, reference], instruction, n=2, seeds=[3, 4])
+    assert [c.record["score"] for c in result.candidates] == [c.record["score"] for c in expected.candidates]
+    plain = best_of_n(klein, tiny_reward, source, instruction, n=2, seeds=[3, 4])
+    seed_3 = [next(c for c in r.candidates if c.seed == 3).latents for r in (result, plain)]
+    assert not torch.equal(*seed_3)  # the reference was used
+    with pytest.raises(EditRLError, match="takes one source image per prompt, got 2"):
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 2, "fused", 0, references=[str(tmp_path / "ref.png")])
+
+
 def test_pruned_candidates_are_marked_and_settings_reach_best_of_n(tiny_editor, tiny_reward):
     source, instruction = world_examples(1)[0]
     cards, _, _, (headers, table), result = run_best_of_n(
@@ -338,7 +359,7 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         cards, _, summary, table, _ = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3,
                                                      "fused", "full", 4, 1.0, 0.5, 0.5, None, None, 0, None,
-                                                     api_name="/on_run")
+                                                     None, api_name="/on_run")
         rows = table["data"]
         assert [row[1] for row in rows] == [c["seed"] for c in expected]
         for row, candidate in zip(rows, expected):
