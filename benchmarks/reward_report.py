@@ -91,7 +91,7 @@ def world_candidates(editor, prompts: list[tuple], oracle) -> dict:
     """``CANDIDATES`` ODE samples per held-out prompt (seeds 0..7) and the oracle's exact-edit flag of each."""
     sources, instructions, images = [], [], []
     for source, instruction in prompts:
-        result = editor.sample([source] * CANDIDATES, instruction, seeds=list(range(CANDIDATES)))
+        result = editor.sample([source] * CANDIDATES, [instruction] * CANDIDATES, seeds=list(range(CANDIDATES)))
         sources += [source] * CANDIDATES
         instructions += [instruction] * CANDIDATES
         images += result.images

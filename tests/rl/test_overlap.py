@@ -116,3 +116,17 @@ def test_an_error_in_one_reward_of_a_mix_is_raised_as_it_was():
                          {"a": 1.0, "b": 1.0})
     with pytest.raises(EditRLError, match=r"^judge: 3 of 3 answers had no score$"):
         mix.score([None], ["x"], [Image.new("RGB", (8, 8))])
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_rl_throughput_splits_an_iteration_into_phases_that_sum_to_it(overlap, load_benchmark, prompts, tmp_path):
+    bench = load_benchmark("rl_throughput")
+    trainer = _trainer("grpo", prompts, tmp_path, Timed(delay=0.3), overlap, num_iterations=1, batch_size=4)
+    t = bench.timed_iteration(trainer, 0)
+    assert t["sampling"] + t["reward"] + t["training"] == pytest.approx(t["seconds"])
+    assert t["reward_busy"] >= 2 * 0.3 and min(t.values()) > 0
+    assert (t["reward"] < t["reward_busy"]) if overlap else (t["reward"] == t["reward_busy"])
+    summary = bench.summary([{k: v * f for k, v in t.items()} for f in (3, 1, 2)])
+    assert summary["seconds"] == round(2 * t["seconds"], 3)  # the median iteration, with its own phases
+    assert summary["phase_share"]["reward"] == round(t["reward"] / t["seconds"], 3)
+    assert sum(summary["phase_share"].values()) == pytest.approx(1, abs=2e-3)
