@@ -130,3 +130,14 @@ def test_rl_throughput_splits_an_iteration_into_phases_that_sum_to_it(overlap, l
     assert summary["seconds"] == round(2 * t["seconds"], 3)  # the median iteration, with its own phases
     assert summary["phase_share"]["reward"] == round(t["reward"] / t["seconds"], 3)
     assert sum(summary["phase_share"].values()) == pytest.approx(1, abs=2e-3)
+
+
+def test_a_run_resumes_with_overlap_reward_switched(prompts, tmp_path):
+    first = _trainer("grpo", prompts, tmp_path, Brightness(), False, num_iterations=1, save_every=1)
+    first.train()
+    config_class, trainer_class = ALGORITHMS["grpo"]
+    cfg = small_config(config_class, tmp_path, batch_size=2, overlap_reward=True, num_iterations=2,
+                       output_dir=first.config.output_dir)  # the same run; only overlap_reward differs
+    resumed = trainer_class(cfg, editor=_editor(), reward=Brightness(), train_prompts=prompts, eval_prompts=prompts)
+    resumed.train(resume=True)
+    assert [json.loads(line)["step"] for line in resumed.log_path.read_text().splitlines()] == [1, 2]
