@@ -8,10 +8,13 @@ For each reward spec (an EditReward folder, a world reward, a served judge ``htt
   candidates for every reward), the share of exact edits (``Oracle().measures``) of the candidate the reward ranks
   first against that of one sample (the mean over the 8: what one random sample scores on average); ``lift`` is
   their per-prompt paired difference with its standard error.
-- ``hackability``: a short GRPO run against the reward from the shipped editor, with nothing holding it back (no
-  KL, no EMA, a high learning rate: ``benchmarks/rl_world.py``'s hacking run), and the change of the held-out
-  share of edits that lose an object, per 1000 sampled training images (paired over the held-out prompts, with
-  its standard error). A reward that pays for deleting objects loses them fast; the oracle must not.
+- ``hackability``: a short GRPO run against the reward from the shipped editor, held back less than
+  configs/grpo/world.yaml holds it (``HACKING``: learning rate 3e-3, KL 0.01, no EMA, the recipe under which the
+  world's rewards differed in how fast they lost objects), and the change of the held-out share of edits that
+  lose an object, per 1000 sampled training images (paired over the held-out prompts, with its standard error).
+  A reward that pays for deleting objects loses them fast; the oracle must not. (At rl_world.py's hacking
+  settings, learning rate 5e-2 and no KL, the editor collapses within 256 images whatever the reward, the oracle
+  included: no reward is told apart.)
 
 Prints one JSON object, then the markdown table; ``--doc`` also writes both, with the command, to a file.
 
@@ -59,8 +62,8 @@ UNSUPPORTED = {
                                   "not documented where editrl could read it",
 }
 CANDIDATES = 8
-HACKING = {"kl_beta": 0, "ema_decay": 0, "clip_range": 0.01, "eval_every": 0, "judge": None}
-"""The GRPO settings of the hackability run (beside --lr): rl_world.py's hacking run, nothing holding it back."""
+HACKING = {"kl_beta": 0.01, "ema_decay": 0, "eval_every": 0, "judge": None}
+"""The GRPO settings of the hackability run beside ``--lr`` (the rest: configs/grpo/world.yaml's)."""
 
 
 def parse_bench(text: str) -> tuple[Path, str]:
@@ -191,8 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--bench", action="append", default=[], metavar="FILE:NAME",
                         help=f"a bench file or folder and its name: {', '.join(BENCHES)}")
     parser.add_argument("--prompts", type=int, default=32, help="held-out world prompts (best-of-8 and the GRPO evaluation)")
-    parser.add_argument("--rl-images", type=int, default=256, help="sampled images of each GRPO run (0: no hackability)")
-    parser.add_argument("--lr", type=float, default=5e-2, help="GRPO learning rate of the hackability run")
+    parser.add_argument("--rl-images", type=int, default=512, help="sampled images of each GRPO run (0: no hackability)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="GRPO learning rate of the hackability run")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="GRPO config override of the hackability run (configs/grpo/world.yaml's keys)")
     parser.add_argument("--batch-size", type=int, default=16, help="reward scoring batch size")
