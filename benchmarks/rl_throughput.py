@@ -8,8 +8,9 @@ of each is a warm-up, the figures are the median iteration's of ``--repeats``. P
 ``sampling`` (rollouts), ``reward`` (what the trainer waited for the reward: all of it without the overlap, what
 sampling did not hide with it) and ``training`` (the rest: advantages, the policy update). The overlap needs
 several rollout batches: ``--batch-size`` 8 of the 32 rollouts (configs/grpo/world.yaml samples all 32 in one).
-On one CPU the served reward competes with sampling for the same cores; ``--latency`` makes the server answer
-that much later per request, as a reward on another machine or a busy GPU does (the wait the overlap hides).
+The server runs in this process: on a CPU its reward shares the cores and the GIL with sampling, so the overlap
+gains little there (sampling slows by what the reward takes); ``--latency`` makes the server answer that much
+later per request, as a reward on another machine or a busy GPU does (the wait the overlap hides).
 
     python benchmarks/rl_throughput.py                       # world-describe served on 127.0.0.1
     python benchmarks/rl_throughput.py --latency 0.5         # ... answering 0.5 s later per request
