@@ -76,6 +76,9 @@ class RLConfig(Config):
     judge: str | None = config_field("oracle", "Held-out judge spec for the reward-hacking monitor (world: oracle; elsewhere a "
                              "second reward model); null disables the monitor.")
     reward_batch_size: int = config_field(16, "Batch size for reward scoring.")
+    overlap_reward: bool = config_field(True, "Score each rollout batch in a background thread while the next is sampled, "
+                                "and the rewards of a mix at the same time (a remote reward never stalls sampling); "
+                                "the results are identical either way, false scores inline.")
     # --- sampling
     group_size: int = config_field(8, "k: samples per (source, instruction) group.")
     groups_per_step: int = config_field(4, "Groups per iteration per process.")

@@ -82,11 +82,13 @@ class DPOTrainer(RLTrainer):
         cond = self.step_groups(step)
         n = len(cond)
         self.transformer.eval()
+        scoring = self.scoring(cond)  # each batch is scored while the next is sampled (overlap_reward)
         with self.reference():
-            x0, images = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps), cfg.noise_level)
+            x0, _ = self.sample(cond, self.sample_seeds(step, n), self.editor.sigmas(cfg.num_steps), cfg.noise_level,
+                                on_batch=scoring.submit)
 
         # 2. best-vs-worst pair of each group by the reward
-        rewards, components = self.score(cond, images)
+        rewards, components = self.score(scoring)
         grouped = rewards.view(-1, k)
         best = grouped.argmax(1) + torch.arange(len(grouped)) * k
         worst = grouped.argmin(1) + torch.arange(len(grouped)) * k

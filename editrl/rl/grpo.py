@@ -71,13 +71,14 @@ class GRPOTrainer(RLTrainer):
         start = int(self.step_rng(step, "window").integers(lo, hi - cfg.sde_window_size + 1))
         return list(range(start, start + cfg.sde_window_size))
 
-    def rollout(self, cond, seeds: list[int], sigmas: torch.Tensor, noisy: list[int]) -> dict:
-        """Sample in batches of ``batch_size``; keep each SDE transition (x_j, x_j+1) and its log-prob.
+    def rollout(self, cond, seeds: list[int], sigmas: torch.Tensor, noisy: list[int], on_batch=None) -> dict:
+        """Sample in batches of ``batch_size`` (``on_batch`` as ``sample``'s); keep each SDE transition
+        (x_j, x_j+1) and its log-prob.
 
         Returns ``x``/``x_next`` (N, S, L, C) for the S noisy steps, ``log_prob`` (N, S), ``images``.
         """
         sde = SDESampler(self.config.noise_level, self.config.sde_type, noisy)
-        _, images = self.sample(cond, seeds, sigmas, sde=sde)
+        _, images = self.sample(cond, seeds, sigmas, sde=sde, on_batch=on_batch)
         batches = [sde.transitions[j : j + len(noisy)] for j in range(0, len(sde.transitions), len(noisy))]
         return {**{key: torch.cat([torch.stack([t[key] for t in batch], 1) for batch in batches])
                    for key in ("x", "x_next", "log_prob")}, "images": images}
@@ -90,10 +91,11 @@ class GRPOTrainer(RLTrainer):
         sigmas = self.editor.sigmas(cfg.num_steps)
         noisy = self.sde_steps(step)
         self.transformer.eval()
-        traj = self.rollout(cond, self.sample_seeds(step, n), sigmas, noisy)
+        scoring = self.scoring(cond)  # each batch is scored while the next is sampled (overlap_reward)
+        traj = self.rollout(cond, self.sample_seeds(step, n), sigmas, noisy, on_batch=scoring.submit)
 
         # 2. rewards -> advantages, with statistics over the groups of every process
-        rewards, components = self.score(cond, traj["images"])
+        rewards, components = self.score(scoring)
         all_rewards, adv, mine = self.group_advantages(rewards)
         advantages, keep = adv.values[mine], adv.keep[mine]
 

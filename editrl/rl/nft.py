@@ -87,11 +87,12 @@ class NFTTrainer(RLTrainer):
         n = len(cond)
         sigmas = self.editor.sigmas(cfg.num_steps)
         self.transformer.eval()
+        scoring = self.scoring(cond)  # each batch is scored while the next is sampled (overlap_reward)
         with swapped_lora(self.transformer, self.old_state):
-            x0, images = self.sample(cond, self.sample_seeds(step, n), sigmas, cfg.rollout_noise_level)
+            x0, _ = self.sample(cond, self.sample_seeds(step, n), sigmas, cfg.rollout_noise_level, on_batch=scoring.submit)
 
         # 2. rewards -> advantages (global statistics) -> optimality probabilities
-        rewards, components = self.score(cond, images)
+        rewards, components = self.score(scoring)
         all_rewards, adv, mine = self.group_advantages(rewards)
         r, keep = optimality(adv.values[mine], cfg.advantage_clip), adv.keep[mine]
 

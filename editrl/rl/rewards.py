@@ -5,6 +5,7 @@ Each spec is built by ``editrl.reward.specs.build_reward``.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -13,6 +14,7 @@ from ..errors import EditRLError
 from ..images import ImageLike
 from ..reward.output import RewardFunction, RewardOutput, sources_for
 from ..reward.specs import build_reward
+from .scoring import concurrently
 
 
 class WeightedReward:
@@ -21,17 +23,20 @@ class WeightedReward:
     The output's per-"dimension" columns are the component scores (``dimensions`` = the component
     names), so logs can show each reward next to the mix; ``score_sigma`` combines the components'
     sigmas as independent Gaussians. It takes a prompt's several sources and gives each component what it reads.
+    With ``concurrent`` the components are scored at the same time, one thread each (``scoring.concurrently``: a
+    remote judge's wait overlaps the others' work; the scores are unchanged).
     """
 
     takes_several_sources = True
 
-    def __init__(self, rewards: dict[str, RewardFunction], weights: dict[str, float]):
+    def __init__(self, rewards: dict[str, RewardFunction], weights: dict[str, float], concurrent: bool = True):
         if not rewards:
             raise EditRLError("rewards: expected at least one reward")
         if set(rewards) != set(weights):
             raise EditRLError(f"rewards/weights: names differ ({sorted(rewards)} vs {sorted(weights)})")
         self.rewards = dict(rewards)
         self.weights = {k: float(v) for k, v in weights.items()}
+        self.concurrent = concurrent
 
     def score(
         self,
@@ -40,9 +45,10 @@ class WeightedReward:
         edits: Sequence[ImageLike],
         batch_size: int | None = None,
     ) -> RewardOutput:
-        outs = {name: r.score(sources_for(r, sources), instructions, edits, batch_size=batch_size)
-                for name, r in self.rewards.items()}
         names = tuple(self.rewards)
+        calls = [functools.partial(self.rewards[n].score, sources_for(self.rewards[n], sources), instructions, edits,
+                                   batch_size=batch_size) for n in names]
+        outs = dict(zip(names, concurrently(calls) if self.concurrent else [call() for call in calls]))
         mu = torch.stack([outs[n].score.float() for n in names], dim=1)
         sigma = torch.stack([outs[n].score_sigma.float() for n in names], dim=1)
         w = torch.tensor([self.weights[n] for n in names])
@@ -51,8 +57,9 @@ class WeightedReward:
         )
 
 
-def build_weighted_reward(weights: dict[str, float], device: str | torch.device | None = None) -> WeightedReward:
+def build_weighted_reward(weights: dict[str, float], device: str | torch.device | None = None,
+                          concurrent: bool = True) -> WeightedReward:
     """A ``WeightedReward`` from ``{spec: weight}`` (the ``rewards`` key of the RL configs)."""
     if not isinstance(weights, dict) or not weights:
         raise EditRLError(f"rewards: expected a mapping {{spec: weight}}, e.g. {{world: 1.0}}, got {weights!r}")
-    return WeightedReward({spec: build_reward(spec, device) for spec in weights}, weights)
+    return WeightedReward({spec: build_reward(spec, device) for spec in weights}, weights, concurrent)

@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import math
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swa
 from .monitor import HackingMonitor
 from .plots import GRID_PROMPTS, curves_figure, eval_grid, render
 from .rewards import WeightedReward, build_weighted_reward
+from .scoring import RolloutScoring
 from .sde import SDESampler
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
 MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
+                        "overlap_reward",
                         "monitor_window", "monitor_min_rise", "monitor_min_fall")
 TRAIN_TIMESTEPS = 1000
 RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
@@ -157,7 +160,10 @@ class RLTrainer:
         # what the log lines call the rewards: the config's specs, or the class of an object passed in
         self.reward_name = type(reward).__name__ if reward is not None else ", ".join(config.rewards)
         self.judge_name = type(judge).__name__ if judge is not None else config.judge
-        self.reward = reward or build_weighted_reward(config.rewards, device)
+        self.reward = reward or build_weighted_reward(config.rewards, device, concurrent=config.overlap_reward)
+        # one worker: rollout chunks are scored in order, never two calls into one reward model at once
+        self.reward_executor = ThreadPoolExecutor(1, thread_name_prefix="editrl-reward") if config.overlap_reward else None
+        self.last_scoring: RolloutScoring | None = None  # the last iteration's timings (benchmarks/rl_throughput.py)
         if judge is None and config.judge:
             judge = build_reward(config.judge, device)
         self.judge = judge
@@ -232,11 +238,13 @@ class RLTrainer:
 
     @torch.no_grad()
     def sample(self, cond, seeds: list[int], sigmas: torch.Tensor, noise_level: float = 0.0,
-               sde: SDESampler | None = None) -> tuple[torch.Tensor, list]:
+               sde: SDESampler | None = None, on_batch: Callable[[list[int], list], None] | None = None,
+               ) -> tuple[torch.Tensor, list]:
         """Clean latents and images of the current denoiser (the caller picks the policy), in batches of
         ``batch_size``: the editor's Euler ODE, with ``noise_level > 0`` flow_grpo's SDE on every step but
         the last, or the step ``sde`` (its transitions accumulate batch after batch). The SDE noise of a
-        batch comes from a generator seeded by the batch's first seed."""
+        batch comes from a generator seeded by the batch's first seed. ``on_batch(rows, images)`` is called
+        as each batch is decoded (``RolloutScoring.submit``: scoring it while the next batch is sampled)."""
         sde = SDESampler(noise_level, noisy=range(len(sigmas) - 2)) if sde is None and noise_level > 0 else sde
         latents, images = [], []
         for lo in range(0, len(seeds), self.config.batch_size):
@@ -246,7 +254,10 @@ class RLTrainer:
             x = denoise(self.editor.velocity, self.editor.initial_noise([seeds[r] for r in rows]), cond.select(rows),
                         sigmas, sde or euler_step)
             latents.append(x)
-            images += self.editor.decode(x)
+            decoded = self.editor.decode(x)
+            images += decoded
+            if on_batch is not None:
+                on_batch(rows, decoded)
         return torch.cat(latents), images
 
     def conditional(self, cond):
@@ -277,10 +288,16 @@ class RLTrainer:
         cond.shared = {k: v.clone() if torch.is_tensor(v) else v for k, v in cond.shared.items()}
         return cond
 
-    def score(self, cond, images) -> tuple[torch.Tensor, dict[str, float]]:
-        """(B,) training rewards of the edits, and for a mix of several rewards each component's global mean."""
-        out = self.reward.score(sources_for(self.reward, cond.prompt_sources()), cond.instructions, images,
-                                batch_size=self.config.reward_batch_size)
+    def scoring(self, cond) -> RolloutScoring:
+        """The scores of the rollouts of ``cond``, fed batch by batch: pass its ``submit`` as ``sample``'s
+        ``on_batch``, then ``score`` it (in the background while sampling goes on, with ``overlap_reward``)."""
+        self.last_scoring = RolloutScoring(self.reward, cond, self.config.reward_batch_size, self.reward_executor)
+        return self.last_scoring
+
+    def score(self, scoring: RolloutScoring) -> tuple[torch.Tensor, dict[str, float]]:
+        """(B,) training rewards of the edits (joining ``scoring``), and for a mix of several rewards each
+        component's global mean."""
+        out = scoring.result()
         if out.score.isnan().any():  # e.g. a generative judge with failures=count: advantages need every rollout scored
             raise EditRLError(f"the reward left {int(out.score.isnan().sum())} of {len(out)} rollouts unscored (NaN); "
                               "RL needs every rollout scored (a generative judge: failures=raise, the default)")

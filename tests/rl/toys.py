@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import torch
 
+from editrl.errors import EditRLError
 from editrl.images import load_image
 from editrl.reward.output import RewardOutput
 
@@ -52,3 +54,21 @@ def small_config(cls, tmp_path, **overrides):
     )
     values.update(overrides)
     return cls(**values)
+
+
+class Timed(Brightness):
+    """Brightness that sleeps ``delay`` seconds per call, records each call's (start, end) and its thread's autograd
+    mode in ``calls``, and draws from torch's global generator (which the sampler must not depend on)."""
+
+    def __init__(self, delay: float = 0.0, calls: list | None = None, fail: str | None = None):
+        self.delay, self.calls, self.fail = delay, calls if calls is not None else [], fail
+
+    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
+        start = time.perf_counter()
+        torch.rand(64)
+        time.sleep(self.delay)
+        if self.fail:
+            raise EditRLError(self.fail)
+        out = super().score(sources, instructions, edits)
+        self.calls.append({"start": start, "end": time.perf_counter(), "n": len(edits), "grad": torch.is_grad_enabled()})
+        return out
