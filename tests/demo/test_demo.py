@@ -247,7 +247,7 @@ def test_page_in_headless_chromium(tiny_editor, tiny_reward, tmp_path):
     captions of best_of_n, the selected one framed in the contact sheet's green, a legend for the scores; the selected
     edit is on screen after the run; a bad N leaves the results in place with a short toast; then
     two of the editor's edits are uploaded and scored on the second tab. EDITRL_DEMO_SCREENSHOTS=folder
-    runs it on the shipped world models and keeps the screenshots there (docs/demo in the README)."""
+    runs it on the shipped world models and keeps the screenshots there (e.g. docs/demo)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
     browser_path = _browser_path()
     if browser_path is None:
