@@ -193,7 +193,7 @@ def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction
         source = [source, *(load_image(path, f"reference image {i + 1}") for i, path in enumerate(references))]
     n = _whole(n, "N")
     budget = None if budget in (None, "", 0) else _whole(budget, "budget")
-    good = None if good in (None, "") else float(good)
+    good = _number(good, "good")
     if search != "adaptive" and not 1 <= n <= max_n:
         raise EditRLError(f"N: expected 1 to {max_n} candidates on this page, got {n} (use `editrl best-of-n --n {n}` for more)")
     seed = _whole(seed, "seed")
@@ -214,6 +214,16 @@ def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction
     if result.adaptive:
         summary += f", {len(result.adaptive['rounds'])} rounds, stopped because {result.adaptive['stopped_because']}"
     return cards_html(items, "candidates"), best.image, summary, (headers, rows), result
+
+
+def _number(value, name: str) -> float | None:
+    """A number typed on the page (None if left empty), or one line naming the field."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise EditRLError(f"{name}: expected a number or nothing, got {value!r}") from None
 
 
 def _whole(value, name: str) -> int:
@@ -303,8 +313,8 @@ def build_demo(
                     source = gr.Image(value=first[0], type="pil", image_mode="RGB", format="png", label="Source image",
                                       height=240, elem_id="source")
                     instruction = gr.Textbox(value=first[1], label="Instruction", lines=1, elem_id="instruction")
-                    references = gr.File(file_count="multiple", file_types=["image"], height=90, elem_id="references",
-                                         label="Reference images (editors that take several: FLUX.2, Qwen-Image-Edit-2509/2511)")
+                    references = gr.File(file_count="multiple", file_types=["image"], height=120, elem_id="references",
+                                         label="Reference images (FLUX.2, Qwen-Image-Edit-2509/2511)")
                 with gr.Column(scale=3, min_width=300):
                     editor = gr.Dropdown(names, value=names[0], label="Editor", elem_id="editor")
                     with gr.Row():
@@ -328,7 +338,7 @@ def build_demo(
                     guidance = gr.Number(value=0, label="guidance (0: editor's)", min_width=130, elem_id="guidance")
                     budget = gr.Number(value=0, precision=0, label="budget NFE (adaptive; 0: best-of-8's)", min_width=150,
                                        elem_id="budget")
-                    good = gr.Number(value=None, label="good (adaptive; empty: spend the budget)", min_width=150, elem_id="good")
+                    good = gr.Textbox(value="", label="good (adaptive; empty: spend the budget)", min_width=150, elem_id="good")
             notes = gr.Markdown(elem_id="notes")
             gr.Markdown("#### Candidates, best first")
             gr.Markdown(legend, elem_classes="editrl-legend")

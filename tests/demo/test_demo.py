@@ -91,6 +91,13 @@ def test_adaptive_search_on_the_page_is_the_commands(tiny_editor, tiny_reward):
     assert result.nfe == expected.nfe <= 30 and [c.seed for c in result.candidates] == [c.seed for c in expected.candidates]
     assert len(table) == len(expected.candidates) and min(row[1] for row in table) == 5
     assert summary.endswith(f"{len(expected.adaptive['rounds'])} rounds, stopped because {expected.adaptive['stopped_because']}")
+    # "good" is typed text: empty spends the budget, a number stops there (0 too), anything else is one line
+    assert result.adaptive["stopped_because"] == "budget"
+    *_, stopped = run_best_of_n(tiny_editor, tiny_reward, source, instruction, 8, "fused", 5, "adaptive", budget=30,
+                                good="-1e9")
+    assert stopped.adaptive["stopped_because"] != "budget" and len(stopped.adaptive["rounds"]) == 1
+    with pytest.raises(EditRLError, match="good: expected a number or nothing, got 'high'"):
+        run_best_of_n(tiny_editor, tiny_reward, source, instruction, 8, "fused", 5, "adaptive", budget=30, good="high")
 
 
 def test_reference_uploads_follow_the_source_for_an_editor_that_takes_several(tiny_editor, tiny_reward, tmp_path):
@@ -358,7 +365,7 @@ def test_cli_demo_matches_cli_best_of_n(tiny_editor, tmp_path):
         source.save(tmp_path / "source.png")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         cards, _, summary, table, _ = client.predict(handle_file(str(tmp_path / "source.png")), instruction, str(folder), 3,
-                                                     "fused", "full", 4, 1.0, 0.5, 0.5, None, None, 0, None,
+                                                     "fused", "full", 4, 1.0, 0.5, 0.5, None, None, 0, "",
                                                      None, api_name="/on_run")
         rows = table["data"]
         assert [row[1] for row in rows] == [c["seed"] for c in expected]
