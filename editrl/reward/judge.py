@@ -165,6 +165,14 @@ def data_url(b64: str) -> str:
     return f"data:{mime};base64,{b64}"
 
 
+def _images_digest(images: Sequence[str]) -> bytes:
+    """sha256 of one item's images (base64, in the order sent): hashed once, shared by its dimensions' questions."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(b"\0" + image.encode())
+    return digest.digest()
+
+
 class ChatJudge:
     """A ``RewardFunction`` asking a generative VLM over the chat-completions protocol (see the module docstring).
     It is shown every source image of a prompt that has several (then the edit, last)."""
@@ -250,14 +258,15 @@ class ChatJudge:
             instruction = check_instruction(instructions[i], f"instructions[{i}]")
             images = (*(encode_image(source, f"sources[{i}][{j}]" if len(sources[i]) > 1 else f"sources[{i}]")
                         for j, source in enumerate(sources[i])), encode_image(edits[i], f"edits[{i}]"))
+            urls, images_digest = [data_url(image) for image in images], _images_digest(images)  # once per item
             for d, dim in enumerate(dims):
                 text = self.prompts[dim].replace("{instruction}", instruction)
-                key = self._key(images, text)
+                key = self._key(images_digest, text)
                 if key in self.cache:
                     self.cache.move_to_end(key)
                     values[i, d] = self.cache[key]
                 else:  # the same question twice in one call is asked once
-                    pending.setdefault(key, ([], self.request_body(list(map(data_url, images)), text)))[0].append((i, d))
+                    pending.setdefault(key, ([], self.request_body(urls, text)))[0].append((i, d))
         failed = self._ask_all(pending, values, dims)
         if failed:
             self.failures += len(failed)
@@ -302,11 +311,11 @@ class ChatJudge:
                               "for the rest)")
         return failed
 
-    def _key(self, images: tuple[str, ...], text: str) -> str:
+    def _key(self, images_digest: bytes, text: str) -> str:
+        """The cache key of one question: the judge's settings, the prompt text and the images (``_images_digest``)."""
         c = self.config
         digest = hashlib.sha256("\0".join([c.url, c.model, c.mode, c.yes, str(c.answer_tokens), str(c.top_logprobs), text]).encode())
-        for image in images:
-            digest.update(b"\0" + image.encode())
+        digest.update(images_digest)
         return digest.hexdigest()
 
     def _remember(self, key: str, value: float) -> None:

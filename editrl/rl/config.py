@@ -138,9 +138,10 @@ class RLConfig(Config):
         check_prompt_source(self.train_data, "config key train_data")
         check_prompt_source(self.eval_data, "config key eval_data")
         check_run_folder(self.output_dir, resume, LOG_FILE)
-        from ..sampler.editors import check_editor  # the editors' names come with torch: checked last
+        from ..sampler.editors import check_editor, check_lora_trainable, pipeline_class  # with torch: checked last
 
-        check_editor(self.editor, self.model, labels=("config key editor", "config key model", "lora"))
+        spec, _ = check_editor(self.editor, self.model, labels=("config key editor", "config key model", "lora"))
+        check_lora_trainable(pipeline_class(spec.pipeline), f"editor {self.editor}")
 
 
 @dataclass

@@ -91,6 +91,11 @@ class LoraEMA:
         self.shadow = lora_state(transformer)
         self.steps = 0  # optimizer steps seen
 
+    @property
+    def first_update(self) -> int:
+        """The optimizer step after which the average first moves (``step``'s rule)."""
+        return max(self.every - 1, 1)
+
     @torch.no_grad()
     def step(self, transformer: torch.nn.Module) -> None:
         """After an optimizer step: move the average towards the current weights on every ``every``-th step."""

@@ -72,9 +72,9 @@ class RolloutScoring:
     def _score(self, rows: list[int], images: list) -> RewardOutput:
         start = time.perf_counter()
         try:
-            part = self.cond.select(rows)
-            return self.reward.score(sources_for(self.reward, part.prompt_sources()), part.instructions, images,
-                                     batch_size=self.batch_size)
+            sources = self.cond.prompt_sources()  # lists only: no row selection of the condition's tensors
+            return self.reward.score(sources_for(self.reward, [sources[r] for r in rows]),
+                                     [self.cond.instructions[r] for r in rows], images, batch_size=self.batch_size)
         finally:
             self.reward_seconds += time.perf_counter() - start
 

@@ -41,7 +41,7 @@ from ..runs import (
     trackers,
     write_config,
 )
-from ..sampler.editors.base import denoise, euler_step
+from ..sampler.editors.base import denoise, euler_step, split_sources
 from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
 from .config import LOG_FILE, RLConfig, check_prompt_source
@@ -131,9 +131,9 @@ class RLTrainer:
 
             settings = {**({"resolution": config.resolution} if config.resolution else {}), **config.editor_settings}
             editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
-        if not hasattr(type(editor.pipe), "save_lora_weights"):  # the LoRA could be trained but never saved or loaded
-            raise EditRLError(f"editor {editor.label}: its {type(editor.pipe).__name__} cannot save or load LoRA weights, "
-                              "so RL cannot train it (use it for best-of-n)")
+        from ..sampler.editors import check_lora_trainable
+
+        check_lora_trainable(type(editor.pipe), f"editor {editor.label}")  # also for an editor object passed in
         self.editor = editor
         self.transformer = editor.transformer
         self.transformer.eval()  # no dropout: rollout and training forwards must be identical
@@ -153,7 +153,7 @@ class RLTrainer:
         )
         self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
         optimizer_steps = config.num_iterations * getattr(config, "num_minibatches", 1)
-        if self.ema is not None and optimizer_steps < max(config.ema_update_every - 1, 1):  # LoraEMA's first update
+        if self.ema is not None and optimizer_steps < self.ema.first_update:
             logger.warning("ema_update_every=%d but the run makes %d optimizer steps: the EMA weights, which are evaluated "
                            "and saved, stay the initial LoRA (set ema_update_every or ema_decay=0)",
                            config.ema_update_every, optimizer_steps)
@@ -356,7 +356,7 @@ class RLTrainer:
         weights = self.ema.shadow if self.ema is not None else lora_state(self.transformer)
         bs = self.config.batch_size
         with tqdm(total=len(mine), desc=f"evaluation at step {self.step}", unit="prompt", leave=False,
-                  disable=True if not progress else bar_disabled(self.accelerator.is_main_process)) as bar:
+                  disable=bar_disabled(self.accelerator.is_main_process and progress)) as bar:
             for lo in range(0, len(mine), bs):
                 chunk = mine[lo : lo + bs]
                 sources, instructions = [self.eval_prompts[i][0] for i in chunk], [self.eval_prompts[i][1] for i in chunk]
@@ -393,7 +393,7 @@ class RLTrainer:
             totals += torch.tensor([float(rewards.sum()), float(judged.sum()) if judged is not None else 0.0, len(chunk),
                                     *[float(measures[n].sum()) for n in names]])
             if len(shown["sources"]) < GRID_PROMPTS:  # what the grid shows: the first prompts
-                for key, values in (("sources", [s[0] if isinstance(s, (list, tuple)) else s for s in sources]), ("instructions", instructions), ("edits", edits),
+                for key, values in (("sources", split_sources(sources)[0]), ("instructions", instructions), ("edits", edits),
                                     ("reward", rewards.tolist()), ("judge", judged.tolist() if judged is not None else []),
                                     *((n, measures[n].tolist()) for n in names)):
                     shown[key] += values
@@ -420,7 +420,7 @@ class RLTrainer:
         if resume:
             self.resume(None if resume is True else resume)
         elif self.accelerator.is_main_process:
-            check_run_folder(self.output_dir, resume, self.log_path.name)
+            check_run_folder(self.output_dir, False, self.log_path.name)
         cfg = self.config
         if self.accelerator.is_main_process:
             write_config(cfg, self.output_dir)

@@ -25,13 +25,15 @@ from ..files import atomic_path, check_output, write_text_atomic
 from ..images import ImageLike, check_instruction, load_image
 from ..reward.output import RewardFunction
 from .adaptive import AdaptiveConfig, run_adaptive
-from .editors.base import Editor, SourceLike
+from .editors.base import Editor, SourceLike, split_sources
+from .search import SEARCHES as RUN_SEARCHES
 from .search import Candidate, HalvingConfig, run_search
 from .selection import check_select
 
 logger = logging.getLogger(__name__)
 
-SEARCHES = ("full", "halving", "adaptive")
+SEARCHES = (*RUN_SEARCHES, "adaptive")
+"""Every search ``best_of_n`` runs: ``run_search``'s, and the adaptive search built on it."""
 
 
 @dataclass
@@ -199,12 +201,12 @@ def best_of_n(
     )
     from .. import __version__
 
-    sources = list(source) if isinstance(source, (list, tuple)) else [source]  # the edited image, then references
+    (edited,), (references,) = split_sources([source])
     device, dtype = _device_dtype(editor)
     reward_device, reward_dtype = _device_dtype(reward)
     run = {
-        "editrl_version": __version__, "source": source_record(sources[0], source_name),
-        "references": [source_record(image) for image in sources[1:]], **(editor.origin or {"editor": editor.name}),
+        "editrl_version": __version__, "source": source_record(edited, source_name),
+        "references": [source_record(image) for image in references], **(editor.origin or {"editor": editor.name}),
         "device": device, "dtype": dtype, "reward": reward_name or type(reward).__name__, "reward_device": reward_device,
         "reward_dtype": reward_dtype, "resolution": editor.resolution,
         "steps": int(num_steps or editor.default_steps),

@@ -79,11 +79,24 @@ def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype |
     return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
-def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype, **kwargs):
+def pipeline_class(pipeline_name: str) -> type:
+    """The diffusers pipeline class of that name (imported, nothing loaded)."""
     import diffusers
 
     with quiet_loading():  # importing a pipeline imports its transformers processors (torchvision notices)
-        pipeline_cls = getattr(diffusers, pipeline_name)
+        return getattr(diffusers, pipeline_name)
+
+
+def check_lora_trainable(pipeline: type, label: str) -> None:
+    """One line if the pipeline class cannot save LoRA weights: a LoRA trained on it could never be saved or
+    loaded (LongCat-Image-Edit), so RL refuses it."""
+    if not hasattr(pipeline, "save_lora_weights"):
+        raise EditRLError(f"{label}: its {pipeline.__name__} cannot save or load LoRA weights, so RL cannot train it "
+                          "(use it for best-of-n)")
+
+
+def _load_pipeline(pipeline_name: str, model: str, label: str, dtype: torch.dtype, **kwargs):
+    pipeline_cls = pipeline_class(pipeline_name)
     local = Path(model).expanduser()
     if local.is_dir() and not (local / "model_index.json").is_file():
         raise EditRLError(f"{label}: {str(local)!r} is not a diffusers pipeline folder (no model_index.json)")

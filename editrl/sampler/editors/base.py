@@ -74,9 +74,7 @@ class EditCondition:
     def prompt_sources(self) -> list[Image.Image | list[Image.Image]]:
         """Each row's source as a reward is given it (``reward.output.sources_for``): the image, or with
         references the list of all its sources."""
-        if not self.references:
-            return list(self.sources)
-        return [[source, *further] for source, further in zip(self.sources, self.references)]
+        return source_rows(self.sources, self.references) if self.references else list(self.sources)
 
     def repeat_interleave(self, k: int) -> "EditCondition":
         """Each row repeated ``k`` times in place: one source -> k candidates."""
@@ -95,6 +93,11 @@ class SampleResult:
 SourceLike = ImageLike | Sequence[ImageLike]
 """One prompt's source: an image, or a list (or tuple) of images for an editor that takes several — the first is
 the image edited (the output has its working size), the others are references."""
+
+
+def source_rows(sources: Sequence, references: Sequence[Sequence] | None) -> list[list]:
+    """Each prompt's sources as one list, the edited image first (``split_sources`` in reverse)."""
+    return [[source, *further] for source, further in zip(sources, references or [[]] * len(sources))]
 
 
 def split_sources(sources: Sequence[SourceLike]) -> tuple[list[ImageLike], list[list[ImageLike]]]:
@@ -380,6 +383,8 @@ class Editor:
 
     def load_lora(self, path: str, adapter_name: str | None = None) -> None:
         """Load LoRA weights in diffusers format (what ``editrl grpo`` saves) on top of the denoiser."""
+        if not hasattr(self.pipe, "load_lora_weights"):
+            raise EditRLError(f"lora: {self.label} cannot load LoRA weights ({type(self.pipe).__name__} has no LoRA loader)")
         if not Path(path).exists():
             raise EditRLError(f"lora: no LoRA weights at {path!r} (expected a folder or .safetensors file in diffusers format)")
         try:

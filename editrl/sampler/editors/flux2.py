@@ -24,7 +24,7 @@ import math
 import torch
 from PIL import Image
 
-from .base import EditCondition, InContextFlowEditor, PaddedTextFlowEditor
+from .base import EditCondition, InContextFlowEditor, PaddedTextFlowEditor, source_rows
 
 
 class Flux2Editor(InContextFlowEditor, PaddedTextFlowEditor):
@@ -65,7 +65,7 @@ class Flux2Editor(InContextFlowEditor, PaddedTextFlowEditor):
         pipe, device = self.pipe, self.device
         embeds, text_ids = self._text(instructions)
         width, height = sources[0].size
-        rows = [[source, *further] for source, further in zip(sources, references or [[]] * len(sources))]
+        rows = source_rows(sources, references)
         # each row's images in order, each at its own size: their tokens follow the target's, time ids 10, 20, ...
         encoded = [pipe.prepare_image_latents([pipe.image_processor.preprocess(im, height=im.height, width=im.width) for im in row],
                                               1, None, device, pipe.vae.dtype) for row in rows]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from ...errors import EditRLError
 from .base import EditCondition, InContextFlowEditor
 
 
@@ -69,6 +68,3 @@ class LongCatImageEditEditor(InContextFlowEditor):
             latents = latents / vae.config.scaling_factor + vae.config.shift_factor
             image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
             return pipe.image_processor.postprocess(image, output_type="pil")
-
-    def load_lora(self, path: str, adapter_name: str | None = None) -> None:
-        raise EditRLError(f"lora: {self.label} cannot load LoRA weights (LongCatImageEditPipeline has no LoRA loader)")

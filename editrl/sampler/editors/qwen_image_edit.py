@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .base import EditCondition, PackedFlowEditor
+from .base import EditCondition, PackedFlowEditor, source_rows
 
 
 def _pad(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +77,7 @@ class QwenImageEditEditor(PackedFlowEditor):
                 references: list[list[Image.Image]] | None = None) -> EditCondition:
         pipe, device, dtype = self.pipe, self.device, self.dtype
         width, height = sources[0].size
-        rows = [[source, *further] for source, further in zip(sources, references or [[]] * len(sources))]
+        rows = source_rows(sources, references)
         vl_rows = [[self._condition_view(image) for image in row] for row in rows]
         # one row at a time: EditPlus reads a list of images as several pictures of ONE prompt
         positive = [self._prompt_embeds(text, row) for text, row in zip(instructions, vl_rows)]
