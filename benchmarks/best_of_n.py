@@ -119,7 +119,7 @@ def parse_adaptive(spec: str) -> AdaptiveConfig:
     if plan:
         size, survivors = plan.split(":")
         rounds = {"round_size": int(size), "survivors": tuple(int(k) for k in survivors.split(","))}
-    return AdaptiveConfig(budget=int(budget), stop="lcb" if good else "budget", good=float(good) if good else None, **rounds)
+    return AdaptiveConfig.until(int(budget), float(good) if good else None, **rounds)
 
 
 def parse_halving(spec: str, keep: float) -> tuple[int, HalvingConfig]:

@@ -202,7 +202,7 @@ def run_best_of_n(editor, reward: RewardFunction, source: ImageLike, instruction
     result = best_of_n(editor, reward, source, instruction, n=n, seeds=range(seed, seed + n), select=select, k=float(k),
                        search=search, num_steps=steps, guidance=guidance,
                        halving=HalvingConfig(keep=float(keep), horizon=float(horizon)),
-                       adaptive=AdaptiveConfig(budget=budget, stop="budget" if good is None else "lcb", good=good))
+                       adaptive=AdaptiveConfig.until(budget, good))
     items = [(c.image, caption(c.rank, c.record, f"seed {c.seed}", c.rank == 1, c.pruned_at),
               "selected" if c.rank == 1 else "pruned" if c.pruned_at is not None else "") for c in result.candidates]
     headers, rows = _table([([c.rank, c.seed, round(c.value, 4)], c.record) for c in result.candidates])

@@ -92,6 +92,9 @@ def run(args) -> int:
     if args.image is not None and args.instruction is not None:  # a lone --image or --instruction is refused below
         for image in args.image:
             check_input(image, "--image", folder_ok=False)
+    for flag, value in (("--budget", args.budget), ("--good", args.good)):  # the arguments alone, before torch
+        if value is not None and args.search != "adaptive":
+            raise EditRLError(f"{flag}: only with --search adaptive (--search {args.search} draws --n candidates)")
     from ..sampler.adaptive import AdaptiveConfig
     from ..sampler.best_of_n import best_of_n, check_out_dir
     from ..sampler.editors import check_editor, load_editor
@@ -102,9 +105,6 @@ def run(args) -> int:
     check_editor(args.editor, args.model, args.lora)  # then the rest, before any model is loaded
     if args.out is not None:
         check_out_dir(args.out, "--out")
-    for flag, value in (("--budget", args.budget), ("--good", args.good)):
-        if value is not None and args.search != "adaptive":
-            raise EditRLError(f"{flag}: only with --search adaptive (--search {args.search} draws --n candidates)")
     if args.image is None:
         if args.instruction is not None:
             raise EditRLError("--instruction: also pass --image (without both, the built-in world example is used)")
@@ -127,7 +127,7 @@ def run(args) -> int:
         select=args.select, k=args.k, search=args.search, num_steps=args.steps, guidance=args.guidance,
         halving=HalvingConfig(keep=args.keep, horizon=args.horizon), batch_size=args.batch_size, reward_name=args.reward,
         source_name=None if args.image is not None else "built-in world example",
-        adaptive=AdaptiveConfig(budget=args.budget, stop="budget" if args.good is None else "lcb", good=args.good),
+        adaptive=AdaptiveConfig.until(args.budget, args.good),
     )
     out = result.save(args.out if args.out is not None else fresh_folder(DEFAULT_OUT))
     logger.info("wrote %s", out)

@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     check_reward_spec(args.reward, "--reward")  # before torch is imported
     from ..filter import FilterConfig, check_inputs, filter_dataset, process_state
 
-
     config = FilterConfig(
         data=args.data, out=args.out, by=args.select, top_k=args.top_k, top_fraction=args.top_fraction,
         min_if=args.min_if, min_vq=args.min_vq, batch_size=args.batch_size, chunk_size=args.chunk_size,

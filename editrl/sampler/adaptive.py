@@ -67,6 +67,12 @@ class AdaptiveConfig(Config):
         if self.z < 0:
             raise EditRLError(f"z: expected >= 0, got {self.z}")
 
+    @classmethod
+    def until(cls, budget: int | None, good: float | None, **settings) -> "AdaptiveConfig":
+        """Spend ``budget``, stopping once an edit is confidently ``good`` (rule lcb), or spend it all when no ``good``
+        is given: the stop rule follows from whether a threshold is known."""
+        return cls(budget=budget, stop="budget" if good is None else "lcb", good=good, **settings)
+
     def plan(self, n: int, num_steps: int) -> list[tuple[int, int]]:
         """[(step, candidates kept)] of a round of ``n`` seeds: the preview steps where pruning removes someone."""
         steps = sorted({0, round(self.prune_fraction * num_steps)} - {num_steps - 1, num_steps})

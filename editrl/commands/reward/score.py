@@ -41,7 +41,6 @@ def reward_from_args(args: argparse.Namespace):
 
     from ...errors import EditRLError
 
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.base_model or args.dtype:
         from ...reward import EditReward

@@ -40,16 +40,16 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(ServeConfig, args, model_name=args.reward)
     check_reward_spec(args.reward, "--reward")  # before fastapi and the model load
+    from ...registry import CHAT_MODELS
+
+    if args.chat is not None and args.chat not in CHAT_MODELS:
+        raise EditRLError(f"--chat {args.chat!r}: expected one of {sorted(CHAT_MODELS)}")
     from ...reward.serve import serve
 
     if config.host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         logger.warning("serving on %s without --token: anyone who can reach this address can use the reward", config.host)
     chat = None
     if args.chat is not None:
-        from ...registry import CHAT_MODELS
-
-        if args.chat not in CHAT_MODELS:
-            raise EditRLError(f"--chat {args.chat!r}: expected one of {sorted(CHAT_MODELS)}")
         chat = CHAT_MODELS[args.chat](args.device)
     serve(build_reward(args.reward, device=args.device), config, chat)
     return 0
