@@ -37,6 +37,7 @@ carry no preference signal and are dropped). The summary counts every kind.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("editreward", "train_json", "jsonl", "synthetic")
 TIE_POLICIES = ("disentangle", "keep", "drop")
+HARD_NEGATIVES = ("unchanged_source", "other_instruction")
 EDITREWARD_DIMENSIONS = ("instruction_following", "quality_aesthetic")
 
 
@@ -103,7 +105,10 @@ class PreferencePair:
     chosen_scores: tuple[float, ...] | None
     rejected_scores: tuple[float, ...] | None
     label: float
-    kind: str  # "strict" | "tie" | "disentangled"
+    kind: str  # "strict" | "tie" | "disentangled" | "negative" (add_hard_negatives)
+    rejected_instruction: str | None = None
+    """The instruction the rejected edit is scored under (None: ``instruction``): a hard negative scores the
+    chosen edit under an instruction it does not follow."""
 
 
 # --------------------------------------------------------------------------- image references
@@ -400,6 +405,52 @@ def build_pairs(
     if summary["bad_rows"]:
         logger.warning("skipped %d bad rows of %d", summary["bad_rows"], summary["rows"])
     return pairs, summary
+
+
+def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], min_score: float | None = None,
+                       seed: int = 0) -> tuple[list[PreferencePair], dict[str, int]]:
+    """``pairs`` plus label-free hard negatives built from the data itself, and how many of each were added.
+
+    For every strict pair whose chosen edit is good enough (its instruction-following score at least
+    ``min_score``; every strict pair when None or when the row has no scores), one pair per kind:
+
+    - ``unchanged_source``: the chosen edit over the source returned unchanged (an edit that does nothing
+      follows no edit instruction);
+    - ``other_instruction``: the chosen edit under its own instruction over the same edit under another
+      row's instruction (drawn with ``seed``), so the score must read the instruction, not only the images.
+
+    Annotated pairs teach the reward what annotators prefer; where both edits of a row failed alike, they
+    never show it an edit that ignores the instruction, and a reward can rank them by image cleanliness
+    alone (the world's first rewards preferred deleting the edited object to the exact target). These pairs
+    carry no human scores (kind ``negative``): the pairwise losses use them, the regression loss cannot.
+    """
+    import random
+
+    unknown = [k for k in kinds if k not in HARD_NEGATIVES]
+    if unknown:
+        raise EditRLError(f"data.hard_negatives {unknown}: expected some of {list(HARD_NEGATIVES)}")
+    rng = random.Random(seed)
+    instructions = sorted({p.instruction for p in pairs})
+    out, added = list(pairs), {kind: 0 for kind in kinds}
+    for pair in pairs:
+        if pair.kind != "strict" or pair.label != 1.0:
+            continue
+        if min_score is not None and pair.chosen_scores is not None and pair.chosen_scores[0] < min_score:
+            continue
+        for kind in kinds:
+            if kind == "unchanged_source":
+                negative = dataclasses.replace(pair, pair_id=f"{pair.pair_id}#unchanged", rejected=pair.source)
+            else:
+                if len(instructions) < 2:
+                    continue
+                other = pair.instruction
+                while other == pair.instruction:
+                    other = rng.choice(instructions)
+                negative = dataclasses.replace(pair, pair_id=f"{pair.pair_id}#instruction", rejected=pair.chosen,
+                                               rejected_instruction=other)
+            out.append(dataclasses.replace(negative, chosen_scores=None, rejected_scores=None, kind="negative"))
+            added[kind] += 1
+    return out, added
 
 
 @dataclass

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 FUSIONS = ("mean", "min", "sum")
 HEAD_TYPES = ("multi", "shared")
 POSITIONS = ("legacy", "mrope")
+READ_AT = {"reward_token": 0, "before_reward_token": 1}  # read_at -> how many tokens before the reward token
 STOCK_FORWARD = ("qwen3_vl",)  # backbones the official code runs through their own forward (see the module docstring)
 VISION_ATTENTION = ("packed", "stock")
 
@@ -79,7 +80,13 @@ class EditRewardConfig(Config):
                                    "the base processor's size.shortest_edge, 65536 for Qwen3-VL-8B).")
     max_pixels: int = config_field(200704, "Largest image area of smart_resize (official Qwen2.5-VL: 256 * 28 * 28; Qwen3-VL: "
                                    "the base processor's size.longest_edge, 16777216 for Qwen3-VL-8B).")
-    reward_token: str = config_field("<|Reward|>", "The special token whose final hidden state the heads read.")
+    reward_token: str = config_field("<|Reward|>", "The special token the prompt ends with; the heads read its final "
+                                     "hidden state (or the one before it: read_at).")
+    read_at: str = config_field("reward_token", "Which final hidden state the heads read: reward_token (official) or "
+                                "before_reward_token, the prompt's last token, where a pretrained VLM already predicts "
+                                "its answer (a linear probe on the world VLM separates instruction-swapped pairs there at "
+                                "~90%, at the untrained reward token at ~66%). A deliberate option for bases whose reward "
+                                "token carries nothing yet; the released checkpoints read the reward token.")
     head_hidden_sizes: tuple[int, int] = config_field((1024, 16), "Widths of the two hidden layers of each head (official: 1024, 16).")
     head_dropout: float = config_field(0.05, "Dropout after the first head layer (official: 0.05; inactive in eval mode).")
     vision_attention: str = config_field("packed", "The fast path's vision-tower attention: packed (equal-length windows "
@@ -97,7 +104,8 @@ class EditRewardConfig(Config):
     def validate(self) -> None:
         super().validate()
         for name, allowed in (("head_type", HEAD_TYPES), ("fusion", FUSIONS), ("positions", POSITIONS),
-                              ("vision_attention", VISION_ATTENTION), ("image_conversion", CONVERSIONS)):
+                              ("vision_attention", VISION_ATTENTION), ("image_conversion", CONVERSIONS),
+                              ("read_at", READ_AT)):
             if getattr(self, name) not in allowed:
                 raise EditRLError(f"EditRewardConfig.{name}={getattr(self, name)!r}: expected one of {list(allowed)}")
         if not 0 < self.min_pixels <= self.max_pixels:
@@ -240,12 +248,20 @@ class EditReward(nn.Module):
         positions, _ = self.model.get_rope_index(ids, mm_token_type_ids=token_type, image_grid_thw=grid_thw, attention_mask=mask)
         return positions
 
+    @property
+    def read_offset(self) -> int:
+        """How many tokens before the reward token the heads read (``read_at``)."""
+        return READ_AT[self.config.read_at]
+
     def _read_heads(self, hidden: torch.Tensor, ids: torch.Tensor, dim_indices: Sequence[int]) -> torch.Tensor:
-        """[mu, log_sigma] (N, 2) in fp32 at each row's reward token, row r read by the head of dim_indices[r]."""
+        """[mu, log_sigma] (N, 2) in fp32 at each row's reward token (or ``read_offset`` tokens before it), row r
+        read by the head of dim_indices[r]."""
         rows, cols = (ids == self.inputs.reward_token_id).nonzero(as_tuple=True)
         if rows.numel() != ids.shape[0] or not torch.equal(rows.cpu(), torch.arange(ids.shape[0])):
             raise EditRLError(f"every sequence must hold the reward token {self.config.reward_token!r} exactly once")
-        states = hidden[rows, cols].float()
+        if bool((cols < self.read_offset).any()):
+            raise EditRLError(f"read_at={self.config.read_at!r}: a sequence starts with the reward token")
+        states = hidden[rows, cols - self.read_offset].float()
         out = torch.empty(ids.shape[0], 2, device=hidden.device, dtype=torch.float32)
         # fp32 heads even under autocast (bf16 training), as the official code runs them
         with torch.autocast(device_type=hidden.device.type, enabled=False):
@@ -288,13 +304,14 @@ class EditReward(nn.Module):
         full = [sequences[d][i] for i in range(n) for d in range(n_dim)]  # row = i * D + d
         full_ids, full_mask = pad_right(full, self.inputs.tokenizer.pad_token_id)
         positions = self._full_positions(full_ids, full_mask, images.grid_thw, n, n_dim)
-        # the prefix: common to all dimensions, cut before the reward token so every suffix reads it
+        # the prefix: common to all dimensions, cut before the read token so every suffix holds it
         prefix_lens = []
         for i in range(n):
             length = min(len(sequences[d][i]) for d in range(n_dim))
             for d in range(1, n_dim):
                 length = min(length, common_prefix_length(sequences[0][i], sequences[d][i]))
-            length = min([length] + [sequences[d][i].index(self.inputs.reward_token_id) for d in range(n_dim)])
+            length = min([length] + [sequences[d][i].index(self.inputs.reward_token_id) - self.read_offset
+                                     for d in range(n_dim)])
             prefix_lens.append(length)
         prefix_ids, prefix_mask = pad_right([sequences[0][i][: prefix_lens[i]] for i in range(n)], self.inputs.tokenizer.pad_token_id)
         if int((prefix_ids == self.inputs.image_token_id).sum()) != sum(images.num_tokens):

@@ -41,7 +41,7 @@ from ..runs import (
     trackers,
     write_config,
 )
-from .data import PreferencePair, load_pair_images, load_preference_pairs
+from .data import PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .train_config import ModelSection, RewardTrainingConfig
 
@@ -194,6 +194,8 @@ class PairBatch:
     pair_ids: list[str]
     sources: list
     instructions: list[str]
+    rejected_instructions: list[str]
+    """What each rejected edit is scored under: its pair's instruction, or another (a hard negative)."""
     chosen: list
     rejected: list
     labels: torch.Tensor
@@ -222,6 +224,7 @@ def collate_pairs(items) -> PairBatch:
         pair_ids=[p.pair_id for p in pairs],
         sources=[images[0] for _, images in items],
         instructions=[p.instruction for p in pairs],
+        rejected_instructions=[p.rejected_instruction or p.instruction for p in pairs],
         chosen=[images[1] for _, images in items],
         rejected=[images[2] for _, images in items],
         labels=torch.tensor([p.label for p in pairs], dtype=torch.float32),
@@ -242,7 +245,7 @@ def _loader(pairs, batches, num_workers: int):
 def pair_outputs(model, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension outputs (P, D, 2) of the chosen and the rejected edits, in one forward."""
     n = len(batch.pair_ids)
-    per_dim = model(batch.sources + batch.sources, batch.instructions + batch.instructions,
+    per_dim = model(batch.sources + batch.sources, batch.instructions + batch.rejected_instructions,
                     batch.chosen + batch.rejected)
     return per_dim[:n], per_dim[n:]
 
@@ -327,6 +330,10 @@ class RewardTrainer:
 
         self.train_pairs, self.train_summary = load_preference_pairs(
             config.data.train, config.data.ties, config.data.score_range, config.data.strict, config.data.verify_images)
+        if config.data.hard_negatives:
+            self.train_pairs, added = add_hard_negatives(self.train_pairs, config.data.hard_negatives,
+                                                         config.data.hard_negatives_min_score, config.seed)
+            self.train_summary = {**self.train_summary, "hard_negatives": added, "pairs": len(self.train_pairs)}
         self.val_pairs, self.val_summary = ([], None)
         if config.data.validation is not None:
             self.val_pairs, self.val_summary = load_preference_pairs(

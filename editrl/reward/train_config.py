@@ -16,7 +16,7 @@ from ..errors import EditRLError
 from ..files import check_input, check_model_source, check_output
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
-from .data import TIE_POLICIES, DataSource
+from .data import HARD_NEGATIVES, TIE_POLICIES, DataSource
 from .losses import LossConfig
 from .model import EditRewardConfig
 
@@ -82,9 +82,20 @@ class DataSection(Config):
     strict: bool = config_field(False, "Stop at the first bad row instead of skipping it.")
     verify_images: bool = config_field(True, "Check every image decodes (PIL verify) while reading, so bad rows are found before training.")
     num_workers: int = config_field(0, "DataLoader worker processes decoding images.")
+    hard_negatives: list[str] = config_field([], "Label-free hard negatives added to the training pairs "
+                                             "(editrl.reward.data.add_hard_negatives): unchanged_source (the chosen edit "
+                                             "over the source left unchanged) and/or other_instruction (the chosen edit "
+                                             "over itself under another row's instruction). Not in the paper's recipe; "
+                                             "[] trains as the paper.")
+    hard_negatives_min_score: float | None = config_field(None, "Only chosen edits whose instruction-following score "
+                                                          "is at least this win a hard negative (null: every strict "
+                                                          "pair's chosen edit).")
 
     def validate(self) -> None:
         super().validate()
+        unknown = [k for k in self.hard_negatives if k not in HARD_NEGATIVES]
+        if unknown or len(set(self.hard_negatives)) != len(self.hard_negatives):
+            raise EditRLError(f"data.hard_negatives {self.hard_negatives}: expected distinct names among {list(HARD_NEGATIVES)}")
         if self.ties not in TIE_POLICIES:
             raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
         if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:
@@ -135,6 +146,9 @@ class RewardTrainingConfig(Config):
             raise EditRLError(f"mixed_precision {self.mixed_precision!r}: expected auto, bf16, fp16 or no")
         if not 0 <= self.warmup_ratio < 1:
             raise EditRLError(f"warmup_ratio={self.warmup_ratio}: expected 0 <= warmup_ratio < 1")
+        if self.data.hard_negatives and self.loss.type == "regression":
+            raise EditRLError("data.hard_negatives carry no human scores; loss.type regression needs them (use "
+                              "uncertainty or bt)")
 
     def check_before_loading(self) -> None:
         """What ``validate`` cannot see, checked before the backbone loads so that a typo stops the run at once with
