@@ -1,0 +1,69 @@
+"""data.hard_negatives: label-free pairs built from the rows themselves, and what the trainer does with them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editrl.errors import EditRLError
+from editrl.reward.data import PreferencePair, add_hard_negatives
+from editrl.reward.train import RewardTrainer, collate_pairs, pair_outputs
+from editrl.reward.train_config import load_config
+
+from .conftest import TINY_YAML, tiny_config
+
+
+def pair(i: int, kind: str = "strict", label: float = 1.0, if_score: float = 4.0) -> PreferencePair:
+    return PreferencePair(pair_id=f"p{i}", source=f"src{i}", instruction=f"instruction {i}", chosen=f"good{i}",
+                          rejected=f"bad{i}", chosen_scores=(if_score, 3.0), rejected_scores=(1.0, 3.0), label=label,
+                          kind=kind)
+
+
+def test_each_kind_is_built_from_the_chosen_edit():
+    pairs = [pair(0), pair(1), pair(2, kind="tie", label=0.5), pair(3, kind="disentangled")]
+    out, added = add_hard_negatives(pairs, ["unchanged_source", "other_instruction"], seed=0)
+    assert out[:4] == pairs and added == {"unchanged_source": 2, "other_instruction": 2}  # strict pairs only
+    negatives = {p.pair_id: p for p in out[4:]}
+    assert set(negatives) == {"p0#unchanged", "p1#unchanged", "p0#instruction", "p1#instruction"}
+    unchanged = negatives["p0#unchanged"]
+    assert (unchanged.chosen, unchanged.rejected, unchanged.rejected_instruction) == ("good0", "src0", None)
+    swapped = negatives["p1#instruction"]
+    assert swapped.chosen == swapped.rejected == "good1" and swapped.instruction == "instruction 1"
+    assert swapped.rejected_instruction not in (None, "instruction 1")
+    assert all(p.kind == "negative" and p.label == 1.0 and p.chosen_scores is None for p in negatives.values())
+
+
+def test_min_score_keeps_only_good_winners_and_unknown_kinds_are_refused():
+    pairs = [pair(0, if_score=4.0), pair(1, if_score=2.0)]
+    _, added = add_hard_negatives(pairs, ["unchanged_source"], min_score=3.0)
+    assert added == {"unchanged_source": 1}
+    with pytest.raises(EditRLError, match="hard_negatives"):
+        add_hard_negatives(pairs, ["deleted"])
+    with pytest.raises(EditRLError, match="hard_negatives"):
+        load_config(TINY_YAML, ["data.hard_negatives=[unchanged]"])
+    with pytest.raises(EditRLError, match="regression"):
+        load_config(TINY_YAML, ["data.hard_negatives=[unchanged_source]", "loss.type=regression"])
+
+
+def test_the_rejected_side_is_scored_under_its_own_instruction():
+    seen = []
+
+    def model(sources, instructions, edits):
+        seen.append(list(instructions))
+        return torch.zeros(len(edits), 2, 2)
+
+    negative = add_hard_negatives([pair(0), pair(1)], ["other_instruction"], seed=0)[0][2]
+    images = ("S", "C", "R")
+    batch = collate_pairs([(negative, images), (pair(1), images)])
+    pair_outputs(model, batch)
+    assert seen == [["instruction 0", "instruction 1", negative.rejected_instruction, "instruction 1"]]
+
+
+def test_trainer_adds_them_to_training_pairs_only(tmp_path):
+    config = tiny_config(tmp_path / "run", "data.hard_negatives=[unchanged_source]")
+    trainer = RewardTrainer(config)
+    strict = trainer.train_summary["strict_pairs"]
+    assert trainer.train_summary["hard_negatives"] == {"unchanged_source": strict}
+    assert sum(p.kind == "negative" for p in trainer.train_pairs) == strict
+    assert not any(p.kind == "negative" for p in trainer.val_pairs)
+    assert trainer.train_summary["pairs"] == len(trainer.train_pairs)
