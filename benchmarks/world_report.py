@@ -191,11 +191,12 @@ def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
 
 def audit_rows(n: int, seed: int) -> list[dict]:
     """Held-out comparisons of the exact target (candidate a) against each audit category's clean wrong
-    outcome and against the unchanged source (candidate b); ``group`` names the category."""
+    outcome and against the unchanged source (candidate b); ``group`` names the category. The held-out
+    categories draw from a generator of their own, so the training categories' rows are those of earlier reports."""
     import io
     import random
 
-    from editrl.world.audit import CATEGORIES, wrong_outcome
+    from editrl.world.audit import AUDIT_CATEGORIES, HELD_OUT_CATEGORIES, wrong_outcome
     from editrl.world.examples import make_examples
 
     def png(image) -> bytes:
@@ -203,11 +204,11 @@ def audit_rows(n: int, seed: int) -> list[dict]:
         image.save(buffer, "PNG")
         return buffer.getvalue()
 
-    rng, rows = random.Random(seed), []
+    rng, held_out_rng, rows = random.Random(seed), random.Random(f"{seed}-held-out"), []
     for example in make_examples(n, seed=seed, split="test"):
         source, target = png(example.source), png(example.target)
-        for category in CATEGORIES:
-            wrong = wrong_outcome(example, category, rng)
+        for category in AUDIT_CATEGORIES:
+            wrong = wrong_outcome(example, category, held_out_rng if category in HELD_OUT_CATEGORIES else rng)
             if wrong is not None:
                 rows.append({"group": category, "instruction": example.instruction, "source": source, "a": target, "b": png(wrong)})
     return rows
@@ -384,10 +385,13 @@ def chance_note(records: list[dict]) -> str:
 def audit_table(records: list[dict], bench_info: dict) -> str:
     """Per audit category, how often each reward prefers the exact target (goal: >= 95% everywhere, >= 98% vs
     the unchanged source), and the instruction-following head on editor pairs (goal >= 85%)."""
+    from editrl.world.audit import HELD_OUT_CATEGORIES
+
     scored = [r for r in records if "audit_target_wins" in r]
     if not scored:
         return ""
     categories = list(scored[0]["audit_target_wins"])
+    names = [f"{c}*" if c in HELD_OUT_CATEGORIES else c for c in categories]
     rows = [f"| {label(r)} | {fmt(r.get('editor_pairs_if_head_vs_oracle_if'))} | {fmt(r.get('editor_pairs_exact_wins'))} | "
             + " | ".join(fmt(r["audit_target_wins"][c]) for c in categories) + " |" for r in scored]
     return ("## The exact target against each clean wrong outcome\n\n"
@@ -400,7 +404,9 @@ def audit_table(records: list[dict], bench_info: dict) -> str:
             + f"%); 'exact wins': on the {bench_info['editor_exact_pairs']} editor pairs where exactly one sample is exactly "
             "right, how often the reward's score prefers it (the annotators: "
             + next((fmt(r["editor_pairs_exact_wins"]) for r in records if r["model"] == "annotator ceiling"), "–")
-            + "%).\n\n| model | IF head, editor pairs | exact wins, editor pairs | " + " | ".join(categories) + " |\n|---|---|---|"
+            + "%)." + (" Categories marked * are held out: never used to train any world model."
+                       if names != categories else "")
+            + "\n\n| model | IF head, editor pairs | exact wins, editor pairs | " + " | ".join(names) + " |\n|---|---|---|"
             + "---|" * len(categories) + "\n" + "\n".join(rows) + "\n")
 
 

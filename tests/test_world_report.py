@@ -165,3 +165,33 @@ def test_reward_deltas_score_each_candidate_once_for_the_score_and_the_first_hea
     deltas = report.reward_deltas(Reward(), rows)
     assert calls == [2]  # two distinct candidates, one call
     assert deltas["score"].tolist() == [-10.0, 10.0] and deltas["first_dimension"].tolist() == [10.0, -10.0]
+
+
+def test_audit_rows_add_the_held_out_categories_and_keep_the_training_categories_rows(report):
+    """The training categories' rows are the ones of reports made before the held-out categories existed (pixel
+    hash computed at base 3cf4719); every held-out category is compared too."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from editrl.world.audit import CATEGORIES, HELD_OUT_CATEGORIES
+
+    rows = report.audit_rows(6, 7)
+    digest = hashlib.sha256()
+    training = [r for r in rows if r["group"] in CATEGORIES]
+    for r in training:
+        digest.update(r["group"].encode() + np.asarray(Image.open(io.BytesIO(r["b"]))).tobytes())
+    assert len(training) == 57 and digest.hexdigest() == "68a961d38dfe7e293b0e415736ed78f2ad502d2955287c1f7201aad898aa4f29"
+    # also-other (recolours and adds only) applies to none of these 6 examples
+    assert {r["group"] for r in rows} - set(CATEGORIES) == set(HELD_OUT_CATEGORIES) - {"also-other"}
+
+
+def test_audit_table_marks_the_held_out_categories(report):
+    info = {"audit_cases": 3, "editor_if_pairs": 2, "editor_exact_pairs": 1}
+    record = {"model": "m", "audit_target_wins": {"deleted": 1.0, "swapped": 0.5, "mirrored": 0.25}}
+    table = report.audit_table([record], info)
+    assert "| deleted | swapped* | mirrored* |" in table and "| 100.0 | 50.0 | 25.0 |" in table
+    assert "Categories marked * are held out: never used to train any world model." in table
+    older = report.audit_table([{"model": "m", "audit_target_wins": {"deleted": 1.0}}], info)
+    assert "| deleted |" in older and "*" not in older
