@@ -166,26 +166,31 @@ def _new_value(attribute: str, obj, scene: Scene, avoid: set[str], rng: random.R
     return rng.choice(choices) if choices else None
 
 
-def _changed(scene: Scene, obj, attribute: str, avoid: set[str], rng: random.Random) -> Scene | None:
+def _changed(scene: Scene, obj, kind: str, avoid: set[str], rng: random.Random) -> Scene | None:
+    """``scene`` with ``obj`` changed in one attribute that an edit of ``kind`` does not set."""
+    attribute = rng.choice([a for a in ("color", "size", "position") if a != _SETS[kind]])
     value = _new_value(attribute, obj, scene, avoid, rng)
     return None if value is None else scene.replace_object(obj, replace(obj, **{attribute: value}))
+
+
+def _with_copy(scene: Scene, obj, rng: random.Random) -> Scene | None:
+    """``scene`` with ``obj`` drawn (again) in one of its free cells."""
+    free = scene.free_positions()
+    return scene.add_object(replace(obj, position=rng.choice(free))) if free else None
 
 
 def _wrong_edit(category: str, before: Scene, edit: Edit, avoid: set[str], rng: random.Random) -> Scene | None:
     """``before`` with ``edit`` done wrong in the way of a held-out ``category`` (colours in ``avoid`` never created)."""
     if category == "wrong-kind":
-        obj = before.find(edit.color, edit.shape)
-        return _changed(before, obj, rng.choice([a for a in ("color", "size", "position") if a != _SETS[edit.kind]]), avoid, rng)
+        return _changed(before, before.find(edit.color, edit.shape), edit.kind, avoid, rng)
     after = edit.apply(before)
     obj = after.find(edit.value if edit.kind == "recolor" else edit.color, edit.shape)
     if category == "also-changed":
-        return _changed(after, obj, rng.choice([a for a in ("color", "size", "position") if a != _SETS[edit.kind]]), avoid, rng)
+        return _changed(after, obj, edit.kind, avoid, rng)
     if category == "copied":  # the object as it was, and the edited one in a cell free before the edit
-        free = before.free_positions()
-        return before.add_object(replace(obj, position=rng.choice(free))) if free else None
+        return _with_copy(before, obj, rng)
     if edit.kind == "add":  # also-other: the new object drawn twice
-        free = after.free_positions()
-        return after.add_object(replace(obj, position=rng.choice(free))) if free else None
+        return _with_copy(after, obj, rng)
     others = [o for o in after.objects if o.color not in avoid]  # also-other: another object takes the asked colour
     other = rng.choice(others) if others else None
     return after.replace_object(other, replace(other, color=edit.value)) if other is not None else None
