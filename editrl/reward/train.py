@@ -117,7 +117,7 @@ def prepare_for_training(model, config: RewardTrainingConfig) -> None:
         model.__dict__["lora_model"] = LoraModel(model.model.language_model, lora, "default")
     else:
         for p in model.parameters():
-            p.requires_grad_(True)
+            p.requires_grad_(section.train_backbone)
         if not section.train_vision:
             for p in model.model.visual.parameters():
                 p.requires_grad_(False)
@@ -126,7 +126,8 @@ def prepare_for_training(model, config: RewardTrainingConfig) -> None:
     embedding = model.model.get_input_embeddings()
     if model.lm_head.weight is not embedding.weight:
         model.lm_head.weight.requires_grad_(False)  # the reward forward never reads the LM head
-    model.__dict__["embedding_hook"] = freeze_embeddings_except(embedding, model.inputs.reward_token_id)
+    if section.train_backbone:
+        model.__dict__["embedding_hook"] = freeze_embeddings_except(embedding, model.inputs.reward_token_id)
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()  # optimizer updates of 2e-6 vanish in bf16 weights: keep fp32 masters

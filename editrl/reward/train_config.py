@@ -49,6 +49,10 @@ class ModelSection(EditRewardConfig):
     seed: int = config_field(0, "Initialisation seed of the tiny backbone and of the reward heads.")
     lora: LoraSection | None = config_field(None, "LoRA settings; null = full fine-tune.")
     train_vision: bool = config_field(True, "Full fine-tune only: train the vision tower too (official: yes). With LoRA it stays frozen.")
+    train_backbone: bool = config_field(True, "false: the backbone (embeddings, vision tower, language model) stays frozen "
+                                        "and only the heads train: a probe of what the backbone already holds, far "
+                                        "cheaper per step; pair it with read_at: before_reward_token (the untrained "
+                                        "reward token carries nothing). Official: true.")
     gradient_checkpointing: bool = config_field(True, "Recompute activations in the backward pass to save memory.")
     dtype: str = config_field("auto", "Dtype the backbone is loaded in: auto = bfloat16 for a frozen LoRA base on GPU, else "
                               "float32 (trainable weights are always float32 masters; bf16 compute comes from mixed_precision).")
@@ -59,6 +63,8 @@ class ModelSection(EditRewardConfig):
             raise EditRLError(f"model.dtype {self.dtype!r}: expected auto, float32 or bfloat16")
         if (self.base_model is None) == (self.tiny is None):
             raise EditRLError("model: set exactly one of model.base_model (id or folder) or model.tiny ({...} kwargs)")
+        if not self.train_backbone and self.lora is not None:
+            raise EditRLError("model.train_backbone: false trains the heads only; remove model.lora (it adapts the backbone)")
         if self.tiny_backbone not in TINY_BACKBONES:
             raise EditRLError(f"model.tiny_backbone: expected one of {', '.join(sorted(TINY_BACKBONES))}, got {self.tiny_backbone!r}")
         if self.tokenizer not in TOKENIZER_WORDS:

@@ -67,3 +67,16 @@ def test_trainer_adds_them_to_training_pairs_only(tmp_path):
     assert sum(p.kind == "negative" for p in trainer.train_pairs) == strict
     assert not any(p.kind == "negative" for p in trainer.val_pairs)
     assert trainer.train_summary["pairs"] == len(trainer.train_pairs)
+
+
+def test_frozen_backbone_trains_the_heads_only(tmp_path):
+    config = tiny_config(tmp_path / "run", "model.train_backbone=false", "model.read_at=before_reward_token",
+                         "max_steps=2")
+    trainer = RewardTrainer(config)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train()
+    moved = {name for name, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[name])}
+    assert moved and all(name.startswith("rm_heads.") for name in moved)
+    assert len(moved) == len([n for n in before if n.startswith("rm_heads.")])
+    with pytest.raises(EditRLError, match="train_backbone"):
+        load_config(TINY_YAML, ["model.train_backbone=false", "model.lora={}"])
