@@ -111,7 +111,7 @@ class GRPOTrainer(RLTrainer):
         for minibatch in minibatches:
             kept = self.global_count(sum(int(keep[rows].sum()) for rows in minibatch))
             for rows in minibatch:
-                if not keep[rows].any():
+                if not self.runs_forward(adv.keep, rows):
                     continue
                 c = cond.select(rows)
                 for s in trained:
