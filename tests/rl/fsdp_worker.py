@@ -18,7 +18,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
-
 # NFT keeps flat groups by default; dropped, they leave a process with nothing to train, the case FSDP must handle
 OVERRIDES = {"nft": ["min_group_std=0.0001"]}
 
