@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
 MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
-                        "overlap_reward",
+                        "overlap_reward", "offload_text_encoder",
                         "monitor_window", "monitor_min_rise", "monitor_min_fall")
 TRAIN_TIMESTEPS = 1000
 RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
