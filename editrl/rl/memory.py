@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import EditRLError
 from .config import check_optimizer_installed
+
+FSDP_CONFIG = "configs/accelerate/fsdp_rl.yaml"
 
 
 def lora_modules(denoiser: torch.nn.Module) -> list[torch.nn.Module]:
@@ -31,12 +34,17 @@ def shard_denoiser(accelerator, editor) -> None:
     The editor may be loaded on the CPU: FSDP moves each unit to the device as it shards it, so the whole denoiser
     never has to fit on one accelerator. The LoRA modules are moved here, because FSDP leaves the modules it ignores
     where they are."""
+    if accelerator.is_fsdp2:  # accelerate prepares FSDP2 only with the optimizer, and shards every parameter, LoRA too
+        raise EditRLError(f"accelerate config: fsdp_version 2; RL shards the denoiser with fsdp_version 1 ({FSDP_CONFIG})")
     denoiser = editor.transformer
     lora = lora_modules(denoiser)
     for module in lora:
         module.to(accelerator.device)
     accelerator.state.fsdp_plugin.ignored_modules = lora
-    editor.transformer = accelerator.prepare_model(denoiser)
+    try:
+        editor.transformer = accelerator.prepare_model(denoiser)
+    except ValueError as err:  # e.g. fsdp_transformer_layer_cls_to_wrap naming a class the denoiser does not have
+        raise EditRLError(f"accelerate config: {err} (use {FSDP_CONFIG}, which wraps the denoiser's own blocks)") from None
     offloaded = editor.text_encoders if editor.text_encoders_offloaded else []
     for module in editor.pipe.components.values():
         if isinstance(module, torch.nn.Module) and module is not editor.transformer and not any(module is m for m in offloaded):

@@ -39,7 +39,7 @@ def _config(tmp_path, tiny_pipeline_dir, **overrides) -> Path:
     return path
 
 
-def _launch(tmp_path, config: Path, *algorithms: str) -> None:
+def _launch(tmp_path, config: Path, *algorithms: str) -> str:
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate/fsdp_rl.yaml"),
@@ -47,13 +47,16 @@ def _launch(tmp_path, config: Path, *algorithms: str) -> None:
            str(HERE / "fsdp_worker.py"), str(config), str(tmp_path), *algorithms]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)  # a hang: processes disagree
     assert done.returncode == 0, done.stderr[-4000:]
+    return done.stderr
 
 
 def test_rl_sharded_over_two_processes_trains_as_the_whole_denoiser(tmp_path, tiny_pipeline_dir):
     """GRPO, DPO and NFT, each run with the whole denoiser on both processes and then sharded. The reward is flat on the
     second process (``toys:FlatOffMain``): it keeps no rollout and has no DPO pair, so under FSDP it must still run the
     first process's training forwards and backwards (at zero weight), or the collectives would hang."""
-    _launch(tmp_path, _config(tmp_path, tiny_pipeline_dir), "grpo", "dpo", "nft")
+    stderr = _launch(tmp_path, _config(tmp_path, tiny_pipeline_dir), "grpo", "dpo", "nft")
+    # the unsharded runs: accelerate left these CPU processes unsharded despite the FSDP config, and the trainer says so
+    assert "launched with an FSDP config, but accelerate runs FSDP only on GPUs: each of these MULTI_CPU processes" in stderr
     for algorithm in ("grpo", "dpo", "nft"):
         out = tmp_path / algorithm
         runs = {(mode, rank): torch.load(out / f"{mode}-rank{rank}.pt") for mode in ("whole", "sharded") for rank in (0, 1)}

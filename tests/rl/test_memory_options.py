@@ -96,3 +96,26 @@ def test_fsdp_needs_as_many_evaluation_batches_on_every_process(n_prompts, world
                                           f"processes in batches of {batch_size} give {batches[0]} and {batches[1]}; "
                                           f"use a multiple of {world_size} prompts"):
         trainer.check_eval_batches()
+
+
+def test_an_fsdp_config_rl_cannot_use_is_one_line(tmp_path, prompts):
+    """configs/accelerate/fsdp.yaml (the reward model's: Qwen2.5-VL layer classes) or fsdp_version 2 stop with one line."""
+    from editrl.rl.memory import shard_denoiser
+
+    editor = _trainer(tmp_path, prompts).editor
+
+    def prepare_model(model):  # what accelerate raises for a layer class the model lacks
+        raise ValueError("Could not find the transformer layer class Qwen2_5_VLDecoderLayer in the model.")
+
+    plugin = SimpleNamespace(ignored_modules=None)
+    accelerator = SimpleNamespace(is_fsdp2=False, device=torch.device("cpu"), state=SimpleNamespace(fsdp_plugin=plugin),
+                                  prepare_model=prepare_model)
+    with pytest.raises(EditRLError, match="accelerate config: Could not find the transformer layer class Qwen2_5_VLDecoderLayer "
+                                          r"in the model. \(use configs/accelerate/fsdp_rl.yaml, which wraps"):
+        shard_denoiser(accelerator, editor)
+    assert plugin.ignored_modules and all(type(m).__name__ == "Linear" for m in plugin.ignored_modules)  # the LoRA layers
+    assert len(plugin.ignored_modules) == sum(1 for n, _ in editor.transformer.named_modules() if n.endswith(("lora_A.default",
+                                                                                                              "lora_B.default")))
+    accelerator.is_fsdp2 = True
+    with pytest.raises(EditRLError, match="accelerate config: fsdp_version 2; RL shards the denoiser with fsdp_version 1"):
+        shard_denoiser(accelerator, editor)
