@@ -131,8 +131,8 @@ class RLTrainer:
                                                       log_with=trackers(config.report_to) or None, project_dir=config.output_dir)
         self.sharded = self.accelerator.distributed_type == DistributedType.FSDP
         if not self.sharded and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
-            logger.warning("launched with an FSDP config, but accelerate runs FSDP only on GPUs: each of these %s processes "
-                           "holds the whole denoiser", self.accelerator.distributed_type.value)
+            logger.warning("launched with an FSDP config, but accelerate did not select FSDP (distributed type %s; it does on "
+                           "GPUs only): each process holds the whole denoiser", self.accelerator.distributed_type.value)
         device = torch.device(config.device) if config.device else self.accelerator.device
         if editor is None:
             from ..sampler.editors import default_device_dtype, load_editor
@@ -190,7 +190,7 @@ class RLTrainer:
         # the exact target scenes of the world's evaluation prompts: exact-edit and lost-object shares
         # a judge may measure more than its score (the world oracle: the shares of exact edits and lost objects)
         self.measure_names = tuple(getattr(judge, "measure_names", ())) if judge is not None else ()
-        if self.sharded:
+        if self.sharded and config.eval_every:
             self.check_eval_batches()
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
@@ -252,11 +252,11 @@ class RLTrainer:
     def check_eval_batches(self) -> None:
         """Under FSDP every process must sample as many evaluation batches as every other (``runs_forward``): one line
         if the evaluation prompts dealt over the processes do not give that."""
-        bs, counts = self.config.batch_size, [len(range(r, len(self.eval_prompts), self.world_size)) for r in (0, self.world_size - 1)]
-        batches = [-(-c // bs) for c in counts]
+        bs, n = self.config.batch_size, len(self.eval_prompts)
+        batches = [-(-len(range(rank, n, self.world_size)) // bs) for rank in (0, self.world_size - 1)]  # the most, the fewest
         if batches[0] != batches[1]:
             raise EditRLError(f"config key eval_prompts: under FSDP every process samples as many evaluation batches, but "
-                              f"{len(self.eval_prompts)} prompts over {self.world_size} processes in batches of {bs} give "
+                              f"{n} prompts over {self.world_size} processes in batches of {bs} give "
                               f"{batches[0]} and {batches[1]}; use a multiple of {self.world_size} prompts")
 
     def step_prompts(self, step: int) -> list[tuple[Any, str]]:
