@@ -7,16 +7,20 @@ adapter's own ``lora_target_modules``, so the counts are exactly what ``editrl g
 - ``params_b``: parameters (billions) of the denoiser, the text encoder and the VAE;
 - ``sampling_gib``: bf16 weights resident while sampling, everything on one GPU (``all``) or with the text encoder
   moved off after the prompts are encoded (``denoise``: denoiser + VAE);
-- ``grpo_gib``: LoRA GRPO's weights and optimizer state per GPU: the frozen bf16 denoiser, VAE and text encoder
-  (``editrl.rl`` keeps the text encoder resident: it encodes each iteration's prompts), fp32 LoRA weights and
-  gradients, AdamW's two fp32 moments (``adamw``) or 8-bit moments (``adamw_8bit``); the same with the text encoder
-  moved off between encodes (``adamw_text_encoder_off``: not implemented in editrl yet); and with the frozen
-  denoiser sharded over 2, 4 and 8 GPUs (``fsdp_N_adamw``: each GPU holds 1/N of it, the text encoder resident;
-  LoRA and its state are replicated, as ``editrl.rl`` keeps them; FSDP is not implemented in editrl yet);
-- ``fits_80gb``: which of those leave room on an 80 GB GPU (more than 10 % of it free for activations).
+- ``grpo_gib``: LoRA GRPO's weights and optimizer state per GPU at their peak: the frozen bf16 denoiser, VAE and text
+  encoder, fp32 LoRA weights and gradients, and the optimizer's two moments, fp32 (``optimizer: adamw``) or 8-bit
+  (``optimizer: adamw_8bit``, bitsandbytes' AdamW8bit); ``fsdp_N_*``: the frozen denoiser sharded over N GPUs
+  (``configs/accelerate/fsdp_rl.yaml``): each GPU holds 1/N of it, plus, at most, the denoiser's layers outside its
+  blocks and two whole blocks while FSDP has them gathered (the running unit and the prefetched one), the LoRA and its
+  state replicated (``editrl.rl.memory``);
+- ``training_gib``: the same while the training forwards and backwards run with ``offload_text_encoder: true``: the
+  text encoder waits on the CPU then (more room for the activations), but it comes back for each encode while the rest
+  stays, so the peak (``grpo_gib``) is unchanged: offloading alone never makes a model fit, sharding does;
+- ``fits_80gb``: which peaks leave room on an 80 GB GPU (more than 10 % of it free for activations).
 
-Activations are not here: they depend on the sequence length and on gradient checkpointing, and are measured on a GPU
-by ``benchmarks/gpu_suite.py --parts new_editors`` (peak memory with and without checkpointing).
+``NOT_BUILT`` editors print why they have no row. Activations are not here: they depend on the sequence length and on
+gradient checkpointing, and are measured on a GPU by ``benchmarks/gpu_suite.py --parts new_editors`` (peak memory with
+and without checkpointing).
 
     python benchmarks/editor_memory.py [--rank 64] [--sizes tiny]
 """
@@ -46,10 +50,26 @@ EDITOR_SIZES = {
     "flux2": (sizes.flux2, "dev", "tiny"),
 }
 FSDP_GPUS = (2, 4, 8)
+NOT_BUILT = {
+    "longcat-image-edit": "no real-size build: diffusers 0.42 documents LongCat-Image as 6B parameters with a "
+    "Qwen2_5_VLForConditionalGeneration text encoder (the transformer's joint_attention_dim default, 3584, is "
+    "Qwen2.5-VL-7B's hidden size), but its source does not give the released transformer's block counts: "
+    "LongCatImageTransformer2DModel's defaults (19 double + 38 single blocks of 24 x 128) are FLUX.1's 12B, not the "
+    "release; and editrl only samples it (LongCatImageEditPipeline cannot save LoRA), so it would have no GRPO rows",
+}
+"""Editors without a row, and why (printed as such)."""
 
 
 def count(module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def gathered(denoiser) -> int:
+    """The most denoiser parameters FSDP holds whole at once besides the shards (``fsdp_rl.yaml``: one unit per block
+    class the denoiser names in ``_no_split_modules``): the root unit (everything outside the blocks) and two blocks,
+    the running one and the one BACKWARD_PRE prefetches."""
+    blocks = [m for m in denoiser.modules() if type(m).__name__ in denoiser._no_split_modules]
+    return count(denoiser) - sum(count(b) for b in blocks) + 2 * max(count(b) for b in blocks)
 
 
 def memory(name: str, size: str, rank: int) -> dict:
@@ -60,20 +80,21 @@ def memory(name: str, size: str, rank: int) -> dict:
     params = {"denoiser": count(pipe.transformer), "text_encoder": count(pipe.text_encoder), "vae": count(pipe.vae)}
     lora = sum(p.numel() for p in add_lora(pipe.transformer, rank, rank, editor.lora_target_modules))
     bf16 = {k: 2 * v / GIB for k, v in params.items()}
-    frozen = bf16["denoiser"] + bf16["vae"]
     lora_gib = (4 + 4) * lora / GIB  # fp32 weights and gradients
     states = {"adamw": 2 * 4 * lora / GIB, "adamw_8bit": 2 * 1 * lora / GIB}
-    grpo = {opt: frozen + bf16["text_encoder"] + lora_gib + state for opt, state in states.items()}
-    grpo["adamw_text_encoder_off"] = frozen + lora_gib + states["adamw"]
-    for gpus in FSDP_GPUS:
-        grpo[f"fsdp_{gpus}_adamw"] = bf16["denoiser"] / gpus + bf16["vae"] + bf16["text_encoder"] + lora_gib + states["adamw"]
-    sampling = {"all": sum(bf16.values()), "denoise": frozen}
+    denoiser = {"": bf16["denoiser"], **{f"fsdp_{n}_": bf16["denoiser"] / n + 2 * gathered(pipe.transformer) / GIB
+                                         for n in FSDP_GPUS}}
+    training = {f"{where}{opt}": held + bf16["vae"] + lora_gib + state for where, held in denoiser.items()
+                for opt, state in states.items()}
+    grpo = {key: value + bf16["text_encoder"] for key, value in training.items()}
+    sampling = {"all": sum(bf16.values()), "denoise": bf16["denoiser"] + bf16["vae"]}
     fits = {f"sampling_{k}": v < 0.9 * GPU_GIB for k, v in sampling.items()}
     fits.update({f"grpo_{k}": v < 0.9 * GPU_GIB for k, v in grpo.items()})
     return {
         "editor": name, "size": size, "lora_rank": rank, "lora_targets": editor.lora_target_modules,
         "params_b": {k: round(v / 1e9, 4) for k, v in params.items()}, "lora_params_m": round(lora / 1e6, 3),
         "sampling_gib": {k: round(v, 3) for k, v in sampling.items()}, "grpo_gib": {k: round(v, 3) for k, v in grpo.items()},
+        "training_gib": {k: round(v, 3) for k, v in training.items()},
         "fits_80gb": fits, "activations": "not included; measured by gpu_suite.py --parts new_editors",
     }
 
@@ -85,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name, (_, real, tiny) in EDITOR_SIZES.items():
         print(json.dumps(memory(name, real if args.sizes == "real" else tiny, args.rank)), flush=True)
+    for name, reason in NOT_BUILT.items():
+        print(json.dumps({"editor": name, "not_built": reason}), flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ loads" is asserted, not timed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -148,6 +149,10 @@ def test_refused_before_any_model_loads(argv, message, place, no_loading, capsys
     ("output_dir=run", "output_dir 'run' already holds a run (log.jsonl): pass --resume to continue it"),
     ("output_dir=/proc/rl", "output_dir '/proc/rl" + NOT_CREATABLE),
     ("output_dir=afile/rl", "output_dir 'afile/rl': " + UNDER_A_FILE),
+    pytest.param("optimizer=adamw_8bit", "config key optimizer: adamw_8bit needs bitsandbytes, which is not installed: "
+                 "pip install bitsandbytes", marks=pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None,
+                                                                      reason="bitsandbytes is installed")),
+    ("optimizer=adam", "config key optimizer: expected one of ('adamw', 'adamw_8bit'), got 'adam'"),
 ])
 def test_rl_config_refused_before_any_model_loads(algorithm, setting, message, place, no_loading, capsys):
     line = error_line([algorithm, "--set", setting], capsys)

@@ -6,6 +6,7 @@ file or an override is an error naming the key, so a typo never silently falls b
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +17,8 @@ from ..files import check_input
 from ..registry import PROMPT_SETS
 from ..runs import REPORT_TO
 
-__all__ = ["DPOConfig", "GRPOConfig", "GroupConfig", "NFTConfig", "RLConfig", "check_prompt_source", "load_config"]
+__all__ = ["DPOConfig", "GRPOConfig", "GroupConfig", "NFTConfig", "RLConfig", "check_optimizer_installed", "check_prompt_source",
+           "load_config"]
 
 LOG_FILE = "log.jsonl"
 """The run's log in ``output_dir``; its presence marks a folder holding an earlier run."""
@@ -25,6 +27,16 @@ ADVANTAGE_MODES = ("global_std", "group", "batch")
 """How rewards become advantages (``editrl.rl.advantages``), the choices of ``advantage_mode``."""
 SDE_TYPES = ("flow_grpo", "cps")
 """The SDE step forms of ``editrl.rl.sde`` (flow_grpo's Euler-Maruyama, or Coefficients-Preserving Sampling)."""
+OPTIMIZERS = {"adamw": None, "adamw_8bit": "bitsandbytes"}
+"""The choices of ``optimizer`` (``editrl.rl.memory.optimizer_class``) and the package each needs beyond torch."""
+
+
+def check_optimizer_installed(name: str) -> None:
+    """One line if the optimizer ``name`` needs a package that is not installed (bitsandbytes is not a dependency of
+    editrl); looked up without importing it, so a config is checked before torch loads."""
+    package = OPTIMIZERS[name]
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise EditRLError(f"config key optimizer: {name} needs {package}, which is not installed: pip install {package}")
 
 
 def check_prompt_source(spec: str, label: str = "data") -> None:
@@ -42,7 +54,7 @@ def check_prompt_source(spec: str, label: str = "data") -> None:
 class RLConfig(Config):
     """Keys shared by ``editrl grpo`` and ``editrl dpo`` (the world defaults run on a laptop CPU)."""
 
-    KEYS_ADDED: ClassVar[dict[str, Any]] = {"ema_update_every": 1}
+    KEYS_ADDED: ClassVar[dict[str, Any]] = {"ema_update_every": 1, "optimizer": "adamw"}
     """Keys added after checkpoints were written without them, each with the value that behaves as those runs did
     (``editrl.runs.check_resume_config``): such a checkpoint resumes when the config says that value."""
 
@@ -58,6 +70,9 @@ class RLConfig(Config):
                                            "for FLUX.1-Kontext (shorter T5 text: faster; the world editor is trained for 128).")
     guidance: float | None = config_field(None, "Guidance scale of the editor; null = its default (Kontext 2.5, Qwen-Image-Edit 4.0).")
     gradient_checkpointing: bool = config_field(False, "Recompute the denoiser's activations in backward (less memory at large sizes).")
+    offload_text_encoder: bool = config_field(False, "Keep the editor's text encoder(s) on the CPU except while prompts are "
+                                              "encoded (moved to the accelerator for it): frees their memory for training, "
+                                              "at two weight transfers per encode; the results are the same.")
     # --- LoRA
     lora_rank: int = config_field(8, "LoRA rank r.")
     lora_alpha: float = config_field(8.0, "LoRA alpha (scale = alpha / r).")
@@ -88,6 +103,8 @@ class RLConfig(Config):
     eval_steps: int | None = config_field(None, "Sampling steps at evaluation; null = the editor's default.")
     # --- optimisation
     num_iterations: int = config_field(20, "Iterations (rollout + update) to train.")
+    optimizer: str = config_field("adamw", "Optimizer of the LoRA weights: adamw (torch, fp32 moments) | adamw_8bit "
+                                  "(bitsandbytes' AdamW8bit: 8-bit moments, a quarter of the state; pip install bitsandbytes).")
     learning_rate: float = config_field(3e-4, "AdamW learning rate of the LoRA weights.")
     adam_betas: list[float] = config_field([0.9, 0.999], "AdamW betas.")
     weight_decay: float = config_field(1e-4, "AdamW weight decay.")
@@ -123,14 +140,17 @@ class RLConfig(Config):
             raise EditRLError(f"config key report_to: expected one of {REPORT_TO}, got {self.report_to!r}")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise EditRLError(f"config key rewards: expected a mapping {{spec: weight}}, got {self.rewards!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise EditRLError(f"config key optimizer: expected one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
 
     def check_before_loading(self, resume: bool | str = False) -> None:
         """What ``validate`` cannot see, checked before any model loads so that a typo stops the run at once with
-        one line naming the key: the editor and its model, each reward spec, the prompt sources, and an
-        ``output_dir`` that can be created and holds no earlier run (unless resuming)."""
+        one line naming the key: the editor and its model, each reward spec, the prompt sources, the optimizer's
+        package, and an ``output_dir`` that can be created and holds no earlier run (unless resuming)."""
         from ..reward.specs import check_reward_spec
         from ..runs import check_run_folder
 
+        check_optimizer_installed(self.optimizer)
         for spec in self.rewards:
             check_reward_spec(spec, "config key rewards")
         if self.judge:

@@ -93,6 +93,7 @@ class DPOTrainer(RLTrainer):
         best = grouped.argmax(1) + torch.arange(len(grouped)) * k
         worst = grouped.argmin(1) + torch.arange(len(grouped)) * k
         valid = (grouped.max(1).values - grouped.min(1).values) >= cfg.min_reward_gap
+        stand_in = best[:1], worst[:1]  # the pair a process with no pairs left trains at zero weight (FSDP)
         best, worst = best[valid], worst[valid]
 
         # 3. shared noise and t for winner and loser; conditional predictions (no CFG mixing) against
@@ -103,8 +104,11 @@ class DPOTrainer(RLTrainer):
         n_pairs = len(best)
         all_pairs = self.global_count(n_pairs)
         pair_batch = max(1, cfg.batch_size // 2)
-        for lo in range(0, n_pairs, pair_batch):
+        for lo in range(0, self.forward_rounds(n_pairs), pair_batch):
             w, l = best[lo : lo + pair_batch], worst[lo : lo + pair_batch]
+            weight = len(w)
+            if not weight:  # under FSDP: another process has more pairs, and every forward is a collective
+                w, l = stand_in
             c = self.conditional(cond.select(torch.cat([w, l])))
             x0_pair = torch.cat([x0[w], x0[l]])
             for _ in range(cfg.timesteps_per_pair):
@@ -118,10 +122,11 @@ class DPOTrainer(RLTrainer):
                 v = self.editor.velocity(x_t, t2, c)
                 m = len(w)
                 loss, st = flow_dpo_loss(v[:m], v[m:], v_ref[:m], v_ref[m:], target[:m], target[m:], cfg.beta)
-                (loss * self.loss_weight(m, all_pairs) / cfg.timesteps_per_pair).backward()
-                stats["loss"].append(loss.detach().expand(m).cpu())
-                for key in ("accuracy", "d_theta", "d_ref"):
-                    stats[key].append(st[key].cpu())
+                (loss * self.loss_weight(weight, all_pairs) / cfg.timesteps_per_pair).backward()
+                if weight:
+                    stats["loss"].append(loss.detach().expand(m).cpu())
+                    for key in ("accuracy", "d_theta", "d_ref"):
+                        stats[key].append(st[key].cpu())
         grad_norm = self.optimizer_step()
         if cfg.ref_update_every and (step + 1) % cfg.ref_update_every == 0:
             self.ref_state = lora_state(self.transformer)

@@ -111,7 +111,7 @@ class GRPOTrainer(RLTrainer):
         for minibatch in minibatches:
             kept = self.global_count(sum(int(keep[rows].sum()) for rows in minibatch))
             for rows in minibatch:
-                if not keep[rows].any():
+                if not self.runs_forward(adv.keep, rows):
                     continue
                 c = cond.select(rows)
                 for s in trained:
@@ -129,7 +129,7 @@ class GRPOTrainer(RLTrainer):
                                          cfg.clip_range, kl, cfg.kl_beta, keep[rows].to(device))
                     # weight so the accumulated gradient is the mean over kept samples and trained steps
                     (loss * self.loss_weight(int(keep[rows].sum()), kept) / n_train).backward()
-                    for key, value in st.items():
+                    for key, value in st.items() if keep[rows].any() else ():  # (none kept here: FSDP's forwards)
                         stats[key].append(value[keep[rows]].cpu())
             grad_norms.append(self.optimizer_step())
 

@@ -32,20 +32,30 @@ def add_lora(
         transformer.add_adapter(config)
     except ValueError as err:
         raise EditRLError(f"lora_target_modules={list(target_modules)}: {err}") from None
-    params = [p for name, p in transformer.named_parameters() if "lora_" in name]
+    params = list(lora_parameters(transformer).values())
     for p in params:
         p.requires_grad_(True)
         p.data = p.data.float()  # LoRA weights (and their optimizer state) in fp32 even on a bf16 model
     return params
 
 
+FSDP_PREFIX = "_fsdp_wrapped_module."
+"""What FSDP inserts into the parameter names of each module it wraps (``editrl.rl.sharding``)."""
+
+
+def lora_parameters(transformer: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The LoRA parameters by name, named as in the unwrapped denoiser even when FSDP wraps it (its prefix dropped), so
+    EMA and reference copies, checkpoints and saved adapters are the same whether or not the denoiser is sharded."""
+    return {name.replace(FSDP_PREFIX, ""): p for name, p in transformer.named_parameters() if "lora_" in name}
+
+
 def lora_state(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of the LoRA tensors, keyed by parameter name."""
-    return {name: p.detach().clone() for name, p in transformer.named_parameters() if "lora_" in name}
+    """A detached copy of the LoRA tensors, keyed by parameter name (``lora_parameters``)."""
+    return {name: p.detach().clone() for name, p in lora_parameters(transformer).items()}
 
 
 def load_lora_state(transformer: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    params = dict(transformer.named_parameters())
+    params = lora_parameters(transformer)
     missing = set(state) - set(params)
     if missing:
         raise EditRLError(f"LoRA state has tensors the model lacks (different lora_target_modules/rank?): {sorted(missing)[:3]}")
@@ -103,7 +113,7 @@ class LoraEMA:
         if (self.steps + 1) % self.every:
             return
         decay = min((1 + self.steps) / (10 + self.steps), self.decay)
-        for name, p in transformer.named_parameters():
+        for name, p in lora_parameters(transformer).items():
             if name in self.shadow:
                 self.shadow[name].lerp_(p.detach(), 1 - decay)
 
@@ -119,12 +129,20 @@ class LoraEMA:
 def save_lora(editor, directory: str | Path) -> Path:
     """Write the active LoRA of an editor's denoiser in diffusers format (``pytorch_lora_weights.safetensors``).
 
-    The file loads with ``pipe.load_lora_weights`` / ``Editor.load_lora`` / ``editrl best-of-n --lora``.
+    The file loads with ``pipe.load_lora_weights`` / ``Editor.load_lora`` / ``editrl best-of-n --lora``. peft is given
+    the LoRA parameters themselves, never the model's ``state_dict``: under FSDP that would be a collective gather of
+    the whole sharded denoiser, which only the main process, the one that writes, would join. Its names are those of the
+    module inside FSDP's outer wrapper (peft matches them to its LoRA layers by the same names), the wrappers of the
+    blocks' units dropped after.
     """
+    from accelerate.utils import extract_model_from_parallel
     from peft.utils import get_peft_model_state_dict
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    layers = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(editor.transformer).items()}
+    model = extract_model_from_parallel(editor.transformer)
+    state = {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
+    layers = {k.replace(FSDP_PREFIX, ""): v.float().cpu().contiguous()
+              for k, v in get_peft_model_state_dict(model, state_dict=state).items()}
     type(editor.pipe).save_lora_weights(str(directory), **{editor.lora_layers_key: layers})
     return directory

@@ -107,9 +107,11 @@ class NFTTrainer(RLTrainer):
         for minibatch in self.minibatches(n) if adv.keep.any() else []:
             kept = self.global_count(sum(int(keep[rows].sum()) for rows in minibatch))
             for rows in minibatch:
-                rows = [i for i in rows if keep[i]]
-                if not rows:
+                if not self.runs_forward(adv.keep, rows):
                     continue
+                kept_rows = [i for i in rows if keep[i]]
+                # a process with none of them kept (under FSDP only) runs the forwards the others run, at zero weight
+                rows, weight = (kept_rows, len(kept_rows)) if kept_rows else (rows, 0)
                 c = self.conditional(cond.select(rows))
                 for j in range(n_train):
                     t = times[order[rows, j]].to(x0.device)
@@ -124,8 +126,8 @@ class NFTTrainer(RLTrainer):
                     v = self.editor.velocity(x_t, t, c)
                     loss, st = nft_loss(v, v_old, x_t, x0[rows], t, r[rows].to(x0.device), cfg.beta, cfg.advantage_clip,
                                         v_ref, cfg.kl_beta)
-                    (loss * self.loss_weight(len(rows), kept) / n_train).backward()
-                    for key, value in st.items():
+                    (loss * self.loss_weight(weight, kept) / n_train).backward()
+                    for key, value in st.items() if weight else ():
                         stats[key].append(value.cpu())
             grad_norms.append(self.optimizer_step())
             self.updates += 1

@@ -5,7 +5,8 @@ The algorithms themselves live in ``grpo.py`` and ``dpo.py`` (``RLTrainer.iterat
 only the loop around them. Multi-process runs use accelerate: each process draws its own groups,
 rewards are gathered so advantages use global statistics, and LoRA gradients are averaged across
 processes before every optimizer step (LoRA is small, so this is the DDP all-reduce without
-wrapping the denoiser).
+wrapping the denoiser). Under accelerate's FSDP (``configs/accelerate/fsdp_rl.yaml``) the frozen denoiser is
+also sharded over the processes (``memory.shard_denoiser``); the LoRA stays whole on each, as without it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +48,7 @@ from ..tables import image_cell, read_rows
 from .advantages import Advantages, compute_advantages
 from .config import LOG_FILE, RLConfig, check_prompt_source
 from .lora import LoraEMA, add_lora, load_lora_state, lora_state, save_lora, swapped_lora
+from .memory import optimizer_class, shard_denoiser
 from .monitor import HackingMonitor
 from .plots import GRID_PROMPTS, curves_figure, eval_grid, render
 from .rewards import WeightedReward, build_weighted_reward
@@ -57,7 +60,7 @@ logger = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # keys a resumed run may change: they cannot change what is learned (logging, how long to train, where to write)
 MAY_CHANGE_ON_RESUME = ("num_iterations", "eval_every", "save_every", "keep_checkpoints", "report_to", "output_dir",
-                        "overlap_reward",
+                        "overlap_reward", "offload_text_encoder",
                         "monitor_window", "monitor_min_rise", "monitor_min_fall")
 TRAIN_TIMESTEPS = 1000
 RANDOM_STREAMS = ("prompts", "window", "trained_steps", "timesteps")
@@ -119,36 +122,48 @@ class RLTrainer:
         accelerator=None,
     ):
         from accelerate import Accelerator
+        from accelerate.utils import DistributedType
 
         config.validate()
         self.config = config
         # cpu=True is what makes accelerate set up gloo for several CPU processes
         self.accelerator = accelerator or Accelerator(cpu=config.device == "cpu" or not torch.cuda.is_available(),
                                                       log_with=trackers(config.report_to) or None, project_dir=config.output_dir)
+        self.sharded = self.accelerator.distributed_type == DistributedType.FSDP
+        if not self.sharded and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+            logger.warning("launched with an FSDP config, but accelerate did not select FSDP (distributed type %s; it does on "
+                           "GPUs only): each process holds the whole denoiser", self.accelerator.distributed_type.value)
         device = torch.device(config.device) if config.device else self.accelerator.device
         if editor is None:
-            from ..sampler.editors import load_editor
+            from ..sampler.editors import default_device_dtype, load_editor
 
             settings = {**({"resolution": config.resolution} if config.resolution else {}), **config.editor_settings}
-            editor = load_editor(config.editor, model=config.model, device=device, dtype=DTYPES.get(config.dtype), **settings)
+            dtype = DTYPES.get(config.dtype) or default_device_dtype(device, None)[1]
+            # sharded: loaded on the CPU, FSDP moves each process's shard of the denoiser to its accelerator
+            editor = load_editor(config.editor, model=config.model, device="cpu" if self.sharded else device, dtype=dtype,
+                                 **settings)
         from ..sampler.editors import check_lora_trainable
 
         check_lora_trainable(type(editor.pipe), f"editor {editor.label}")  # also for an editor object passed in
         self.editor = editor
-        self.transformer = editor.transformer
-        self.transformer.eval()  # no dropout: rollout and training forwards must be identical
+        editor.transformer.eval()  # no dropout: rollout and training forwards must be identical
         if config.gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
+            editor.transformer.enable_gradient_checkpointing()
         targets = config.lora_target_modules or editor.lora_target_modules
         torch.manual_seed(config.seed)  # the LoRA init
-        self.params = add_lora(self.transformer, config.lora_rank, config.lora_alpha, targets, config.lora_init)
+        self.params = add_lora(editor.transformer, config.lora_rank, config.lora_alpha, targets, config.lora_init)
         if self.world_size > 1:  # every process starts from rank 0's LoRA, then sees the same averaged grads
             from accelerate.utils import broadcast
 
             with torch.no_grad():
                 for p in self.params:
                     p.copy_(broadcast(p.detach().to(self.accelerator.device), from_process=0).to(p.device))
-        self.optimizer = torch.optim.AdamW(
+        if config.offload_text_encoder:
+            editor.offload_text_encoders()
+        if self.sharded:
+            shard_denoiser(self.accelerator, editor)
+        self.transformer = editor.transformer  # the FSDP wrapper when sharded: every forward goes through it
+        self.optimizer = optimizer_class(config.optimizer)(
             self.params, lr=config.learning_rate, betas=tuple(config.adam_betas), weight_decay=config.weight_decay
         )
         self.ema = LoraEMA(self.transformer, config.ema_decay, config.ema_update_every) if config.ema_decay > 0 else None
@@ -175,6 +190,8 @@ class RLTrainer:
         # the exact target scenes of the world's evaluation prompts: exact-edit and lost-object shares
         # a judge may measure more than its score (the world oracle: the shares of exact edits and lost objects)
         self.measure_names = tuple(getattr(judge, "measure_names", ())) if judge is not None else ()
+        if self.sharded and config.eval_every:
+            self.check_eval_batches()
         self.monitor = HackingMonitor(config.monitor_window, config.monitor_min_rise, config.monitor_min_fall)
         self.step = 0
         self.output_dir = Path(config.output_dir)
@@ -218,6 +235,29 @@ class RLTrainer:
 
     def loss_weight(self, n_here: int, n_all: int) -> float:
         return equal_sample_weight(n_here, n_all, self.world_size)
+
+    def runs_forward(self, keep: torch.Tensor, rows: list[int]) -> bool:
+        """Whether this process runs the training forwards and backwards of its rollouts ``rows``, given ``keep``, the
+        kept rollouts of every process (gathered, process after process): when any of those rows is kept here; under
+        FSDP when any is kept on any process, since each forward and backward gathers the sharded denoiser's weights
+        with every other process (a process with none kept runs them at zero weight)."""
+        kept = keep.view(self.world_size, -1)[:, rows]
+        return bool(kept.any() if self.sharded else kept[self.rank].any())
+
+    def forward_rounds(self, n: int) -> int:
+        """How many of a loop's training forwards this process runs when ``n`` are its own: ``n``, or under FSDP the
+        most of any process (those beyond its own run at zero weight, as in ``runs_forward``)."""
+        return int(self.gather(torch.tensor([n])).max()) if self.sharded else n
+
+    def check_eval_batches(self) -> None:
+        """Under FSDP every process must sample as many evaluation batches as every other (``runs_forward``): one line
+        if the evaluation prompts dealt over the processes do not give that."""
+        bs, n = self.config.batch_size, len(self.eval_prompts)
+        batches = [-(-len(range(rank, n, self.world_size)) // bs) for rank in (0, self.world_size - 1)]  # the most, the fewest
+        if batches[0] != batches[1]:
+            raise EditRLError(f"config key eval_prompts: under FSDP every process samples as many evaluation batches, but "
+                              f"{n} prompts over {self.world_size} processes in batches of {bs} give "
+                              f"{batches[0]} and {batches[1]}; use a multiple of {self.world_size} prompts")
 
     def step_prompts(self, step: int) -> list[tuple[Any, str]]:
         """This process's ``groups_per_step`` prompts of the step (distinct across processes when possible)."""

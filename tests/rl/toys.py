@@ -45,6 +45,16 @@ class RecordingBrightness(Brightness):
         return out
 
 
+class FlatOffMain(Brightness):
+    """Brightness on the main process, 0.5 on every other (torchrun's RANK): their groups are flat, so GRPO and NFT keep
+    none of their rollouts and DPO finds no pair there, yet under FSDP they must run the main process's forwards."""
+
+    def score(self, sources, instructions, edits, batch_size=None) -> RewardOutput:
+        if os.environ.get("RANK", "0") == "0":
+            return super().score(sources, instructions, edits)
+        return _output([0.5] * len(edits))
+
+
 def small_config(cls, tmp_path, **overrides):
     """A CPU-sized config for the tiny editor and a toy reward."""
     values = dict(

@@ -22,9 +22,10 @@ because that is what the compute costs whether the branches run in one batch or 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -167,6 +168,8 @@ class Editor:
     lora_layers_key: str = "transformer_lora_layers"  # the pipeline's ``save_lora_weights`` argument for the denoiser
     max_sources: int = 1  # source images one prompt may carry (several: the first is edited, the rest are references)
     pipeline_kwargs: dict[str, Any] = {}  # extra ``from_pretrained`` arguments the pipeline needs to load offline
+    denoiser: str = "transformer"  # the pipeline component that denoises (what RL trains with LoRA; InstructPix2Pix: unet)
+    text_encoders_offloaded: bool = False  # set by ``offload_text_encoders``
 
     def __init__(
         self,
@@ -189,8 +192,40 @@ class Editor:
 
     @property
     def transformer(self) -> torch.nn.Module:
-        """The denoiser (what RL trains with LoRA)."""
-        return self.pipe.transformer
+        """The denoiser (what RL trains with LoRA): the pipeline's ``denoiser`` component."""
+        return getattr(self.pipe, self.denoiser)
+
+    @transformer.setter
+    def transformer(self, module: torch.nn.Module) -> None:
+        """Install a wrapper of the denoiser (RL's FSDP sharding) where the pipeline and ``velocity`` find it."""
+        setattr(self.pipe, self.denoiser, module)
+
+    @property
+    def text_encoders(self) -> list[torch.nn.Module]:
+        """The pipeline's text encoders: its ``text_encoder*`` components (FLUX: CLIP and T5; others: one VLM/LLM)."""
+        return [module for name, module in self.pipe.components.items()
+                if name.startswith("text_encoder") and isinstance(module, torch.nn.Module)]
+
+    def offload_text_encoders(self) -> None:
+        """Keep the text encoders on the CPU from now on, except while ``encode`` runs (then on the denoiser's device):
+        RL's ``offload_text_encoder`` frees their accelerator memory for training. The encodings do not change; each
+        ``encode`` pays two transfers of their weights."""
+        self.text_encoders_offloaded = True
+        for module in self.text_encoders:
+            module.to("cpu")
+
+    @contextmanager
+    def text_encoders_on_device(self) -> Iterator[None]:
+        """Offloaded text encoders (``offload_text_encoders``) on the denoiser's device inside the block, on the CPU
+        after it; a no-op otherwise."""
+        modules = self.text_encoders if self.text_encoders_offloaded else []
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to("cpu")
 
     @property
     def device(self) -> torch.device:
@@ -335,7 +370,7 @@ class Editor:
         if not images:
             raise EditRLError("sources: expected at least one source image")
         guidance = self.default_guidance if guidance is None else float(guidance)
-        with torch.no_grad():  # references go only to the editors that take them (max_sources > 1)
+        with torch.no_grad(), self.text_encoders_on_device():  # references go only to the editors that take them
             cond = self._encode(images, instructions, guidance, references) if any(references) else self._encode(
                 images, instructions, guidance)
         cond.size = images[0].size

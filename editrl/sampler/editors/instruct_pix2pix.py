@@ -35,6 +35,7 @@ class InstructPix2PixEditor(Editor):
     DEFAULT_IMAGE_GUIDANCE = 1.5
     DEFAULT_RESOLUTION = 512
     lora_layers_key = "unet_lora_layers"
+    denoiser = "unet"
     # no safety checker: its weights are a separate download, and it would black out edits before the reward sees them
     pipeline_kwargs = {"safety_checker": None, "requires_safety_checker": False}
 
@@ -48,10 +49,6 @@ class InstructPix2PixEditor(Editor):
     @property
     def resolution_multiple(self) -> int:
         return self.pipe.vae_scale_factor
-
-    @property
-    def transformer(self) -> torch.nn.Module:
-        return self.pipe.unet
 
     def step_nfe(self, cond: EditCondition) -> int:
         return 3 if (cond.shared["guidance"] > 1 or cond.shared["image_guidance"] > 1) else 1
