@@ -81,6 +81,11 @@ class LossConfig(Config):
     num_samples: int = config_field(1000, "Monte-Carlo draws per pair (official: 1000).")
     num_nodes: int = config_field(64, "Gauss-Hermite nodes.")
     regression_centre: float = config_field(4.5, "regression only: T(z) = z - centre on the summed human score z_1 + z_2 (official: 4.5).")
+    per_dimension: float = config_field(0.0, "Weight of a pairwise term per dimension added to the fused one: each head's "
+                                        "Gaussian ranked by its own dimension's human scores, on the pairs whose scores "
+                                        "differ there (hard negatives rank the instruction-following head). 0 = the "
+                                        "paper's loss, on the fused score only; > 0 keeps a pair decided by visual "
+                                        "quality alone from teaching the instruction-following head.")
 
     def validate(self) -> None:
         super().validate()
@@ -88,6 +93,8 @@ class LossConfig(Config):
             raise EditRLError(f"loss.type {self.type!r}: expected one of {LOSS_TYPES}")
         if self.estimator not in ESTIMATORS:
             raise EditRLError(f"loss.estimator {self.estimator!r}: expected one of {ESTIMATORS}")
+        if self.per_dimension < 0 or (self.per_dimension and self.type == "regression"):
+            raise EditRLError(f"loss.per_dimension={self.per_dimension}: expected >= 0, and 0 with the pointwise regression loss")
         if self.num_samples < 1 or self.num_nodes < 2:
             raise EditRLError(
                 f"loss.num_samples={self.num_samples}, loss.num_nodes={self.num_nodes}: expected >= 1 and >= 2"
@@ -131,11 +138,22 @@ def reward_loss(
     fuse: Fuse,
     config: LossConfig,
     generator: torch.Generator | None = None,
+    dimension_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-pair loss (P,) from the model's per-dimension outputs (P, D, 2) of both edits."""
+    """Per-pair loss (P,) from the model's per-dimension outputs (P, D, 2) of both edits.
+
+    ``dimension_labels`` (P, D): 1 where the chosen edit scored higher on that dimension, 0 where lower, NaN where
+    undecided or unknown; read only when ``config.per_dimension`` > 0."""
     if config.type == "regression":
         if scores_chosen is None or scores_rejected is None:
             raise EditRLError("loss.type 'regression' needs per-dimension human scores for every pair")
         return 0.5 * (regression_loss(per_dim_chosen, scores_chosen, config)
                       + regression_loss(per_dim_rejected, scores_rejected, config))
-    return pairwise_loss(fuse(per_dim_chosen), fuse(per_dim_rejected), labels, config, generator)
+    loss = pairwise_loss(fuse(per_dim_chosen), fuse(per_dim_rejected), labels, config, generator)
+    if config.per_dimension and dimension_labels is not None:
+        decided = ~torch.isnan(dimension_labels)
+        for d in range(per_dim_chosen.shape[1]):
+            term = pairwise_loss(per_dim_chosen[:, d], per_dim_rejected[:, d], torch.nan_to_num(dimension_labels[:, d]),
+                                 config, generator)
+            loss = loss + config.per_dimension * torch.where(decided[:, d], term, torch.zeros_like(term))
+    return loss

@@ -43,6 +43,7 @@ from ..runs import (
 )
 from .data import PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
 from .losses import reward_loss
+from .output import DIMENSIONS
 from .train_config import ModelSection, RewardTrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,17 @@ class PairBatch:
     """1.0 for pairs with a strict human preference (the ones pairwise accuracy counts)."""
     chosen_scores: torch.Tensor | None
     rejected_scores: torch.Tensor | None
+    dimension_labels: torch.Tensor
+    """(P, D): 1 / 0 where the chosen edit scored higher / lower on a dimension, NaN where tied or unknown; a hard
+    negative is decided on instruction following (dimension 0) only."""
+
+
+def dimension_labels(pair: PreferencePair, num_dimensions: int) -> list[float]:
+    if pair.kind == "negative":
+        return [1.0] + [math.nan] * (num_dimensions - 1)
+    if pair.chosen_scores is None:
+        return [math.nan] * num_dimensions
+    return [math.nan if c == r else float(c > r) for c, r in zip(pair.chosen_scores, pair.rejected_scores)]
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -232,6 +244,7 @@ def collate_pairs(items) -> PairBatch:
         strict=torch.tensor([p.kind == "strict" for p in pairs], dtype=torch.float32),
         chosen_scores=torch.tensor([p.chosen_scores for p in pairs], dtype=torch.float32) if has_scores else None,
         rejected_scores=torch.tensor([p.rejected_scores for p in pairs], dtype=torch.float32) if has_scores else None,
+        dimension_labels=torch.tensor([dimension_labels(p, len(DIMENSIONS)) for p in pairs], dtype=torch.float32),
     )
 
 
@@ -256,7 +269,8 @@ def batch_loss(model, fuse, batch: PairBatch, config: RewardTrainingConfig) -> t
     chosen, rejected = pair_outputs(model, batch)
     device = chosen.device
     scores = [s.to(device) if s is not None else None for s in (batch.chosen_scores, batch.rejected_scores)]
-    loss = reward_loss(chosen, rejected, batch.labels.to(device), *scores, fuse, config.loss)
+    loss = reward_loss(chosen, rejected, batch.labels.to(device), *scores, fuse, config.loss,
+                       dimension_labels=batch.dimension_labels.to(device))
     return loss, chosen, rejected
 
 

@@ -109,3 +109,41 @@ def test_bad_config_names_the_key():
         LossConfig(type="hinge")
     with pytest.raises(EditRLError, match="loss.estimator"):
         LossConfig(estimator="exact")
+
+
+def test_per_dimension_term_ranks_each_head_by_its_own_label():
+    """loss.per_dimension adds, per decided dimension, the pairwise loss of that head alone; NaN labels add nothing."""
+    from editrl.reward.losses import pairwise_loss
+
+    per_c = torch.tensor([[[1.0, -1.0], [-2.0, -0.5]]])  # head 0 prefers chosen, head 1 prefers rejected
+    per_r = torch.tensor([[[0.0, -1.0], [0.0, -0.5]]])
+    base = LossConfig()
+    fused_only = reward_loss(per_c, per_r, torch.ones(1), None, None, mean_fuse, base)
+    weighted = LossConfig(per_dimension=3.0)
+    labels = torch.tensor([[1.0, float("nan")]])
+    with_if = reward_loss(per_c, per_r, torch.ones(1), None, None, mean_fuse, weighted, dimension_labels=labels)
+    expected = fused_only + 3.0 * pairwise_loss(per_c[:, 0], per_r[:, 0], torch.ones(1), base)
+    assert torch.allclose(with_if, expected, atol=1e-6)
+    # the visual-quality head is ranked the other way when its label says so: a larger loss here (head 1 is wrong)
+    both = reward_loss(per_c, per_r, torch.ones(1), None, None, mean_fuse, weighted, dimension_labels=torch.ones(1, 2))
+    assert both > with_if + 1.0
+    # off by default (the paper's loss), and refused with the pointwise loss
+    assert torch.equal(reward_loss(per_c, per_r, torch.ones(1), None, None, mean_fuse, base, dimension_labels=labels),
+                       fused_only)
+    with pytest.raises(EditRLError, match="per_dimension"):
+        LossConfig(type="regression", per_dimension=1.0)
+
+
+def test_dimension_labels_of_pairs():
+    from editrl.reward.data import PreferencePair
+    from editrl.reward.train import dimension_labels
+
+    def pair(chosen, rejected, kind="strict"):
+        return PreferencePair("p", "s", "i", "c", "r", chosen, rejected, 1.0, kind)
+
+    assert dimension_labels(pair((4.0, 2.0), (3.0, 2.0)), 2)[0] == 1.0
+    assert math.isnan(dimension_labels(pair((4.0, 2.0), (3.0, 2.0)), 2)[1])
+    assert dimension_labels(pair((2.0, 4.0), (3.0, 1.0), "disentangled"), 2) == [0.0, 1.0]
+    negative = dimension_labels(pair(None, None, "negative"), 2)
+    assert negative[0] == 1.0 and math.isnan(negative[1])
+    assert all(math.isnan(x) for x in dimension_labels(pair(None, None), 2))
