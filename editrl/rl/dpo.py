@@ -136,6 +136,7 @@ class DPOTrainer(RLTrainer):
         return {
             "reward_mean": float(all_rewards.mean()),
             "reward_std": float(all_rewards.std(unbiased=False)),
+            "group_reward_std": float(all_rewards.view(-1, k).std(1, unbiased=False).mean()),  # what the pairs can tell apart
             "pairs": all_pairs,
             "reward_margin": float((rewards[best] - rewards[worst]).mean()) if n_pairs else 0.0,
             "dpo_loss": float(cat["loss"].mean()),

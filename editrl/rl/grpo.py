@@ -139,6 +139,7 @@ class GRPOTrainer(RLTrainer):
             "reward_mean": float(all_rewards.mean()),
             "reward_std": float(all_rewards.std(unbiased=False)),
             "groups_kept": float(adv.keep.float().mean()),
+            "group_reward_std": float(adv.group_std.mean()),  # within-group spread: the signal GRPO has
             "policy_loss": float(torch.cat(stats["policy_loss"]).mean()) if stats["policy_loss"] else 0.0,
             "kl": float(torch.cat(stats["kl"]).mean()) if stats["kl"] else 0.0,
             "clip_frac": float(torch.cat(stats["clipped"]).mean()) if stats["clipped"] else 0.0,

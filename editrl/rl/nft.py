@@ -142,6 +142,7 @@ class NFTTrainer(RLTrainer):
             "reward_mean": float(all_rewards.mean()),
             "reward_std": float(all_rewards.std(unbiased=False)),
             "groups_kept": float(adv.keep.float().mean()),
+            "group_reward_std": float(adv.group_std.mean()),  # within-group spread: the signal NFT has
             "positive_loss": float(cat["positive"].mean()),
             "negative_loss": float(cat["negative"].mean()),
             "kl": float(cat["kl"].mean()),

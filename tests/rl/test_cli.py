@@ -117,6 +117,9 @@ def test_two_processes_gather_group_statistics(tmp_path, tiny_pipeline_dir):
         std = (sum((s - mean) ** 2 for s in everything) / len(everything)) ** 0.5
         assert record_["reward_mean"] == pytest.approx(mean, abs=1e-6)  # statistics over both processes
         assert record_["reward_std"] == pytest.approx(std, abs=1e-6)
+        groups = [g[i: i + 4] for g in (a, b) for i in (0, 4)]  # group_size 4: the within-group spread, averaged
+        spreads = [(sum((s - sum(g) / 4) ** 2 for s in g) / 4) ** 0.5 for g in groups]
+        assert record_["group_reward_std"] == pytest.approx(sum(spreads) / 4, abs=1e-6)
         assert record_["reward_mean"] != pytest.approx(sum(a) / 8, abs=1e-9)
         assert record_["images"] == 16 * (step + 1)
         # the two processes drew different groups
