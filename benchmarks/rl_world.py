@@ -160,6 +160,7 @@ def run_world(args) -> None:
                   for r in log if "judge_score" in r]
         results[name] = {
             "run": name,
+            "seed": args.seed,
             "images": log[-1]["images"],
             "iterations": config.num_iterations,
             "oracle_before": judged[0][1],
