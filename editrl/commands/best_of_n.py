@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     parser.add_argument("--lora", default=None, help="LoRA weights in diffusers format to load on top (e.g. from `editrl grpo`)")
     parser.add_argument("--reward", default=defaults.REWARD, help="world-describe (default: the world VLM judges the edit "
                         "against the instruction's target as it reads the source; world words only), world (the shipped world "
-                        "EditReward: it prefers deletions), world-verifier, oracle (the world's exact scorer), an EditReward "
+                        "EditReward: rejects deletions, still weak on fine errors), world-verifier, oracle (the world's exact scorer), an EditReward "
                         "folder or Hub id, http(s)://host:port of `editrl reward serve`, "
                         "openai:URL#model=NAME (a generative judge behind a chat-completions endpoint), or module:Class")
     parser.add_argument("--select", type=select_rule, default="fused", metavar="RULE",

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, help="Hugging Face id or folder of the (single) editor's weights")
     p.add_argument("--reward", default=defaults.REWARD,
                    help="world-describe (the world VLM judges the edit, as `editrl best-of-n` by default), world (the "
-                   "shipped world EditReward: it prefers deletions), world-verifier, oracle, http(s)://host:port of "
+                   "shipped world EditReward: rejects deletions, still weak on fine errors), world-verifier, oracle, http(s)://host:port of "
                    f"`editrl reward serve`, or an EditReward folder / Hub id (default: {defaults.REWARD})")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--examples", type=int, default=6, help="world examples offered on the page, the first preloaded: "
