@@ -82,7 +82,8 @@ def test_a_checkpoint_written_before_a_key_existed_resumes_only_with_the_value_i
         load_checkpoint(tmp_path, LaterSettings(), ())
     from editrl.rl.config import GRPOConfig
 
-    assert GRPOConfig.KEYS_ADDED == {"ema_update_every": 1}  # RL checkpoints from before ema_update_every
+    # RL checkpoints from before these keys resume with the value they ran with
+    assert GRPOConfig.KEYS_ADDED == {"ema_update_every": 1, "optimizer": "adamw"}
 
 
 def test_the_log_appends_and_a_resume_drops_what_follows_the_checkpoint(tmp_path):
