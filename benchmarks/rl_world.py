@@ -173,7 +173,8 @@ def run_world(args) -> None:
             "train_reward_on_eval_curve": [[s, round(e, 4)] for s, _, e, *_ in judged],
             "train_reward_first_last": [log[1]["reward_mean"], log[-1]["reward_mean"]],
             # the mean over iterations of the reward's within-group std: how much signal a group carries
-            "group_reward_std": float(np.mean([r["group_reward_std"] for r in log if "group_reward_std" in r])),
+            "group_reward_std": float(np.mean(spreads)) if (spreads := [r["group_reward_std"] for r in log
+                                                                          if "group_reward_std" in r]) else None,
             "curves_png": str(out / name / "curves.png"),
             "hacking_warnings_at": [r["step"] for r in log if "hacking_warning" in r],
             # the goal of a real improvement: the judge rises, exact edits rise, lost objects do not

@@ -4,10 +4,11 @@ Reads records other benchmarks wrote (nothing is sampled here) and prints one JS
 markdown table the README shows:
 
 - ``--pairs REWARD=FILE``: a ``benchmarks/best_of_n.py --pairs-file`` (per held-out pair, every candidate's reward
-  value, oracle score, exact edit and lost object). Rows: one sample (the first candidate: what one run of the editor
-  gives), best-of-8 by REWARD, and best-of-8 by the oracle (the ceiling of any reward); each measure's mean over the
+  value, oracle score, exact edit and lost object; ``FILE@SETTINGS`` picks one run of a file holding several). Rows:
+  one sample (the first candidate: what one run of the editor gives), best-of-8 by REWARD, and best-of-8 by the
+  oracle (the ceiling of the oracle's score, not of exact edits or lost objects); each measure's mean over the
   pairs with its standard error, and the paired change against one sample with its standard error. The files of one
-  table must hold the same pairs (the same editor, seeds and prompts: checked on the one-sample values).
+  table must hold the same pairs (the same editor, seeds and prompts: checked on every candidate).
 - ``--rl FILE``: a ``benchmarks/rl_world.py`` JSONL; one row per run record: the held-out shares after training and
   the paired change per held-out prompt (after - before, same prompts and noise) with its standard error.
 
@@ -35,15 +36,21 @@ def mean_se(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
-def read_pairs(path: str | Path) -> list[dict]:
-    """Per-pair records with at least N candidates, one per pair (the last written wins), in pair order."""
-    records = {}
+def read_pairs(spec: str) -> list[dict]:
+    """Per-pair records with at least N candidates of one run (``FILE`` or ``FILE@SETTINGS``: a pairs file is
+    append-only across runs, each marked by its ``settings`` key), one per pair, in pair order."""
+    path, _, wanted = spec.partition("@")
+    runs: dict[str, dict[int, dict]] = {}
     for line in Path(path).read_text().splitlines():
         record = json.loads(line)
         if len(record.get("reward_values", [])) >= N:
-            records[record["pair"]] = record
-    if not records:
-        raise SystemExit(f"{path}: no pair record with {N} candidates")
+            runs.setdefault(record["settings"], {})[record["pair"]] = record
+    if wanted:
+        runs = {wanted: runs[wanted]} if wanted in runs else {}
+    if len(runs) != 1:
+        raise SystemExit(f"{path}: {len(runs)} runs with {N} candidates per pair (settings {sorted(runs)}); "
+                         f"name one as FILE@SETTINGS")
+    records = next(iter(runs.values()))
     return [records[k] for k in sorted(records)]
 
 
@@ -70,13 +77,15 @@ def pair_rows(specs: list[str]) -> list[dict]:
             raise SystemExit(f"--pairs {spec!r}: expected REWARD=FILE")
         records = read_pairs(path)
         first = picks(records, None)
+        candidates = {m: np.array([r[m][:N] for r in records]) for m in MEASURES}
         if base is None:
-            base, base_file = first, path
+            base, base_candidates, base_file = first, candidates, path
             rows.append(row("one sample", "-", first, None, path))
-            rows.append(row("best-of-8", "oracle (ceiling)", picks(records, "oracle"), base, path))
-        elif not (all(np.array_equal(first[m], base[m]) for m in ("exact_edit", "lost_object"))
-                  and np.allclose(first["oracle"], base["oracle"], atol=1e-3)):  # sampling reruns differ by ~1e-5
-            raise SystemExit(f"{path}: its one-sample values differ from {base_file}'s: not the same pairs")
+            rows.append(row("best-of-8", "oracle (its score's ceiling)", picks(records, "oracle"), base, path))
+        elif not (candidates["exact_edit"].shape == base_candidates["exact_edit"].shape
+                  and all(np.array_equal(candidates[m], base_candidates[m]) for m in ("exact_edit", "lost_object"))
+                  and np.allclose(candidates["oracle"], base_candidates["oracle"], atol=1e-3)):  # reruns: ~1e-5
+            raise SystemExit(f"{path}: its candidates differ from {base_file}'s: not the same pairs")
         rows.append(row("best-of-8", reward, picks(records, "reward_values"), base, path))
     return rows
 
@@ -112,7 +121,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| method | reward | exact edits, % (change ± SE) | lost an object, % | judge (oracle) | prompts |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        reward = r["reward"] if r["reward"] in ("-", "oracle (ceiling)") else f"`{r['reward']}`"
+        reward = r["reward"] if r["reward"] == "-" or r["reward"].startswith("oracle") else f"`{r['reward']}`"
         lines.append(f"| {r['method']} | {reward} | {cell(r, 'exact_edit', 100)} | {cell(r, 'lost_object', 100)} | "
                      f"{cell(r, 'oracle', 1)} | {r['n'] or '-'} |")
     return "\n".join(lines)

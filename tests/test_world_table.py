@@ -45,7 +45,7 @@ def test_rows_from_pairs_and_rl(tmp_path):
     assert by[("best-of-8", "good")]["exact_edit"]["mean"] == pytest.approx(2 / 3)
     assert by[("best-of-8", "good")]["exact_edit"]["change"] == pytest.approx(1 / 3)
     assert by[("best-of-8", "bad")]["exact_edit"]["mean"] == pytest.approx(0.0)  # its argmax is never exact
-    assert by[("best-of-8", "oracle (ceiling)")]["exact_edit"]["mean"] == pytest.approx(2 / 3)
+    assert by[("best-of-8", "oracle (its score's ceiling)")]["exact_edit"]["mean"] == pytest.approx(2 / 3)
     grpo = by[("GRPO", "world")]
     assert grpo["exact_edit"] == {"mean": 0.3, "change": 0.1, "change_se": 0.05} and grpo["seed"] == 1
     assert "| best-of-8 | `good` | 66.7 (+33.3 ± 33.3) |" in done.stdout
@@ -56,3 +56,20 @@ def test_files_of_other_pairs_are_refused(tmp_path):
     other = write_pairs(tmp_path / "b.jsonl", [[0] * 8] * 2, [[0] * 8, [0] * 8])
     done = run("--pairs", f"a={first}", "--pairs", f"b={other}")
     assert done.returncode != 0 and "not the same pairs" in done.stderr
+
+
+def test_a_file_of_several_runs_names_one(tmp_path):
+    exact = [[1, 0, 0, 0, 0, 0, 0, 0], [0] * 8]
+    path = tmp_path / "two.jsonl"
+    write_pairs(path, [[0, 0, 0, 0, 0, 0, 0, 1]] * 2, exact)
+    first = path.read_text()
+    write_pairs(path, [[1, 0, 0, 0, 0, 0, 0, 0]] * 2, exact)
+    path.write_text(first + path.read_text().replace('"settings": "s"', '"settings": "t"'))  # a second run appended
+    done = run("--pairs", f"r={path}")
+    assert done.returncode != 0 and "2 runs" in done.stderr and "FILE@SETTINGS" in done.stderr
+    rows = {}
+    for settings in ("s", "t"):
+        done = run("--pairs", f"r={path}@{settings}")
+        assert done.returncode == 0, done.stderr
+        rows[settings] = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")][-1]
+    assert rows["s"]["exact_edit"]["mean"] == 0.0 and rows["t"]["exact_edit"]["mean"] == 0.5  # each run's own picks

@@ -422,7 +422,11 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     Annotated pairs teach the reward what annotators prefer; where both edits of a row failed alike, they
     never show it an edit that ignores the instruction, and a reward can rank them by image cleanliness
     alone (the world's first rewards preferred deleting the edited object to the exact target). These pairs
-    carry no human scores (kind ``negative``): the pairwise losses use them, the regression loss cannot.
+    carry no human scores (kind ``negative``): the pairwise losses use them, the regression loss cannot. They train
+    the fused score, as every pair does, so the visual-quality head learns from them too (``loss.per_dimension``
+    adds an instruction-following term for them). Without ``min_score`` a pair decided by visual quality alone also
+    yields negatives whose winner may not follow its instruction; ``other_instruction`` excludes only the identical
+    string, so a paraphrase of the row's own instruction can be drawn.
     """
     import random
 
@@ -439,6 +443,8 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
             continue
         for kind in kinds:
             if kind == "unchanged_source":
+                if pair.chosen == pair.source:  # the chosen edit is the source itself: nothing to prefer
+                    continue
                 negative = dataclasses.replace(pair, pair_id=f"{pair.pair_id}#unchanged", rejected=pair.source)
             else:
                 if len(instructions) < 2:

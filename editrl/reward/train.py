@@ -387,8 +387,9 @@ class RewardTrainer:
     def _optimizer(self) -> torch.optim.Optimizer:
         embedding = self.model.model.get_input_embeddings().weight
         params = [p for p in self.model.parameters() if p.requires_grad and p is not embedding]
-        groups = [{"params": params, "weight_decay": self.config.weight_decay},
-                  {"params": [embedding], "weight_decay": 0.0}]  # decay would move the frozen rows
+        groups = [{"params": params, "weight_decay": self.config.weight_decay}]
+        if embedding.requires_grad:  # its reward-token row trains (not with train_backbone: false)
+            groups.append({"params": [embedding], "weight_decay": 0.0})  # decay would move the frozen rows
         return torch.optim.AdamW(groups, lr=self.config.learning_rate,
                                  betas=(self.config.adam_beta1, self.config.adam_beta2))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from ..config import Config, config_field
 from ..config import load_config as load_dataclass_config
@@ -111,6 +112,11 @@ class DataSection(Config):
 @dataclass
 class RewardTrainingConfig(Config):
     """Everything ``editrl reward train`` needs; the YAML mirrors it key by key."""
+
+    # keys added after runs were saved, with the value that behaves as those runs did (editrl.runs.check_resume_config)
+    KEYS_ADDED: ClassVar[dict[str, Any]] = {"model.read_at": "reward_token", "model.train_backbone": True,
+                                            "data.hard_negatives": [], "data.hard_negatives_min_score": None,
+                                            "loss.per_dimension": 0.0}
 
     model: ModelSection = config_field(ModelSection(tiny={}), "The backbone and reward-model settings.")
     loss: LossConfig = config_field(LossConfig(), "The training loss (uncertainty | bt | regression) and its estimator.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -80,3 +82,39 @@ def test_frozen_backbone_trains_the_heads_only(tmp_path):
     assert len(moved) == len([n for n in before if n.startswith("rm_heads.")])
     with pytest.raises(EditRLError, match="train_backbone"):
         load_config(TINY_YAML, ["model.train_backbone=false", "model.lora={}"])
+
+
+def test_a_run_saved_before_the_options_existed_resumes(tmp_path):
+    """A checkpoint's config written before read_at, train_backbone, hard negatives and per_dimension existed resumes
+    with their old behaviour, and not with any other value."""
+    import json
+
+    from editrl.runs import check_resume_config
+
+    config = tiny_config(tmp_path / "run")
+    saved = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    for section, key in (("model", "read_at"), ("model", "train_backbone"), ("data", "hard_negatives"),
+                         ("data", "hard_negatives_min_score"), ("loss", "per_dimension")):
+        del saved[section][key]
+    check_resume_config(saved, config, ())
+    with pytest.raises(EditRLError, match="read_at"):
+        check_resume_config(saved, tiny_config(tmp_path / "run", "model.read_at=before_reward_token"), ())
+
+
+def test_per_dimension_reaches_the_training_loss(tmp_path):
+    """batch_loss hands the pairs' per-dimension labels to the loss: per_dimension > 0 changes it."""
+    from editrl.reward.train import batch_loss
+
+    losses = []
+    for weight in (0.0, 2.0):
+        trainer = RewardTrainer(tiny_config(tmp_path / f"w{weight}", f"loss.per_dimension={weight}"))
+        batch = next(iter(trainer.micro_batches(0)))
+        with torch.no_grad():
+            losses.append(batch_loss(trainer.model, trainer.fuse, batch, trainer.config)[0].sum())
+    assert losses[1] > losses[0] + 1e-3
+
+
+def test_a_chosen_edit_equal_to_the_source_wins_no_unchanged_negative():
+    same = dataclasses.replace(pair(0), chosen="src0")
+    _, added = add_hard_negatives([same, pair(1)], ["unchanged_source"])
+    assert added == {"unchanged_source": 1}
