@@ -100,14 +100,15 @@ def rl_rows(paths: list[str]) -> list[dict]:
             change = record["paired_change"]
             after = {"exact_edit": record["exact_edit_curve"][-1][1], "lost_object": record["lost_object_curve"][-1][1],
                      "oracle": record["oracle_after"]}
-            out = {"method": record["run"].split("_")[0].upper(), "reward": next(iter(record["config"]["rewards"])),
+            algorithm, seed = record["run"].split("_")[0].upper(), record.get("seed")
+            out = {"method": algorithm if seed is None else f"{algorithm}, seed {seed}",
+                   "reward": next(iter(record["config"]["rewards"])),
                    "n": change["exact_edit"].get("n"), "images": record["images"], "source": path,
-                   "label": record.get("label"), "group_reward_std": record.get("group_reward_std"),
-                   "seed": record.get("seed")}
+                   "label": record.get("label"), "group_reward_std": record.get("group_reward_std"), "seed": seed}
             for m in MEASURES:
                 out[m] = {"mean": after[m], "change": change[m]["mean"], "change_se": change[m]["se"]}
             rows.append(out)
-    return rows
+    return sorted(rows, key=lambda r: (r["method"], r["reward"]))  # an algorithm's seeds together
 
 
 def markdown(rows: list[dict]) -> str:

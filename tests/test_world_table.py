@@ -46,7 +46,7 @@ def test_rows_from_pairs_and_rl(tmp_path):
     assert by[("best-of-8", "good")]["exact_edit"]["change"] == pytest.approx(1 / 3)
     assert by[("best-of-8", "bad")]["exact_edit"]["mean"] == pytest.approx(0.0)  # its argmax is never exact
     assert by[("best-of-8", "oracle (its score's ceiling)")]["exact_edit"]["mean"] == pytest.approx(2 / 3)
-    grpo = by[("GRPO", "world")]
+    grpo = by[("GRPO, seed 1", "world")]
     assert grpo["exact_edit"] == {"mean": 0.3, "change": 0.1, "change_se": 0.05} and grpo["seed"] == 1
     assert "| best-of-8 | `good` | 66.7 (+33.3 ± 33.3) |" in done.stdout
 
