@@ -407,6 +407,12 @@ def build_pairs(
     return pairs, summary
 
 
+def check_hard_negatives(kinds: Sequence[str]) -> None:
+    """One line unless ``kinds`` are distinct names of ``HARD_NEGATIVES`` (the config key and the function alike)."""
+    if any(k not in HARD_NEGATIVES for k in kinds) or len(set(kinds)) != len(kinds):
+        raise EditRLError(f"data.hard_negatives {list(kinds)}: expected distinct names among {list(HARD_NEGATIVES)}")
+
+
 def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], min_score: float | None = None,
                        seed: int = 0) -> tuple[list[PreferencePair], dict[str, int]]:
     """``pairs`` plus label-free hard negatives built from the data itself, and how many of each were added.
@@ -430,9 +436,7 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     """
     import random
 
-    unknown = [k for k in kinds if k not in HARD_NEGATIVES]
-    if unknown:
-        raise EditRLError(f"data.hard_negatives {unknown}: expected some of {list(HARD_NEGATIVES)}")
+    check_hard_negatives(kinds)
     rng = random.Random(seed)
     instructions = sorted({p.instruction for p in pairs})
     out, added = list(pairs), {kind: 0 for kind in kinds}
@@ -445,16 +449,15 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
             if kind == "unchanged_source":
                 if pair.chosen == pair.source:  # the chosen edit is the source itself: nothing to prefer
                     continue
-                negative = dataclasses.replace(pair, pair_id=f"{pair.pair_id}#unchanged", rejected=pair.source)
+                change = dict(pair_id=f"{pair.pair_id}#unchanged", rejected=pair.source)
             else:
                 if len(instructions) < 2:
                     continue
                 other = pair.instruction
                 while other == pair.instruction:
                     other = rng.choice(instructions)
-                negative = dataclasses.replace(pair, pair_id=f"{pair.pair_id}#instruction", rejected=pair.chosen,
-                                               rejected_instruction=other)
-            out.append(dataclasses.replace(negative, chosen_scores=None, rejected_scores=None, kind="negative"))
+                change = dict(pair_id=f"{pair.pair_id}#instruction", rejected=pair.chosen, rejected_instruction=other)
+            out.append(dataclasses.replace(pair, **change, chosen_scores=None, rejected_scores=None, kind="negative"))
             added[kind] += 1
     return out, added
 

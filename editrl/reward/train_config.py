@@ -17,7 +17,7 @@ from ..errors import EditRLError
 from ..files import check_input, check_model_source, check_output
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
-from .data import HARD_NEGATIVES, TIE_POLICIES, DataSource
+from .data import TIE_POLICIES, DataSource, check_hard_negatives
 from .losses import LossConfig
 from .model import EditRewardConfig
 
@@ -100,9 +100,7 @@ class DataSection(Config):
 
     def validate(self) -> None:
         super().validate()
-        unknown = [k for k in self.hard_negatives if k not in HARD_NEGATIVES]
-        if unknown or len(set(self.hard_negatives)) != len(self.hard_negatives):
-            raise EditRLError(f"data.hard_negatives {self.hard_negatives}: expected distinct names among {list(HARD_NEGATIVES)}")
+        check_hard_negatives(self.hard_negatives)
         if self.ties not in TIE_POLICIES:
             raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
         if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:
