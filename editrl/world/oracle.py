@@ -44,6 +44,9 @@ from .instructions import apply_edits, parse_instruction
 from .scenes import Scene, median3, object_mask, parse_scene, render_array
 
 
+FUSIONS = ("mean", "instruction_following", "exact")
+
+
 @dataclass
 class OracleConfig(Config):
     """Tolerances of the oracle (RGB distances are Euclidean on 0-255 channels)."""
@@ -59,12 +62,16 @@ class OracleConfig(Config):
     likert_thresholds: tuple[float, float, float] = config_field((0.3, 0.6, 0.85), "Continuous -> Likert 2, 3, 4 boundaries.")
     # a failed edit scores its visual quality under "mean", so an editor that fails most edits gains by deleting
     # objects (fewer soft shapes look cleaner); the RL benchmark compares both as rewards (reward spec "oracle-if")
-    fusion: str = config_field("mean", "score = mean of the two dimensions (the paper's fusion), or instruction_following alone.")
+    # "exact" is a verifiable reward (as RL on maths checks the answer): 1 for an exactly right edit, 0 otherwise,
+    # -1 for an edit that lost an object; no partial credit, so no quality to trade for a failed edit (reward spec
+    # "oracle-exact", the RL benchmark's ceiling of what the trainers can make of a clean signal)
+    fusion: str = config_field("mean", "score = mean of the two dimensions (the paper's fusion), instruction_following "
+                               "alone, or exact: exact edit - lost object, in {-1, 0, 1}.")
 
     def validate(self) -> None:
         super().validate()
-        if self.fusion not in ("mean", "instruction_following"):
-            raise EditRLError(f"oracle fusion: expected 'mean' or 'instruction_following', got {self.fusion!r}")
+        if self.fusion not in FUSIONS:
+            raise EditRLError(f"oracle fusion: expected one of {FUSIONS}, got {self.fusion!r}")
 
 
 def _uniform(labels: np.ndarray) -> np.ndarray:
@@ -182,10 +189,14 @@ class Oracle:
         edits: Sequence[ImageLike],
         batch_size: int | None = None,
     ) -> RewardOutput:
-        """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean."""
+        """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean (``fusion``)."""
         values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
         zeros = torch.zeros_like(values)
-        score = values.mean(1) if self.config.fusion == "mean" else values[:, 0]
+        if self.config.fusion == "exact":
+            measures = self.measures(sources, instructions, edits)
+            score = measures["exact_edit"] - measures["lost_object"]
+        else:
+            score = values.mean(1) if self.config.fusion == "mean" else values[:, 0]
         return RewardOutput(mu=values, sigma=zeros, score=score, score_sigma=zeros[:, 0], dimensions=DIMENSIONS)
 
     def likert(self, sources: Sequence[ImageLike], instructions: Sequence[str], edits: Sequence[ImageLike]) -> torch.Tensor:

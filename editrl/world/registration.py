@@ -32,6 +32,13 @@ def oracle_instruction_following(device=None):
     return Oracle(OracleConfig(fusion="instruction_following"))
 
 
+def oracle_exact(device=None):
+    """The oracle as a verifiable reward: exact edit - lost object (``OracleConfig(fusion="exact")``)."""
+    from .oracle import Oracle, OracleConfig
+
+    return Oracle(OracleConfig(fusion="exact"))
+
+
 def world_verifier(device=None):
     """The world VLM's answer likelihood that an edit is exactly right (``editrl.world.verifier``)."""
     from .verifier import VerifierReward
@@ -67,6 +74,7 @@ REWARDS.register("oracle", oracle)
 REWARDS.register("world-verifier", world_verifier)
 REWARDS.register("world-describe", world_describe)
 REWARDS.register("oracle-if", oracle_instruction_following)
+REWARDS.register("oracle-exact", oracle_exact)
 PROMPT_SETS.register("world", world_prompts)
 CHAT_MODELS.register("world-vlm", world_vlm_chat)
 JUDGE_PROMPTS.register("world-verify", Path(__file__).parent / "judge_prompts" / "verify")

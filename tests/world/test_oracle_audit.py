@@ -128,3 +128,15 @@ def test_instruction_following_fusion_scores_the_instruction_alone():
     assert mean.score[0] == pytest.approx(0.5) and only_if.score[0] == 0.0
     with pytest.raises(__import__("editrl.errors").errors.EditRLError, match="fusion"):
         Oracle(OracleConfig(fusion="max")).score(sources, instructions, [deleted, blurred])
+
+
+def test_exact_fusion_pays_only_the_exact_edit_and_charges_a_lost_object():
+    from editrl.reward.specs import build_reward
+
+    exact, deleted = render(TARGET), render(Scene("white", (SQUARE, CIRCLE)))
+    unchanged = render(SOURCE)
+    sources, instructions = [render(SOURCE)] * 3, ["Make the red ring small."] * 3
+    out = build_reward("oracle-exact").score(sources, instructions, [exact, unchanged, deleted])
+    # right = 1, wrong but nothing lost = 0, the ring deleted = -1: no visual quality to earn by deleting
+    assert out.score.tolist() == [1.0, 0.0, -1.0]
+    assert torch.equal(out.mu, Oracle().score(sources, instructions, [exact, unchanged, deleted]).mu)
