@@ -44,7 +44,7 @@ from .instructions import apply_edits, parse_instruction
 from .scenes import Scene, median3, object_mask, parse_scene, render_array
 
 
-FUSIONS = ("mean", "instruction_following", "exact")
+FUSIONS = ("mean", "instruction_following", "exact", "exact_minus_lost")
 
 
 @dataclass
@@ -62,11 +62,13 @@ class OracleConfig(Config):
     likert_thresholds: tuple[float, float, float] = config_field((0.3, 0.6, 0.85), "Continuous -> Likert 2, 3, 4 boundaries.")
     # a failed edit scores its visual quality under "mean", so an editor that fails most edits gains by deleting
     # objects (fewer soft shapes look cleaner); the RL benchmark compares both as rewards (reward spec "oracle-if")
-    # "exact" is a verifiable reward (as RL on maths checks the answer): 1 for an exactly right edit, 0 otherwise,
-    # -1 for an edit that lost an object; no partial credit, so no quality to trade for a failed edit (reward spec
-    # "oracle-exact", the RL benchmark's ceiling of what the trainers can make of a clean signal)
+    # "exact" is a verifiable reward (as RL on maths checks the answer): 1 for an exactly right edit, 0 otherwise; no
+    # partial credit, so no quality to trade for a failed edit and no term that a blob keeping every object could
+    # earn (reward spec "oracle-exact": what the trainers can make of a clean signal; lost objects stay a check).
+    # "exact_minus_lost" (oracle-exact-kept) also charges 1 for a lost object: DiffusionNFT learned that term alone,
+    # by swelling objects into blobs that are never lost and never exact (docs/world_results.md)
     fusion: str = config_field("mean", "score = mean of the two dimensions (the paper's fusion), instruction_following "
-                               "alone, or exact: exact edit - lost object, in {-1, 0, 1}.")
+                               "alone, exact: 1 for an exactly right edit, else 0, or exact_minus_lost: exact - lost object.")
 
     def validate(self) -> None:
         super().validate()
@@ -192,9 +194,9 @@ class Oracle:
         """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean (``fusion``)."""
         values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
         zeros = torch.zeros_like(values)
-        if self.config.fusion == "exact":
+        if self.config.fusion in ("exact", "exact_minus_lost"):
             measures = self.measures(sources, instructions, edits)
-            score = measures["exact_edit"] - measures["lost_object"]
+            score = measures["exact_edit"] - (measures["lost_object"] if self.config.fusion == "exact_minus_lost" else 0)
         else:
             score = values.mean(1) if self.config.fusion == "mean" else values[:, 0]
         return RewardOutput(mu=values, sigma=zeros, score=score, score_sigma=zeros[:, 0], dimensions=DIMENSIONS)

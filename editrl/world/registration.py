@@ -33,10 +33,17 @@ def oracle_instruction_following(device=None):
 
 
 def oracle_exact(device=None):
-    """The oracle as a verifiable reward: exact edit - lost object (``OracleConfig(fusion="exact")``)."""
+    """The oracle as a verifiable reward: 1 for an exactly right edit, else 0 (``OracleConfig(fusion="exact")``)."""
     from .oracle import Oracle, OracleConfig
 
     return Oracle(OracleConfig(fusion="exact"))
+
+
+def oracle_exact_kept(device=None):
+    """The verifiable reward charging a lost object: exact edit - lost object (``OracleConfig(fusion="exact_minus_lost")``)."""
+    from .oracle import Oracle, OracleConfig
+
+    return Oracle(OracleConfig(fusion="exact_minus_lost"))
 
 
 def world_verifier(device=None):
@@ -75,6 +82,7 @@ REWARDS.register("world-verifier", world_verifier)
 REWARDS.register("world-describe", world_describe)
 REWARDS.register("oracle-if", oracle_instruction_following)
 REWARDS.register("oracle-exact", oracle_exact)
+REWARDS.register("oracle-exact-kept", oracle_exact_kept)
 PROMPT_SETS.register("world", world_prompts)
 CHAT_MODELS.register("world-vlm", world_vlm_chat)
 JUDGE_PROMPTS.register("world-verify", Path(__file__).parent / "judge_prompts" / "verify")

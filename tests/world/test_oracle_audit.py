@@ -130,13 +130,15 @@ def test_instruction_following_fusion_scores_the_instruction_alone():
         Oracle(OracleConfig(fusion="max")).score(sources, instructions, [deleted, blurred])
 
 
-def test_exact_fusion_pays_only_the_exact_edit_and_charges_a_lost_object():
+def test_exact_fusion_pays_only_the_exact_edit():
     from editrl.reward.specs import build_reward
 
     exact, deleted = render(TARGET), render(Scene("white", (SQUARE, CIRCLE)))
     unchanged = render(SOURCE)
     sources, instructions = [render(SOURCE)] * 3, ["Make the red ring small."] * 3
     out = build_reward("oracle-exact").score(sources, instructions, [exact, unchanged, deleted])
-    # right = 1, wrong but nothing lost = 0, the ring deleted = -1: no visual quality to earn by deleting
-    assert out.score.tolist() == [1.0, 0.0, -1.0]
+    # right = 1, wrong = 0 whether an object was lost or not: no visual quality to earn by deleting
+    assert out.score.tolist() == [1.0, 0.0, 0.0]
+    kept = build_reward("oracle-exact-kept").score(sources, instructions, [exact, unchanged, deleted])
+    assert kept.score.tolist() == [1.0, 0.0, -1.0]  # the deletion charged
     assert torch.equal(out.mu, Oracle().score(sources, instructions, [exact, unchanged, deleted]).mu)
