@@ -15,6 +15,10 @@ Starting from the shipped world editor, each run sees the same number of sampled
 - ``nft_learned``: DiffusionNFT with ``--reward`` (configs/nft/world.yaml), the same number of
   sampled images per iteration as GRPO.
 
+``--reward oracle-exact`` (1 for an exactly right edit) or ``oracle-exact-kept`` (minus 1 for a lost object) gives
+``grpo_learned`` / ``nft_learned`` a verifiable reward: what the trainers make of a clean signal
+(``docs/rl_world_verifiable.jsonl``; ``benchmarks/rl_signal.py`` measures how much of it a group carries).
+
 For each: the oracle score of the editor on held-out world prompts (test split, one ODE sample per
 prompt, fixed seeds; the trainer's own monitor evaluation) before, after and along training. Next to
 them, ``best_of_4``: the oracle score of the *initial* editor when ``--reward`` picks the best

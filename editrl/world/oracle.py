@@ -43,7 +43,6 @@ from ..reward.output import DIMENSIONS, RewardOutput
 from .instructions import apply_edits, parse_instruction
 from .scenes import Scene, median3, object_mask, parse_scene, render_array
 
-
 FUSIONS = ("mean", "instruction_following", "exact", "exact_minus_lost")
 
 
