@@ -1,7 +1,7 @@
 """The signal a group of RL rollouts carries about exact edits, per sampler and reward. One JSON object per line.
 
 GRPO and NFT learn only from differences *within* a group of samples of one (source, instruction). This measures,
-on world training prompts, for each sampler the trainers use (``ode``: the Euler ODE from k seeds, as NFT's
+on world training prompts (``--split test``: held-out ones), for each sampler the trainers use (``ode``: the Euler ODE from k seeds, as NFT's
 rollouts and best-of-N; ``sde``: flow_grpo's SDE at ``--noise-level``, as GRPO's) and each reward:
 
 - ``exact_edit`` / ``lost_object``: the share of samples exactly right / missing an object (the oracle's parsed
@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from editrl.reward.specs import build_reward, check_reward_spec  # noqa: E402
 from editrl.rl import GRPOConfig, GRPOTrainer, load_config  # noqa: E402
 from editrl.rl.lora import load_lora_state  # noqa: E402
+from editrl.rl.trainer import load_prompts  # noqa: E402
 
 
 def within_group_auc(values: np.ndarray, positive: np.ndarray) -> list[float]:
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--noise-level", type=float, nargs="+", default=[0.7], help="SDE noise levels (GRPO's a)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="configs/grpo/world.yaml override (e.g. sde_window_size=2)")
+    parser.add_argument("--split", default="train", choices=["train", "test"],
+                        help="world prompts to draw the groups from (train: what RL trains on)")
     parser.add_argument("--checkpoint", default=None, help="an RL checkpoint folder (or its trainer_state.pt) to load")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -86,6 +89,8 @@ def main() -> None:
                      f"seed={args.seed}", f"output_dir={tmp}/run", "eval_prompts=4"] + args.set
         config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "world.yaml", overrides)
         trainer = GRPOTrainer(config, reward=rewards[args.rewards[0]])
+        if args.split == "test":  # the trainer's own draw, from held-out prompts
+            trainer.train_prompts = load_prompts("world", config.world_train_examples, "test", args.seed, trainer.editor.resolution)
         if args.checkpoint:
             path = Path(args.checkpoint)
             state = torch.load(path / "trainer_state.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
@@ -104,7 +109,7 @@ def main() -> None:
             values = {spec: r.score(sources, instructions, images).score.float().numpy().reshape(shape)
                       for spec, r in rewards.items()}
             print(json.dumps({"benchmark": "rl_signal", "sampler": name, "noise_level": level, "prompts": len(prompts),
-                              "k": args.k, "checkpoint": args.checkpoint, "num_steps": config.num_steps, "seed": args.seed, "set": args.set,
+                              "k": args.k, "checkpoint": args.checkpoint, "num_steps": config.num_steps, "seed": args.seed, "split": args.split, "set": args.set,
                               **signal(values, measures["exact_edit"].numpy().reshape(shape),
                                        measures["lost_object"].numpy().reshape(shape))}), flush=True)
 

@@ -83,7 +83,7 @@ def test_a_checkpoint_written_before_a_key_existed_resumes_only_with_the_value_i
     from editrl.rl.config import GRPOConfig
 
     # RL checkpoints from before these keys resume with the value they ran with
-    assert GRPOConfig.KEYS_ADDED == {"ema_update_every": 1, "optimizer": "adamw"}
+    assert GRPOConfig.KEYS_ADDED == {"ema_update_every": 1, "optimizer": "adamw", "max_group_mean": None}
 
 
 def test_the_log_appends_and_a_resume_drops_what_follows_the_checkpoint(tmp_path):

@@ -2,7 +2,7 @@
 
 A group is the k samples of one (source image, instruction). Groups whose rewards barely differ
 carry no learning signal (and their normalised advantages would be noise blown up by a tiny std),
-so they are dropped. In a multi-process run the trainer gathers rewards and group ids from every
+so they are dropped; optionally so are groups the policy already solves (a mean above a threshold, as Edit-R1). In a multi-process run the trainer gathers rewards and group ids from every
 process first, so the statistics are global.
 """
 
@@ -33,6 +33,7 @@ def compute_advantages(
     clip: float = 5.0,
     eps: float = 1e-4,
     min_group_std: float = 1e-6,
+    max_group_mean: float | None = None,
 ) -> Advantages:
     """``(r - mean) / (std + eps)`` clipped to ``[-clip, clip]``.
 
@@ -40,7 +41,8 @@ def compute_advantages(
     the mean of the sample's group, the std of all rewards; ``mode="group"``: mean and std of each
     sample's group; ``mode="batch"``: mean and std of all rewards (flow_grpo without per-prompt
     tracking; a prompt's difficulty then leaks into its advantages). Either way, groups whose own std is
-    below ``min_group_std`` are dropped (``keep`` False, advantage 0). Stds are population stds
+    below ``min_group_std`` are dropped (``keep`` False, advantage 0), and with ``max_group_mean`` so are groups whose
+    mean reward is above it (Edit-R1: prompts the policy already solves). Stds are population stds
     (unbiased=False), so a group of two rewards r, r' gives advantages of exactly +-1 (up to eps).
     """
     if mode not in ADVANTAGE_MODES:
@@ -62,5 +64,7 @@ def compute_advantages(
     else:
         values = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + eps)
     keep = group_std >= min_group_std
+    if max_group_mean is not None:
+        keep &= group_mean[inverse] <= max_group_mean
     values = torch.where(keep, values.clamp(-clip, clip), torch.zeros_like(values))
     return Advantages(values=values, keep=keep, group_std=group_std)

@@ -168,12 +168,16 @@ class RLConfig(Config):
 class GroupConfig(RLConfig):
     """Keys shared by the trainers that learn from group-normalised advantages (``editrl grpo``, ``editrl nft``)."""
 
+    KEYS_ADDED: ClassVar[dict[str, Any]] = {**RLConfig.KEYS_ADDED, "max_group_mean": None}
+
     timestep_fraction: float = config_field(1.0, "Fraction of the trainable timesteps trained per sample and iteration (random subset).")
     kl_beta: float = config_field(0.01, "Weight of the pull to the reference (the denoiser with LoRA disabled); 0 = none, no reference forward.")
     advantage_mode: str = config_field("global_std", "Reward normalisation: global_std (the group's mean, the std of the whole "
                                        "gathered batch: flow_grpo's default) | group (per-group mean and std) | batch (global mean and std).")
     advantage_clip: float = config_field(5.0, "Advantages are clipped to [-c, c].")
     min_group_std: float = config_field(1e-4, "Groups whose reward std is below this are dropped (no signal).")
+    max_group_mean: float | None = config_field(None, "Groups whose mean reward is above this are dropped (Edit-R1: 0.9 with "
+                                                 "rewards in [0, 1], prompts already solved); null = none dropped.")
     num_minibatches: int = config_field(1, "Optimizer steps per iteration, over disjoint batches of the rollout.")
 
     def validate(self) -> None:

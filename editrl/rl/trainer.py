@@ -354,7 +354,7 @@ class RLTrainer:
         group_ids = torch.arange(n) // cfg.group_size + self.rank * cfg.groups_per_step
         all_rewards, all_groups = self.gather(rewards), self.gather(group_ids)
         adv = compute_advantages(all_rewards, all_groups, cfg.advantage_mode, cfg.advantage_clip,
-                                 min_group_std=cfg.min_group_std)
+                                 min_group_std=cfg.min_group_std, max_group_mean=cfg.max_group_mean)
         return all_rewards, adv, slice(self.rank * n, (self.rank + 1) * n)
 
     def minibatches(self, n: int) -> list[list[list[int]]]:

@@ -40,6 +40,16 @@ def test_near_zero_std_groups_dropped_with_threshold():
     assert adv.values[:2].tolist() == [0.0, 0.0]
 
 
+def test_solved_groups_dropped_above_max_group_mean():
+    rewards = torch.tensor([1.0, 0.8, 0.0, 1.0, 0.9, 1.0])
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])  # means 0.9, 0.5, 0.95
+    adv = compute_advantages(rewards, groups, mode="group", eps=0.0, max_group_mean=0.9)
+    assert adv.keep.tolist() == [True, True, True, True, False, False]  # a mean equal to the bound is kept
+    assert adv.values[4:].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(adv.values[:4], torch.tensor([1.0, -1.0, -1.0, 1.0]))
+    assert compute_advantages(rewards, groups, mode="group").keep.all()  # off by default
+
+
 def test_bad_mode_and_shapes():
     with pytest.raises(EditRLError, match="mode"):
         compute_advantages(torch.zeros(2), torch.zeros(2), mode="token")

@@ -101,6 +101,17 @@ def test_flat_groups_are_dropped(tiny_editor, prompts, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)  # nothing to learn: no optimizer step
 
 
+@pytest.mark.parametrize("bound, kept", [(-1.0, 0.0), (2.0, 1.0)])
+def test_solved_groups_are_dropped_with_max_group_mean(tiny_editor, prompts, tmp_path, bound, kept):
+    # Brightness lies in [0, 1]: a bound below every group's mean drops them all (no step), one above none
+    trainer = _trainer(tiny_editor, prompts, tmp_path, num_iterations=1, max_group_mean=bound)
+    before = lora_state(trainer.transformer)
+    trainer.train()
+    assert _log(trainer)[0]["groups_kept"] == kept
+    moved = any(not torch.equal(before[k], v) for k, v in lora_state(trainer.transformer).items())
+    assert moved == bool(kept)
+
+
 def test_grpo_raises_a_toy_reward_and_the_monitor_flags_a_disagreeing_judge(tiny_editor, prompts, tmp_path):
     trainer = _trainer(
         tiny_editor, prompts, tmp_path, num_iterations=8, learning_rate=5e-2, noise_level=0.7, kl_beta=0.0,
