@@ -2,11 +2,12 @@
 object per algorithm.
 
 Prompts: the first ``--prompts`` world training prompts (of ``--candidates``) on which the shipped editor is exactly
-right on some but not most of 8 ODE seeds (1-3 of 8): groups there carry signal, and there is room to gain.
+right on some but not most of 8 ODE seeds (1-3 of seeds 0-7): groups there carry signal, and there is room to gain.
 Each algorithm trains on those prompts alone (its world config, ``--set`` overrides) against ``--reward`` (default
 ``oracle-exact``: 1 for an exactly right edit) and is evaluated on the same prompts, 8 seeds each (the trainer's
-evaluation: EMA weights, ODE, seed = row), so ``exact_edit_curve`` says whether training moves exactness where it
-trained. A trainer that cannot raise it here, with a perfect reward, will not raise it on held-out prompts.
+evaluation: EMA weights, ODE, seed = row: prompt j on seeds 8j..8j+7, not the seeds it was chosen on), so
+``exact_edit_curve`` says whether training moves exactness where it trained. A trainer that cannot raise it here,
+with a perfect reward, will not raise it on held-out prompts.
 
     python benchmarks/rl_overfit.py --algorithms grpo nft
     python benchmarks/rl_overfit.py --algorithms grpo --set learning_rate=1e-2 --set kl_beta=0
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.prompts < 1 or args.candidates < args.prompts or args.iterations < 1:
+        parser.error("expected --prompts >= 1, --candidates >= --prompts and --iterations >= 1")
     check_reward_spec(args.reward, "--reward")
     from editrl.sampler.editors import load_editor
     from editrl.world import Oracle

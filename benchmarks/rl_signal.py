@@ -34,20 +34,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from world_vlm_probe import auc  # noqa: E402
+
 from editrl.reward.specs import build_reward, check_reward_spec  # noqa: E402
 from editrl.rl import GRPOConfig, GRPOTrainer, load_config  # noqa: E402
 from editrl.rl.lora import load_lora_state  # noqa: E402
+from editrl.rl.sde import SDESampler  # noqa: E402
 from editrl.rl.trainer import load_prompts  # noqa: E402
 
 
 def within_group_auc(values: np.ndarray, positive: np.ndarray) -> list[float]:
     """Per group (rows of ``values``) holding both kinds: P(a positive sample outscores a negative one), ties 1/2."""
-    out = []
-    for v, p in zip(values, positive.astype(bool)):
-        if p.any() and (~p).any():
-            diff = v[p][:, None] - v[~p][None, :]
-            out.append(float(((diff > 0) + 0.5 * (diff == 0)).mean()))
-    return out
+    return [auc(v[p], v[~p]) for v, p in zip(values, positive.astype(bool)) if p.any() and (~p).any()]
 
 
 def signal(rewards: dict[str, np.ndarray], exact: np.ndarray, lost: np.ndarray) -> dict:
@@ -79,6 +79,11 @@ def main() -> None:
     args = parser.parse_args()
     for spec in args.rewards:
         check_reward_spec(spec, "--rewards")
+    checkpoint = None
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint) / "trainer_state.pt" if Path(args.checkpoint).is_dir() else Path(args.checkpoint)
+        if not checkpoint.is_file():
+            raise SystemExit(f"--checkpoint {args.checkpoint}: no trainer_state.pt there (expected checkpoints/step-N of an RL run)")
     torch.set_grad_enabled(False)
     from editrl.world import Oracle
 
@@ -88,12 +93,19 @@ def main() -> None:
         overrides = [f"group_size={args.k}", f"groups_per_step={args.prompts}", f"batch_size={args.k * 4}",
                      f"seed={args.seed}", f"output_dir={tmp}/run", "eval_prompts=4"] + args.set
         config = load_config(GRPOConfig, ROOT / "configs" / "grpo" / "world.yaml", overrides)
+        if args.prompts > config.world_train_examples:
+            raise SystemExit(f"--prompts {args.prompts}: at most world_train_examples={config.world_train_examples} "
+                             "(more would repeat groups); raise it with --set world_train_examples=N")
         trainer = GRPOTrainer(config, reward=rewards[args.rewards[0]])
         if args.split == "test":  # the trainer's own draw, from held-out prompts
             trainer.train_prompts = load_prompts("world", config.world_train_examples, "test", args.seed, trainer.editor.resolution)
-        if args.checkpoint:
-            path = Path(args.checkpoint)
-            state = torch.load(path / "trainer_state.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
+        if checkpoint:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            saved = {k: state["config"].get(k) for k in ("editor", "model", "lora_rank", "lora_alpha", "lora_target_modules")}
+            if saved != {k: getattr(config, k) for k in saved}:
+                raise SystemExit(f"--checkpoint {args.checkpoint}: trained with {saved}, not this config's editor and "
+                                  "LoRA (pass them with --set)")
+            # the EMA weights, as the run's evaluation and its saved adapter use them
             load_lora_state(trainer.transformer, state["ema"]["shadow"] if state.get("ema") else state["lora"])
         prompts = trainer.step_prompts(0)
         cond = trainer.step_groups(0)
@@ -102,14 +114,16 @@ def main() -> None:
         sources = [p[0] for p in prompts for _ in range(args.k)]
         instructions = [p[1] for p in prompts for _ in range(args.k)]
         samplers = {"ode": 0.0, **{f"sde_{a}": a for a in args.noise_level}}
-        for name, level in samplers.items():
-            _, images = trainer.sample(cond, seeds, sigmas, level)
+        for name, level in samplers.items():  # GRPO's own SDE: its type and window (--set sde_window_size=...)
+            sde = SDESampler(level, config.sde_type, trainer.sde_steps(0)) if level > 0 else None
+            _, images = trainer.sample(cond, seeds, sigmas, sde=sde)
             measures = oracle.measures(sources, instructions, images)
             shape = (len(prompts), args.k)
             values = {spec: r.score(sources, instructions, images).score.float().numpy().reshape(shape)
                       for spec, r in rewards.items()}
             print(json.dumps({"benchmark": "rl_signal", "sampler": name, "noise_level": level, "prompts": len(prompts),
-                              "k": args.k, "checkpoint": args.checkpoint, "num_steps": config.num_steps, "seed": args.seed, "split": args.split, "set": args.set,
+                              "k": args.k, "checkpoint": args.checkpoint, "num_steps": config.num_steps, "seed": args.seed,
+                              "split": args.split, "set": args.set,
                               **signal(values, measures["exact_edit"].numpy().reshape(shape),
                                        measures["lost_object"].numpy().reshape(shape))}), flush=True)
 

@@ -7,6 +7,7 @@ file or an override is an error naming the key, so a typo never silently falls b
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -188,6 +189,8 @@ class GroupConfig(RLConfig):
             raise EditRLError(f"config key timestep_fraction: expected 0 < f <= 1, got {self.timestep_fraction}")
         if self.kl_beta < 0 or self.advantage_clip <= 0:
             raise EditRLError(f"config keys kl_beta >= 0 and advantage_clip > 0 expected, got {self.kl_beta} and {self.advantage_clip}")
+        if self.max_group_mean is not None and not math.isfinite(self.max_group_mean):
+            raise EditRLError(f"config key max_group_mean: expected a finite number or null, got {self.max_group_mean}")
         n_batches = -(-self.groups_per_step * self.group_size // self.batch_size)
         if not 1 <= self.num_minibatches <= n_batches:
             raise EditRLError(f"config key num_minibatches: expected 1..{n_batches} (rollout batches per process), got {self.num_minibatches}")

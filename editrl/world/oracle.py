@@ -190,7 +190,9 @@ class Oracle:
         edits: Sequence[ImageLike],
         batch_size: int | None = None,
     ) -> RewardOutput:
-        """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean (``fusion``)."""
+        """mu = (instruction following, visual quality) in [0, 1]; sigma = 0; score = their mean (``fusion``). The
+        exact fusions' score is the outcome (``measures``), not derived from mu: a selection by mu ranks by the
+        continuous dimensions."""
         values = torch.tensor(self.evaluate(sources, instructions, edits), dtype=torch.float32).reshape(-1, 2)
         zeros = torch.zeros_like(values)
         if self.config.fusion in ("exact", "exact_minus_lost"):

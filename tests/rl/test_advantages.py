@@ -55,3 +55,12 @@ def test_bad_mode_and_shapes():
         compute_advantages(torch.zeros(2), torch.zeros(2), mode="token")
     with pytest.raises(EditRLError, match="group_ids"):
         compute_advantages(torch.zeros(2), torch.zeros(3))
+
+
+def test_max_group_mean_must_be_finite(tmp_path):
+    from toys import small_config
+
+    from editrl.rl import GRPOConfig
+
+    with pytest.raises(EditRLError, match="max_group_mean"):
+        small_config(GRPOConfig, tmp_path, max_group_mean=float("nan")).validate()
