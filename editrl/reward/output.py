@@ -88,7 +88,20 @@ def check_batch_size(batch_size, default: int) -> int:
     return default if batch_size is None else check_positive(batch_size, "batch_size")
 
 
-_TOLD_FIRST_SOURCE: set[int] = set()  # id() of the rewards told: any reward object, hashable or not
+_TOLD_FIRST_SOURCE: dict[int, object] = {}  # rewards told that hold no attribute (__slots__), kept so their id() stays theirs
+
+
+def _first_time_told(reward) -> bool:
+    """True the first time ``reward`` is told. The mark sits on the object itself (any object, hashable or not), so a
+    new reward that reuses a collected one's id() is still told; an object that takes no attribute is remembered by
+    id() and kept alive."""
+    if getattr(reward, "_editrl_told_first_source", False) or id(reward) in _TOLD_FIRST_SOURCE:
+        return False
+    try:
+        object.__setattr__(reward, "_editrl_told_first_source", True)  # past a frozen dataclass's __setattr__ too
+    except (AttributeError, TypeError):
+        _TOLD_FIRST_SOURCE[id(reward)] = reward
+    return True
 
 
 def sources_for(reward, sources: Sequence) -> list:
@@ -99,8 +112,7 @@ def sources_for(reward, sources: Sequence) -> list:
     sources = list(sources)
     if getattr(reward, "takes_several_sources", False) or not any(isinstance(s, (list, tuple)) for s in sources):
         return sources
-    if id(reward) not in _TOLD_FIRST_SOURCE:
-        _TOLD_FIRST_SOURCE.add(id(reward))
+    if _first_time_told(reward):
         logger.warning("reward %s reads one source image: prompts with several are scored against their first",
                        type(reward).__name__)
     return [s[0] if isinstance(s, (list, tuple)) else s for s in sources]

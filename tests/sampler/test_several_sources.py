@@ -66,6 +66,30 @@ def test_any_reward_object_may_be_told_once_even_unhashable(make_image, caplog):
         assert len([r for r in caplog.records if "scored against their first" in r.getMessage()]) == 1
 
 
+def test_a_new_reward_at_a_collected_rewards_id_is_still_told(make_image, caplog):
+    """The once-only mark sits on the reward itself, so a reward created where a collected one lived is told too
+    (CPython reuses addresses); a reward that takes no attribute is kept alive, so its id() cannot be reused."""
+    from editrl.reward import output
+
+    class Plain:
+        pass
+
+    class Slotted:
+        __slots__ = ()
+
+    a, b = make_image(1), make_image(2)
+    told = []
+    for _ in range(3):  # each new Plain() usually takes the address of the one collected before it
+        with caplog.at_level(logging.WARNING, logger="editrl.reward.output"):
+            caplog.clear()
+            sources_for(Plain(), [[a, b]])
+            told.append(len([r for r in caplog.records if "scored against their first" in r.getMessage()]))
+    assert told == [1, 1, 1]
+    slotted = Slotted()
+    sources_for(slotted, [[a, b]])
+    assert output._TOLD_FIRST_SOURCE[id(slotted)] is slotted
+
+
 def test_best_of_n_with_several_sources(make_image):
     editor = Flux2KleinEditor(tiny_flux2_klein(), resolution=64, default_steps=2)
     source, reference = make_image(1), make_image(2)
