@@ -2,8 +2,9 @@
 
 A group is the k samples of one (source image, instruction). Groups whose rewards barely differ
 carry no learning signal (and their normalised advantages would be noise blown up by a tiny std),
-so they are dropped; optionally so are groups the policy already solves (a mean above a threshold, as Edit-R1). In a multi-process run the trainer gathers rewards and group ids from every
-process first, so the statistics are global.
+so they are dropped; optionally so are groups the policy already solves (a mean above a threshold, as
+Edit-R1). In a multi-process run the trainer gathers rewards and group ids from every process first, so
+the statistics are global.
 """
 
 from __future__ import annotations

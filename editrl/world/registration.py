@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from ..registry import CHAT_MODELS, EDITORS, JUDGE_PROMPTS, PROMPT_SETS, REWARDS, TOKENIZER_WORDS
@@ -18,32 +19,13 @@ def world_reward(device=None):
     return load_world_reward(device=device)
 
 
-def oracle(device=None):
-    """The exact oracle (pure Python: ``device`` does not apply)."""
-    from .oracle import Oracle
-
-    return Oracle()
-
-
-def oracle_instruction_following(device=None):
-    """The oracle scoring instruction following alone (``OracleConfig(fusion="instruction_following")``)."""
+def oracle(device=None, fusion: str = "mean"):
+    """The exact oracle (pure Python: ``device`` does not apply) fusing its two dimensions by ``fusion``
+    (``OracleConfig.fusion``): ``oracle-if`` scores instruction following alone, ``oracle-exact`` 1 for an exactly
+    right edit, ``oracle-exact-kept`` also -1 for a lost object."""
     from .oracle import Oracle, OracleConfig
 
-    return Oracle(OracleConfig(fusion="instruction_following"))
-
-
-def oracle_exact(device=None):
-    """The oracle as a verifiable reward: 1 for an exactly right edit, else 0 (``OracleConfig(fusion="exact")``)."""
-    from .oracle import Oracle, OracleConfig
-
-    return Oracle(OracleConfig(fusion="exact"))
-
-
-def oracle_exact_kept(device=None):
-    """The verifiable reward charging a lost object: exact edit - lost object (``OracleConfig(fusion="exact_minus_lost")``)."""
-    from .oracle import Oracle, OracleConfig
-
-    return Oracle(OracleConfig(fusion="exact_minus_lost"))
+    return Oracle(OracleConfig(fusion=fusion))
 
 
 def world_verifier(device=None):
@@ -80,9 +62,9 @@ REWARDS.register("world", world_reward)
 REWARDS.register("oracle", oracle)
 REWARDS.register("world-verifier", world_verifier)
 REWARDS.register("world-describe", world_describe)
-REWARDS.register("oracle-if", oracle_instruction_following)
-REWARDS.register("oracle-exact", oracle_exact)
-REWARDS.register("oracle-exact-kept", oracle_exact_kept)
+REWARDS.register("oracle-if", partial(oracle, fusion="instruction_following"))
+REWARDS.register("oracle-exact", partial(oracle, fusion="exact"))
+REWARDS.register("oracle-exact-kept", partial(oracle, fusion="exact_minus_lost"))
 PROMPT_SETS.register("world", world_prompts)
 CHAT_MODELS.register("world-vlm", world_vlm_chat)
 JUDGE_PROMPTS.register("world-verify", Path(__file__).parent / "judge_prompts" / "verify")
