@@ -108,7 +108,7 @@ def main() -> None:
             # the EMA weights, as the run's evaluation and its saved adapter use them
             load_lora_state(trainer.transformer, state["ema"]["shadow"] if state.get("ema") else state["lora"])
         prompts = trainer.step_prompts(0)
-        cond = trainer.step_groups(0)
+        cond = trainer.encode(prompts).repeat_interleave(args.k)  # the step's groups (``step_groups``), drawn once
         sigmas = trainer.editor.sigmas(config.num_steps)
         seeds = trainer.sample_seeds(0, len(cond))
         sources = [p[0] for p in prompts for _ in range(args.k)]
