@@ -13,6 +13,8 @@ rollouts and best-of-N; ``sde``: flow_grpo's SDE at ``--noise-level``, as GRPO's
   object over one that lost one;
 - ``group_reward_std``: the reward's mean within-group std (what the trainers log).
 
+A reward of several dimensions (EditReward) is also measured per dimension, as ``spec:dimension`` (its mu).
+
 ``--checkpoint`` measures a trained policy (an RL run's ``checkpoints/step-N``, its EMA weights as its evaluation uses
 them) on the same prompts and seeds: did training change exact edits on the prompts it trains on?
 
@@ -48,6 +50,15 @@ from editrl.rl.trainer import load_prompts  # noqa: E402
 def within_group_auc(values: np.ndarray, positive: np.ndarray) -> list[float]:
     """Per group (rows of ``values``) holding both kinds: P(a positive sample outscores a negative one), ties 1/2."""
     return [auc(v[p], v[~p]) for v, p in zip(values, positive.astype(bool)) if p.any() and (~p).any()]
+
+
+def reward_values(spec: str, out, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The fused score as ``spec``, and each dimension's mu as ``spec:dimension`` where there are several (which
+    dimension alone would carry the signal: a trainer can be given one through a reward of its own)."""
+    values = {spec: out.score.float().numpy().reshape(shape)}
+    if out.mu.shape[1] > 1:
+        values.update({f"{spec}:{name}": out.mu[:, i].float().numpy().reshape(shape) for i, name in enumerate(out.dimensions)})
+    return values
 
 
 def signal(rewards: dict[str, np.ndarray], exact: np.ndarray, lost: np.ndarray) -> dict:
@@ -119,8 +130,9 @@ def main() -> None:
             _, images = trainer.sample(cond, seeds, sigmas, sde=sde)
             measures = oracle.measures(sources, instructions, images)
             shape = (len(prompts), args.k)
-            values = {spec: r.score(sources, instructions, images).score.float().numpy().reshape(shape)
-                      for spec, r in rewards.items()}
+            values = {}
+            for spec, r in rewards.items():
+                values.update(reward_values(spec, r.score(sources, instructions, images), shape))
             print(json.dumps({"benchmark": "rl_signal", "sampler": name, "noise_level": level, "prompts": len(prompts),
                               "k": args.k, "checkpoint": args.checkpoint, "num_steps": config.num_steps, "seed": args.seed,
                               "split": args.split, "set": args.set,

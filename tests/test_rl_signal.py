@@ -35,3 +35,18 @@ def test_ties_count_half_and_a_flat_reward_is_chance():
     record = rl_signal.signal({"flat": flat}, EXACT, LOST)
     assert record["flat"]["auc_exact"] == 0.5 and record["flat"]["group_reward_std"] == 0.0
     assert rl_signal.within_group_auc(np.array([[1.0, 1.0, 0.0]]), np.array([[1, 0, 0]])) == [0.75]
+
+
+def test_each_dimension_of_a_reward_is_measured_beside_its_fused_score():
+    import torch
+
+    from editrl.reward.output import RewardOutput
+
+    mu = torch.tensor([[1.0, -4.0], [2.0, 9.0], [3.0, 0.0], [4.0, 1.0]])
+    out = RewardOutput(mu=mu, sigma=torch.ones(4, 2), score=mu.mean(1), score_sigma=torch.ones(4))
+    values = rl_signal.reward_values("r", out, (2, 2))
+    assert set(values) == {"r", "r:instruction_following", "r:visual_quality"}
+    np.testing.assert_allclose(values["r:instruction_following"], [[1.0, 2.0], [3.0, 4.0]])  # column 0, not 1
+    np.testing.assert_allclose(values["r"], [[-1.5, 5.5], [1.5, 2.5]])
+    one = RewardOutput(mu=mu[:, :1], sigma=torch.ones(4, 1), score=mu[:, 0], score_sigma=torch.ones(4), dimensions=("s",))
+    assert set(rl_signal.reward_values("o", one, (2, 2))) == {"o"}  # a single-dimension reward only once
