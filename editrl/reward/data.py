@@ -43,6 +43,7 @@ import itertools
 import json
 import logging
 import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,16 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("editreward", "train_json", "jsonl", "synthetic")
 TIE_POLICIES = ("disentangle", "keep", "drop")
-HARD_NEGATIVES = ("unchanged_source", "other_instruction")
+HARD_NEGATIVES = ("unchanged_source", "other_instruction", "swapped_word")
+# Word classes of ``swapped_word`` negatives: words an edit instruction uses for attributes that exclude one
+# another (an edit that makes the car red does not make it blue). Synonyms (grey/gray, big/large) are left out:
+# swapping one for the other would make a negative the edit still follows.
+SWAP_WORDS = (
+    ("red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "black", "white", "gray", "beige"),
+    ("small", "medium", "large"),
+    ("square", "circle", "triangle", "ring", "cross", "star", "heart"),
+    ("left", "right", "top", "bottom", "center"),
+)
 EDITREWARD_DIMENSIONS = ("instruction_following", "quality_aesthetic")
 
 
@@ -413,8 +423,35 @@ def check_hard_negatives(kinds: Sequence[str]) -> None:
         raise EditRLError(f"data.hard_negatives {list(kinds)}: expected distinct names among {list(HARD_NEGATIVES)}")
 
 
+def check_swap_words(classes: Sequence[Sequence[str]]) -> None:
+    """One line unless every class holds at least two distinct single words and no word is in two classes."""
+    seen: set[str] = set()
+    for words in classes:
+        lowered = [w.lower() for w in words] if isinstance(words, (list, tuple)) else []
+        if len(set(lowered)) < 2 or len(lowered) != len(set(lowered)) or not all(re.fullmatch(r"[a-z]+", w) for w in lowered):
+            raise EditRLError(f"data.swap_words: each class must be a list of at least two distinct single words, got {words!r}")
+        if seen & set(lowered):
+            raise EditRLError(f"data.swap_words: {sorted(seen & set(lowered))} in two classes")
+        seen |= set(lowered)
+
+
+def swap_word(instruction: str, classes: Sequence[Sequence[str]], rng) -> str | None:
+    """``instruction`` with one word of a ``classes`` class replaced by another word of that class (drawn with
+    ``rng``, capitalisation kept), or None where it holds no such word."""
+    class_of = {w.lower(): [v.lower() for v in words] for words in classes for w in words}
+    found = [m for m in re.finditer(r"[A-Za-z]+", instruction) if m.group().lower() in class_of]
+    if not found:
+        return None
+    match = rng.choice(found)
+    word = match.group()
+    new = rng.choice([w for w in class_of[word.lower()] if w != word.lower()])
+    new = new.capitalize() if word[0].isupper() else new
+    return instruction[:match.start()] + new + instruction[match.end():]
+
+
 def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], min_score: float | None = None,
-                       seed: int = 0) -> tuple[list[PreferencePair], dict[str, int]]:
+                       seed: int = 0, swap_words: Sequence[Sequence[str]] = SWAP_WORDS,
+                       ) -> tuple[list[PreferencePair], dict[str, int]]:
     """``pairs`` plus label-free hard negatives built from the data itself, and how many of each were added.
 
     For every strict pair whose chosen edit is good enough (its instruction-following score at least
@@ -423,7 +460,12 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     - ``unchanged_source``: the chosen edit over the source returned unchanged (an edit that does nothing
       follows no edit instruction);
     - ``other_instruction``: the chosen edit under its own instruction over the same edit under another
-      row's instruction (drawn with ``seed``), so the score must read the instruction, not only the images.
+      row's instruction (drawn with ``seed``), so the score must read the instruction, not only the images;
+    - ``swapped_word``: the chosen edit under its own instruction over the same edit under that instruction with one
+      attribute word swapped for another of its class (``swap_words``: a colour, a size, a shape, a side), as
+      NegCLIP swaps words of captions. Another row's instruction mostly names objects the scene lacks; this one names
+      the wrong value, the wrong object or the wrong shape of the same scene, the errors that need the instruction
+      read word by word. Instructions with no such word give none.
 
     Annotated pairs teach the reward what annotators prefer; where both edits of a row failed alike, they
     never show it an edit that ignores the instruction, and a reward can rank them by image cleanliness
@@ -437,6 +479,7 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     import random
 
     check_hard_negatives(kinds)
+    check_swap_words(swap_words)
     rng = random.Random(seed)
     instructions = sorted({p.instruction for p in pairs})
     out, added = list(pairs), {kind: 0 for kind in kinds}
@@ -450,13 +493,18 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
                 if pair.chosen == pair.source:  # the chosen edit is the source itself: nothing to prefer
                     continue
                 change = dict(pair_id=f"{pair.pair_id}#unchanged", rejected=pair.source)
-            else:
+            elif kind == "other_instruction":
                 if len(instructions) < 2:
                     continue
                 other = pair.instruction
                 while other == pair.instruction:
                     other = rng.choice(instructions)
                 change = dict(pair_id=f"{pair.pair_id}#instruction", rejected=pair.chosen, rejected_instruction=other)
+            else:
+                swapped = swap_word(pair.instruction, swap_words, rng)
+                if swapped is None:
+                    continue
+                change = dict(pair_id=f"{pair.pair_id}#swapped", rejected=pair.chosen, rejected_instruction=swapped)
             out.append(dataclasses.replace(pair, **change, chosen_scores=None, rejected_scores=None, kind="negative"))
             added[kind] += 1
     return out, added

@@ -347,7 +347,8 @@ class RewardTrainer:
             config.data.train, config.data.ties, config.data.score_range, config.data.strict, config.data.verify_images)
         if config.data.hard_negatives:
             self.train_pairs, added = add_hard_negatives(self.train_pairs, config.data.hard_negatives,
-                                                         config.data.hard_negatives_min_score, config.seed)
+                                                         config.data.hard_negatives_min_score, config.seed,
+                                                         config.data.swap_words)
             self.train_summary = {**self.train_summary, "hard_negatives": added, "pairs": len(self.train_pairs)}
         self.val_pairs, self.val_summary = ([], None)
         if config.data.validation is not None:

@@ -17,7 +17,7 @@ from ..errors import EditRLError
 from ..files import check_input, check_model_source, check_output
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
-from .data import TIE_POLICIES, DataSource, check_hard_negatives
+from .data import SWAP_WORDS, TIE_POLICIES, DataSource, check_hard_negatives, check_swap_words
 from .losses import LossConfig
 from .model import EditRewardConfig
 
@@ -91,16 +91,22 @@ class DataSection(Config):
     num_workers: int = config_field(0, "DataLoader worker processes decoding images.")
     hard_negatives: list[str] = config_field([], "Label-free hard negatives added to the training pairs "
                                              "(editrl.reward.data.add_hard_negatives): unchanged_source (the chosen edit "
-                                             "over the source left unchanged) and/or other_instruction (the chosen edit "
-                                             "over itself under another row's instruction). Not in the paper's recipe; "
-                                             "[] trains as the paper.")
+                                             "over the source left unchanged), other_instruction (the chosen edit "
+                                             "over itself under another row's instruction) and/or swapped_word (over itself "
+                                             "under its instruction with one attribute word swapped, see swap_words). Not in "
+                                             "the paper's recipe; [] trains as the paper.")
     hard_negatives_min_score: float | None = config_field(None, "Only chosen edits whose instruction-following score "
                                                           "is at least this win a hard negative (null: every strict "
                                                           "pair's chosen edit).")
+    swap_words: list[list[str]] = config_field([list(words) for words in SWAP_WORDS], "Word classes of the swapped_word "
+                                               "negatives: a word of an instruction found in a class is replaced by "
+                                               "another of that class (default: colours, sizes, shapes, sides; leave "
+                                               "synonyms out, a swap to a synonym is no negative).")
 
     def validate(self) -> None:
         super().validate()
         check_hard_negatives(self.hard_negatives)
+        check_swap_words(self.swap_words)
         if self.ties not in TIE_POLICIES:
             raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
         if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:
@@ -114,6 +120,7 @@ class RewardTrainingConfig(Config):
     # keys added after runs were saved, with the value that behaves as those runs did (editrl.runs.check_resume_config)
     KEYS_ADDED: ClassVar[dict[str, Any]] = {"model.read_at": "reward_token", "model.train_backbone": True,
                                             "data.hard_negatives": [], "data.hard_negatives_min_score": None,
+                                            "data.swap_words": [list(words) for words in SWAP_WORDS],
                                             "loss.per_dimension": 0.0}
 
     model: ModelSection = config_field(ModelSection(tiny={}), "The backbone and reward-model settings.")

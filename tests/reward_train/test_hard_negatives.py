@@ -94,7 +94,7 @@ def test_a_run_saved_before_the_options_existed_resumes(tmp_path):
     config = tiny_config(tmp_path / "run")
     saved = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     for section, key in (("model", "read_at"), ("model", "train_backbone"), ("data", "hard_negatives"),
-                         ("data", "hard_negatives_min_score"), ("loss", "per_dimension")):
+                         ("data", "hard_negatives_min_score"), ("data", "swap_words"), ("loss", "per_dimension")):
         del saved[section][key]
     check_resume_config(saved, config, ())
     with pytest.raises(EditRLError, match="read_at"):
@@ -118,3 +118,51 @@ def test_a_chosen_edit_equal_to_the_source_wins_no_unchanged_negative():
     same = dataclasses.replace(pair(0), chosen="src0")
     _, added = add_hard_negatives([same, pair(1)], ["unchanged_source"])
     assert added == {"unchanged_source": 1}
+
+
+def test_swap_word_replaces_one_attribute_word_by_another_of_its_class():
+    import random
+
+    from editrl.reward.data import SWAP_WORDS, swap_word
+
+    classes = [["red", "blue"], ["small", "large"]]
+    outs = {swap_word("Make the red ring small.", classes, random.Random(s)) for s in range(20)}
+    assert outs == {"Make the blue ring small.", "Make the red ring large."}  # one word, either class, never both
+    assert swap_word("Red square to the left.", [["red", "green"]], random.Random(0)) == "Green square to the left."
+    assert swap_word("Remove the ring.", classes, random.Random(0)) is None  # nothing to swap: no negative
+    assert swap_word("Make it bluer.", classes, random.Random(0)) is None  # whole words only
+    for s in range(50):  # the default classes: every swap changes exactly one word, to another of its class
+        before = "Turn the yellow square pink and move it to the top left.".split()
+        after = swap_word(" ".join(before), SWAP_WORDS, random.Random(s)).split()
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        assert len(changed) == 1 and any({changed[0][0].strip("."), changed[0][1].strip(".")} <= set(c) for c in SWAP_WORDS)
+
+
+def test_swapped_word_negatives_pair_the_chosen_edit_with_itself_under_the_swapped_instruction():
+    pairs = [dataclasses.replace(pair(0), instruction="Make the red ring small."), pair(1)]  # "instruction 1": no word
+    out, added = add_hard_negatives(pairs, ["swapped_word"], seed=0, swap_words=[["red", "blue"]])
+    assert added == {"swapped_word": 1} and len(out) == 3
+    negative = out[2]
+    assert (negative.pair_id, negative.chosen, negative.rejected) == ("p0#swapped", "good0", "good0")
+    assert (negative.instruction, negative.rejected_instruction) == ("Make the red ring small.", "Make the blue ring small.")
+    assert negative.kind == "negative" and negative.label == 1.0 and negative.chosen_scores is None
+
+
+@pytest.mark.parametrize("classes", [[["red"]], [["red", "red"]], [["red", "blue"], ["blue", "green"]], [["dark red", "blue"]], ["red"]])
+def test_bad_swap_word_classes_are_refused_before_training(classes):
+    with pytest.raises(EditRLError, match="swap_words"):
+        add_hard_negatives([pair(0)], ["swapped_word"], swap_words=classes)
+    with pytest.raises(EditRLError, match="swap_words"):
+        load_config(TINY_YAML, [f"data.swap_words={classes}"])
+
+
+def test_trainer_swaps_the_words_of_its_config(tmp_path):
+    """The synthetic rows' instructions hold no default attribute word; the config's classes reach the trainer."""
+    plain = RewardTrainer(tiny_config(tmp_path / "plain", "data.hard_negatives=[swapped_word]"))
+    assert plain.train_summary["hard_negatives"] == {"swapped_word": 0}
+    config = tiny_config(tmp_path / "run", "data.hard_negatives=[swapped_word]", "data.swap_words=[[brighter, darker]]")
+    trainer = RewardTrainer(config)
+    negatives = [p for p in trainer.train_pairs if p.kind == "negative"]
+    with_word = [p for p in trainer.train_pairs if p.kind == "strict" and p.label == 1.0 and "brighter" in p.instruction.split()]
+    assert with_word and len(negatives) == len(with_word) == trainer.train_summary["hard_negatives"]["swapped_word"]
+    assert all(p.rejected_instruction == p.instruction.replace("brighter", "darker") for p in negatives)
