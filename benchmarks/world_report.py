@@ -154,11 +154,12 @@ def reward_deltas(reward, rows: list[dict], batch_size: int = 32) -> dict[str, n
 
     keys, items = {}, []
     def key(row, which):
+        instruction = row.get(f"instruction_{which}", row["instruction"])  # a row may judge b under another instruction
         digest = hashlib.sha1(row["source"] + row[which]).hexdigest()
-        k = (digest, row["instruction"])
+        k = (digest, instruction)
         if k not in keys:
             keys[k] = len(items)
-            items.append((row["source"], row["instruction"], row[which]))
+            items.append((row["source"], instruction, row[which]))
         return keys[k]
     pairs = [(key(r, "a"), key(r, "b")) for r in rows]
     scores, first = np.empty(len(items)), np.empty(len(items))
@@ -192,10 +193,16 @@ def measure(rows: list[dict], labels: np.ndarray, deltas: np.ndarray) -> dict:
 def audit_rows(n: int, seed: int) -> list[dict]:
     """Held-out comparisons of the exact target (candidate a) against each audit category's clean wrong
     outcome and against the unchanged source (candidate b); ``group`` names the category. The held-out
-    categories draw from a generator of their own, so the training categories' rows are those of earlier reports."""
+    categories draw from a generator of their own, so the training categories' rows are those of earlier reports.
+
+    One more kind of wrong sits on the instruction's side, ``swapped-instruction``: the exact target under its own
+    instruction against the same target under that instruction with one attribute word swapped (another colour,
+    size, shape or side: ``editrl.reward.data.swap_word``), where the images alone decide nothing. It draws from a
+    generator of its own too."""
     import io
     import random
 
+    from editrl.reward.data import SWAP_WORDS, swap_word
     from editrl.world.audit import AUDIT_CATEGORIES, HELD_OUT_CATEGORIES, wrong_outcome
     from editrl.world.examples import make_examples
 
@@ -205,12 +212,17 @@ def audit_rows(n: int, seed: int) -> list[dict]:
         return buffer.getvalue()
 
     rng, held_out_rng, rows = random.Random(seed), random.Random(f"{seed}-held-out"), []
+    swap_rng = random.Random(f"{seed}-swapped-instruction")
     for example in make_examples(n, seed=seed, split="test"):
         source, target = png(example.source), png(example.target)
         for category in AUDIT_CATEGORIES:
             wrong = wrong_outcome(example, category, held_out_rng if category in HELD_OUT_CATEGORIES else rng)
             if wrong is not None:
                 rows.append({"group": category, "instruction": example.instruction, "source": source, "a": target, "b": png(wrong)})
+        swapped = swap_word(example.instruction, SWAP_WORDS, swap_rng)
+        if swapped is not None:
+            rows.append({"group": "swapped-instruction", "instruction": example.instruction, "instruction_b": swapped,
+                         "source": source, "a": target, "b": target})
     return rows
 
 

@@ -184,7 +184,32 @@ def test_audit_rows_add_the_held_out_categories_and_keep_the_training_categories
         digest.update(r["group"].encode() + np.asarray(Image.open(io.BytesIO(r["b"]))).tobytes())
     assert len(training) == 57 and digest.hexdigest() == "68a961d38dfe7e293b0e415736ed78f2ad502d2955287c1f7201aad898aa4f29"
     # also-other (recolours and adds only) applies to none of these 6 examples
-    assert {r["group"] for r in rows} - set(CATEGORIES) == set(HELD_OUT_CATEGORIES) - {"also-other"}
+    assert {r["group"] for r in rows} - set(CATEGORIES) == set(HELD_OUT_CATEGORIES) - {"also-other"} | {"swapped-instruction"}
+    swapped = [r for r in rows if r["group"] == "swapped-instruction"]
+    assert swapped and all(r["a"] == r["b"] and r["instruction_b"] != r["instruction"] for r in swapped)
+    for r in swapped:  # one word differs, and it names a colour, size, shape or side
+        changed = [(x, y) for x, y in zip(r["instruction"].split(), r["instruction_b"].split()) if x != y]
+        assert len(changed) == 1 and len(r["instruction"].split()) == len(r["instruction_b"].split())
+
+
+def test_a_row_may_score_its_second_candidate_under_another_instruction(report):
+    """reward_deltas gives b the row's instruction_b where there is one: the same image under two instructions."""
+    import torch
+    from PIL import Image
+
+    from editrl.reward.output import RewardOutput
+
+    image = png(Image.new("RGB", (8, 8), (10, 0, 0)))
+
+    class Reward:  # scores the instruction's length, whatever the image
+        def score(self, sources, instructions, edits, batch_size=None):
+            mu = torch.tensor([[float(len(i)), 0.0] for i in instructions])
+            return RewardOutput(mu=mu, sigma=torch.zeros_like(mu), score=mu[:, 0], score_sigma=torch.zeros(len(mu)),
+                                dimensions=("instruction_following", "visual_quality"))
+
+    rows = [{"source": image, "instruction": "long one", "instruction_b": "short", "a": image, "b": image},
+            {"source": image, "instruction": "same", "a": image, "b": image}]
+    assert report.reward_deltas(Reward(), rows)["score"].tolist() == [3.0, 0.0]
 
 
 def test_audit_table_marks_the_held_out_categories(report):
