@@ -196,15 +196,17 @@ def audit_rows(n: int, seed: int) -> list[dict]:
     categories draw from a generator of their own, so the training categories' rows are those of earlier reports.
 
     One more kind of wrong sits on the instruction's side, ``swapped-instruction``: the exact target under its own
-    instruction against the same target under that instruction with one attribute word swapped (another colour,
-    size, shape or side: ``editrl.reward.data.swap_word``), where the images alone decide nothing. It draws from a
-    generator of its own too."""
+    instruction against the same target under that instruction with one attribute word swapped within the world's
+    classes (another colour, size, shape or side: ``editrl.reward.data.swap_word`` with
+    ``editrl.world.instructions.SWAP_WORDS``, so the swapped instruction is one of the grammar too). The images are
+    the same, so only reading the instruction against them tells the two apart. It draws from a generator of its own."""
     import io
     import random
 
-    from editrl.reward.data import SWAP_WORDS, swap_word
+    from editrl.reward.data import swap_word
     from editrl.world.audit import AUDIT_CATEGORIES, HELD_OUT_CATEGORIES, wrong_outcome
     from editrl.world.examples import make_examples
+    from editrl.world.instructions import SWAP_WORDS as WORLD_SWAP_WORDS
 
     def png(image) -> bytes:
         buffer = io.BytesIO()
@@ -219,7 +221,7 @@ def audit_rows(n: int, seed: int) -> list[dict]:
             wrong = wrong_outcome(example, category, held_out_rng if category in HELD_OUT_CATEGORIES else rng)
             if wrong is not None:
                 rows.append({"group": category, "instruction": example.instruction, "source": source, "a": target, "b": png(wrong)})
-        swapped = swap_word(example.instruction, SWAP_WORDS, swap_rng)
+        swapped = swap_word(example.instruction, WORLD_SWAP_WORDS, swap_rng)
         if swapped is not None:
             rows.append({"group": "swapped-instruction", "instruction": example.instruction, "instruction_b": swapped,
                          "source": source, "a": target, "b": target})
@@ -408,7 +410,7 @@ def audit_table(records: list[dict], bench_info: dict) -> str:
             + " | ".join(fmt(r["audit_target_wins"][c]) for c in categories) + " |" for r in scored]
     return ("## The exact target against each clean wrong outcome\n\n"
             f"{bench_info['audit_cases']} held-out comparisons (`editrl.world.audit`, test split): how often the reward "
-            "scores the exact target above the wrong outcome (goal: >= 95% in every category, >= 98% against the "
+            "scores the exact target above the wrong outcome (a tie counts as a loss; goal: >= 95% in every category, >= 98% against the "
             "unchanged source), and the instruction-following head's accuracy on the editor-sample pairs against the "
             f"oracle's instruction following ({bench_info['editor_if_pairs']} pairs it does not tie; goal >= 85%; "
             "the annotators' own IF labels score "

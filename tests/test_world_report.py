@@ -176,6 +176,7 @@ def test_audit_rows_add_the_held_out_categories_and_keep_the_training_categories
     from PIL import Image
 
     from editrl.world.audit import CATEGORIES, HELD_OUT_CATEGORIES
+    from editrl.world.instructions import parse_instruction
 
     rows = report.audit_rows(6, 7)
     digest = hashlib.sha256()
@@ -187,9 +188,16 @@ def test_audit_rows_add_the_held_out_categories_and_keep_the_training_categories
     assert {r["group"] for r in rows} - set(CATEGORIES) == set(HELD_OUT_CATEGORIES) - {"also-other"} | {"swapped-instruction"}
     swapped = [r for r in rows if r["group"] == "swapped-instruction"]
     assert swapped and all(r["a"] == r["b"] and r["instruction_b"] != r["instruction"] for r in swapped)
-    for r in swapped:  # one word differs, and it names a colour, size, shape or side
+    # the held-out categories' rows are those of the reports made before swapped-instruction existed (base d6aff40)
+    held_out = hashlib.sha256()
+    for r in rows:
+        if r["group"] in HELD_OUT_CATEGORIES:
+            held_out.update(r["group"].encode() + r["instruction"].encode() + np.asarray(Image.open(io.BytesIO(r["b"]))).tobytes())
+    assert held_out.hexdigest() == "3ce2f6a174767e5b9184e9803179a7216f83f9db946ae931ddc22b8b7f974ca7"
+    for r in swapped:  # one word differs, and the swapped instruction is one of the grammar, asking another edit
         changed = [(x, y) for x, y in zip(r["instruction"].split(), r["instruction_b"].split()) if x != y]
         assert len(changed) == 1 and len(r["instruction"].split()) == len(r["instruction_b"].split())
+        assert parse_instruction(r["instruction_b"]) != parse_instruction(r["instruction"])
 
 
 def test_a_row_may_score_its_second_candidate_under_another_instruction(report):

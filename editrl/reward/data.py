@@ -62,15 +62,18 @@ logger = logging.getLogger(__name__)
 FORMATS = ("editreward", "train_json", "jsonl", "synthetic")
 TIE_POLICIES = ("disentangle", "keep", "drop")
 HARD_NEGATIVES = ("unchanged_source", "other_instruction", "swapped_word")
-# Word classes of ``swapped_word`` negatives: words an edit instruction uses for attributes that exclude one
-# another (an edit that makes the car red does not make it blue). Synonyms (grey/gray, big/large) are left out:
-# swapping one for the other would make a negative the edit still follows.
+# Word classes of ``swapped_word`` negatives: generic words an edit instruction uses for attributes that exclude one
+# another (an edit that makes the car red does not make it blue; a side is swapped within its axis). Synonyms
+# (grey/gray, big/large) are left out, as are shapes (a "cross", a "ring", a "square" are often no shape in real
+# captions): a swap that the edit still follows is no negative. A dataset names its own (the world:
+# ``editrl.world.instructions.SWAP_WORDS``).
 SWAP_WORDS = (
-    ("red", "orange", "yellow", "green", "blue", "purple", "pink", "cyan", "brown", "black", "white", "gray", "beige"),
+    ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray"),
     ("small", "medium", "large"),
-    ("square", "circle", "triangle", "ring", "cross", "star", "heart"),
-    ("left", "right", "top", "bottom", "center"),
+    ("left", "right"),
+    ("top", "bottom"),
 )
+SWAP_WORDS_KEY = [list(words) for words in SWAP_WORDS]  # the config key's default (YAML lists)
 EDITREWARD_DIMENSIONS = ("instruction_following", "quality_aesthetic")
 
 
@@ -424,28 +427,36 @@ def check_hard_negatives(kinds: Sequence[str]) -> None:
 
 
 def check_swap_words(classes: Sequence[Sequence[str]]) -> None:
-    """One line unless every class holds at least two distinct single words and no word is in two classes."""
+    """One line unless ``classes`` is a non-empty list of classes, each at least two distinct single words (strings),
+    and no word is in two classes."""
     seen: set[str] = set()
+    if not isinstance(classes, (list, tuple)) or not classes:
+        raise EditRLError(f"data.swap_words: expected a non-empty list of word lists, got {classes!r}")
     for words in classes:
-        lowered = [w.lower() for w in words] if isinstance(words, (list, tuple)) else []
-        if len(set(lowered)) < 2 or len(lowered) != len(set(lowered)) or not all(re.fullmatch(r"[a-z]+", w) for w in lowered):
+        ok = isinstance(words, (list, tuple)) and all(isinstance(w, str) and re.fullmatch(r"[A-Za-z]+", w) for w in words)
+        lowered = [w.lower() for w in words] if ok else []
+        if len(lowered) < 2 or len(lowered) != len(set(lowered)):
             raise EditRLError(f"data.swap_words: each class must be a list of at least two distinct single words, got {words!r}")
         if seen & set(lowered):
             raise EditRLError(f"data.swap_words: {sorted(seen & set(lowered))} in two classes")
         seen |= set(lowered)
 
 
-def swap_word(instruction: str, classes: Sequence[Sequence[str]], rng) -> str | None:
-    """``instruction`` with one word of a ``classes`` class replaced by another word of that class (drawn with
-    ``rng``, capitalisation kept), or None where it holds no such word."""
-    class_of = {w.lower(): [v.lower() for v in words] for words in classes for w in words}
-    found = [m for m in re.finditer(r"[A-Za-z]+", instruction) if m.group().lower() in class_of]
+def swap_classes(classes: Sequence[Sequence[str]]) -> dict[str, list[str]]:
+    """word -> the other words of its class (lower case), the lookup ``swap_word`` uses."""
+    return {w.lower(): [v.lower() for v in words if v.lower() != w.lower()] for words in classes for w in words}
+
+
+def swap_word(instruction: str, classes: Sequence[Sequence[str]] | dict[str, list[str]], rng) -> str | None:
+    """``instruction`` with one word of a ``classes`` class (or a ``swap_classes`` lookup) replaced by another word of
+    that class (drawn with ``rng``; lower case, Capitalised and UPPER case kept), or None where it holds no such word."""
+    others = classes if isinstance(classes, dict) else swap_classes(classes)
+    found = [m for m in re.finditer(r"[A-Za-z]+", instruction) if m.group().lower() in others]
     if not found:
         return None
     match = rng.choice(found)
-    word = match.group()
-    new = rng.choice([w for w in class_of[word.lower()] if w != word.lower()])
-    new = new.capitalize() if word[0].isupper() else new
+    word, new = match.group(), rng.choice(others[match.group().lower()])
+    new = new.upper() if word.isupper() and len(word) > 1 else new.capitalize() if word[0].isupper() else new
     return instruction[:match.start()] + new + instruction[match.end():]
 
 
@@ -480,7 +491,9 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
 
     check_hard_negatives(kinds)
     check_swap_words(swap_words)
-    rng = random.Random(seed)
+    # one generator per kind that draws, so adding a kind leaves the others' draws as they were
+    rngs = {kind: random.Random(seed if kind == "other_instruction" else f"{seed}-{kind}") for kind in kinds}
+    others = swap_classes(swap_words)
     instructions = sorted({p.instruction for p in pairs})
     out, added = list(pairs), {kind: 0 for kind in kinds}
     for pair in pairs:
@@ -498,10 +511,10 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
                     continue
                 other = pair.instruction
                 while other == pair.instruction:
-                    other = rng.choice(instructions)
+                    other = rngs[kind].choice(instructions)
                 change = dict(pair_id=f"{pair.pair_id}#instruction", rejected=pair.chosen, rejected_instruction=other)
             else:
-                swapped = swap_word(pair.instruction, swap_words, rng)
+                swapped = swap_word(pair.instruction, others, rngs[kind])
                 if swapped is None:
                     continue
                 change = dict(pair_id=f"{pair.pair_id}#swapped", rejected=pair.chosen, rejected_instruction=swapped)

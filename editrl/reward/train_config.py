@@ -17,7 +17,7 @@ from ..errors import EditRLError
 from ..files import check_input, check_model_source, check_output
 from ..registry import TINY_BACKBONES, TOKENIZER_WORDS
 from ..runs import REPORT_TO
-from .data import SWAP_WORDS, TIE_POLICIES, DataSource, check_hard_negatives, check_swap_words
+from .data import SWAP_WORDS_KEY, TIE_POLICIES, DataSource, check_hard_negatives, check_swap_words
 from .losses import LossConfig
 from .model import EditRewardConfig
 
@@ -98,10 +98,10 @@ class DataSection(Config):
     hard_negatives_min_score: float | None = config_field(None, "Only chosen edits whose instruction-following score "
                                                           "is at least this win a hard negative (null: every strict "
                                                           "pair's chosen edit).")
-    swap_words: list[list[str]] = config_field([list(words) for words in SWAP_WORDS], "Word classes of the swapped_word "
-                                               "negatives: a word of an instruction found in a class is replaced by "
-                                               "another of that class (default: colours, sizes, shapes, sides; leave "
-                                               "synonyms out, a swap to a synonym is no negative).")
+    swap_words: list[list[str]] = config_field(SWAP_WORDS_KEY, "Word classes of the swapped_word negatives: a word "
+                                               "of an instruction found in a class is replaced by another of that class "
+                                               "(default: generic colours, sizes and the two side axes; name your data's "
+                                               "attributes, leave synonyms out: a swap to a synonym is no negative).")
 
     def validate(self) -> None:
         super().validate()
@@ -120,7 +120,7 @@ class RewardTrainingConfig(Config):
     # keys added after runs were saved, with the value that behaves as those runs did (editrl.runs.check_resume_config)
     KEYS_ADDED: ClassVar[dict[str, Any]] = {"model.read_at": "reward_token", "model.train_backbone": True,
                                             "data.hard_negatives": [], "data.hard_negatives_min_score": None,
-                                            "data.swap_words": [list(words) for words in SWAP_WORDS],
+                                            "data.swap_words": SWAP_WORDS_KEY,
                                             "loss.per_dimension": 0.0}
 
     model: ModelSection = config_field(ModelSection(tiny={}), "The backbone and reward-model settings.")

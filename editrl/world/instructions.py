@@ -17,6 +17,10 @@ from ..errors import EditRLError
 from .scenes import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, Scene, WorldObject, random_object
 
 KINDS = ("recolor", "remove", "add", "move", "resize", "background")
+# The world's attribute words as the word classes of ``editrl.reward.data.swap_word`` (the swapped_word hard negatives
+# and the world report's swapped-instruction audit): object colours, background colours, shapes, sizes, and a side
+# within its axis ("top left" -> "bottom left"), so that every swap is again an instruction of this grammar.
+SWAP_WORDS = (tuple(COLORS), tuple(BACKGROUNDS), SHAPES, tuple(SIZES), ("left", "right"), ("top", "bottom"))
 
 
 @dataclass(frozen=True)

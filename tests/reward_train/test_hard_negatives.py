@@ -129,6 +129,7 @@ def test_swap_word_replaces_one_attribute_word_by_another_of_its_class():
     outs = {swap_word("Make the red ring small.", classes, random.Random(s)) for s in range(20)}
     assert outs == {"Make the blue ring small.", "Make the red ring large."}  # one word, either class, never both
     assert swap_word("Red square to the left.", [["red", "green"]], random.Random(0)) == "Green square to the left."
+    assert swap_word("MAKE THE RED RING", [["red", "green"]], random.Random(0)) == "MAKE THE GREEN RING"
     assert swap_word("Remove the ring.", classes, random.Random(0)) is None  # nothing to swap: no negative
     assert swap_word("Make it bluer.", classes, random.Random(0)) is None  # whole words only
     for s in range(50):  # the default classes: every swap changes exactly one word, to another of its class
@@ -148,7 +149,8 @@ def test_swapped_word_negatives_pair_the_chosen_edit_with_itself_under_the_swapp
     assert negative.kind == "negative" and negative.label == 1.0 and negative.chosen_scores is None
 
 
-@pytest.mark.parametrize("classes", [[["red"]], [["red", "red"]], [["red", "blue"], ["blue", "green"]], [["dark red", "blue"]], ["red"]])
+@pytest.mark.parametrize("classes", [[["red"]], [["red", "red"]], [["red", "red", "blue"]], [["red", "blue"], ["blue", "green"]],
+                                     [["dark red", "blue"]], ["red"], [[1, 2]], [[True, False]], []])
 def test_bad_swap_word_classes_are_refused_before_training(classes):
     with pytest.raises(EditRLError, match="swap_words"):
         add_hard_negatives([pair(0)], ["swapped_word"], swap_words=classes)
@@ -166,3 +168,19 @@ def test_trainer_swaps_the_words_of_its_config(tmp_path):
     with_word = [p for p in trainer.train_pairs if p.kind == "strict" and p.label == 1.0 and "brighter" in p.instruction.split()]
     assert with_word and len(negatives) == len(with_word) == trainer.train_summary["hard_negatives"]["swapped_word"]
     assert all(p.rejected_instruction == p.instruction.replace("brighter", "darker") for p in negatives)
+
+
+def test_adding_swapped_word_leaves_the_other_kinds_draws_as_they_were():
+    """Each kind draws from a generator of its own: a run with swapped_word added differs from one without only by
+    the swapped pairs (the comparison of the two recipes has no other change)."""
+    pairs = [dataclasses.replace(pair(i), instruction=f"Make the red ring small {i}.") for i in range(12)]
+    without, _ = add_hard_negatives(pairs, ["other_instruction"], seed=3)
+    with_swaps, added = add_hard_negatives(pairs, ["other_instruction", "swapped_word"], seed=3)
+    assert added["swapped_word"] == 12
+    assert [p for p in with_swaps if not p.pair_id.endswith("#swapped")] == without
+
+
+def test_yaml_booleans_and_an_empty_list_are_refused_with_one_line():
+    for value in ("[[on, off]]", "[]", "[[1, 2]]", "red"):
+        with pytest.raises(EditRLError, match="swap_words"):
+            load_config(TINY_YAML, [f"data.swap_words={value}"])
