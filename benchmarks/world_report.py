@@ -203,7 +203,7 @@ def audit_rows(n: int, seed: int) -> list[dict]:
     import io
     import random
 
-    from editrl.reward.data import swap_word
+    from editrl.reward.data import swap_classes, swap_word
     from editrl.world.audit import AUDIT_CATEGORIES, HELD_OUT_CATEGORIES, wrong_outcome
     from editrl.world.examples import make_examples
     from editrl.world.instructions import SWAP_WORDS as WORLD_SWAP_WORDS
@@ -214,14 +214,14 @@ def audit_rows(n: int, seed: int) -> list[dict]:
         return buffer.getvalue()
 
     rng, held_out_rng, rows = random.Random(seed), random.Random(f"{seed}-held-out"), []
-    swap_rng = random.Random(f"{seed}-swapped-instruction")
+    swap_rng, swaps = random.Random(f"{seed}-swapped-instruction"), swap_classes(WORLD_SWAP_WORDS)
     for example in make_examples(n, seed=seed, split="test"):
         source, target = png(example.source), png(example.target)
         for category in AUDIT_CATEGORIES:
             wrong = wrong_outcome(example, category, held_out_rng if category in HELD_OUT_CATEGORIES else rng)
             if wrong is not None:
                 rows.append({"group": category, "instruction": example.instruction, "source": source, "a": target, "b": png(wrong)})
-        swapped = swap_word(example.instruction, WORLD_SWAP_WORDS, swap_rng)
+        swapped = swap_word(example.instruction, swaps, swap_rng)
         if swapped is not None:
             rows.append({"group": "swapped-instruction", "instruction": example.instruction, "instruction_b": swapped,
                          "source": source, "a": target, "b": target})

@@ -473,10 +473,10 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     - ``other_instruction``: the chosen edit under its own instruction over the same edit under another
       row's instruction (drawn with ``seed``), so the score must read the instruction, not only the images;
     - ``swapped_word``: the chosen edit under its own instruction over the same edit under that instruction with one
-      attribute word swapped for another of its class (``swap_words``: a colour, a size, a shape, a side), as
+      attribute word swapped for another of its class (``swap_words``; by default a colour, a size or a side), as
       NegCLIP swaps words of captions. Another row's instruction mostly names objects the scene lacks; this one names
-      the wrong value, the wrong object or the wrong shape of the same scene, the errors that need the instruction
-      read word by word. Instructions with no such word give none.
+      the wrong value or the wrong object of the same scene, the errors that need the instruction read word by word.
+      Instructions with no such word give none.
 
     Annotated pairs teach the reward what annotators prefer; where both edits of a row failed alike, they
     never show it an edit that ignores the instruction, and a reward can rank them by image cleanliness
