@@ -1,0 +1,146 @@
+"""Learning rate, batch and KL of the world RL recipes from a sweep (issue #25). One JSON object per line.
+
+Each point of the grid is one ``benchmarks/rl_world.py`` run of GRPO or DiffusionNFT against ``--reward`` (default
+``world``, the world EditReward), the recipe of ``configs/{grpo,nft}/world.yaml`` with the point's config overrides,
+the same number of sampled images (1920) and the same ``--eval-prompts`` held-out prompts, paired before and after.
+A point's record is rl_world's own (``paired_change``, ``goal_beyond_2se``, within-group reward std, seconds) plus
+``algorithm``, ``point`` and ``overrides``. The last line per algorithm is a summary: the points ranked by the change
+of exact edits, ``best`` the highest among those whose lost objects rose by at most ``--max-lost-rise`` points, and
+whether any point met #25's goal (exact edits +10 points, beyond 2 SE).
+
+Points run ``--jobs`` at a time as separate processes (one thread each); a point whose record is already in
+``--out`` is read back, not rerun, so a stopped sweep resumes where it was.
+
+    python benchmarks/rl_sweep.py --eval-prompts 256                      # the grid below, ~60 min on 2 cores
+    python benchmarks/rl_sweep.py --algorithms grpo --point lr3e-3=learning_rate=3e-3,kl_beta=0   # one point
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One change from the recipe per point along each axis, and the learning rate crossed with a weaker KL for GRPO.
+# The batch point doubles the groups per optimizer step and halves the iterations: the same sampled images.
+GRID = {
+    "grpo": {
+        "recipe": {},
+        "lr3e-4": {"learning_rate": 3e-4},
+        "lr3e-3": {"learning_rate": 3e-3},
+        "kl4e-3": {"kl_beta": 4e-3},
+        "lr3e-4-kl4e-3": {"learning_rate": 3e-4, "kl_beta": 4e-3},
+        "lr3e-3-kl4e-3": {"learning_rate": 3e-3, "kl_beta": 4e-3},
+        "groups8": {"groups_per_step": 8, "num_iterations": 30},
+    },
+    "nft": {
+        "recipe": {},
+        "lr3e-4": {"learning_rate": 3e-4},
+        "lr3e-3": {"learning_rate": 3e-3},
+        "beta0.1": {"beta": 0.1},
+    },
+}
+
+
+def parse_point(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME=KEY=VALUE,KEY=VALUE`` (``NAME=`` alone: the recipe) -> (name, overrides); one line names a bad one."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--point {text!r}: expected NAME=KEY=VALUE[,KEY=VALUE...]")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"--point {text!r}: {item!r} is not KEY=VALUE")
+        overrides[key] = value
+    return name, overrides
+
+
+def command(algorithm: str, overrides: dict, args, out: Path) -> list[str]:
+    """The rl_world.py invocation of one point (its overrides win over the recipe's settings)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "rl_world.py"), "--reward", args.reward,
+           "--runs", f"{algorithm}_learned", "--eval-prompts", str(args.eval_prompts), "--eval-every",
+           str(args.eval_every), "--no-best-of-4", "--seed", str(args.seed), "--out", str(out)]
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={value}"]
+    return cmd
+
+
+def run_point(algorithm: str, name: str, overrides: dict, args) -> dict:
+    """Run one point (or read back its record) and return rl_world's record with the point named in it."""
+    out = Path(args.out) / algorithm / name
+    record_path = out / "record.json"
+    if record_path.exists():
+        return json.loads(record_path.read_text())
+    cmd = command(algorithm, overrides, args, out / "rl_world")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    runs = [r for r in records if r.get("run") == f"{algorithm}_learned"]
+    if done.returncode or not runs:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"{algorithm} point {name!r} failed (rc {done.returncode}): {tail[0]}")
+    record = {"algorithm": algorithm, "point": name, "overrides": overrides, "reward": args.reward,
+              "command": " ".join(["python", "benchmarks/rl_world.py", *cmd[2:]]), **runs[0]}
+    out.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record))
+    return record
+
+
+def summarise(algorithm: str, records: list[dict], max_lost_rise: float, goal_points: float = 10.0) -> dict:
+    """Points ranked by the paired change of exact edits (points, ± SE; lost objects likewise, the judge in its units); ``best`` is the first whose lost objects
+    rose by at most ``max_lost_rise`` points; ``goal_met`` by those whose exact edits rose by ``goal_points`` with
+    the whole rl_world goal beyond 2 SE."""
+    def change(record, measure, scale):
+        paired = record["paired_change"][measure]
+        return round(scale * paired["mean"], 3), round(scale * paired["se"], 3)
+
+    ranked = sorted(records, key=lambda r: r["paired_change"]["exact_edit"]["mean"], reverse=True)
+    rows = [{"point": r["point"], "overrides": r["overrides"], "exact_edit_points": change(r, "exact_edit", 100),
+             "lost_object_points": change(r, "lost_object", 100), "judge": change(r, "oracle", 1),
+             "group_reward_std": r.get("group_reward_std"), "goal_beyond_2se": r.get("goal_beyond_2se"),
+             "seconds": r.get("seconds")} for r in ranked]
+    allowed = [row for row in rows if row["lost_object_points"][0] <= max_lost_rise]
+    return {"summary": "rl_sweep", "algorithm": algorithm, "ranked_by_exact_edit": rows,
+            "best": allowed[0]["point"] if allowed else None, "max_lost_rise_points": max_lost_rise,
+            "goal_met": [row["point"] for row in rows
+                         if row["goal_beyond_2se"] and row["exact_edit_points"][0] >= goal_points]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algorithms", nargs="+", choices=sorted(GRID), default=sorted(GRID))
+    parser.add_argument("--point", action="append", default=[], metavar="NAME=KEY=VALUE,...",
+                        help="sweep these points instead of the built-in grid (config keys of the algorithm's config)")
+    parser.add_argument("--reward", default="world", help="reward spec the runs train against (default: the world "
+                        "EditReward)")
+    parser.add_argument("--eval-prompts", type=int, default=256, help="held-out prompts, paired before/after")
+    parser.add_argument("--eval-every", type=int, default=30, help="iterations between held-out evaluations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="points run at a time (one thread each)")
+    parser.add_argument("--max-lost-rise", type=float, default=2.0, help="points of lost objects a best point may add")
+    parser.add_argument("--out", default="runs/bench-rl-sweep")
+    args = parser.parse_args()
+    for name in ("eval_prompts", "eval_every", "jobs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    custom = dict(parse_point(p) for p in args.point)
+    grid = {algorithm: custom or GRID[algorithm] for algorithm in args.algorithms}
+    jobs = [(algorithm, name, overrides) for algorithm, points in grid.items() for name, overrides in points.items()]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        records = list(pool.map(lambda job: run_point(*job, args), jobs))
+    for record in records:
+        print(json.dumps(record), flush=True)
+    for algorithm in grid:
+        print(json.dumps(summarise(algorithm, [r for r in records if r["algorithm"] == algorithm],
+                                   args.max_lost_rise)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
