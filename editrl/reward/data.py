@@ -426,12 +426,14 @@ def check_hard_negatives(kinds: Sequence[str]) -> None:
         raise EditRLError(f"data.hard_negatives {list(kinds)}: expected distinct names among {list(HARD_NEGATIVES)}")
 
 
-def check_swap_words(classes: Sequence[Sequence[str]]) -> None:
-    """One line unless ``classes`` is a non-empty list of classes, each at least two distinct single words (strings),
-    and no word is in two classes."""
+def check_swap_words(classes: Sequence[Sequence[str]], required: bool = True) -> None:
+    """One line unless ``classes`` is a list of classes, each at least two distinct single words (strings), and no
+    word is in two classes; empty only when no ``swapped_word`` negative is ``required`` from it."""
     seen: set[str] = set()
-    if not isinstance(classes, (list, tuple)) or not classes:
-        raise EditRLError(f"data.swap_words: expected a non-empty list of word lists, got {classes!r}")
+    if not isinstance(classes, (list, tuple)) or (required and not classes):
+        raise EditRLError(f"data.swap_words: expected a non-empty list of word lists (data.hard_negatives has "
+                          f"swapped_word), got {classes!r}" if required else
+                          f"data.swap_words: expected a list of word lists, got {classes!r}")
     for words in classes:
         ok = isinstance(words, (list, tuple)) and all(isinstance(w, str) and re.fullmatch(r"[A-Za-z]+", w) for w in words)
         lowered = [w.lower() for w in words] if ok else []
@@ -490,7 +492,7 @@ def add_hard_negatives(pairs: Sequence[PreferencePair], kinds: Sequence[str], mi
     import random
 
     check_hard_negatives(kinds)
-    check_swap_words(swap_words)
+    check_swap_words(swap_words, required="swapped_word" in kinds)
     # one generator per kind that draws, so adding a kind leaves the others' draws as they were
     rngs = {kind: random.Random(seed if kind == "other_instruction" else f"{seed}-{kind}") for kind in kinds}
     others = swap_classes(swap_words)

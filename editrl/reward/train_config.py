@@ -106,7 +106,7 @@ class DataSection(Config):
     def validate(self) -> None:
         super().validate()
         check_hard_negatives(self.hard_negatives)
-        check_swap_words(self.swap_words)
+        check_swap_words(self.swap_words, required="swapped_word" in self.hard_negatives)
         if self.ties not in TIE_POLICIES:
             raise EditRLError(f"data.ties {self.ties!r}: expected one of {TIE_POLICIES}")
         if len(self.score_range) != 2 or self.score_range[0] >= self.score_range[1]:

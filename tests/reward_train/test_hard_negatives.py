@@ -155,7 +155,17 @@ def test_bad_swap_word_classes_are_refused_before_training(classes):
     with pytest.raises(EditRLError, match="swap_words"):
         add_hard_negatives([pair(0)], ["swapped_word"], swap_words=classes)
     with pytest.raises(EditRLError, match="swap_words"):
-        load_config(TINY_YAML, [f"data.swap_words={classes}"])
+        load_config(TINY_YAML, ["data.hard_negatives=[swapped_word]", f"data.swap_words={classes}"])
+    if classes:  # malformed classes are refused even where no swapped_word negative reads them
+        with pytest.raises(EditRLError, match="swap_words"):
+            load_config(TINY_YAML, [f"data.swap_words={classes}"])
+
+
+def test_no_swap_classes_are_needed_where_no_swapped_word_negative_is_asked_for():
+    assert load_config(TINY_YAML, ["data.swap_words=[]"]).data.swap_words == []
+    assert load_config(TINY_YAML, ["data.hard_negatives=[unchanged_source]", "data.swap_words=[]"]).data.swap_words == []
+    with pytest.raises(EditRLError, match="non-empty.*swapped_word"):
+        load_config(TINY_YAML, ["data.hard_negatives=[swapped_word]", "data.swap_words=[]"])
 
 
 def test_trainer_swaps_the_words_of_its_config(tmp_path):
@@ -183,4 +193,4 @@ def test_adding_swapped_word_leaves_the_other_kinds_draws_as_they_were():
 def test_yaml_booleans_and_an_empty_list_are_refused_with_one_line():
     for value in ("[[on, off]]", "[]", "[[1, 2]]", "red"):
         with pytest.raises(EditRLError, match="swap_words"):
-            load_config(TINY_YAML, [f"data.swap_words={value}"])
+            load_config(TINY_YAML, ["data.hard_negatives=[swapped_word]", f"data.swap_words={value}"])

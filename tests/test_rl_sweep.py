@@ -1,0 +1,83 @@
+"""benchmarks/rl_sweep.py: the points of a sweep, the rl_world run each makes, and the summary that ranks them."""
+
+import json
+import types
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("rl_sweep")
+
+
+def record(point, exact, lost, oracle=0.0, goal=False, se=0.01):
+    def change(mean):
+        return {"mean": mean, "se": se, "n": 256}
+    return {"algorithm": "grpo", "point": point, "overrides": {}, "goal_beyond_2se": goal, "group_reward_std": 0.5,
+            "seconds": 1.0, "paired_change": {"exact_edit": change(exact), "lost_object": change(lost),
+                                              "oracle": change(oracle)}}
+
+
+def test_points_parse_into_overrides_and_a_bad_one_is_named(bench):
+    assert bench.parse_point("fast=learning_rate=3e-3,kl_beta=0") == ("fast", {"learning_rate": "3e-3", "kl_beta": "0"})
+    assert bench.parse_point("recipe=") == ("recipe", {})
+    for bad in ("learning_rate", "=learning_rate=1", "x=learning_rate", "x=learning_rate="):
+        with pytest.raises(SystemExit, match="--point"):
+            bench.parse_point(bad)
+
+
+def test_a_point_runs_rl_world_with_its_overrides_after_the_recipe(bench, tmp_path):
+    args = types.SimpleNamespace(reward="world", eval_prompts=256, eval_every=30, seed=2)
+    cmd = bench.command("nft", {"learning_rate": 3e-4, "beta": 0.1}, args, tmp_path)
+    assert cmd[1].endswith("benchmarks/rl_world.py")
+    assert cmd[cmd.index("--runs") + 1] == "nft_learned" and cmd[cmd.index("--reward") + 1] == "world"
+    assert cmd[cmd.index("--seed") + 1] == "2" and cmd[cmd.index("--eval-prompts") + 1] == "256"
+    assert "--no-best-of-4" in cmd
+    sets = [cmd[i + 1] for i, word in enumerate(cmd) if word == "--set"]
+    assert sets == ["learning_rate=0.0003", "beta=0.1"]
+
+
+def test_every_grid_point_is_one_change_of_a_config_field(bench):
+    from editrl.rl import GRPOConfig, NFTConfig
+    fields = {"grpo": GRPOConfig.__dataclass_fields__, "nft": NFTConfig.__dataclass_fields__}
+    for algorithm, points in bench.GRID.items():
+        assert points["recipe"] == {}
+        for overrides in points.values():
+            assert set(overrides) <= set(fields[algorithm])
+    # the batch point keeps the sampled images of the recipe (4 groups x 60 iterations)
+    batch = bench.GRID["grpo"]["groups8"]
+    assert batch["groups_per_step"] * batch["num_iterations"] == 4 * 60
+
+
+def test_summary_ranks_by_exact_edits_and_best_respects_the_lost_object_limit(bench):
+    records = [record("a", 0.05, 0.08), record("b", 0.03, 0.01), record("c", -0.01, -0.02), record("d", 0.12, 0.0, goal=True)]
+    summary = bench.summarise("grpo", records, max_lost_rise=2.0)
+    assert [row["point"] for row in summary["ranked_by_exact_edit"]] == ["d", "a", "b", "c"]
+    assert summary["best"] == "d" and summary["goal_met"] == ["d"]
+    first = summary["ranked_by_exact_edit"][0]
+    assert first["exact_edit_points"] == (12.0, 1.0) and first["lost_object_points"] == (0.0, 1.0)
+    # without d, a gains most exact edits but loses 8 points of objects: b is the best allowed point
+    summary = bench.summarise("grpo", records[:3], max_lost_rise=2.0)
+    assert summary["best"] == "b" and summary["goal_met"] == []
+    # a goal beyond 2 SE with fewer than 10 points of exact edits is not #25's goal
+    assert bench.summarise("grpo", [record("e", 0.05, 0.0, goal=True)], 2.0)["goal_met"] == []
+    assert bench.summarise("grpo", [record("f", 0.05, 0.05)], 2.0)["best"] is None
+
+
+def test_a_finished_point_is_read_back_not_rerun(bench, tmp_path, monkeypatch):
+    args = types.SimpleNamespace(out=str(tmp_path), reward="world", eval_prompts=4, eval_every=1, seed=0)
+    saved = {**record("x", 0.01, 0.0), "algorithm": "nft"}
+    (tmp_path / "nft" / "x").mkdir(parents=True)
+    (tmp_path / "nft" / "x" / "record.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: pytest.fail("a finished point was rerun"))
+    assert bench.run_point("nft", "x", {}, args) == saved
+
+
+def test_a_failed_point_names_itself_in_one_line(bench, tmp_path, monkeypatch):
+    args = types.SimpleNamespace(out=str(tmp_path), reward="world", eval_prompts=4, eval_every=1, seed=0)
+    failed = types.SimpleNamespace(returncode=2, stdout="", stderr="Traceback\nValueError: learning_rate must be > 0")
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(SystemExit, match=r"nft point 'bad' failed \(rc 2\): ValueError: learning_rate must be > 0"):
+        bench.run_point("nft", "bad", {"learning_rate": -1}, args)
+    assert not (tmp_path / "nft" / "bad" / "record.json").exists()
