@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One change from the recipe per point along each axis, and the learning rate crossed with a weaker KL for GRPO.
+# One change from the recipe per point along each axis (GRPO also: the learning rate crossed with a weaker KL, and
+# a filter of the groups by their spread, as Edit-R1 and DAPO train on the groups that carry signal).
 # The batch point doubles the groups per optimizer step and halves the iterations: the same sampled images.
 GRID = {
     "grpo": {
@@ -38,6 +39,8 @@ GRID = {
         "lr3e-4-kl4e-3": {"learning_rate": 3e-4, "kl_beta": 4e-3},
         "lr3e-3-kl4e-3": {"learning_rate": 3e-3, "kl_beta": 4e-3},
         "groups8": {"groups_per_step": 8, "num_iterations": 30},
+        # train only on groups that spread (about half of them: the world EditReward's within-group std is ~0.5)
+        "minstd0.5": {"min_group_std": 0.5},
     },
     "nft": {
         "recipe": {},
