@@ -9,7 +9,8 @@ of exact edits, ``best`` the highest among those whose lost objects rose by at m
 whether any point met #25's goal (exact edits +10 points, beyond 2 SE).
 
 Points run ``--jobs`` at a time as separate processes (one thread each); a point whose record is already in
-``--out`` is read back, not rerun, so a stopped sweep resumes where it was.
+``--out`` is read back, not rerun, so a stopped sweep resumes where it was (a record made by another command, e.g.
+another ``--reward`` or seed, is refused with one line).
 
     python benchmarks/rl_sweep.py --eval-prompts 256                      # the grid below, ~60 min on 2 cores
     python benchmarks/rl_sweep.py --algorithms grpo --point lr3e-3=learning_rate=3e-3,kl_beta=0   # one point
@@ -79,9 +80,14 @@ def run_point(algorithm: str, name: str, overrides: dict, args) -> dict:
     """Run one point (or read back its record) and return rl_world's record with the point named in it."""
     out = Path(args.out) / algorithm / name
     record_path = out / "record.json"
-    if record_path.exists():
-        return json.loads(record_path.read_text())
     cmd = command(algorithm, overrides, args, out / "rl_world")
+    shown = " ".join(["python", "benchmarks/rl_world.py", *cmd[2:]])
+    if record_path.exists():  # read back only what this very command made (same reward, prompts, seed, overrides)
+        record = json.loads(record_path.read_text())
+        if record.get("command") != shown:
+            raise SystemExit(f"{record_path} was made by `{record.get('command')}`, not `{shown}`: remove it or "
+                             "choose another --out")
+        return record
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -90,7 +96,7 @@ def run_point(algorithm: str, name: str, overrides: dict, args) -> dict:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise SystemExit(f"{algorithm} point {name!r} failed (rc {done.returncode}): {tail[0]}")
     record = {"algorithm": algorithm, "point": name, "overrides": overrides, "reward": args.reward,
-              "command": " ".join(["python", "benchmarks/rl_world.py", *cmd[2:]]), **runs[0]}
+              "command": shown, **runs[0]}
     out.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record))
     return record

@@ -67,11 +67,18 @@ def test_summary_ranks_by_exact_edits_and_best_respects_the_lost_object_limit(be
 
 def test_a_finished_point_is_read_back_not_rerun(bench, tmp_path, monkeypatch):
     args = types.SimpleNamespace(out=str(tmp_path), reward="world", eval_prompts=4, eval_every=1, seed=0)
-    saved = {**record("x", 0.01, 0.0), "algorithm": "nft"}
+    made = " ".join(["python", "benchmarks/rl_world.py", *bench.command("nft", {"beta": 0.1}, args,
+                                                                         tmp_path / "nft" / "x" / "rl_world")[2:]])
+    saved = {**record("x", 0.01, 0.0), "algorithm": "nft", "command": made}
     (tmp_path / "nft" / "x").mkdir(parents=True)
     (tmp_path / "nft" / "x" / "record.json").write_text(json.dumps(saved))
     monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: pytest.fail("a finished point was rerun"))
-    assert bench.run_point("nft", "x", {}, args) == saved
+    assert bench.run_point("nft", "x", {"beta": 0.1}, args) == saved
+    # the same point name under other settings is not silently read back
+    for changed_args, overrides in ((args, {"beta": 1.0}), (types.SimpleNamespace(**{**vars(args), "seed": 1}), {"beta": 0.1}),
+                                    (types.SimpleNamespace(**{**vars(args), "reward": "oracle-exact"}), {"beta": 0.1})):
+        with pytest.raises(SystemExit, match="was made by .* remove it or choose another --out"):
+            bench.run_point("nft", "x", overrides, changed_args)
 
 
 def test_a_failed_point_names_itself_in_one_line(bench, tmp_path, monkeypatch):
