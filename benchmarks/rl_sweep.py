@@ -28,15 +28,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One change from the recipe per point along each axis (GRPO also: the learning rate crossed with a weaker KL, and
-# a filter of the groups by their spread, as Edit-R1 and DAPO train on the groups that carry signal).
-# The batch point doubles the groups per optimizer step and halves the iterations: the same sampled images.
+# One change from the recipe per point along each axis: the learning rate 3x down and up, the KL 10x weaker and 10x
+# (GRPO) or 100x (NFT) stronger. GRPO also: the learning rate crossed with the weaker KL, and a filter of the groups
+# by their spread (as Edit-R1 and DAPO train on the groups that carry signal). The batch point doubles the groups
+# per optimizer step and halves the iterations: the same sampled images.
 GRID = {
     "grpo": {
         "recipe": {},
         "lr3e-4": {"learning_rate": 3e-4},
         "lr3e-3": {"learning_rate": 3e-3},
         "kl4e-3": {"kl_beta": 4e-3},
+        "kl0.4": {"kl_beta": 0.4},
         "lr3e-4-kl4e-3": {"learning_rate": 3e-4, "kl_beta": 4e-3},
         "lr3e-3-kl4e-3": {"learning_rate": 3e-3, "kl_beta": 4e-3},
         "groups8": {"groups_per_step": 8, "num_iterations": 30},
@@ -48,6 +50,7 @@ GRID = {
         "lr3e-4": {"learning_rate": 3e-4},
         "lr3e-3": {"learning_rate": 3e-3},
         "beta0.1": {"beta": 0.1},
+        "kl1e-2": {"kl_beta": 1e-2},
     },
 }
 
