@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("editreward", "train_json", "jsonl", "synthetic")
 TIE_POLICIES = ("disentangle", "keep", "drop")
+MIRRORED_SUFFIX = "#b>a"
+"""Pair id suffix of the second pair a disentangled tie makes (the first, mirrored): a metric counts the tie once."""
 HARD_NEGATIVES = ("unchanged_source", "other_instruction", "swapped_word")
 # Word classes of ``swapped_word`` negatives: generic words an edit instruction uses for attributes that exclude one
 # another (an edit that makes the car red does not make it blue; a side is swapped within its axis). Synonyms
@@ -410,7 +412,7 @@ def build_pairs(
             b_wins = row.scores_a is not None and any(y > x for x, y in zip(row.scores_a, row.scores_b))
             if a_wins and b_wins:
                 add(row, "#a>b", True, 1.0, "disentangled")
-                add(row, "#b>a", False, 1.0, "disentangled")
+                add(row, MIRRORED_SUFFIX, False, 1.0, "disentangled")
                 summary["ties_disentangled"] += 1
             else:
                 summary["ties_without_dimension_preference"] += 1

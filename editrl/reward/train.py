@@ -41,7 +41,7 @@ from ..runs import (
     trackers,
     write_config,
 )
-from .data import PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
+from .data import MIRRORED_SUFFIX, PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .output import DIMENSIONS
 from .train_config import ModelSection, RewardTrainingConfig
@@ -208,6 +208,8 @@ class PairBatch:
     dimension_labels: torch.Tensor
     """(P, D): 1 / 0 where the chosen edit scored higher / lower on a dimension, NaN where tied or unknown; a hard
     negative is decided on instruction following (dimension 0) only."""
+    mirrored: torch.Tensor
+    """1.0 for the second pair of a disentangled tie (the first one mirrored): per-dimension accuracy skips it."""
 
 
 def dimension_labels(pair: PreferencePair, num_dimensions: int) -> list[float]:
@@ -245,6 +247,8 @@ def collate_pairs(items) -> PairBatch:
         chosen_scores=torch.tensor([p.chosen_scores for p in pairs], dtype=torch.float32) if has_scores else None,
         rejected_scores=torch.tensor([p.rejected_scores for p in pairs], dtype=torch.float32) if has_scores else None,
         dimension_labels=torch.tensor([dimension_labels(p, len(DIMENSIONS)) for p in pairs], dtype=torch.float32),
+        mirrored=torch.tensor([p.kind == "disentangled" and p.pair_id.endswith(MIRRORED_SUFFIX) for p in pairs],
+                              dtype=torch.float32),
     )
 
 
@@ -279,7 +283,9 @@ def pair_statistics(loss, chosen, rejected, batch: PairBatch, fuse, weight: torc
     [loss, n, correct, n_strict, sigma, n_sigma, (correct_d, n_d) per dimension].
 
     Pairwise accuracy counts strict pairs (ties and disentangled ties have no single right answer);
-    per-dimension accuracy counts pairs whose human scores differ on that dimension."""
+    per-dimension accuracy counts pairs decided on that dimension (``dimension_labels``, as the per-dimension loss
+    reads them: scores that differ; a row without scores is undecided, whatever the rest of its batch), a
+    disentangled tie once (its mirrored pair would count the same comparison again)."""
     weight = weight.to(chosen.device)
     mu_c, mu_r = fuse(chosen)[:, 0], fuse(rejected)[:, 0]
     decided = batch.strict.to(chosen.device) * weight
@@ -287,14 +293,12 @@ def pair_statistics(loss, chosen, rejected, batch: PairBatch, fuse, weight: torc
     sigma = torch.cat([chosen[..., 1], rejected[..., 1]]).exp()
     stats = [(loss * weight).sum(), weight.sum(), correct.sum(), decided.sum(),
              (sigma * torch.cat([weight, weight])[:, None]).sum(), weight.sum() * 2 * chosen.shape[1]]
+    labels = batch.dimension_labels.to(chosen.device)
+    once = (1 - batch.mirrored.to(chosen.device)) * weight
     for d in range(chosen.shape[1]):
-        if batch.chosen_scores is None:
-            stats += [torch.zeros((), device=chosen.device)] * 2
-            continue
-        truth = torch.sign(batch.chosen_scores[:, d] - batch.rejected_scores[:, d]).to(chosen.device)
-        predicted = torch.sign(chosen[:, d, 0] - rejected[:, d, 0])
-        has = (truth != 0).float() * weight
-        stats += [((predicted == truth).float() * has).sum(), has.sum()]
+        has = (~torch.isnan(labels[:, d])).float() * once
+        right = torch.where(labels[:, d] > 0.5, chosen[:, d, 0] > rejected[:, d, 0], chosen[:, d, 0] < rejected[:, d, 0])
+        stats += [(right.float() * has).sum(), has.sum()]
     return torch.stack([s.float() for s in stats])
 
 
