@@ -5,12 +5,13 @@ Each point of the grid is one ``benchmarks/rl_world.py`` run of GRPO or Diffusio
 the same number of sampled images (1920) and the same ``--eval-prompts`` held-out prompts, paired before and after.
 A point's record is rl_world's own (``paired_change``, ``goal_beyond_2se``, within-group reward std, seconds) plus
 ``algorithm``, ``point`` and ``overrides``. The last line per algorithm is a summary: the points ranked by the change
-of exact edits, ``best`` the highest among those whose lost objects rose by at most ``--max-lost-rise`` points, and
-whether any point met #25's goal (exact edits +10 points, beyond 2 SE).
+of exact edits, ``best`` the highest among those that gained exact edits while their lost objects rose by at most
+``--max-lost-rise`` points, and whether any point met #25's goal (exact edits +10 points, beyond 2 SE).
 
 Points run ``--jobs`` at a time as separate processes (one thread each); a point whose record is already in
-``--out`` is read back, not rerun, so a stopped sweep resumes where it was (a record made by another command, e.g.
-another ``--reward`` or seed, is refused with one line).
+``--out`` is read back, not rerun, so a stopped sweep resumes where it was. A record made by another command (another
+``--reward``, seed or override) or from other inputs (the world config, editor or reward files) is refused with one
+line before anything runs. ``--point`` applies to every algorithm of ``--algorithms``.
 
     python benchmarks/rl_sweep.py --eval-prompts 256                      # the grid below, ~60 min on 2 cores
     python benchmarks/rl_sweep.py --algorithms grpo --point lr3e-3=learning_rate=3e-3,kl_beta=0   # one point
@@ -27,6 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from editrl.files import content_digest  # noqa: E402
 
 # One change from the recipe per point along each axis: the learning rate 3x down and up, the KL 10x weaker and 10x
 # (GRPO) or 100x (NFT) stronger. GRPO also: the learning rate crossed with the weaker KL, and a filter of the groups
@@ -79,36 +83,61 @@ def command(algorithm: str, overrides: dict, args, out: Path) -> list[str]:
     return cmd
 
 
-def run_point(algorithm: str, name: str, overrides: dict, args) -> dict:
-    """Run one point (or read back its record) and return rl_world's record with the point named in it."""
+def inputs(algorithm: str, reward: str) -> str:
+    """Digest of what a point is made from besides its command: the algorithm's world config and the world's models
+    (editor, EditReward, VLM; a reward given as a folder too), which are replaced under the same paths."""
+    folders = [ROOT / "editrl" / "world" / "models"] + ([Path(reward)] if Path(reward).is_dir() else [])
+    return content_digest([ROOT / "configs" / algorithm / "world.yaml"], folders)
+
+
+def finished(algorithm: str, name: str, overrides: dict, args) -> dict | None:
+    """The record of a point already run by this very command from the same inputs (None if not run); a record made
+    otherwise is refused with one line, not read back."""
     out = Path(args.out) / algorithm / name
     record_path = out / "record.json"
-    cmd = command(algorithm, overrides, args, out / "rl_world")
-    shown = " ".join(["python", "benchmarks/rl_world.py", *cmd[2:]])
-    if record_path.exists():  # read back only what this very command made (same reward, prompts, seed, overrides)
-        record = json.loads(record_path.read_text())
-        if record.get("command") != shown:
-            raise SystemExit(f"{record_path} was made by `{record.get('command')}`, not `{shown}`: remove it or "
-                             "choose another --out")
+    if not record_path.exists():
+        return None
+    record = json.loads(record_path.read_text())
+    shown = shown_command(command(algorithm, overrides, args, out / "rl_world"))
+    if record.get("command") != shown:
+        raise SystemExit(f"{record_path} was made by `{record.get('command')}`, not `{shown}`: remove it or choose "
+                         "another --out")
+    if record.get("inputs") != inputs(algorithm, args.reward):
+        raise SystemExit(f"{record_path} was made from another world config, editor or reward than those here now: "
+                         "remove it or choose another --out")
+    return record
+
+
+def shown_command(cmd: list[str]) -> str:
+    return " ".join(["python", "benchmarks/rl_world.py", *cmd[2:]])
+
+
+def run_point(algorithm: str, name: str, overrides: dict, args) -> dict:
+    """Run one point (or read back its record) and return rl_world's record with the point named in it."""
+    record = finished(algorithm, name, overrides, args)
+    if record is not None:
         return record
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    out = Path(args.out) / algorithm / name
+    cmd = command(algorithm, overrides, args, out / "rl_world")
+    digest = inputs(algorithm, args.reward)
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     runs = [r for r in records if r.get("run") == f"{algorithm}_learned"]
     if done.returncode or not runs:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise SystemExit(f"{algorithm} point {name!r} failed (rc {done.returncode}): {tail[0]}")
-    record = {"algorithm": algorithm, "point": name, "overrides": overrides, "reward": args.reward,
-              "command": shown, **runs[0]}
+    record = {**runs[0], "algorithm": algorithm, "point": name, "overrides": overrides, "reward": args.reward,
+              "command": shown_command(cmd), "inputs": digest}
     out.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(record))
+    (out / "record.json").write_text(json.dumps(record))
     return record
 
 
 def summarise(algorithm: str, records: list[dict], max_lost_rise: float, goal_points: float = 10.0) -> dict:
-    """Points ranked by the paired change of exact edits (points, ± SE; lost objects likewise, the judge in its units); ``best`` is the first whose lost objects
-    rose by at most ``max_lost_rise`` points; ``goal_met`` by those whose exact edits rose by ``goal_points`` with
-    the whole rl_world goal beyond 2 SE."""
+    """Points ranked by the paired change of exact edits (points, ± SE; lost objects likewise, the judge in its
+    units). ``best`` is the first that gained exact edits (mean above 0) while its lost objects rose by at most
+    ``max_lost_rise`` points (None: no such point); ``goal_met`` names those whose exact edits rose by at least
+    ``goal_points`` with the whole rl_world goal beyond 2 SE."""
     def change(record, measure, scale):
         paired = record["paired_change"][measure]
         return round(scale * paired["mean"], 3), round(scale * paired["se"], 3)
@@ -118,7 +147,7 @@ def summarise(algorithm: str, records: list[dict], max_lost_rise: float, goal_po
              "lost_object_points": change(r, "lost_object", 100), "judge": change(r, "oracle", 1),
              "group_reward_std": r.get("group_reward_std"), "goal_beyond_2se": r.get("goal_beyond_2se"),
              "seconds": r.get("seconds")} for r in ranked]
-    allowed = [row for row in rows if row["lost_object_points"][0] <= max_lost_rise]
+    allowed = [row for row in rows if row["exact_edit_points"][0] > 0 and row["lost_object_points"][0] <= max_lost_rise]
     return {"summary": "rl_sweep", "algorithm": algorithm, "ranked_by_exact_edit": rows,
             "best": allowed[0]["point"] if allowed else None, "max_lost_rise_points": max_lost_rise,
             "goal_met": [row["point"] for row in rows
@@ -145,6 +174,8 @@ def main() -> None:
     custom = dict(parse_point(p) for p in args.point)
     grid = {algorithm: custom or GRID[algorithm] for algorithm in args.algorithms}
     jobs = [(algorithm, name, overrides) for algorithm, points in grid.items() for name, overrides in points.items()]
+    for job in jobs:  # a record made otherwise stops the sweep now, not after the points before it have run
+        finished(*job, args)
     with ThreadPoolExecutor(args.jobs) as pool:
         records = list(pool.map(lambda job: run_point(*job, args), jobs))
     for record in records:

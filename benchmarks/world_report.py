@@ -43,6 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from editrl.files import content_digest  # noqa: E402
 from editrl.reward import metrics  # noqa: E402
 from editrl.reward.eval import ranking_label  # noqa: E402
 from editrl.world.reward import CORRUPTIONS, target_wins  # noqa: E402
@@ -279,13 +280,7 @@ def training_inputs(config: Path) -> str:
     import yaml
 
     settings = yaml.safe_load(config.read_text())
-    digest = hashlib.sha256(config.read_bytes())
-    for folder in (settings["model"]["base_model"], settings["data"]["train"]["path"]):
-        for path in sorted((REPO / folder).rglob("*")):
-            if path.is_file():
-                digest.update(str(path.relative_to(REPO / folder)).encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
+    return content_digest([config], [REPO / settings["model"]["base_model"], REPO / settings["data"]["train"]["path"]])
 
 
 def train_variant(name: str, steps: int, work: Path, seed: int = 0) -> tuple[Path, dict]:

@@ -4,11 +4,12 @@ write done so that a kill at any moment leaves either the old file or folder or 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,3 +155,18 @@ def check_model_source(source: str, flag: str) -> None:
     whether a Hub id is in the local cache is known only when it is loaded."""
     if not os.path.exists(Path(source).expanduser()) and not is_hub_id(source):
         raise EditRLError(f"{flag} {source!r}: no such file or folder, and not a Hugging Face id (owner/name)")
+
+
+def content_digest(files: Iterable[str | os.PathLike] = (), folders: Iterable[str | os.PathLike] = ()) -> str:
+    """16 hex digits of a SHA-256 over the bytes of ``files`` and of every file under ``folders`` (with its name
+    relative to its folder): what a cached result was made from, so a rerun that reuses it can check the inputs
+    are still the same (models and data are replaced under the same paths)."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    for folder in map(Path, folders):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(folder)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]

@@ -61,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("editreward", "train_json", "jsonl", "synthetic")
 TIE_POLICIES = ("disentangle", "keep", "drop")
-MIRRORED_SUFFIX = "#b>a"
-"""Pair id suffix of the second pair a disentangled tie makes (the first, mirrored): a metric counts the tie once."""
 HARD_NEGATIVES = ("unchanged_source", "other_instruction", "swapped_word")
 # Word classes of ``swapped_word`` negatives: generic words an edit instruction uses for attributes that exclude one
 # another (an edit that makes the car red does not make it blue; a side is swapped within its axis). Synonyms
@@ -124,6 +122,8 @@ class PreferencePair:
     rejected_instruction: str | None = None
     """The instruction the rejected edit is scored under (None: ``instruction``): a hard negative scores the
     chosen edit under an instruction it does not follow."""
+    mirrored: bool = False
+    """True for the second pair of a disentangled tie, the first one mirrored: a metric counts the tie once."""
 
 
 # --------------------------------------------------------------------------- image references
@@ -373,13 +373,13 @@ def build_pairs(
     summary = dict(rows=0, bad_rows=0, strict_pairs=0, ties=0, ties_kept=0, ties_dropped=0,
                    ties_disentangled=0, ties_without_dimension_preference=0, pairs=0)
 
-    def add(row: EditComparison, suffix: str, a_first: bool, label: float, kind: str) -> None:
+    def add(row: EditComparison, suffix: str, a_first: bool, label: float, kind: str, mirrored: bool = False) -> None:
         chosen, rejected = ("a", "b") if a_first else ("b", "a")
         pairs.append(PreferencePair(
             pair_id=row.row_id + suffix, source=row.source, instruction=row.instruction,
             chosen=getattr(row, f"edit_{chosen}"), rejected=getattr(row, f"edit_{rejected}"),
             chosen_scores=getattr(row, f"scores_{chosen}"), rejected_scores=getattr(row, f"scores_{rejected}"),
-            label=label, kind=kind,
+            label=label, kind=kind, mirrored=mirrored,
         ))
 
     for row in rows:
@@ -412,7 +412,7 @@ def build_pairs(
             b_wins = row.scores_a is not None and any(y > x for x, y in zip(row.scores_a, row.scores_b))
             if a_wins and b_wins:
                 add(row, "#a>b", True, 1.0, "disentangled")
-                add(row, MIRRORED_SUFFIX, False, 1.0, "disentangled")
+                add(row, "#b>a", False, 1.0, "disentangled", mirrored=True)
                 summary["ties_disentangled"] += 1
             else:
                 summary["ties_without_dimension_preference"] += 1

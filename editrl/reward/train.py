@@ -41,7 +41,7 @@ from ..runs import (
     trackers,
     write_config,
 )
-from .data import MIRRORED_SUFFIX, PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
+from .data import PreferencePair, add_hard_negatives, load_pair_images, load_preference_pairs
 from .losses import reward_loss
 from .output import DIMENSIONS
 from .train_config import ModelSection, RewardTrainingConfig
@@ -247,8 +247,7 @@ def collate_pairs(items) -> PairBatch:
         chosen_scores=torch.tensor([p.chosen_scores for p in pairs], dtype=torch.float32) if has_scores else None,
         rejected_scores=torch.tensor([p.rejected_scores for p in pairs], dtype=torch.float32) if has_scores else None,
         dimension_labels=torch.tensor([dimension_labels(p, len(DIMENSIONS)) for p in pairs], dtype=torch.float32),
-        mirrored=torch.tensor([p.kind == "disentangled" and p.pair_id.endswith(MIRRORED_SUFFIX) for p in pairs],
-                              dtype=torch.float32),
+        mirrored=torch.tensor([p.mirrored for p in pairs], dtype=torch.float32),
     )
 
 

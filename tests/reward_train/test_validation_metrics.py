@@ -26,15 +26,16 @@ def comparison(images, row_id: str, scores_a, scores_b) -> EditComparison:
                           edit_b=images["b"], scores_a=scores_a, scores_b=scores_b)
 
 
-def statistics(pairs: list[PreferencePair], margins: dict[str, tuple[float, float]]) -> dict:
-    """Metrics of a model whose chosen-minus-rejected mu per dimension is ``margins[pair_id]``."""
+def statistics(pairs: list[PreferencePair], margins: dict[str, tuple[float, float]], weights=None) -> dict:
+    """Metrics of a model whose chosen-minus-rejected mu per dimension is ``margins[pair_id]`` (``weights``: 0 for
+    the padding a process adds to even out its batches)."""
     batch = collate_pairs([(p, ("S", "C", "R")) for p in pairs])
     chosen = torch.zeros(len(pairs), 2, 2)
     rejected = torch.zeros(len(pairs), 2, 2)
     for i, p in enumerate(pairs):
         chosen[i, :, 0] = torch.tensor(margins[p.pair_id])
     stats = pair_statistics(torch.zeros(len(pairs)), chosen, rejected, batch, lambda x: x.mean(1),
-                            torch.ones(len(pairs)))
+                            torch.ones(len(pairs)) if weights is None else torch.tensor(weights))
     return metrics_from_statistics(stats, DIMS)
 
 
@@ -45,7 +46,7 @@ def test_a_disentangled_tie_counts_once_per_dimension(images):
                                  score_range=(1.0, 4.0), ties="disentangle", verify_images=False)
     assert summary["ties_disentangled"] == 1 and len(pairs) == 3
     ids = [p.pair_id for p in pairs]
-    assert ids == ["r1", "r2#a>b", "r2#b>a"]
+    assert ids == ["r1", "r2#a>b", "r2#b>a"] and [p.mirrored for p in pairs] == [False, False, True]
     # the model ranks the strict pair right on IF, and gets r2 wrong on IF (a above b) but right on VQ
     margins = {"r1": (1.0, 0.0), "r2#a>b": (-1.0, -1.0), "r2#b>a": (1.0, 1.0)}
     metrics = statistics(pairs, margins)
@@ -64,3 +65,12 @@ def test_a_row_without_scores_does_not_hide_its_batch_from_the_per_dimension_acc
     assert metrics["accuracy_instruction_following"] == pytest.approx(1.0)
     assert metrics["accuracy_visual_quality"] == pytest.approx(0.0)
     assert metrics["accuracy"] == pytest.approx(1.0)
+
+
+def test_padding_weighted_zero_is_not_counted(images):
+    pairs, _ = build_pairs([comparison(images, "r1", (4.0, 3.0), (1.0, 1.0)), comparison(images, "r2", (4.0, 3.0), (1.0, 1.0))],
+                           score_range=(1.0, 4.0), verify_images=False)
+    margins = {"r1": (1.0, 1.0), "r2": (-1.0, -1.0)}  # r1 right on both dimensions, r2 wrong
+    metrics = statistics(pairs, margins, weights=[1.0, 0.0])
+    assert metrics["accuracy_instruction_following"] == metrics["accuracy_visual_quality"] == metrics["accuracy"] == 1.0
+    assert statistics(pairs, margins)["accuracy_instruction_following"] == pytest.approx(0.5)
