@@ -132,8 +132,8 @@ def save_lora(editor, directory: str | Path) -> Path:
     The file loads with ``pipe.load_lora_weights`` / ``Editor.load_lora`` / ``editrl best-of-n --lora``. peft is given
     the LoRA parameters themselves, never the model's ``state_dict``: under FSDP that would be a collective gather of
     the whole sharded denoiser, which only the main process, the one that writes, would join. Its names are those of the
-    module inside FSDP's outer wrapper (peft matches them to its LoRA layers by the same names), the wrappers of the
-    blocks' units dropped after.
+    module inside FSDP's outer wrapper, with the wrappers of the blocks' units (``_fsdp_wrapped_module.``) dropped:
+    peft >= 0.22 matches the names to its LoRA layers without them, earlier versions only with them.
     """
     from accelerate.utils import extract_model_from_parallel
     from peft.utils import get_peft_model_state_dict
@@ -141,8 +141,12 @@ def save_lora(editor, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = extract_model_from_parallel(editor.transformer)
-    state = {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
-    layers = {k.replace(FSDP_PREFIX, ""): v.float().cpu().contiguous()
-              for k, v in get_peft_model_state_dict(model, state_dict=state).items()}
+    wrapped = {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
+    layers = get_peft_model_state_dict(model, state_dict={k.replace(FSDP_PREFIX, ""): v for k, v in wrapped.items()})
+    if not layers:  # peft < 0.22 keeps the names as the wrapped blocks hold them
+        layers = {k.replace(FSDP_PREFIX, ""): v for k, v in get_peft_model_state_dict(model, state_dict=wrapped).items()}
+    if not layers:
+        raise EditRLError(f"{directory}: the editor's denoiser holds no LoRA layers to save")
+    layers = {k: v.float().cpu().contiguous() for k, v in layers.items()}
     type(editor.pipe).save_lora_weights(str(directory), **{editor.lora_layers_key: layers})
     return directory
