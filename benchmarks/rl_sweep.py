@@ -85,7 +85,9 @@ def command(algorithm: str, overrides: dict, args, out: Path) -> list[str]:
 
 def inputs(algorithm: str, reward: str) -> str:
     """Digest of what a point is made from besides its command: the algorithm's world config and the world's models
-    (editor, EditReward, VLM; a reward given as a folder too), which are replaced under the same paths."""
+    (editor, EditReward, VLM; a reward given as a local folder too), which are replaced under the same paths. A reward
+    served elsewhere (a Hub id, a URL, ``module:factory``) is known by its spec alone: rerun into a fresh ``--out``
+    when it changes."""
     folders = [ROOT / "editrl" / "world" / "models"] + ([Path(reward)] if Path(reward).is_dir() else [])
     return content_digest([ROOT / "configs" / algorithm / "world.yaml"], folders)
 
