@@ -141,9 +141,9 @@ def save_lora(editor, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = extract_model_from_parallel(editor.transformer)
-    wrapped = {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
-    layers = get_peft_model_state_dict(model, state_dict={k.replace(FSDP_PREFIX, ""): v for k, v in wrapped.items()})
-    if not layers:  # peft < 0.22 keeps the names as the wrapped blocks hold them
+    layers = get_peft_model_state_dict(model, state_dict={k: p.detach() for k, p in lora_parameters(model).items()})
+    if not layers:  # peft < 0.22 keeps only the names as the wrapped blocks hold them
+        wrapped = {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
         layers = {k.replace(FSDP_PREFIX, ""): v for k, v in get_peft_model_state_dict(model, state_dict=wrapped).items()}
     if not layers:
         raise EditRLError(f"{directory}: the editor's denoiser holds no LoRA layers to save")
